@@ -1,0 +1,42 @@
+//! Shared code for the Academemes components.
+//!
+//! Every component exports the `pure` world's `handle(req, data) -> response`
+//! (see `wit/pure/function.wit`). The bindings are generated once, here, and
+//! each component crate exports itself with
+//!
+//! ```ignore
+//! struct Component;
+//! impl kit::Guest for Component {
+//!     fn handle(req: kit::Request, data: Vec<kit::Table>) -> kit::Response { todo!() }
+//! }
+//! kit::export!(Component with_types_in kit::bindings);
+//! ```
+//!
+//! The rest of the kit is plain Rust over the generated types, so
+//! `cargo test -p academemes-kit` runs natively.
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "pure",
+        path: "../../wit/pure",
+        // PartialEq lets tests compare values and effects directly.
+        additional_derives: [PartialEq],
+        // Component crates invoke the macro as `kit::export!`.
+        pub_export_macro: true,
+        default_bindings_module: "kit::bindings",
+    });
+}
+
+pub mod card;
+pub mod data;
+pub mod date;
+pub mod form;
+pub mod html;
+pub mod http;
+pub mod layout;
+pub mod meme;
+pub mod svg;
+pub mod testing;
+
+pub use bindings::nebula::function::types::{Effect, Request, Response, Table, Value};
+pub use bindings::{export, Guest};

@@ -1,0 +1,335 @@
+//! An app ready to serve: manifest, router, database and components, and the
+//! request path that runs through them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+
+use crate::contract::{Request as WitRequest, Response as WitResponse};
+use crate::data::{Database, ReadPlan};
+use crate::executor::{self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker};
+use crate::manifest::{Binding, Manifest};
+use crate::router::{RouteMatch, Router};
+use crate::server::{pages, static_files};
+
+/// The token a component may put in a response header; replaced by the rowid
+/// of the last row its effects inserted (e.g. `location: /memes/{{last_insert_rowid}}`).
+pub const LAST_INSERT_ROWID: &str = "{{last_insert_rowid}}";
+
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub engine: EngineOptions,
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Overrides the manifest's database path.
+    pub database: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            engine: EngineOptions::default(),
+            cache_dir: None,
+            database: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct App {
+    pub manifest: Manifest,
+    router: Router,
+    db: Database,
+    /// Indexed like `manifest.routes`.
+    route_components: Vec<Arc<PureComponent>>,
+    deadlines: Deadlines,
+    opts: AppOptions,
+    request_ids: RequestIds,
+}
+
+/// The parts of an HTTP request the app needs; the body is already read.
+pub type HttpRequest = http::Request<Bytes>;
+pub type HttpResponse = http::Response<Bytes>;
+
+impl App {
+    pub fn load(manifest: Manifest, opts: AppOptions) -> Result<App> {
+        let engine = executor::new_engine(&opts.engine)?;
+        let cache = CompileCache::new(opts.cache_dir.clone());
+        let linker = PureLinker::new(&engine)?;
+        let mut by_name: HashMap<&str, Arc<PureComponent>> = HashMap::new();
+        for c in manifest.components.values() {
+            if !c.source.exists() {
+                anyhow::bail!(
+                    "component {:?}: {} does not exist; build it with `nebula build`{}",
+                    c.name,
+                    c.source.display(),
+                    if c.build.is_none() {
+                        format!(" after adding [components.{}.build] to {}", c.name, manifest.file.display())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            let (component, origin) = executor::load(&engine, &cache, &c.source)
+                .with_context(|| format!("component {:?}", c.name))?;
+            tracing::info!(component = %c.name, ?origin, "loaded");
+            let pure = PureComponent::new(&c.name, &component, &linker)?;
+            by_name.insert(c.name.as_str(), Arc::new(pure));
+        }
+        let route_components = manifest
+            .routes
+            .iter()
+            .map(|r| by_name[r.component.as_str()].clone())
+            .collect();
+        let db = match &opts.database {
+            Some(path) => Database::open_at(path, &manifest),
+            None => Database::open(&manifest),
+        }?;
+        let router = Router::new(manifest.routes.iter().map(|r| (r.pattern.clone(), r.methods.clone())));
+        Ok(App {
+            router,
+            db,
+            route_components,
+            deadlines: Deadlines::start(&engine),
+            request_ids: RequestIds::new(),
+            manifest,
+            opts,
+        })
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Serves one request with a host-chosen seed and the current time.
+    pub async fn handle(&self, req: HttpRequest) -> HttpResponse {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        self.handle_with(req, rand::random(), now_ms).await
+    }
+
+    /// Serves one request with the given seed and time: the same request,
+    /// seed, time and data give the same response bytes.
+    pub async fn handle_with(&self, req: HttpRequest, seed: u64, now_ms: u64) -> HttpResponse {
+        let id = self.request_ids.next();
+        let is_head = req.method() == Method::HEAD;
+        let mut resp = self.dispatch(&id, req, seed, now_ms).await;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        if is_head {
+            *resp.body_mut() = Bytes::new();
+        }
+        resp
+    }
+
+    async fn dispatch(&self, id: &str, req: HttpRequest, seed: u64, now_ms: u64) -> HttpResponse {
+        let path = req.uri().path().to_string();
+        if let Some(st) = &self.manifest.static_files {
+            if let Some(rest) = static_files::strip_prefix(&path, &st.prefix) {
+                if req.method() != Method::GET && req.method() != Method::HEAD {
+                    return pages::method_not_allowed(&["GET", "HEAD"]);
+                }
+                return static_files::serve(&st.dir, rest, req.headers());
+            }
+        }
+        let (route_idx, params) = match self.router.route(req.method().as_str(), &path) {
+            RouteMatch::Found { route, params } => (route, params),
+            RouteMatch::NotFound => return pages::not_found(&path),
+            RouteMatch::MethodNotAllowed { allow } => {
+                let allow: Vec<&str> = allow.iter().map(String::as_str).collect();
+                return pages::method_not_allowed(&allow);
+            }
+        };
+        let route = &self.manifest.routes[route_idx];
+        let component = &self.route_components[route_idx];
+
+        let wit_req = to_wit_request(id, &req, route.pattern.source(), params, seed, now_ms);
+        let form = FormFields::new(&wit_req);
+        let plans: Vec<ReadPlan> = route
+            .reads
+            .iter()
+            .map(|name| {
+                ReadPlan::bind(&self.manifest.reads[name], |b| match b {
+                    Binding::Param(n) => lookup(&wit_req.params, n),
+                    Binding::Query(n) => lookup(&wit_req.query, n),
+                    Binding::Header(n) => lookup(&wit_req.headers, n),
+                    Binding::Form(n) => form.get(n),
+                })
+            })
+            .collect();
+        let data = match self.db.read(&plans) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(request = id, route = route.pattern.source(), "read failed: {e:#}");
+                return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The data for this page could not be read.");
+            }
+        };
+
+        let out = match component
+            .call(&self.deadlines, self.opts.timeout, self.opts.engine.max_memory_bytes, wit_req, data)
+            .await
+        {
+            Ok(out) => out,
+            Err(CallError::Timeout { stderr }) => {
+                log_output(id, component.name(), "stderr", &stderr);
+                tracing::error!(request = id, component = component.name(), "deadline exceeded");
+                return pages::error(StatusCode::GATEWAY_TIMEOUT, id, "The function took too long and was stopped.");
+            }
+            Err(CallError::Trap { message, stderr }) => {
+                log_output(id, component.name(), "stderr", &stderr);
+                tracing::error!(request = id, component = component.name(), "trapped: {message}");
+                return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The function failed while handling this request.");
+            }
+        };
+        log_output(id, component.name(), "stdout", &out.stdout);
+        log_output(id, component.name(), "stderr", &out.stderr);
+
+        let mut rowid = None;
+        if !out.response.effects.is_empty() {
+            let lookup = |w: &str| {
+                route
+                    .writes
+                    .iter()
+                    .any(|d| d == w)
+                    .then(|| self.manifest.writes[w].sql.as_str())
+            };
+            match self.db.apply(&out.response.effects, lookup) {
+                Ok(r) => rowid = Some(r),
+                Err(e) => {
+                    tracing::error!(request = id, component = component.name(), "writes refused: {e}");
+                    return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The changes this request asked for could not be saved; nothing was written.");
+                }
+            }
+        }
+        match to_http_response(out.response, rowid) {
+            Ok(r) => r,
+            Err(msg) => {
+                tracing::error!(request = id, component = component.name(), "bad response: {msg}");
+                pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The function returned a response that is not valid HTTP.")
+            }
+        }
+    }
+}
+
+fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+/// Form fields of a urlencoded body, parsed only if a read binds one.
+struct FormFields<'a> {
+    req: &'a WitRequest,
+    parsed: std::cell::OnceCell<Vec<(String, String)>>,
+}
+
+impl<'a> FormFields<'a> {
+    fn new(req: &'a WitRequest) -> Self {
+        FormFields {
+            req,
+            parsed: std::cell::OnceCell::new(),
+        }
+    }
+    fn get(&self, name: &str) -> Option<String> {
+        let fields = self.parsed.get_or_init(|| {
+            let is_form = self.req.headers.iter().any(|(k, v)| {
+                k == "content-type" && v.starts_with("application/x-www-form-urlencoded")
+            });
+            if !is_form {
+                return Vec::new();
+            }
+            form_urlencoded::parse(&self.req.body).into_owned().collect()
+        });
+        lookup(fields, name)
+    }
+}
+
+fn to_wit_request(
+    id: &str,
+    req: &HttpRequest,
+    route: &str,
+    params: Vec<(String, String)>,
+    seed: u64,
+    now_ms: u64,
+) -> WitRequest {
+    let uri = req.uri();
+    let path = percent_encoding::percent_decode_str(uri.path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let query = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    WitRequest {
+        id: id.to_string(),
+        method: req.method().as_str().to_string(),
+        path,
+        route: route.to_string(),
+        query,
+        headers,
+        params,
+        body: req.body().to_vec(),
+        seed,
+        now_ms,
+    }
+}
+
+fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpResponse, String> {
+    let status = StatusCode::from_u16(resp.status).map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
+    let mut out = http::Response::builder().status(status);
+    let headers = out.headers_mut().expect("fresh builder");
+    for (k, v) in resp.headers {
+        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+        let value = match rowid {
+            Some(id) if v.contains(LAST_INSERT_ROWID) => v.replace(LAST_INSERT_ROWID, &id.to_string()),
+            _ => v,
+        };
+        let value = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
+        headers.append(name, value);
+    }
+    if !headers.contains_key(CONTENT_TYPE) && !resp.body.is_empty() {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    }
+    out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
+}
+
+fn log_output(id: &str, component: &str, stream: &str, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    for line in String::from_utf8_lossy(bytes).lines() {
+        tracing::info!(request = id, component, stream, "{line}");
+    }
+}
+
+/// Request ids: a per-process random prefix and a counter, cheap and unique
+/// enough to find one request in the log.
+struct RequestIds {
+    prefix: u32,
+    counter: AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> Self {
+        RequestIds {
+            prefix: rand::random(),
+            counter: AtomicU64::new(0),
+        }
+    }
+    fn next(&self) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) + 1;
+        format!("{:08x}-{n:06x}", self.prefix)
+    }
+}

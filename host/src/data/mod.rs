@@ -1,0 +1,239 @@
+//! The data layer: the app's SQLite database.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) behind a
+//! mutex, and a pool of reader connections that WAL mode lets run beside it.
+//! Every SQL text comes from the manifest; values from requests and effects
+//! are only ever bound as parameters.
+
+mod init;
+mod statements;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::contract::{Table, Value};
+use crate::manifest::Manifest;
+
+pub use statements::{check_statements, ReadPlan};
+
+/// How many idle reader connections are kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+pub struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Why a request's writes were not applied.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The route does not declare this write.
+    Undeclared(String),
+    /// The write's SQL wants a different number of arguments.
+    Arity {
+        write: String,
+        expected: usize,
+        found: usize,
+    },
+    /// SQLite refused the transaction (constraint, busy, disk…).
+    Failed(rusqlite::Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Undeclared(w) => write!(f, "the component asked for write {w:?}, which its route does not declare"),
+            WriteError::Arity { write, expected, found } => {
+                write!(f, "write {write:?} takes {expected} argument(s), the component gave {found}")
+            }
+            WriteError::Failed(e) => write!(f, "the transaction failed and was rolled back: {e}"),
+        }
+    }
+}
+
+impl Database {
+    /// Opens the app's database, creating it from the schema and seed files
+    /// if it has not been initialised yet, and checks every declared SQL
+    /// statement against it.
+    pub fn open(manifest: &Manifest) -> Result<Database> {
+        Self::open_at(&manifest.database.path, manifest)
+    }
+
+    pub fn open_at(path: &Path, manifest: &Manifest) -> Result<Database> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
+        }
+        let mut writer = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .context("cannot switch the database to WAL mode")?;
+        init::initialise(&mut writer, manifest)?;
+        statements::check_statements(&writer, manifest)?;
+        Ok(Database {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a route's reads in one read transaction, so they see one snapshot.
+    pub fn read(&self, plans: &[ReadPlan<'_>]) -> Result<Vec<Table>> {
+        if plans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let conn = self.take_reader()?;
+        let result = (|| {
+            conn.execute_batch("BEGIN")?;
+            let mut tables = Vec::with_capacity(plans.len());
+            for plan in plans {
+                tables.push(run_read(&conn, plan)?);
+            }
+            conn.execute_batch("COMMIT")?;
+            Ok::<_, rusqlite::Error>(tables)
+        })();
+        match result {
+            Ok(tables) => {
+                self.give_back_reader(conn);
+                Ok(tables)
+            }
+            Err(e) => {
+                // A connection left inside a transaction must not be reused.
+                Err(e).context("a read query failed")
+            }
+        }
+    }
+
+    /// Applies a request's writes in one transaction: all or nothing.
+    /// `lookup` maps a write's name to its SQL, or `None` if the route does
+    /// not declare it. Returns SQLite's last inserted rowid.
+    pub fn apply<'a>(
+        &self,
+        effects: &[crate::contract::Effect],
+        lookup: impl Fn(&str) -> Option<&'a str>,
+    ) -> std::result::Result<i64, WriteError> {
+        // Check everything before taking the write lock.
+        let mut sqls = Vec::with_capacity(effects.len());
+        for e in effects {
+            sqls.push(lookup(&e.write).ok_or_else(|| WriteError::Undeclared(e.write.clone()))?);
+        }
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(WriteError::Failed)?;
+        for (effect, sql) in effects.iter().zip(&sqls) {
+            let mut stmt = tx.prepare_cached(sql).map_err(WriteError::Failed)?;
+            let expected = stmt.parameter_count();
+            if expected != effect.args.len() {
+                return Err(WriteError::Arity {
+                    write: effect.write.clone(),
+                    expected,
+                    found: effect.args.len(),
+                });
+            }
+            stmt.execute(rusqlite::params_from_iter(effect.args.iter().map(SqlArg)))
+                .map_err(WriteError::Failed)?;
+        }
+        let rowid = tx.last_insert_rowid();
+        tx.commit().map_err(WriteError::Failed)?;
+        Ok(rowid)
+    }
+
+    /// Runs one statement on the writer; for tests and admin tasks.
+    pub fn query_i64(&self, sql: &str) -> Result<i64> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(conn.query_row(sql, [], |r| r.get(0))?)
+    }
+
+    /// Drops idle reader connections; they are reopened on demand.
+    pub fn trim(&self) {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = conn.execute_batch("PRAGMA shrink_memory");
+    }
+
+    fn take_reader(&self) -> Result<Connection> {
+        if let Some(c) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        connect(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn give_back_reader(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // NORMAL is durable against a crash of this process in WAL mode: a
+    // committed transaction is in the WAL file before COMMIT returns.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn run_read(conn: &Connection, plan: &ReadPlan<'_>) -> rusqlite::Result<Table> {
+    let mut stmt = conn.prepare_cached(&plan.read.sql)?;
+    for (name, value) in &plan.args {
+        if let Some(idx) = stmt.parameter_index(name)? {
+            match value {
+                Some(v) => stmt.raw_bind_parameter(idx, v.as_str())?,
+                None => stmt.raw_bind_parameter(idx, rusqlite::types::Null)?,
+            }
+        }
+    }
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let ncols = columns.len();
+    let mut rows = Vec::new();
+    let mut cursor = stmt.raw_query();
+    while let Some(row) = cursor.next()? {
+        let mut out = Vec::with_capacity(ncols);
+        for i in 0..ncols {
+            out.push(match row.get_ref(i)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::Integer(n),
+                ValueRef::Real(f) => Value::Real(f),
+                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            });
+        }
+        rows.push(out);
+    }
+    Ok(Table {
+        name: plan.read.name.clone(),
+        columns,
+        rows,
+    })
+}
+
+/// Binds a WIT value as an SQL parameter.
+struct SqlArg<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqlArg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Value::Integer(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+            Value::Real(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Calling a pure component: a fresh instance per call from its pre-linked
+//! `InstancePre`, under a deadline and a memory cap, dropped on return.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::closed_wasi::{closed_ctx, Output};
+use super::deadline::Deadlines;
+use crate::contract::{PurePre, Request, Response, Table};
+
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// The linker every pure component is pre-linked with: the closed WASI set
+/// and nothing else, so a component importing anything more fails to link.
+pub struct PureLinker {
+    linker: Linker<HostState>,
+}
+
+impl PureLinker {
+    pub fn new(engine: &Engine) -> Result<PureLinker> {
+        let mut linker = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Ok(PureLinker { linker })
+    }
+}
+
+pub struct PureComponent {
+    name: String,
+    pre: PurePre<HostState>,
+}
+
+/// What a call produced besides its response.
+pub struct CallOutput {
+    pub response: Response,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub enum CallError {
+    /// The guest ran past its deadline.
+    Timeout { stderr: Vec<u8> },
+    /// The guest trapped or panicked; the message says where.
+    Trap { message: String, stderr: Vec<u8> },
+}
+
+impl PureComponent {
+    /// Pre-links `component`; fails with a clear message if it does not
+    /// export the pure world or imports more than the closed WASI set.
+    pub fn new(name: &str, component: &Component, linker: &PureLinker) -> Result<PureComponent> {
+        let instance_pre = linker
+            .linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component {name:?} imports something a pure component may not (run `nebula check`)"))?;
+        let pre = PurePre::new(instance_pre)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+            format!("component {name:?} does not export the pure world's `handle(request, data) -> response` (wit/pure)")
+        })?;
+        Ok(PureComponent {
+            name: name.to_string(),
+            pre,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn call(
+        &self,
+        deadlines: &Deadlines,
+        timeout: Duration,
+        max_memory: usize,
+        request: Request,
+        data: Vec<Table>,
+    ) -> Result<CallOutput, CallError> {
+        let (wasi, Output { stdout, stderr }) = closed_ctx(request.seed, request.now_ms);
+        let state = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
+        };
+        let mut store = Store::new(self.pre.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(Deadlines::ticks(timeout));
+        store.epoch_deadline_trap();
+
+        let _in_flight = deadlines.enter();
+        let result = async {
+            let pure = self.pre.instantiate_async(&mut store).await?;
+            pure.call_handle(&mut store, &request, &data).await
+        }
+        .await;
+        drop(store);
+        match result {
+            Ok(response) => Ok(CallOutput {
+                response,
+                stdout: stdout.contents().to_vec(),
+                stderr: stderr.contents().to_vec(),
+            }),
+            Err(e) => {
+                let stderr = stderr.contents().to_vec();
+                if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+                    Err(CallError::Timeout { stderr })
+                } else {
+                    Err(CallError::Trap {
+                        message: format!("{e:?}"),
+                        stderr,
+                    })
+                }
+            }
+        }
+    }
+}

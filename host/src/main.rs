@@ -1,0 +1,182 @@
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use nebula::app::{App, AppOptions};
+use nebula::executor::{CompileCache, EngineOptions};
+use nebula::manifest::Manifest;
+
+#[derive(Parser)]
+#[command(name = "nebula", version, about = "A Function-as-a-Service host for pure WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct ManifestArg {
+    /// The app manifest.
+    #[arg(short = 'f', long = "file", default_value = "app.toml")]
+    file: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build what is missing or stale, open the database and serve the app.
+    Up {
+        #[command(flatten)]
+        manifest: ManifestArg,
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        /// Use this database file instead of the manifest's.
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Do not build components before serving.
+        #[arg(long)]
+        no_build: bool,
+        /// Where compiled components are cached (default: .nebula/cache beside the manifest).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Instances that may run at once.
+        #[arg(long, default_value_t = 256)]
+        max_instances: u32,
+        /// Per-request deadline in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        timeout_ms: u64,
+    },
+    /// Run each component's build command.
+    Build {
+        #[command(flatten)]
+        manifest: ManifestArg,
+        /// Only these components.
+        components: Vec<String>,
+    },
+    /// Validate the manifest, its SQL and every component; list their imports.
+    Check {
+        #[command(flatten)]
+        manifest: ManifestArg,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NEBULA_LOG").unwrap_or_else(|_| "nebula=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_manifest(file: &Path) -> Result<Manifest> {
+    Ok(Manifest::load(file)?)
+}
+
+fn default_cache_dir(manifest: &Manifest) -> PathBuf {
+    manifest.base_dir.join(".nebula").join("cache")
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Build { manifest, components } => {
+            let m = load_manifest(&manifest.file)?;
+            nebula::builder::build(&m, &components, false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { manifest } => {
+            let m = load_manifest(&manifest.file)?;
+            let report = nebula::check::check(&m, &CompileCache::new(Some(default_cache_dir(&m))))?;
+            print!("{}", report.text);
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Up {
+            manifest,
+            listen,
+            db,
+            no_build,
+            cache_dir,
+            max_instances,
+            timeout_ms,
+        } => {
+            let m = load_manifest(&manifest.file)?;
+            if !no_build {
+                nebula::builder::build(&m, &[], true)?;
+            }
+            let opts = AppOptions {
+                engine: EngineOptions {
+                    max_instances,
+                    ..Default::default()
+                },
+                cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m))),
+                database: db,
+                timeout: std::time::Duration::from_millis(timeout_ms),
+            };
+            let app = Arc::new(App::load(m, opts)?);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the tokio runtime")?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                let addr = listener.local_addr()?;
+                print_banner(&app, addr);
+                nebula::server::serve(listener, app, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_banner(app: &App, addr: SocketAddr) {
+    let m = &app.manifest;
+    println!("Serving {} at http://{addr}/", m.name);
+    if let Some(st) = &m.static_files {
+        println!("  GET       {}/*  → static files in {}", st.prefix, st.dir.display());
+    }
+    for r in &m.routes {
+        let mut extra = Vec::new();
+        if !r.reads.is_empty() {
+            extra.push(format!("reads: {}", r.reads.join(", ")));
+        }
+        if !r.writes.is_empty() {
+            extra.push(format!("writes: {}", r.writes.join(", ")));
+        }
+        let extra = if extra.is_empty() { String::new() } else { format!("  ({})", extra.join("; ")) };
+        println!("  {:<9} {:<18} → {}{extra}", r.methods.join(","), r.pattern.source(), r.component);
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("cannot install the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: finishing requests in flight");
+}
