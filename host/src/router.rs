@@ -126,6 +126,8 @@ impl Pattern {
                 }
             }
         }
+        // Ending exactly here beats a wildcard that would match nothing.
+        rank.push(1);
         (parts.len() == self.segments.len()).then_some((params, rank))
     }
 }

@@ -10,7 +10,7 @@ use crate::html::{escape, push_escaped};
 /// The image is a 600 × 600 square, like the templates.
 pub const SIZE: f32 = 600.0;
 /// The width a line may take: the image less a margin on each side.
-const LINE_WIDTH: f32 = 560.0;
+const LINE_WIDTH: f32 = 540.0;
 /// Each caption has a band of this height, at the top and at the bottom.
 const BAND: f32 = 140.0;
 /// The gap between a caption and the image's edge.
@@ -33,8 +33,10 @@ pub struct Caption {
 }
 
 /// Lays `text` out in upper case: the largest font size from 56 down to 28
-/// at which it fits the band in at most three lines. Text that does not fit
-/// even at 28 keeps its first three lines, the last ending in "…".
+/// at which it fits the band in at most three lines, breaking lines between
+/// words (and inside words too long for a line). If no size fits that way,
+/// the text is packed at 28 breaking anywhere; text too long even for that
+/// keeps its first three lines, the last ending in "…".
 pub fn layout_caption(text: &str) -> Caption {
     let text = text.to_uppercase();
     let words: Vec<&str> = text.split_whitespace().collect();
@@ -45,9 +47,10 @@ pub fn layout_caption(text: &str) -> Caption {
         }
     }
     let max = max_em(MIN_FONT);
-    let mut lines = wrap(&words, max);
-    lines.truncate(MAX_LINES);
-    if let Some(last) = lines.last_mut() {
+    let mut lines = pack(&words, max);
+    if lines.len() > MAX_LINES {
+        lines.truncate(MAX_LINES);
+        let last = &mut lines[MAX_LINES - 1];
         while !last.is_empty() && width_em(last) + width_em("…") > max {
             last.pop();
         }
@@ -129,6 +132,32 @@ fn wrap(words: &[&str], max: f32) -> Vec<String> {
     lines
 }
 
+/// Fills lines to `max` em with the words separated by single spaces,
+/// breaking wherever a line is full: the last resort for captions of long
+/// words, which word wrapping would spread over too many lines.
+fn pack(words: &[&str], max: f32) -> Vec<String> {
+    let joined = words.join(" ");
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let mut line_em = 0.0;
+    for c in joined.chars() {
+        let c_em = char_em(c);
+        if line_em + c_em > max && !line.is_empty() {
+            lines.push(std::mem::take(&mut line).trim_end().to_string());
+            line_em = 0.0;
+        }
+        if c == ' ' && line.is_empty() {
+            continue;
+        }
+        line.push(c);
+        line_em += c_em;
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// The finished image: `template_svg` (a whole `<svg viewBox="0 0 600 600">`
 /// element, embedded from its first `<svg` so an XML declaration or comment
 /// before it cannot break the document) with the captions on top.
@@ -177,7 +206,7 @@ fn push_caption(out: &mut String, caption: &Caption, band: Band) {
     let first_baseline = block_top + (line_height - size) / 2.0 + size * ASCENT;
     let stroke = (size / 9.0).round().max(3.0);
     out.push_str(&format!(
-        "<text x=\"300\" y=\"{first_baseline:.1}\" font-family=\"{FONT_FAMILY}\" font-size=\"{}\" font-weight=\"700\" text-anchor=\"middle\" fill=\"#fff\" stroke=\"#000\" stroke-width=\"{stroke}\" stroke-linejoin=\"round\" paint-order=\"stroke\">",
+        "<text x=\"300\" y=\"{first_baseline:.1}\" font-family=\"{FONT_FAMILY}\" font-size=\"{}\" font-weight=\"700\" font-stretch=\"condensed\" text-anchor=\"middle\" fill=\"#fff\" stroke=\"#000\" stroke-width=\"{stroke}\" stroke-linejoin=\"round\" paint-order=\"stroke\">",
         caption.font_size
     ));
     for (i, line) in caption.lines.iter().enumerate() {
@@ -268,6 +297,13 @@ mod tests {
         let c = layout_caption(&word);
         check_lines_fit(&c);
         assert_eq!(c.lines.concat(), "X".repeat(80));
+        // Four words too long to share a line are packed rather than cut.
+        let words = ["abcdefghijklmnopq"; 4].join(" ");
+        let c = layout_caption(&words);
+        check_lines_fit(&c);
+        assert_eq!(c.font_size, MIN_FONT);
+        let letters = |s: &str| s.replace(' ', "");
+        assert_eq!(letters(&c.lines.concat()), letters(&words.to_uppercase()));
     }
 
     #[test]

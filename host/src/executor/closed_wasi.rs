@@ -25,8 +25,11 @@ pub const CLOSED_WASI_PACKAGES: &[&str] = &[
 /// How much a guest may print per call; more traps the guest.
 pub const OUTPUT_CAPACITY: usize = 64 << 10;
 
+/// The pure world's own type-only interface: importing it reaches nothing.
+const PURE_TYPES: &str = "nebula:function/types@";
+
 pub fn is_closed_wasi(import: &str) -> bool {
-    CLOSED_WASI_PACKAGES.iter().any(|p| import.starts_with(p))
+    import.starts_with(PURE_TYPES) || CLOSED_WASI_PACKAGES.iter().any(|p| import.starts_with(p))
 }
 
 /// The captured output of one call.

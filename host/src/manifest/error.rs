@@ -35,14 +35,41 @@ impl ManifestError {
 
     pub fn from_toml(file: &Path, text: &str, e: &toml::de::Error) -> Self {
         let line = e.span().map(|s| line_of(text, s.start));
-        // toml's message is one line describing what was expected; its key
-        // path is not exposed, so the line number is what locates it.
-        Self::new(file, line, "", e.message().trim().to_string())
+        // toml does not expose the key path of an error; the table header
+        // above the line and the key on it name it well enough.
+        let key = line.map(|l| key_at_line(text, l)).unwrap_or_default();
+        Self::new(file, line, &key, e.message().trim().to_string())
     }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// `table.key` for the line `line` (1-based): the nearest `[table]` or
+/// `[[table]]` header at or above it, and the `key =` on the line itself.
+fn key_at_line(text: &str, line: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let upto = line.min(lines.len());
+    let table = lines[..upto]
+        .iter()
+        .rev()
+        .find_map(|l| {
+            let t = l.trim();
+            t.starts_with('[')
+                .then(|| t.trim_start_matches('[').trim_end_matches(']').trim().to_string())
+        })
+        .unwrap_or_default();
+    let here = lines.get(line.wrapping_sub(1)).map(|l| l.trim()).unwrap_or("");
+    let key = here
+        .split_once('=')
+        .map(|(k, _)| k.trim().to_string())
+        .filter(|k| !k.is_empty() && !here.starts_with('['));
+    match (table.is_empty(), key) {
+        (true, Some(k)) => k,
+        (false, Some(k)) => format!("{table}.{k}"),
+        (_, None) => table,
+    }
 }
 
 /// Best effort for keys without a span: the line of a `[table]` header or

@@ -78,7 +78,7 @@ fn safe_relative(rest: &str) -> Option<String> {
     if decoded.contains(['\\', '\0']) {
         return None;
     }
-    let rel = decoded.trim_start_matches('/');
+    let rel = decoded.strip_prefix('/').unwrap_or(&decoded);
     if rel.is_empty() {
         return None;
     }

@@ -1,0 +1,10 @@
+//! Integration tests: each starts `nebula up` as a separate process on an
+//! ephemeral loopback port and checks what it serves.
+
+mod support;
+
+mod errors;
+mod purity;
+mod site;
+mod submit;
+mod votes;

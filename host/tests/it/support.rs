@@ -1,0 +1,184 @@
+//! Starts `nebula up` as a real process on an ephemeral loopback port and
+//! talks HTTP to it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+pub fn nebula() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nebula"))
+}
+
+/// Builds the site's and the test apps' components once per test run.
+pub fn build_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    BUILT.get_or_init(|| {
+        let _g = LOCK.lock().unwrap();
+        for manifest in ["app.toml", "host/tests/apps/probe.toml", "host/tests/apps/escape.toml"] {
+            let out = nebula()
+                .args(["build", "-f"])
+                .arg(repo().join(manifest))
+                .output()
+                .expect("run nebula build");
+            assert!(
+                out.status.success(),
+                "nebula build -f {manifest} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Server {
+    /// `nebula up -f MANIFEST` with a fresh database in a temporary folder.
+    pub fn start(manifest: &str, extra: &[&str]) -> Server {
+        build_guests();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nebula.log");
+        let db = dir.path().join("app.db");
+        Self::start_with(manifest, &db, dir, log, extra)
+    }
+
+    pub fn start_with(manifest: &str, db: &Path, dir: tempfile::TempDir, log: PathBuf, extra: &[&str]) -> Server {
+        let mut child = nebula()
+            .arg("up")
+            .arg("-f")
+            .arg(repo().join(manifest))
+            .args(["--listen", "127.0.0.1:0", "--no-build", "--db"])
+            .arg(db)
+            .arg("--cache-dir")
+            .arg(repo().join("target/nebula-test-cache"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start nebula up");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(rest) = line.split(" at ").nth(1).filter(|_| line.starts_with("Serving ")) {
+                        break rest.trim().trim_end_matches('/').to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    panic!("nebula up exited before serving:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base, dir, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        Resp::from(agent().get(self.url(path)).call().expect("GET"))
+    }
+
+    pub fn get_with(&self, path: &str, header: (&str, &str)) -> Resp {
+        Resp::from(agent().get(self.url(path)).header(header.0, header.1).call().expect("GET"))
+    }
+
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        Resp::from(
+            agent()
+                .post(self.url(path))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send(body.as_bytes())
+                .expect("POST"),
+        )
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Resp {
+        let req = http::Request::builder().method(method).uri(self.url(path)).body(body.to_vec()).unwrap();
+        Resp::from(agent().run(req).expect("request"))
+    }
+
+    /// Sends raw bytes and returns the raw answer (for malformed HTTP).
+    pub fn raw(&self, bytes: &[u8]) -> String {
+        let addr = self.base.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body.clone()).expect("utf-8 body")
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl From<http::Response<ureq::Body>> for Resp {
+    fn from(mut r: http::Response<ureq::Body>) -> Self {
+        let status = r.status().as_u16();
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap_or_default();
+        Resp { status, headers, body }
+    }
+}
