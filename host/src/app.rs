@@ -13,7 +13,9 @@ use http::{Method, StatusCode};
 
 use crate::contract::{Request as WitRequest, Response as WitResponse};
 use crate::data::{Database, ReadPlan};
-use crate::executor::{self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker};
+use crate::executor::{
+    self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
+};
 use crate::manifest::{Binding, Manifest};
 use crate::router::{RouteMatch, Router};
 use crate::server::{pages, static_files};
@@ -70,7 +72,11 @@ impl App {
                     c.name,
                     c.source.display(),
                     if c.build.is_none() {
-                        format!(" after adding [components.{}.build] to {}", c.name, manifest.file.display())
+                        format!(
+                            " after adding [components.{}.build] to {}",
+                            c.name,
+                            manifest.file.display()
+                        )
                     } else {
                         String::new()
                     }
@@ -91,7 +97,12 @@ impl App {
             Some(path) => Database::open_at(path, &manifest),
             None => Database::open(&manifest),
         }?;
-        let router = Router::new(manifest.routes.iter().map(|r| (r.pattern.clone(), r.methods.clone())));
+        let router = Router::new(
+            manifest
+                .routes
+                .iter()
+                .map(|r| (r.pattern.clone(), r.methods.clone())),
+        );
         Ok(App {
             router,
             db,
@@ -169,25 +180,55 @@ impl App {
         let data = match self.db.read(&plans) {
             Ok(d) => d,
             Err(e) => {
-                tracing::error!(request = id, route = route.pattern.source(), "read failed: {e:#}");
-                return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The data for this page could not be read.");
+                tracing::error!(
+                    request = id,
+                    route = route.pattern.source(),
+                    "read failed: {e:#}"
+                );
+                return pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    id,
+                    "The data for this page could not be read.",
+                );
             }
         };
 
         let out = match component
-            .call(&self.deadlines, self.opts.timeout, self.opts.engine.max_memory_bytes, wit_req, data)
+            .call(
+                &self.deadlines,
+                self.opts.timeout,
+                self.opts.engine.max_memory_bytes,
+                wit_req,
+                data,
+            )
             .await
         {
             Ok(out) => out,
             Err(CallError::Timeout { stderr }) => {
                 log_output(id, component.name(), "stderr", &stderr);
-                tracing::error!(request = id, component = component.name(), "deadline exceeded");
-                return pages::error(StatusCode::GATEWAY_TIMEOUT, id, "The function took too long and was stopped.");
+                tracing::error!(
+                    request = id,
+                    component = component.name(),
+                    "deadline exceeded"
+                );
+                return pages::error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    id,
+                    "The function took too long and was stopped.",
+                );
             }
             Err(CallError::Trap { message, stderr }) => {
                 log_output(id, component.name(), "stderr", &stderr);
-                tracing::error!(request = id, component = component.name(), "trapped: {message}");
-                return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The function failed while handling this request.");
+                tracing::error!(
+                    request = id,
+                    component = component.name(),
+                    "trapped: {message}"
+                );
+                return pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    id,
+                    "The function failed while handling this request.",
+                );
             }
         };
         log_output(id, component.name(), "stdout", &out.stdout);
@@ -205,7 +246,11 @@ impl App {
             match self.db.apply(&out.response.effects, lookup) {
                 Ok(r) => rowid = Some(r),
                 Err(e) => {
-                    tracing::error!(request = id, component = component.name(), "writes refused: {e}");
+                    tracing::error!(
+                        request = id,
+                        component = component.name(),
+                        "writes refused: {e}"
+                    );
                     return pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The changes this request asked for could not be saved; nothing was written.");
                 }
             }
@@ -213,15 +258,26 @@ impl App {
         match to_http_response(out.response, rowid) {
             Ok(r) => r,
             Err(msg) => {
-                tracing::error!(request = id, component = component.name(), "bad response: {msg}");
-                pages::error(StatusCode::INTERNAL_SERVER_ERROR, id, "The function returned a response that is not valid HTTP.")
+                tracing::error!(
+                    request = id,
+                    component = component.name(),
+                    "bad response: {msg}"
+                );
+                pages::error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    id,
+                    "The function returned a response that is not valid HTTP.",
+                )
             }
         }
     }
 }
 
 fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// Form fields of a urlencoded body, parsed only if a read binds one.
@@ -245,7 +301,9 @@ impl<'a> FormFields<'a> {
             if !is_form {
                 return Vec::new();
             }
-            form_urlencoded::parse(&self.req.body).into_owned().collect()
+            form_urlencoded::parse(&self.req.body)
+                .into_owned()
+                .collect()
         });
         lookup(fields, name)
     }
@@ -270,7 +328,12 @@ fn to_wit_request(
     let headers = req
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     WitRequest {
         id: id.to_string(),
@@ -287,20 +350,28 @@ fn to_wit_request(
 }
 
 fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpResponse, String> {
-    let status = StatusCode::from_u16(resp.status).map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
+    let status = StatusCode::from_u16(resp.status)
+        .map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
     let mut out = http::Response::builder().status(status);
     let headers = out.headers_mut().expect("fresh builder");
     for (k, v) in resp.headers {
-        let name = HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("invalid header name {k:?}"))?;
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| format!("invalid header name {k:?}"))?;
         let value = match rowid {
-            Some(id) if v.contains(LAST_INSERT_ROWID) => v.replace(LAST_INSERT_ROWID, &id.to_string()),
+            Some(id) if v.contains(LAST_INSERT_ROWID) => {
+                v.replace(LAST_INSERT_ROWID, &id.to_string())
+            }
             _ => v,
         };
-        let value = HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
+        let value =
+            HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
         headers.append(name, value);
     }
     if !headers.contains_key(CONTENT_TYPE) && !resp.body.is_empty() {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
     }
     out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
 }

@@ -18,7 +18,10 @@ pub fn is_stale(c: &Component) -> bool {
         return true;
     };
     let Some(build) = &c.build else { return false };
-    build.watch.iter().any(|w| newest_mtime(w).is_some_and(|t| t > built))
+    build
+        .watch
+        .iter()
+        .any(|w| newest_mtime(w).is_some_and(|t| t > built))
 }
 
 fn newest_mtime(path: &Path) -> Option<SystemTime> {
@@ -38,7 +41,12 @@ pub fn build(manifest: &Manifest, only: &[String], stale_only: bool) -> Result<(
             bail!(
                 "no component named {name:?} in {}; components: {}",
                 manifest.file.display(),
-                manifest.components.keys().cloned().collect::<Vec<_>>().join(", ")
+                manifest
+                    .components
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -66,14 +74,24 @@ pub fn build(manifest: &Manifest, only: &[String], stale_only: bool) -> Result<(
             ensure_wasm_target()?;
             target_checked = true;
         }
-        eprintln!("building {} ({} in {})", c.name, build.command, build.workdir.display());
+        eprintln!(
+            "building {} ({} in {})",
+            c.name,
+            build.command,
+            build.workdir.display()
+        );
         let status = shell(&build.command)
             .current_dir(&build.workdir)
             // The build's output is progress, not the program's: keep stdout
             // for what `nebula up` prints about the app.
             .stdout(std::io::stderr())
             .status()
-            .with_context(|| format!("component {:?}: cannot run its build command `{}`", c.name, build.command))?;
+            .with_context(|| {
+                format!(
+                    "component {:?}: cannot run its build command `{}`",
+                    c.name, build.command
+                )
+            })?;
         if !status.success() {
             bail!(
                 "component {:?}: the build command `{}` (in {}) failed with {status}",
@@ -115,7 +133,10 @@ pub fn ensure_wasm_target() -> Result<()> {
             "rustup is not available ({e}); components need the Rust target {WASM_TARGET}: install rustup (https://rustup.rs) or add the target to your toolchain"
         ),
     };
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == WASM_TARGET) {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == WASM_TARGET)
+    {
         return Ok(());
     }
     eprintln!("installing the Rust target {WASM_TARGET} (rustup target add {WASM_TARGET})");

@@ -17,12 +17,23 @@ pub struct Report {
 pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
     let mut text = String::new();
     let mut ok = true;
-    writeln!(text, "manifest {}: {} routes, {} components", manifest.file.display(), manifest.routes.len(), manifest.components.len())?;
+    writeln!(
+        text,
+        "manifest {}: {} routes, {} components",
+        manifest.file.display(),
+        manifest.routes.len(),
+        manifest.components.len()
+    )?;
 
     // The SQL is checked against a throwaway in-memory copy of the schema.
     let scratch = tempfile_path()?;
     match Database::open_at(&scratch, manifest) {
-        Ok(_) => writeln!(text, "database: schema, seed and {} reads / {} writes prepare cleanly", manifest.reads.len(), manifest.writes.len())?,
+        Ok(_) => writeln!(
+            text,
+            "database: schema, seed and {} reads / {} writes prepare cleanly",
+            manifest.reads.len(),
+            manifest.writes.len()
+        )?,
         Err(e) => {
             ok = false;
             writeln!(text, "database: {e:#}")?;
@@ -30,7 +41,10 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
     }
     let _ = std::fs::remove_dir_all(scratch.parent().expect("temp dir"));
 
-    let engine = executor::new_engine(&EngineOptions { max_instances: 4, ..Default::default() })?;
+    let engine = executor::new_engine(&EngineOptions {
+        max_instances: 4,
+        ..Default::default()
+    })?;
     let linker = PureLinker::new(&engine)?;
     for c in manifest.components.values() {
         writeln!(text, "component {} ({})", c.name, c.source.display())?;
@@ -49,10 +63,18 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
         };
         let imports = executor::imports_of(&engine, &component);
         let forbidden = executor::forbidden_imports(&imports);
-        writeln!(text, "  exports: {}", executor::exports_of(&engine, &component).join(", "))?;
+        writeln!(
+            text,
+            "  exports: {}",
+            executor::exports_of(&engine, &component).join(", ")
+        )?;
         writeln!(text, "  imports ({}):", imports.len())?;
         for i in &imports {
-            let mark = if forbidden.contains(i) { "  <- not allowed in a pure component" } else { "" };
+            let mark = if forbidden.contains(i) {
+                "  <- not allowed in a pure component"
+            } else {
+                ""
+            };
             writeln!(text, "    {i}{mark}")?;
         }
         if !forbidden.is_empty() {
@@ -78,7 +100,11 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
 }
 
 fn tempfile_path() -> Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("nebula-check-{}-{}", std::process::id(), rand::random::<u32>()));
+    let dir = std::env::temp_dir().join(format!(
+        "nebula-check-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir.join("check.db"))
 }

@@ -8,4 +8,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use nebula::function::types::{Effect, Value};
+pub use self::nebula::function::types::{Effect, Value};

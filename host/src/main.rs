@@ -11,7 +11,11 @@ use nebula::executor::{CompileCache, EngineOptions};
 use nebula::manifest::Manifest;
 
 #[derive(Parser)]
-#[command(name = "nebula", version, about = "A Function-as-a-Service host for pure WebAssembly components")]
+#[command(
+    name = "nebula",
+    version,
+    about = "A Function-as-a-Service host for pure WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +70,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NEBULA_LOG").unwrap_or_else(|_| "nebula=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("NEBULA_LOG")
+                .unwrap_or_else(|_| "nebula=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -89,7 +94,10 @@ fn default_cache_dir(manifest: &Manifest) -> PathBuf {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Build { manifest, components } => {
+        Command::Build {
+            manifest,
+            components,
+        } => {
             let m = load_manifest(&manifest.file)?;
             nebula::builder::build(&m, &components, false)?;
             Ok(ExitCode::SUCCESS)
@@ -148,7 +156,11 @@ fn print_banner(app: &App, addr: SocketAddr) {
     let m = &app.manifest;
     println!("Serving {} at http://{addr}/", m.name);
     if let Some(st) = &m.static_files {
-        println!("  GET       {}/*  → static files in {}", st.prefix, st.dir.display());
+        println!(
+            "  GET       {}/*  → static files in {}",
+            st.prefix,
+            st.dir.display()
+        );
     }
     for r in &m.routes {
         let mut extra = Vec::new();
@@ -158,8 +170,17 @@ fn print_banner(app: &App, addr: SocketAddr) {
         if !r.writes.is_empty() {
             extra.push(format!("writes: {}", r.writes.join(", ")));
         }
-        let extra = if extra.is_empty() { String::new() } else { format!("  ({})", extra.join("; ")) };
-        println!("  {:<9} {:<18} → {}{extra}", r.methods.join(","), r.pattern.source(), r.component);
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", extra.join("; "))
+        };
+        println!(
+            "  {:<9} {:<18} → {}{extra}",
+            r.methods.join(","),
+            r.pattern.source(),
+            r.component
+        );
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -28,7 +28,9 @@ impl Pattern {
     /// Parses a route pattern; the error says what is wrong with it.
     pub fn parse(source: &str) -> Result<Pattern, String> {
         if !source.starts_with('/') {
-            return Err(format!("a route path must start with '/', found {source:?}"));
+            return Err(format!(
+                "a route path must start with '/', found {source:?}"
+            ));
         }
         let mut segments = Vec::new();
         let parts: Vec<&str> = split_path(source).collect();
@@ -54,9 +56,15 @@ impl Pattern {
                     ));
                 }
                 if !name.is_empty() && !is_ident(name) {
-                    return Err(format!("wildcard name {name:?} in {source:?} must be letters, digits, '_' or '-'"));
+                    return Err(format!(
+                        "wildcard name {name:?} in {source:?} must be letters, digits, '_' or '-'"
+                    ));
                 }
-                Segment::Wildcard(if name.is_empty() { "*".into() } else { name.into() })
+                Segment::Wildcard(if name.is_empty() {
+                    "*".into()
+                } else {
+                    name.into()
+                })
             } else {
                 if part.contains(['*', ':', '?', '#']) {
                     return Err(format!(
@@ -95,7 +103,7 @@ impl Pattern {
 
     /// Matches a request path (still percent-encoded); returns the bound
     /// parameters, percent-decoded, and the pattern's specificity.
-    fn matches(&self, path: &str) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+    fn matches(&self, path: &str) -> Option<Matched> {
         let parts: Vec<&str> = split_path(path).collect();
         let mut params = Vec::new();
         let mut rank = Vec::with_capacity(self.segments.len());
@@ -133,7 +141,9 @@ impl Pattern {
 }
 
 fn is_ident(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn decode(s: &str) -> Cow<'_, str> {
@@ -147,6 +157,9 @@ fn split_path(path: &str) -> impl Iterator<Item = &str> {
     trimmed.split('/').filter(move |_| !trimmed.is_empty())
 }
 
+/// Bound parameters and the specificity rank of a match.
+type Matched = (Vec<(String, String)>, Vec<u8>);
+
 /// What the router decided for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RouteMatch {
@@ -155,7 +168,9 @@ pub enum RouteMatch {
         params: Vec<(String, String)>,
     },
     /// Some route has this path, none with this method.
-    MethodNotAllowed { allow: Vec<String> },
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
     NotFound,
 }
 
@@ -173,7 +188,7 @@ impl Router {
     }
 
     pub fn route(&self, method: &str, path: &str) -> RouteMatch {
-        let mut best: Option<(usize, Vec<(String, String)>, Vec<u8>)> = None;
+        let mut best: Option<(usize, Matched)> = None;
         let mut allow: Vec<String> = Vec::new();
         for (i, (pattern, methods)) in self.routes.iter().enumerate() {
             let Some((params, rank)) = pattern.matches(path) else {
@@ -184,13 +199,15 @@ impl Router {
                     allow.push(m.clone());
                 }
             }
-            let accepts = methods.iter().any(|m| m == method || (method == "HEAD" && m == "GET"));
-            if accepts && best.as_ref().is_none_or(|(_, _, r)| rank > *r) {
-                best = Some((i, params, rank));
+            let accepts = methods
+                .iter()
+                .any(|m| m == method || (method == "HEAD" && m == "GET"));
+            if accepts && best.as_ref().is_none_or(|(_, (_, r))| rank > *r) {
+                best = Some((i, (params, rank)));
             }
         }
         match best {
-            Some((route, params, _)) => RouteMatch::Found { route, params },
+            Some((route, (params, _))) => RouteMatch::Found { route, params },
             None if allow.is_empty() => RouteMatch::NotFound,
             None => {
                 if allow.iter().any(|m| m == "GET") && !allow.iter().any(|m| m == "HEAD") {
@@ -208,7 +225,10 @@ mod tests {
 
     fn router(defs: &[(&str, &[&str])]) -> Router {
         Router::new(defs.iter().map(|(p, ms)| {
-            (Pattern::parse(p).unwrap(), ms.iter().map(|m| m.to_string()).collect())
+            (
+                Pattern::parse(p).unwrap(),
+                ms.iter().map(|m| m.to_string()).collect(),
+            )
         }))
     }
 
@@ -237,13 +257,19 @@ mod tests {
         assert_eq!(found(&r, "GET", "/memes/new"), (2, vec![]));
         assert_eq!(found(&r, "GET", "/"), (4, vec![]));
         assert_eq!(found(&r, "GET", "/a/b/c"), (3, vec![p("rest", "a/b/c")]));
-        assert_eq!(found(&r, "GET", "/memes/7/extra"), (3, vec![p("rest", "memes/7/extra")]));
+        assert_eq!(
+            found(&r, "GET", "/memes/7/extra"),
+            (3, vec![p("rest", "memes/7/extra")])
+        );
     }
 
     #[test]
     fn params_are_percent_decoded_and_trailing_slash_ignored() {
         let r = router(&[("/tags/:tag", &["GET"])]);
-        assert_eq!(found(&r, "GET", "/tags/peer%20review/"), (0, vec![p("tag", "peer review")]));
+        assert_eq!(
+            found(&r, "GET", "/tags/peer%20review/"),
+            (0, vec![p("tag", "peer review")])
+        );
         assert_eq!(r.route("GET", "/tags"), RouteMatch::NotFound);
         assert_eq!(r.route("GET", "/tags/a/b"), RouteMatch::NotFound);
     }
@@ -257,7 +283,11 @@ mod tests {
 
     #[test]
     fn wrong_method_lists_allowed_ones() {
-        let r = router(&[("/memes", &["GET"]), ("/memes", &["POST"]), ("/memes/:id/vote", &["POST"])]);
+        let r = router(&[
+            ("/memes", &["GET"]),
+            ("/memes", &["POST"]),
+            ("/memes/:id/vote", &["POST"]),
+        ]);
         assert_eq!(found(&r, "POST", "/memes").0, 1);
         assert_eq!(found(&r, "HEAD", "/memes").0, 0);
         assert_eq!(

@@ -63,11 +63,15 @@ fn read_static(dir: Option<&Path>, rel: &str) -> Result<String> {
     let Some(dir) = dir else {
         bail!("static_file({rel:?}): the manifest declares no [static] folder")
     };
-    let root = dir.canonicalize().with_context(|| format!("static folder {}", dir.display()))?;
-    let path = root
-        .join(rel)
+    let root = dir
         .canonicalize()
-        .with_context(|| format!("static_file({rel:?}): no such file under {}", root.display()))?;
+        .with_context(|| format!("static folder {}", dir.display()))?;
+    let path = root.join(rel).canonicalize().with_context(|| {
+        format!(
+            "static_file({rel:?}): no such file under {}",
+            root.display()
+        )
+    })?;
     if !path.starts_with(&root) {
         bail!("static_file({rel:?}): the path leaves the static folder");
     }

@@ -48,9 +48,19 @@ pub enum WriteError {
 impl std::fmt::Display for WriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WriteError::Undeclared(w) => write!(f, "the component asked for write {w:?}, which its route does not declare"),
-            WriteError::Arity { write, expected, found } => {
-                write!(f, "write {write:?} takes {expected} argument(s), the component gave {found}")
+            WriteError::Undeclared(w) => write!(
+                f,
+                "the component asked for write {w:?}, which its route does not declare"
+            ),
+            WriteError::Arity {
+                write,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "write {write:?} takes {expected} argument(s), the component gave {found}"
+                )
             }
             WriteError::Failed(e) => write!(f, "the transaction failed and was rolled back: {e}"),
         }
@@ -70,7 +80,10 @@ impl Database {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
         }
-        let mut writer = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE)?;
+        let mut writer = connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
         writer
             .pragma_update(None, "journal_mode", "WAL")
             .context("cannot switch the database to WAL mode")?;
@@ -157,7 +170,10 @@ impl Database {
 
     /// Drops idle reader connections; they are reopened on demand.
     pub fn trim(&self) {
-        self.readers.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let _ = conn.execute_batch("PRAGMA shrink_memory");
     }

@@ -51,10 +51,16 @@ impl CompileCache {
                 // matches what was written with it.
                 Ok(true) => match unsafe { Component::deserialize_file(engine, &entry) } {
                     Ok(c) => return Ok((c, Origin::Cache)),
-                    Err(e) => tracing::warn!(entry = %entry.display(), "cached component rejected ({e:#}); recompiling"),
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.display(), "cached component rejected ({e:#}); recompiling")
+                    }
                 },
-                Ok(false) => tracing::warn!(entry = %entry.display(), "cached component is corrupt; recompiling"),
-                Err(e) => tracing::warn!(entry = %entry.display(), "cannot check cached component ({e:#}); recompiling"),
+                Ok(false) => {
+                    tracing::warn!(entry = %entry.display(), "cached component is corrupt; recompiling")
+                }
+                Err(e) => {
+                    tracing::warn!(entry = %entry.display(), "cannot check cached component ({e:#}); recompiling")
+                }
             }
             let _ = std::fs::remove_file(&entry);
             let _ = std::fs::remove_file(&sum);
@@ -63,7 +69,12 @@ impl CompileCache {
         let compiled = engine
             .precompile_component(&bytes)
             .map_err(anyhow::Error::from)
-            .with_context(|| format!("{} is not a valid WebAssembly component", wasm_path.display()))?;
+            .with_context(|| {
+                format!(
+                    "{} is not a valid WebAssembly component",
+                    wasm_path.display()
+                )
+            })?;
         if let Err(e) = store(dir, &entry, &sum, &compiled) {
             tracing::warn!(dir = %dir.display(), "cannot write the compile cache: {e:#}");
         }
@@ -83,7 +94,12 @@ fn key(engine: &Engine, wasm: &[u8]) -> String {
     let mut h = std::hash::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let digest = Sha256::digest(wasm);
-    format!("{}-wasmtime{}-{:016x}", hex(&digest[..16]), wasmtime_version(), h.finish())
+    format!(
+        "{}-wasmtime{}-{:016x}",
+        hex(&digest[..16]),
+        wasmtime_version(),
+        h.finish()
+    )
 }
 
 fn wasmtime_version() -> &'static str {

@@ -47,7 +47,9 @@ pub fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, Output) {
         .wall_clock(FixedWallClock(Duration::from_millis(now_ms)))
         .monotonic_clock(FixedMonotonicClock(now_ms.saturating_mul(1_000_000)))
         .secure_random(StdRng::seed_from_u64(seed))
-        .insecure_random(StdRng::seed_from_u64(seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15))
+        .insecure_random(StdRng::seed_from_u64(
+            seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15,
+        ))
         .insecure_random_seed(u128::from(seed))
         .allow_tcp(false)
         .allow_udp(false)

@@ -48,6 +48,10 @@ pub fn forbidden_imports(imports: &[String]) -> Vec<String> {
 }
 
 /// Loads a component through the compile cache.
-pub fn load(engine: &Engine, cache: &CompileCache, path: &std::path::Path) -> Result<(Component, cache::Origin)> {
+pub fn load(
+    engine: &Engine,
+    cache: &CompileCache,
+    path: &std::path::Path,
+) -> Result<(Component, cache::Origin)> {
     cache.load(engine, path)
 }

@@ -97,7 +97,10 @@ impl PureComponent {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(max_memory).instances(16).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .instances(16)
+                .build(),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);

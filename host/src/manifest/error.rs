@@ -29,7 +29,9 @@ impl ManifestError {
         key: &str,
         message: String,
     ) -> Self {
-        let line = span.map(|s| line_of(text, s.start)).or_else(|| find_key_line(text, key));
+        let line = span
+            .map(|s| line_of(text, s.start))
+            .or_else(|| find_key_line(text, key));
         Self::new(file, line, key, message)
     }
 
@@ -56,11 +58,18 @@ fn key_at_line(text: &str, line: usize) -> String {
         .rev()
         .find_map(|l| {
             let t = l.trim();
-            t.starts_with('[')
-                .then(|| t.trim_start_matches('[').trim_end_matches(']').trim().to_string())
+            t.starts_with('[').then(|| {
+                t.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .trim()
+                    .to_string()
+            })
         })
         .unwrap_or_default();
-    let here = lines.get(line.wrapping_sub(1)).map(|l| l.trim()).unwrap_or("");
+    let here = lines
+        .get(line.wrapping_sub(1))
+        .map(|l| l.trim())
+        .unwrap_or("");
     let key = here
         .split_once('=')
         .map(|(k, _)| k.trim().to_string())
@@ -80,10 +89,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
         None => (key, key),
     };
     let header = format!("[{table}]");
-    let start = text
-        .lines()
-        .position(|l| l.trim() == header)
-        .unwrap_or(0);
+    let start = text.lines().position(|l| l.trim() == header).unwrap_or(0);
     text.lines()
         .enumerate()
         .skip(start)

@@ -114,8 +114,8 @@ impl Manifest {
     /// Parses manifest text; `file` is used for error messages and to resolve
     /// relative paths.
     pub fn parse(file: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let raw: raw::RawManifest = toml::from_str(text)
-            .map_err(|e| ManifestError::from_toml(file, text, &e))?;
+        let raw: raw::RawManifest =
+            toml::from_str(text).map_err(|e| ManifestError::from_toml(file, text, &e))?;
         Self::from_raw(file, text, raw)
     }
 
@@ -258,13 +258,21 @@ impl Manifest {
                             return Err(err(
                                 Some(m.span()),
                                 &key("methods"),
-                                format!("unknown HTTP method {:?}; expected one of {}", m.get_ref(), METHODS.join(", ")),
+                                format!(
+                                    "unknown HTTP method {:?}; expected one of {}",
+                                    m.get_ref(),
+                                    METHODS.join(", ")
+                                ),
                             ));
                         }
                         out.push(upper);
                     }
                     if out.is_empty() {
-                        return Err(err(None, &key("methods"), "expected at least one HTTP method".into()));
+                        return Err(err(
+                            None,
+                            &key("methods"),
+                            "expected at least one HTTP method".into(),
+                        ));
                     }
                     out
                 }

@@ -28,10 +28,17 @@ fn every_broken_manifest_gives_its_expected_error() {
             std::fs::write(&expected_path, format!("{err}\n")).unwrap();
             continue;
         }
-        let expected = std::fs::read_to_string(&expected_path)
-            .unwrap_or_else(|_| panic!("{name}: no {} (run with NEBULA_BLESS=1)", expected_path.display()));
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
+            panic!(
+                "{name}: no {} (run with NEBULA_BLESS=1)",
+                expected_path.display()
+            )
+        });
         assert_eq!(err, expected.trim_end(), "{name}");
-        assert!(err.starts_with(&format!("{name}:")), "{name}: the message must start with the file: {err}");
+        assert!(
+            err.starts_with(&format!("{name}:")),
+            "{name}: the message must start with the file: {err}"
+        );
     }
     assert!(cases >= 12, "only {cases} manifest cases found");
 }

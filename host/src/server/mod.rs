@@ -81,8 +81,14 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Ful
     } else {
         let (parts, body) = req.into_parts();
         match Limited::new(body, limit).collect().await {
-            Ok(collected) => app.handle(http::Request::from_parts(parts, collected.to_bytes())).await,
-            Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Ok(collected) => {
+                app.handle(http::Request::from_parts(parts, collected.to_bytes()))
+                    .await
+            }
+            Err(e)
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some() =>
+            {
                 pages::payload_too_large(limit)
             }
             Err(e) => pages::bad_request(&format!("The request body could not be read: {e}")),

@@ -22,7 +22,10 @@ pub fn method_not_allowed(allow: &[&str]) -> http::Response<Bytes> {
     let mut r = page(
         StatusCode::METHOD_NOT_ALLOWED,
         "Method not allowed",
-        &format!("<p>This address answers {} only.</p>", escape_html(&allow.join(", "))),
+        &format!(
+            "<p>This address answers {} only.</p>",
+            escape_html(&allow.join(", "))
+        ),
     );
     if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
         r.headers_mut().insert(ALLOW, v);
@@ -39,7 +42,11 @@ pub fn payload_too_large(limit: usize) -> http::Response<Bytes> {
 }
 
 pub fn bad_request(message: &str) -> http::Response<Bytes> {
-    page(StatusCode::BAD_REQUEST, "Bad request", &format!("<p>{}</p>", escape_html(message)))
+    page(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        &format!("<p>{}</p>", escape_html(message)),
+    )
 }
 
 /// An error of the host or of a component; the request id lets the person
@@ -68,7 +75,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> http::Response<Bytes> {
     );
     let mut r = http::Response::new(Bytes::from(html));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     r
 }

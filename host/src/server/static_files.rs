@@ -68,13 +68,18 @@ pub fn serve(dir: &Path, rest: &str, req_headers: &HeaderMap) -> http::Response<
     let h = resp.headers_mut();
     h.insert(ETAG, HeaderValue::from_str(&etag).expect("hex etag"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(CACHE_CONTROL_VALUE));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }
 
 /// Decodes the URL path and keeps it only if every segment is a plain name.
 fn safe_relative(rest: &str) -> Option<String> {
-    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8().ok()?;
+    let decoded = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .ok()?;
     if decoded.contains(['\\', '\0']) {
         return None;
     }
@@ -85,7 +90,9 @@ fn safe_relative(rest: &str) -> Option<String> {
     let ok = Path::new(rel)
         .components()
         .all(|c| matches!(c, Component::Normal(_)))
-        && !rel.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+        && !rel
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..");
     ok.then(|| rel.to_string())
 }
 
@@ -115,10 +122,23 @@ mod tests {
 
     #[test]
     fn traversal_is_refused() {
-        for bad in ["/../x", "/a/../../x", "/%2e%2e/x", "/a/%2E%2E/%2e%2e/x", "/a%5c..%5cx", "/a%00", "//etc/passwd", "/", "/./a"] {
+        for bad in [
+            "/../x",
+            "/a/../../x",
+            "/%2e%2e/x",
+            "/a/%2E%2E/%2e%2e/x",
+            "/a%5c..%5cx",
+            "/a%00",
+            "//etc/passwd",
+            "/",
+            "/./a",
+        ] {
             assert_eq!(safe_relative(bad), None, "{bad}");
         }
-        assert_eq!(safe_relative("/templates/deadline.svg").as_deref(), Some("templates/deadline.svg"));
+        assert_eq!(
+            safe_relative("/templates/deadline.svg").as_deref(),
+            Some("templates/deadline.svg")
+        );
         assert_eq!(safe_relative("/a%20b.css").as_deref(), Some("a b.css"));
     }
 }

@@ -7,7 +7,8 @@ use crate::support::{nebula, repo, Server};
 
 fn notes(s: &Server) -> i64 {
     let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -17,8 +18,14 @@ fn a_trapping_component_gives_500_with_the_request_id_and_the_host_keeps_serving
     let r = s.get("/trap?mode=panic");
     assert_eq!(r.status, 500);
     let id = r.header("x-request-id").unwrap();
-    assert!(r.text().contains(id), "the error page must show the request id");
-    assert!(s.log().contains("deliberate trap for tests"), "the panic message is logged");
+    assert!(
+        r.text().contains(id),
+        "the error page must show the request id"
+    );
+    assert!(
+        s.log().contains("deliberate trap for tests"),
+        "the panic message is logged"
+    );
     assert!(s.is_running());
     for _ in 0..5 {
         assert_eq!(s.get("/trap").status, 200);
@@ -68,15 +75,25 @@ fn a_missing_component_says_how_to_build_it() {
         "[components.hello]\nsource = \"missing.wasm\"\nbuild = { command = \"true\" }\n[[routes]]\npath = \"/\"\ncomponent = \"hello\"\n",
     )
     .unwrap();
-    let out = nebula().args(["up", "--no-build", "-f"]).arg(&m).output().unwrap();
+    let out = nebula()
+        .args(["up", "--no-build", "-f"])
+        .arg(&m)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("missing.wasm does not exist; build it with `nebula build`"), "{err}");
+    assert!(
+        err.contains("missing.wasm does not exist; build it with `nebula build`"),
+        "{err}"
+    );
 
     // With a build command that produces nothing, `up` says so.
     let out = nebula().args(["up", "-f"]).arg(&m).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("the build succeeded but") && err.contains("missing.wasm was not produced"), "{err}");
+    assert!(
+        err.contains("the build succeeded but") && err.contains("missing.wasm was not produced"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -88,7 +105,10 @@ fn sql_problems_in_the_manifest_name_the_read() {
             "[reads.memes]\nsql = \"SELECT * FROM notes WHERE id = :tag\"\n",
             "reads.memes: SQL parameter :tag has no binding",
         ),
-        ("[reads.memes]\nsql = \"SELEC 1\"\n", "reads.memes.sql does not prepare"),
+        (
+            "[reads.memes]\nsql = \"SELEC 1\"\n",
+            "reads.memes.sql does not prepare",
+        ),
         (
             "[reads.memes]\nsql = \"DELETE FROM notes\"\n",
             "reads.memes: a read must not change the database",
@@ -97,11 +117,18 @@ fn sql_problems_in_the_manifest_name_the_read() {
             "[reads.memes]\nsql = \"SELECT 1\"\nbind = { tag = \"query.tag\" }\n",
             "reads.memes.bind.tag: the SQL has no parameter :tag",
         ),
-        ("[writes.vote]\nsql = \"UPDATE nope SET x = 1\"\n", "writes.vote.sql does not prepare"),
+        (
+            "[writes.vote]\nsql = \"UPDATE nope SET x = 1\"\n",
+            "writes.vote.sql does not prepare",
+        ),
     ];
     for (i, (extra, expected)) in cases.iter().enumerate() {
         let m = dir.path().join(format!("app{i}.toml"));
-        std::fs::write(dir.path().join("schema.sql"), "CREATE TABLE notes (id INTEGER PRIMARY KEY);").unwrap();
+        std::fs::write(
+            dir.path().join("schema.sql"),
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY);",
+        )
+        .unwrap();
         std::fs::write(
             &m,
             format!(
@@ -111,11 +138,21 @@ fn sql_problems_in_the_manifest_name_the_read() {
         )
         .unwrap();
         crate::support::build_guests();
-        let out = nebula().args(["up", "--no-build", "--listen", "127.0.0.1:0", "-f"]).arg(&m).output().unwrap();
+        let out = nebula()
+            .args(["up", "--no-build", "--listen", "127.0.0.1:0", "-f"])
+            .arg(&m)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "case {i} started");
-        assert!(err.contains(expected), "case {i}: expected {expected:?} in:\n{err}");
-        assert!(err.contains(&format!("app{i}.toml")), "case {i}: the file is not named:\n{err}");
+        assert!(
+            err.contains(expected),
+            "case {i}: expected {expected:?} in:\n{err}"
+        );
+        assert!(
+            err.contains(&format!("app{i}.toml")),
+            "case {i}: the file is not named:\n{err}"
+        );
     }
 }
 

@@ -15,14 +15,24 @@ fn probe_guest_gets_nothing_real() {
     let v = r.json();
     for key in ["read_file", "read_dir", "write_file", "tcp_connect"] {
         let got = v[key].as_str().unwrap();
-        assert!(got.starts_with("error"), "{key}: the guest reached something: {got}");
+        assert!(
+            got.starts_with("error"),
+            "{key}: the guest reached something: {got}"
+        );
     }
     // With no preopened directory the working directory is a bare "/" that
     // holds nothing (read_dir above failed).
     let cwd = v["current_dir"].as_str().unwrap();
-    assert!(cwd == "ok: /" || cwd.starts_with("error"), "current_dir: {cwd}");
+    assert!(
+        cwd == "ok: /" || cwd.starts_with("error"),
+        "current_dir: {cwd}"
+    );
     // UDP: std on wasip2 may not support it at all; either way nothing is bound.
-    assert!(!v["udp_bind"].as_str().unwrap().starts_with("ok"), "udp: {}", v["udp_bind"]);
+    assert!(
+        !v["udp_bind"].as_str().unwrap().starts_with("ok"),
+        "udp: {}",
+        v["udp_bind"]
+    );
     assert_eq!(v["env_count"], 0, "environment leaked: {}", v["env_names"]);
     assert_eq!(v["args"], "ok: []");
     // The clock is the request's time, not the host's: both readings agree
@@ -30,7 +40,10 @@ fn probe_guest_gets_nothing_real() {
     let now_ms = v["now_ms"].as_u64().unwrap();
     assert_eq!(v["system_time_ms"].as_u64().unwrap(), now_ms);
     assert_eq!(v["instant_elapsed_ns"], 0);
-    assert!(now_ms.abs_diff(before) < 60_000, "now_ms should be the request's time");
+    assert!(
+        now_ms.abs_diff(before) < 60_000,
+        "now_ms should be the request's time"
+    );
 
     // Randomness comes from the seed: two requests, two seeds, two values,
     // and never the same as... (checked for equality in the determinism test).
@@ -42,17 +55,21 @@ fn probe_guest_gets_nothing_real() {
     let id = r.header("x-request-id").unwrap();
     let log = s.log();
     assert!(
-        log.lines().any(|l| l.contains(id) && l.contains("purity-probe: a line on stdout")),
+        log.lines()
+            .any(|l| l.contains(id) && l.contains("purity-probe: a line on stdout")),
         "stdout not logged with the request id {id}:\n{log}"
     );
-    assert!(log.lines().any(|l| l.contains(id) && l.contains("purity-probe: a line on stderr")));
+    assert!(log
+        .lines()
+        .any(|l| l.contains(id) && l.contains("purity-probe: a line on stderr")));
 }
 
 #[test]
 fn probe_randomness_is_a_function_of_the_seed() {
     build_guests();
     let dir = tempfile::tempdir().unwrap();
-    let manifest = nebula::manifest::Manifest::load(&repo().join("host/tests/apps/probe.toml")).unwrap();
+    let manifest =
+        nebula::manifest::Manifest::load(&repo().join("host/tests/apps/probe.toml")).unwrap();
     let app = nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
@@ -61,8 +78,16 @@ fn probe_randomness_is_a_function_of_the_seed() {
         },
     )
     .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let req = || http::Request::builder().uri("/probe").body(bytes::Bytes::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = || {
+        http::Request::builder()
+            .uri("/probe")
+            .body(bytes::Bytes::new())
+            .unwrap()
+    };
     rt.block_on(async {
         let a = app.handle_with(req(), 7, 1_000).await;
         let b = app.handle_with(req(), 7, 1_000).await;
@@ -78,20 +103,41 @@ fn probe_randomness_is_a_function_of_the_seed() {
 #[test]
 fn check_lists_imports_and_rejects_an_escaping_component() {
     build_guests();
-    let out = nebula().args(["check", "-f"]).arg(repo().join("app.toml")).output().unwrap();
+    let out = nebula()
+        .args(["check", "-f"])
+        .arg(repo().join("app.toml"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "check of app.toml failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "check of app.toml failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for c in ["meme-list", "random-meme", "render", "vote", "submit"] {
-        assert!(text.contains(&format!("component {c} (")), "{c} not listed:\n{text}");
+        assert!(
+            text.contains(&format!("component {c} (")),
+            "{c} not listed:\n{text}"
+        );
     }
     assert!(text.contains("wasi:cli/"), "imports not listed:\n{text}");
     assert_eq!(text.matches("ok: pure world").count(), 5, "{text}");
 
-    let out = nebula().args(["check", "-f"]).arg(repo().join("host/tests/apps/escape.toml")).output().unwrap();
+    let out = nebula()
+        .args(["check", "-f"])
+        .arg(repo().join("host/tests/apps/escape.toml"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "an escaping component passed the check:\n{text}");
+    assert!(
+        !out.status.success(),
+        "an escaping component passed the check:\n{text}"
+    );
     assert!(text.contains("REJECTED: escape-http imports"), "{text}");
-    assert!(text.contains("wasi:http/outgoing-handler@0.2.12  <- not allowed in a pure component"), "{text}");
+    assert!(
+        text.contains("wasi:http/outgoing-handler@0.2.12  <- not allowed in a pure component"),
+        "{text}"
+    );
 
     // And the host refuses to serve it.
     let out = nebula()
@@ -101,5 +147,8 @@ fn check_lists_imports_and_rejects_an_escaping_component() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("escape-http") && err.contains("nebula check"), "{err}");
+    assert!(
+        err.contains("escape-http") && err.contains("nebula check"),
+        "{err}"
+    );
 }

@@ -18,10 +18,16 @@ fn home_page_shows_newest_top_and_tags() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     assert!(r.header("x-request-id").is_some());
     let html = r.text();
-    assert!(html.starts_with("<!doctype html>") || html.starts_with("<!DOCTYPE html>"), "{html:.200}");
+    assert!(
+        html.starts_with("<!doctype html>") || html.starts_with("<!DOCTYPE html>"),
+        "{html:.200}"
+    );
     assert!(html.contains("/static/style.css"));
     // 6 newest + 6 top memes, each with its image.
-    assert!(count(&html, ".svg\"") >= 12, "expected 12 meme images on the front page");
+    assert!(
+        count(&html, ".svg\"") >= 12,
+        "expected 12 meme images on the front page"
+    );
     // The tag cloud links to filtered lists.
     assert!(html.contains("/memes?tag=peer-review"), "tag cloud missing");
     // The top-voted seeded meme is on the front page.
@@ -41,8 +47,18 @@ fn meme_list_paginates_and_filters_by_tag() {
     assert_eq!(p1["page"], 1);
     assert_eq!(p2["page"], 2);
     assert_eq!(p1["memes"].as_array().unwrap().len(), per_page as usize);
-    let ids1: Vec<i64> = p1["memes"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
-    let ids2: Vec<i64> = p2["memes"].as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect();
+    let ids1: Vec<i64> = p1["memes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
+    let ids2: Vec<i64> = p2["memes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_i64().unwrap())
+        .collect();
     assert!(ids1.iter().all(|i| !ids2.contains(i)), "pages overlap");
 
     // Walking all pages yields every meme exactly once.
@@ -58,7 +74,12 @@ fn meme_list_paginates_and_filters_by_tag() {
     assert_eq!(all.len() as i64, total);
 
     // Past the end, negative, huge and non-numeric pages are answered, not errors.
-    for q in [format!("{}", pages + 1), "-5".into(), "99999999999999999999999".into(), "abc".into()] {
+    for q in [
+        format!("{}", pages + 1),
+        "-5".into(),
+        "99999999999999999999999".into(),
+        "abc".into(),
+    ] {
         let r = s.get(&format!("/api/memes?page={q}"));
         assert_eq!(r.status, 200, "page={q}");
         r.json();
@@ -70,18 +91,32 @@ fn meme_list_paginates_and_filters_by_tag() {
     let n = tagged["total"].as_i64().unwrap();
     assert!(n >= 2 && n < total);
     for m in tagged["memes"].as_array().unwrap() {
-        assert!(m["tags"].as_array().unwrap().iter().any(|t| t == "statistics"), "{m}");
+        assert!(
+            m["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|t| t == "statistics"),
+            "{m}"
+        );
     }
     assert_eq!(s.get("/api/memes?tag=no-such-tag").json()["total"], 0);
+    assert_eq!(s.get("/api/memes?tag=%20Statistics%20").json()["total"], n, "tags match case-insensitively");
 
     // The HTML list shows the same page.
     let html = s.get("/memes?page=2&tag=statistics").text();
     assert!(html.contains("statistics"));
     let html = s.get("/memes?page=2").text();
     for id in &ids2 {
-        assert!(html.contains(&format!("/memes/{id}.svg")), "page 2 HTML lacks meme {id}");
+        assert!(
+            html.contains(&format!("/memes/{id}.svg")),
+            "page 2 HTML lacks meme {id}"
+        );
     }
-    assert!(html.contains("href=\"/memes?page=3\""), "link to the older page");
+    assert!(
+        html.contains("href=\"/memes?page=3\""),
+        "link to the older page"
+    );
     assert!(html.contains("Newer"), "link to the newer page");
 }
 
@@ -90,10 +125,22 @@ fn api_is_json_with_the_documented_fields() {
     let s = site();
     let r = s.get("/api/memes");
     assert_eq!(r.status, 200);
-    assert!(r.header("content-type").unwrap().starts_with("application/json"));
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
     let v = r.json();
     let m = &v["memes"][0];
-    for key in ["id", "template", "top_text", "bottom_text", "votes", "tags", "url", "image"] {
+    for key in [
+        "id",
+        "template",
+        "top_text",
+        "bottom_text",
+        "votes",
+        "tags",
+        "url",
+        "image",
+    ] {
         assert!(!m[key].is_null(), "missing {key} in {m}");
     }
     assert_eq!(m["url"], format!("/memes/{}", m["id"]));
@@ -121,18 +168,41 @@ fn meme_page_and_svg_image() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let html = r.text();
     assert!(html.contains(&format!("/memes/{id}.svg")));
-    assert!(html.contains(&format!("action=\"/memes/{id}/vote\"")), "vote form");
-    assert!(html.contains("/random") || html.contains("/memes/"), "link to another meme");
+    assert!(
+        html.contains(&format!("action=\"/memes/{id}/vote\"")),
+        "vote form"
+    );
+    assert!(
+        html.contains("/random") || html.contains("/memes/"),
+        "link to another meme"
+    );
 
     let svg = s.get(&format!("/memes/{id}.svg"));
     assert_eq!(svg.status, 200);
-    assert!(svg.header("content-type").unwrap().starts_with("image/svg+xml"));
+    assert!(svg
+        .header("content-type")
+        .unwrap()
+        .starts_with("image/svg+xml"));
     let text = svg.text();
     let doc = roxmltree::Document::parse(&text).expect("the SVG parses as XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
-    let words: String = doc.descendants().filter(|n| n.is_text()).map(|n| n.text().unwrap()).collect::<Vec<_>>().join(" ");
-    let first_word = meme["top_text"].as_str().unwrap().split_whitespace().next().unwrap().to_uppercase();
-    assert!(words.to_uppercase().contains(&first_word), "caption {first_word:?} not in the SVG text {words:?}");
+    let words: String = doc
+        .descendants()
+        .filter(|n| n.is_text())
+        .map(|n| n.text().unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let first_word = meme["top_text"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_uppercase();
+    assert!(
+        words.to_uppercase().contains(&first_word),
+        "caption {first_word:?} not in the SVG text {words:?}"
+    );
 
     assert_eq!(s.get("/memes/999999").status, 404);
     assert_eq!(s.get("/memes/999999.svg").status, 404);
@@ -145,10 +215,14 @@ fn every_seeded_meme_renders_as_well_formed_svg() {
     let total = s.get("/api/memes").json()["total"].as_i64().unwrap();
     let mut seen = 0;
     for page in 1..=((total + 11) / 12) {
-        for m in s.get(&format!("/api/memes?page={page}")).json()["memes"].as_array().unwrap() {
+        for m in s.get(&format!("/api/memes?page={page}")).json()["memes"]
+            .as_array()
+            .unwrap()
+        {
             let r = s.get(&format!("/memes/{}.svg", m["id"]));
             assert_eq!(r.status, 200);
-            roxmltree::Document::parse(&r.text()).unwrap_or_else(|e| panic!("meme {}: {e}", m["id"]));
+            roxmltree::Document::parse(&r.text())
+                .unwrap_or_else(|e| panic!("meme {}: {e}", m["id"]));
             seen += 1;
         }
     }
@@ -169,7 +243,10 @@ fn static_files_have_types_etags_and_refuse_traversal() {
 
     let svg = s.get("/static/favicon.svg");
     assert_eq!(svg.status, 200);
-    assert_eq!(svg.header("content-type"), Some("image/svg+xml; charset=utf-8"));
+    assert_eq!(
+        svg.header("content-type"),
+        Some("image/svg+xml; charset=utf-8")
+    );
 
     for bad in [
         "/static/../app.toml",
@@ -179,9 +256,13 @@ fn static_files_have_types_etags_and_refuse_traversal() {
         "/static/..%5capp.toml",
         "/static//etc/passwd",
     ] {
-        let r = s.raw(format!("GET {bad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let r =
+            s.raw(format!("GET {bad} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
         let status: u16 = r.split(' ').nth(1).unwrap().parse().unwrap();
-        assert!(status == 403 || status == 404 || status == 400, "{bad}: {status}");
+        assert!(
+            status == 403 || status == 404 || status == 400,
+            "{bad}: {status}"
+        );
         assert!(!r.contains("[database]"), "{bad} leaked app.toml");
     }
     assert_eq!(s.get("/static/nope.css").status, 404);
@@ -251,16 +332,36 @@ fn same_seed_and_time_give_identical_bytes() {
         ..Default::default()
     };
     let app = nebula::app::App::load(manifest, opts).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let req = |path: &str| http::Request::builder().uri(path).body(bytes::Bytes::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = |path: &str| {
+        http::Request::builder()
+            .uri(path)
+            .body(bytes::Bytes::new())
+            .unwrap()
+    };
     rt.block_on(async {
-        for path in ["/", "/memes?page=2", "/api/memes?tag=thesis", "/random", "/memes/3", "/memes/3.svg", "/new"] {
+        for path in [
+            "/",
+            "/memes?page=2",
+            "/api/memes?tag=thesis",
+            "/random",
+            "/memes/3",
+            "/memes/3.svg",
+            "/new",
+        ] {
             let a = app.handle_with(req(path), 42, 1_790_000_000_000).await;
             let b = app.handle_with(req(path), 42, 1_790_000_000_000).await;
             assert_eq!(a.status(), b.status(), "{path}");
             assert_eq!(a.body(), b.body(), "{path}: bodies differ");
             let strip = |r: &http::Response<bytes::Bytes>| {
-                r.headers().iter().filter(|(k, _)| *k != "x-request-id").map(|(k, v)| format!("{k}:{v:?}")).collect::<Vec<_>>()
+                r.headers()
+                    .iter()
+                    .filter(|(k, _)| *k != "x-request-id")
+                    .map(|(k, v)| format!("{k}:{v:?}"))
+                    .collect::<Vec<_>>()
             };
             assert_eq!(strip(&a), strip(&b), "{path}: headers differ");
         }
@@ -270,6 +371,9 @@ fn same_seed_and_time_give_identical_bytes() {
             let r = app.handle_with(req("/random"), seed, 0).await;
             picks.insert(r.headers()["location"].to_str().unwrap().to_string());
         }
-        assert!(picks.len() > 3, "different seeds should pick different memes: {picks:?}");
+        assert!(
+            picks.len() > 3,
+            "different seeds should pick different memes: {picks:?}"
+        );
     });
 }

@@ -6,12 +6,16 @@ use crate::support::Server;
 
 fn meme_count(s: &Server) -> i64 {
     let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT count(*) FROM memes", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT count(*) FROM memes", [], |r| r.get(0))
+        .unwrap()
 }
 
 fn template(s: &Server) -> String {
     let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT id FROM templates ORDER BY id LIMIT 1", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT id FROM templates ORDER BY id LIMIT 1", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
 }
 
 #[test]
@@ -20,7 +24,10 @@ fn the_form_page_lists_templates() {
     let r = s.get("/new");
     assert_eq!(r.status, 200);
     let html = r.text();
-    assert!(html.contains("action=\"/memes\"") && html.contains("method=\"post\""), "form");
+    assert!(
+        html.contains("action=\"/memes\"") && html.contains("method=\"post\""),
+        "form"
+    );
     assert!(html.contains(&template(&s)));
 }
 
@@ -45,9 +52,16 @@ fn a_valid_submission_is_stored_and_shown_escaped() {
 
     let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
     let (top, bottom): (String, String) = conn
-        .query_row("SELECT top_text, bottom_text FROM memes WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT top_text, bottom_text FROM memes WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    assert_eq!(top, "<script>alert('x')</script> & co", "stored verbatim, trimmed");
+    assert_eq!(
+        top, "<script>alert('x')</script> & co",
+        "stored verbatim, trimmed"
+    );
     assert_eq!(bottom, "'; DROP TABLE memes; --");
     let tags: Vec<String> = conn
         .prepare("SELECT tag FROM meme_tags WHERE meme_id = ?1 ORDER BY tag")
@@ -61,7 +75,10 @@ fn a_valid_submission_is_stored_and_shown_escaped() {
     let page = s.get(&loc);
     assert_eq!(page.status, 200);
     let html = page.text();
-    assert!(!html.contains("<script>alert"), "unescaped script on the meme page");
+    assert!(
+        !html.contains("<script>alert"),
+        "unescaped script on the meme page"
+    );
     assert!(html.contains("&lt;script&gt;"), "escaped caption missing");
     let svg = s.get(&format!("{loc}.svg")).text();
     assert!(!svg.contains("<script"), "unescaped script in the SVG");
@@ -77,13 +94,42 @@ fn invalid_submissions_get_400_with_a_readable_message_and_store_nothing() {
     let tpl = template(&s);
     let long = "x".repeat(81);
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
-        (vec![("template", &tpl), ("top_text", "   "), ("bottom_text", "b")], "Top text is required"),
-        (vec![("template", &tpl), ("top_text", "a"), ("bottom_text", "")], "Bottom text is required"),
-        (vec![("template", &tpl), ("top_text", &long), ("bottom_text", "b")], "Top text is too long"),
-        (vec![("template", "no-such<b>"), ("top_text", "a"), ("bottom_text", "b")], "Unknown template"),
+        (
+            vec![
+                ("template", &tpl),
+                ("top_text", "   "),
+                ("bottom_text", "b"),
+            ],
+            "Top text is required",
+        ),
+        (
+            vec![("template", &tpl), ("top_text", "a"), ("bottom_text", "")],
+            "Bottom text is required",
+        ),
+        (
+            vec![
+                ("template", &tpl),
+                ("top_text", &long),
+                ("bottom_text", "b"),
+            ],
+            "Top text is too long",
+        ),
+        (
+            vec![
+                ("template", "no-such<b>"),
+                ("top_text", "a"),
+                ("bottom_text", "b"),
+            ],
+            "Unknown template",
+        ),
         (vec![("top_text", "a"), ("bottom_text", "b")], "template"),
         (
-            vec![("template", &tpl), ("top_text", "a"), ("bottom_text", "b"), ("tags", "ok, <bad tag>")],
+            vec![
+                ("template", &tpl),
+                ("top_text", "a"),
+                ("bottom_text", "b"),
+                ("tags", "ok, <bad tag>"),
+            ],
             "may only contain",
         ),
     ];
@@ -91,8 +137,14 @@ fn invalid_submissions_get_400_with_a_readable_message_and_store_nothing() {
         let r = s.post_form("/memes", &fields);
         assert_eq!(r.status, 400, "{fields:?}");
         let html = r.text();
-        assert!(html.contains(message), "{fields:?}: expected {message:?} in the page");
-        assert!(!html.contains("<b>") && !html.contains("<bad tag>"), "user text echoed unescaped");
+        assert!(
+            html.contains(message),
+            "{fields:?}: expected {message:?} in the page"
+        );
+        assert!(
+            !html.contains("<b>") && !html.contains("<bad tag>"),
+            "user text echoed unescaped"
+        );
     }
     assert_eq!(meme_count(&s), before);
 }

@@ -9,7 +9,10 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn nebula() -> Command {
@@ -22,7 +25,11 @@ pub fn build_guests() {
     static LOCK: Mutex<()> = Mutex::new(());
     BUILT.get_or_init(|| {
         let _g = LOCK.lock().unwrap();
-        for manifest in ["app.toml", "host/tests/apps/probe.toml", "host/tests/apps/escape.toml"] {
+        for manifest in [
+            "app.toml",
+            "host/tests/apps/probe.toml",
+            "host/tests/apps/escape.toml",
+        ] {
             let out = nebula()
                 .args(["build", "-f"])
                 .arg(repo().join(manifest))
@@ -54,7 +61,13 @@ impl Server {
         Self::start_with(manifest, &db, dir, log, extra)
     }
 
-    pub fn start_with(manifest: &str, db: &Path, dir: tempfile::TempDir, log: PathBuf, extra: &[&str]) -> Server {
+    pub fn start_with(
+        manifest: &str,
+        db: &Path,
+        dir: tempfile::TempDir,
+        log: PathBuf,
+        extra: &[&str],
+    ) -> Server {
         let mut child = nebula()
             .arg("up")
             .arg("-f")
@@ -73,19 +86,31 @@ impl Server {
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
-                    if let Some(rest) = line.split(" at ").nth(1).filter(|_| line.starts_with("Serving ")) {
+                    if let Some(rest) = line
+                        .split(" at ")
+                        .nth(1)
+                        .filter(|_| line.starts_with("Serving "))
+                    {
                         break rest.trim().trim_end_matches('/').to_string();
                     }
                 }
                 _ => {
                     let _ = child.kill();
-                    panic!("nebula up exited before serving:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                    panic!(
+                        "nebula up exited before serving:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
                 }
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, base, dir, log }
+        Server {
+            child,
+            base,
+            dir,
+            log,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -101,11 +126,19 @@ impl Server {
     }
 
     pub fn get_with(&self, path: &str, header: (&str, &str)) -> Resp {
-        Resp::from(agent().get(self.url(path)).header(header.0, header.1).call().expect("GET"))
+        Resp::from(
+            agent()
+                .get(self.url(path))
+                .header(header.0, header.1)
+                .call()
+                .expect("GET"),
+        )
     }
 
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
-        let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         Resp::from(
             agent()
                 .post(self.url(path))
@@ -116,7 +149,11 @@ impl Server {
     }
 
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Resp {
-        let req = http::Request::builder().method(method).uri(self.url(path)).body(body.to_vec()).unwrap();
+        let req = http::Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .body(body.to_vec())
+            .unwrap();
         Resp::from(agent().run(req).expect("request"))
     }
 
@@ -160,13 +197,17 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn text(&self) -> String {
         String::from_utf8(self.body.clone()).expect("utf-8 body")
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 }
 
@@ -176,9 +217,23 @@ impl From<http::Response<ureq::Body>> for Resp {
         let headers = r
             .headers()
             .iter()
-            .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().unwrap_or_default();
-        Resp { status, headers, body }
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 }

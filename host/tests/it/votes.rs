@@ -6,7 +6,8 @@ use crate::support::{agent, Server};
 
 fn votes(s: &Server, id: i64) -> i64 {
     let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT votes FROM memes WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT votes FROM memes WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap()
 }
 
 #[test]
@@ -39,7 +40,11 @@ fn two_hundred_concurrent_votes_add_exactly_two_hundred() {
                 let a = agent();
                 let mut ok = 0;
                 for _ in 0..10 {
-                    let r = a.post(&url).header("accept", "application/json").send_empty().unwrap();
+                    let r = a
+                        .post(&url)
+                        .header("accept", "application/json")
+                        .send_empty()
+                        .unwrap();
                     if r.status() == 200 {
                         ok += 1;
                     }
