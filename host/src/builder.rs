@@ -33,25 +33,52 @@ fn newest_mtime(path: &Path) -> Option<SystemTime> {
         .max()
 }
 
+/// `nebula build` for a Spin manifest: the same, with Spin's `[component.X.build]`.
+pub fn build_spin(
+    m: &crate::spin::manifest::SpinManifest,
+    only: &[String],
+    stale_only: bool,
+) -> Result<()> {
+    let components = m
+        .components
+        .values()
+        .map(|c| Component {
+            name: c.id.clone(),
+            source: c.source.clone(),
+            build: c.build.clone(),
+        })
+        .collect::<Vec<_>>();
+    build_components(&m.file, &components, only, stale_only)
+}
+
 /// Builds the named components (all if `only` is empty); with `stale_only`,
 /// only those that are missing or out of date.
 pub fn build(manifest: &Manifest, only: &[String], stale_only: bool) -> Result<()> {
+    let components: Vec<Component> = manifest.components.values().cloned().collect();
+    build_components(&manifest.file, &components, only, stale_only)
+}
+
+fn build_components(
+    file: &Path,
+    components: &[Component],
+    only: &[String],
+    stale_only: bool,
+) -> Result<()> {
     for name in only {
-        if !manifest.components.contains_key(name) {
+        if !components.iter().any(|c| &c.name == name) {
             bail!(
                 "no component named {name:?} in {}; components: {}",
-                manifest.file.display(),
-                manifest
-                    .components
-                    .keys()
-                    .cloned()
+                file.display(),
+                components
+                    .iter()
+                    .map(|c| c.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             );
         }
     }
     let mut target_checked = false;
-    for c in manifest.components.values() {
+    for c in components {
         if !only.is_empty() && !only.contains(&c.name) {
             continue;
         }
@@ -65,7 +92,7 @@ pub fn build(manifest: &Manifest, only: &[String], stale_only: bool) -> Result<(
                     c.name,
                     c.source.display(),
                     c.name,
-                    manifest.file.display()
+                    file.display()
                 );
             }
             continue;
@@ -105,7 +132,7 @@ pub fn build(manifest: &Manifest, only: &[String], stale_only: bool) -> Result<(
                 "component {:?}: the build succeeded but {} was not produced; check `source` in {}",
                 c.name,
                 c.source.display(),
-                manifest.file.display()
+                file.display()
             );
         }
     }

@@ -15,3 +15,4 @@ pub mod executor;
 pub mod manifest;
 pub mod router;
 pub mod server;
+pub mod spin;

@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use nebula::app::{App, AppOptions};
 use nebula::executor::{CompileCache, EngineOptions};
 use nebula::manifest::Manifest;
+use nebula::spin::manifest::SpinManifest;
+use nebula::spin::{SpinApp, SpinOptions};
 
 #[derive(Parser)]
 #[command(
@@ -23,9 +25,42 @@ struct Cli {
 
 #[derive(clap::Args)]
 struct ManifestArg {
-    /// The app manifest.
-    #[arg(short = 'f', long = "file", default_value = "app.toml")]
-    file: PathBuf,
+    /// The app manifest: a Nebula app.toml or a Spin spin.toml (default:
+    /// app.toml, else spin.toml, in the current folder).
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+}
+
+impl ManifestArg {
+    fn path(&self) -> PathBuf {
+        match &self.file {
+            Some(f) => f.clone(),
+            None if !Path::new("app.toml").exists() && Path::new("spin.toml").exists() => {
+                "spin.toml".into()
+            }
+            None => "app.toml".into(),
+        }
+    }
+}
+
+/// Which kind of app a manifest describes.
+enum AppManifest {
+    Pure(Manifest),
+    Spin(SpinManifest),
+}
+
+fn load_any(file: &Path) -> Result<AppManifest> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read the manifest {}; give one with -f (app.toml or spin.toml)",
+            file.display()
+        )
+    })?;
+    if SpinManifest::is_spin_manifest(file, &text) {
+        Ok(AppManifest::Spin(SpinManifest::parse(file, &text)?))
+    } else {
+        Ok(AppManifest::Pure(Manifest::parse(file, &text)?))
+    }
 }
 
 #[derive(Subcommand)]
@@ -52,6 +87,14 @@ enum Command {
         /// Per-request deadline in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Spin apps: where the default key-value store and SQLite database
+        /// live (default: .spin/ beside spin.toml).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Spin apps: a runtime configuration file ([key_value_store.X] and
+        /// [sqlite_database.X] with type = "spin" and a path).
+        #[arg(long)]
+        runtime_config_file: Option<PathBuf>,
     },
     /// Run each component's build command.
     Build {
@@ -84,12 +127,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_manifest(file: &Path) -> Result<Manifest> {
-    Ok(Manifest::load(file)?)
-}
-
-fn default_cache_dir(manifest: &Manifest) -> PathBuf {
-    manifest.base_dir.join(".nebula").join("cache")
+fn default_cache_dir(base_dir: &Path) -> PathBuf {
+    base_dir.join(".nebula").join("cache")
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -98,13 +137,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             manifest,
             components,
         } => {
-            let m = load_manifest(&manifest.file)?;
-            nebula::builder::build(&m, &components, false)?;
+            match load_any(&manifest.path())? {
+                AppManifest::Pure(m) => nebula::builder::build(&m, &components, false)?,
+                AppManifest::Spin(m) => nebula::builder::build_spin(&m, &components, false)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { manifest } => {
-            let m = load_manifest(&manifest.file)?;
-            let report = nebula::check::check(&m, &CompileCache::new(Some(default_cache_dir(&m))))?;
+            let m = match load_any(&manifest.path())? {
+                AppManifest::Pure(m) => m,
+                AppManifest::Spin(m) => return check_spin(m),
+            };
+            let report =
+                nebula::check::check(&m, &CompileCache::new(Some(default_cache_dir(&m.base_dir))))?;
             print!("{}", report.text);
             Ok(if report.ok {
                 ExitCode::SUCCESS
@@ -120,8 +165,39 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cache_dir,
             max_instances,
             timeout_ms,
+            data_dir,
+            runtime_config_file,
         } => {
-            let m = load_manifest(&manifest.file)?;
+            let m = match load_any(&manifest.path())? {
+                AppManifest::Pure(m) => m,
+                AppManifest::Spin(m) => {
+                    if !no_build {
+                        nebula::builder::build_spin(&m, &[], true)?;
+                    }
+                    let cache = cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir));
+                    let app = Arc::new(SpinApp::load(
+                        m,
+                        SpinOptions {
+                            cache_dir: Some(cache),
+                            data_dir,
+                            runtime_config: runtime_config_file,
+                            ..SpinOptions::new(
+                                EngineOptions {
+                                    max_instances,
+                                    ..Default::default()
+                                },
+                                std::time::Duration::from_millis(timeout_ms),
+                            )
+                        },
+                    )?);
+                    return serve(listen, app, |app, addr| {
+                        println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
+                        for (route, component, kind) in app.routes() {
+                            println!("  {route:<24} → {component} ({kind})");
+                        }
+                    });
+                }
+            };
             if !no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
@@ -130,26 +206,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     max_instances,
                     ..Default::default()
                 },
-                cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m))),
+                cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir))),
                 database: db,
                 timeout: std::time::Duration::from_millis(timeout_ms),
             };
             let app = Arc::new(App::load(m, opts)?);
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the tokio runtime")?;
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on {listen}"))?;
-                let addr = listener.local_addr()?;
-                print_banner(&app, addr);
-                nebula::server::serve(listener, app, shutdown_signal()).await
-            })?;
-            Ok(ExitCode::SUCCESS)
+            serve(listen, app, |app, addr| print_banner(app, addr))
         }
     }
+}
+
+/// `nebula check` for a Spin app: the manifest's warnings, and every
+/// component loaded and linked as the host would serve it.
+fn check_spin(m: SpinManifest) -> Result<ExitCode> {
+    for w in &m.warnings {
+        println!("warning: {w}");
+    }
+    let app = SpinApp::load(
+        m,
+        SpinOptions {
+            // Checking must not create the app's stores beside its manifest.
+            data_dir: Some(
+                std::env::temp_dir().join(format!("nebula-check-{}", std::process::id())),
+            ),
+            ..SpinOptions::new(
+                EngineOptions {
+                    max_instances: 4,
+                    ..Default::default()
+                },
+                std::time::Duration::from_secs(30),
+            )
+        },
+    )?;
+    for (route, component, kind) in app.routes() {
+        println!("  {route:<24} → {component} ({kind})");
+    }
+    println!("ok: {} loads and links", app.manifest.file.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve<S: nebula::server::Service>(
+    listen: SocketAddr,
+    app: Arc<S>,
+    banner: impl FnOnce(&S, SocketAddr),
+) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        banner(&app, addr);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        nebula::server::serve(listener, app, shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_banner(app: &App, addr: SocketAddr) {

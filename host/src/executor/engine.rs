@@ -47,6 +47,8 @@ pub fn new_engine(opts: &EngineOptions) -> Result<Engine> {
         // Deadlines: the store traps when the epoch passes its deadline. The
         // epoch only advances while calls are in flight (see `deadline`).
         .epoch_interruption(true)
+        // Spin components built by today's SDK use WASI 0.3 (async ABI).
+        .wasm_component_model_async(true)
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20);
     Engine::new(&config)

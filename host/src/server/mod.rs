@@ -5,10 +5,13 @@ pub mod pages;
 pub mod static_files;
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
 use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -18,10 +21,27 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A response body: whole (pure components) or streamed (wasi:http).
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// What the server hands each request to: a pure app or a Spin app.
+pub trait Service: Send + Sync + 'static {
+    fn call(
+        &self,
+        req: hyper::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> impl Future<Output = hyper::Response<Body>> + Send;
+}
+
+pub fn full_body(b: Bytes) -> Body {
+    Full::new(b).map_err(|never| match never {}).boxed_unsync()
+}
+
 /// Serves until `shutdown` resolves, then lets open connections finish.
-pub async fn serve(
+pub async fn serve<S: Service>(
     listener: TcpListener,
-    app: Arc<App>,
+    app: Arc<S>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -29,7 +49,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _peer) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         // Out of descriptors or similar: keep serving the
@@ -43,7 +63,7 @@ pub async fn serve(
                 let app = app.clone();
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(&app, req).await) }
+                    async move { Ok::<_, Infallible>(app.call(req, peer).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -69,7 +89,17 @@ pub async fn serve(
     Ok(())
 }
 
-async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+impl Service for App {
+    async fn call(
+        &self,
+        req: hyper::Request<Incoming>,
+        _peer: SocketAddr,
+    ) -> hyper::Response<Body> {
+        handle(self, req).await.map(full_body)
+    }
+}
+
+async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Bytes> {
     let limit = app.manifest.limits.max_body_bytes;
     let declared = req
         .headers()
@@ -94,7 +124,7 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Ful
             Err(e) => pages::bad_request(&format!("The request body could not be read: {e}")),
         }
     };
-    resp.map(Full::new)
+    resp
 }
 
 /// Escapes text for HTML element content and attribute values.

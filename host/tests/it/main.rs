@@ -6,5 +6,6 @@ mod support;
 mod errors;
 mod purity;
 mod site;
+mod spin;
 mod submit;
 mod votes;

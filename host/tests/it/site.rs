@@ -101,7 +101,11 @@ fn meme_list_paginates_and_filters_by_tag() {
         );
     }
     assert_eq!(s.get("/api/memes?tag=no-such-tag").json()["total"], 0);
-    assert_eq!(s.get("/api/memes?tag=%20Statistics%20").json()["total"], n, "tags match case-insensitively");
+    assert_eq!(
+        s.get("/api/memes?tag=%20Statistics%20").json()["total"],
+        n,
+        "tags match case-insensitively"
+    );
 
     // The HTML list shows the same page.
     let html = s.get("/memes?page=2&tag=statistics").text();

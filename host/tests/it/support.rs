@@ -44,6 +44,29 @@ pub fn build_guests() {
     });
 }
 
+/// Builds the Spin SDK test apps once per test run.
+pub fn build_spin_guests() {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        for manifest in [
+            "guests/spin-compat/sdk-v5/spin.toml",
+            "guests/spin-compat/sdk-v7/spin.toml",
+            "examples/academemes-spin/spin.toml",
+        ] {
+            let out = nebula()
+                .args(["build", "-f"])
+                .arg(repo().join(manifest))
+                .output()
+                .expect("run nebula build");
+            assert!(
+                out.status.success(),
+                "nebula build -f {manifest} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -68,12 +91,34 @@ impl Server {
         log: PathBuf,
         extra: &[&str],
     ) -> Server {
+        let opts = vec!["--db".into(), db.as_os_str().to_owned()];
+        Self::launch(manifest, dir, log, opts, &[], extra)
+    }
+
+    /// `nebula up -f SPIN_MANIFEST` with its stores in a temporary folder.
+    pub fn start_spin(manifest: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        build_spin_guests();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nebula.log");
+        let opts = vec!["--data-dir".into(), dir.path().as_os_str().to_owned()];
+        Self::launch(manifest, dir, log, opts, env, extra)
+    }
+
+    fn launch(
+        manifest: &str,
+        dir: tempfile::TempDir,
+        log: PathBuf,
+        opts: Vec<std::ffi::OsString>,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Server {
         let mut child = nebula()
+            .envs(env.iter().copied())
             .arg("up")
+            .args(opts)
             .arg("-f")
             .arg(repo().join(manifest))
-            .args(["--listen", "127.0.0.1:0", "--no-build", "--db"])
-            .arg(db)
+            .args(["--listen", "127.0.0.1:0", "--no-build"])
             .arg("--cache-dir")
             .arg(repo().join("target/nebula-test-cache"))
             .args(extra)

@@ -1,0 +1,356 @@
+//! Running one Spin component as a `wasi:http` handler: WASI 0.2
+//! (`incoming-handler`) with a fresh instance per request, or WASI 0.3
+//! (`handler`) with instances reused up to a bound, as Spin and
+//! `wasmtime serve` do. wasmtime-wasi-http's `ProxyHandler` drives both.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
+};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use nebula_spin_interfaces::{ComponentGrants, SpinResources, SpinState, SpinView};
+
+use super::manifest::SpinComponent;
+use super::outbound::AllowedHosts;
+
+/// How instances of WASI 0.3 components are reused (WASI 0.2 components get
+/// a fresh instance for every request).
+#[derive(Debug, Clone, Copy)]
+pub struct ReusePolicy {
+    /// Requests one instance serves before it is dropped.
+    pub max_requests: usize,
+    /// Requests one instance serves at the same time.
+    pub max_concurrent: usize,
+    /// How long an idle instance is kept for the next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ReusePolicy {
+    fn default() -> Self {
+        ReusePolicy {
+            max_requests: 128,
+            max_concurrent: 16,
+            idle_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+pub struct SpinStore {
+    spin: SpinState,
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundHooks,
+    limits: StoreLimits,
+}
+
+impl SpinView for SpinStore {
+    fn spin(&mut self) -> &mut SpinState {
+        &mut self.spin
+    }
+}
+
+impl WasiView for SpinStore {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for SpinStore {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound HTTP, limited to the component's `allowed_outbound_hosts`.
+struct OutboundHooks {
+    allowed: Arc<AllowedHosts>,
+}
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        drop(fut);
+        if !self.allowed.allows(request.uri()) {
+            tracing::warn!(url = %request.uri(), "outbound request refused: not in allowed_outbound_hosts");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// Adds everything a Spin HTTP component may import: WASI 0.2 and 0.3 (CLI,
+/// clocks, random, filesystem limited to its `files`, sockets denied),
+/// wasi:http in both versions, and Spin's key-value, SQLite and variables.
+pub fn add_to_linker(linker: &mut Linker<SpinStore>) -> Result<()> {
+    nebula_spin_interfaces::add_to_linker(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    Ok(())
+}
+
+/// Everything needed to make a store for one component.
+pub struct ComponentRuntime {
+    pub id: String,
+    pub pre: ProxyPre<SpinStore>,
+    component: SpinComponent,
+    allowed: Arc<AllowedHosts>,
+    resources: Arc<SpinResources>,
+    grants: Arc<ComponentGrants>,
+    max_memory: usize,
+    timeout: Duration,
+    reuse: ReusePolicy,
+}
+
+impl ComponentRuntime {
+    pub fn new(
+        linker: &Linker<SpinStore>,
+        component: &Component,
+        spin: &SpinComponent,
+        resources: Arc<SpinResources>,
+        max_memory: usize,
+        timeout: Duration,
+        reuse: ReusePolicy,
+    ) -> Result<ComponentRuntime> {
+        let instance_pre = linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "component {:?} imports something Nebula does not provide",
+                    spin.id
+                )
+            })?;
+        let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
+            Ok(p3) => ProxyPre::P3(p3),
+            Err(_) => ProxyPre::P2(
+                wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre)
+                    .map_err(anyhow::Error::from)
+                    .with_context(|| {
+                        format!(
+                            "component {:?} exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3",
+                            spin.id
+                        )
+                    })?,
+            ),
+        };
+        let allowed = Arc::new(
+            AllowedHosts::parse(&spin.allowed_outbound_hosts)
+                .with_context(|| format!("component.{}.allowed_outbound_hosts", spin.id))?,
+        );
+        let grants = Arc::new(ComponentGrants {
+            key_value_stores: spin.key_value_stores.clone(),
+            sqlite_databases: spin.sqlite_databases.clone(),
+            variables: spin.variables.clone(),
+        });
+        resources
+            .check_component(&grants)
+            .with_context(|| format!("component {:?}", spin.id))?;
+        Ok(ComponentRuntime {
+            resources,
+            grants,
+            id: spin.id.clone(),
+            pre,
+            component: spin.clone(),
+            allowed,
+            max_memory,
+            timeout,
+            reuse,
+        })
+    }
+
+    pub fn is_p3(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_))
+    }
+
+    fn new_store(&self, engine: &Engine) -> Result<Store<SpinStore>> {
+        let mut b = WasiCtxBuilder::new();
+        b.inherit_stdout().inherit_stderr();
+        for (k, v) in &self.component.environment {
+            b.env(k, v);
+        }
+        for f in &self.component.files {
+            b.preopened_dir(&f.host, &f.guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| {
+                    format!(
+                        "component.{}.files: cannot mount {}",
+                        self.id,
+                        f.host.display()
+                    )
+                })?;
+        }
+        let data = SpinStore {
+            spin: SpinState::new(self.resources.clone(), self.grants.clone()),
+            table: ResourceTable::new(),
+            wasi: b.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                allowed: self.allowed.clone(),
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.max_memory)
+                .build(),
+        };
+        let mut store = Store::new(engine, data);
+        store.limiter(|s| &mut s.limits);
+        // Deadlines are enforced by the request timeout below; the epoch
+        // deadline is set far out so that reuse never trips it.
+        store.set_epoch_deadline(u64::MAX / 2);
+        Ok(store)
+    }
+}
+
+/// One `ProxyHandler` per component.
+pub struct ComponentHandler {
+    runtime: Arc<ComponentRuntime>,
+    engine: Engine,
+}
+
+impl ComponentHandler {
+    pub fn new(engine: &Engine, runtime: ComponentRuntime) -> ProxyHandler<ComponentHandler> {
+        ProxyHandler::new(ComponentHandler {
+            runtime: Arc::new(runtime),
+            engine: engine.clone(),
+        })
+    }
+}
+
+impl HandlerState for ComponentHandler {
+    type StoreData = SpinStore;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<SpinStore, Expiration, Worker>> {
+        let rt = &self.runtime;
+        let mut store = rt
+            .new_store(&self.engine)
+            .map_err(wasmtime::Error::from_anyhow)?;
+        let proxy = rt.pre.instantiate_async(&mut store).await?;
+        let (max_requests, max_concurrent) = if rt.is_p3() {
+            (rt.reuse.max_requests, rt.reuse.max_concurrent)
+        } else {
+            (1, 1)
+        };
+        Ok(Instance {
+            store,
+            proxy,
+            view: WasiHttpView::http,
+            expiration: Expiration {
+                idle_timeout: rt.reuse.idle_timeout,
+                request_timeout: rt.timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                max_requests,
+                max_concurrent,
+                request_timeout: rt.timeout,
+                component: rt.id.clone(),
+            },
+        })
+    }
+}
+
+pub struct Expiration {
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
+        let timeout = match status {
+            WorkerStatus::Idle => self.idle_timeout,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+        };
+        match start.checked_add(timeout) {
+            Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if self.sleep.deadline() != deadline {
+                    self.sleep.as_mut().reset(deadline);
+                }
+                self.sleep.as_mut().poll(cx)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+pub struct Worker {
+    max_requests: usize,
+    max_concurrent: usize,
+    request_timeout: Duration,
+    component: String,
+}
+
+impl WorkerState for Worker {
+    type StoreData = SpinStore;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.max_requests {
+            ShouldAccept::Never
+        } else if concurrent >= self.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, SpinStore>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>> {
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, store: Store<SpinStore>, result: wasmtime::Result<()>) {
+        if let Err(e) = result {
+            tracing::error!(component = %self.component, "instance failed: {e:?}");
+        }
+        drop(store);
+    }
+}

@@ -1,0 +1,506 @@
+//! Spin application manifests (`spin.toml`, manifest version 2).
+//!
+//! Nebula reads the keys an HTTP application uses. Anything else Spin knows
+//! (other triggers, remote sources, AI models…) is named in a warning, never
+//! silently ignored; keys Spin itself does not know are warnings too, since
+//! Spin would reject them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Clone)]
+pub struct SpinManifest {
+    pub file: PathBuf,
+    pub base_dir: PathBuf,
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub variables: BTreeMap<String, Variable>,
+    pub triggers: Vec<HttpTrigger>,
+    pub components: BTreeMap<String, SpinComponent>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct Variable {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpTrigger {
+    /// `None` for a private endpoint (`route = { private = true }`).
+    pub route: Option<String>,
+    pub component: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct SpinComponent {
+    pub id: String,
+    pub source: PathBuf,
+    pub files: Vec<FileMount>,
+    pub environment: BTreeMap<String, String>,
+    pub variables: BTreeMap<String, String>,
+    pub key_value_stores: Vec<String>,
+    pub sqlite_databases: Vec<String>,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub build: Option<crate::manifest::Build>,
+}
+
+/// A host folder mounted read-only into the guest at `guest`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+#[derive(Deserialize)]
+struct RawManifest {
+    spin_manifest_version: toml::Value,
+    application: RawApplication,
+    #[serde(default)]
+    variables: BTreeMap<String, Variable>,
+    #[serde(default)]
+    trigger: BTreeMap<String, Vec<toml::Value>>,
+    #[serde(default)]
+    component: BTreeMap<String, RawComponent>,
+}
+
+#[derive(Deserialize)]
+struct RawApplication {
+    name: String,
+    version: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize, Clone)]
+struct RawComponent {
+    source: toml::Value,
+    #[serde(default)]
+    files: Vec<toml::Value>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+    #[serde(default)]
+    key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    build: Option<RawBuild>,
+}
+
+#[derive(Deserialize, Clone)]
+struct RawBuild {
+    command: toml::Value,
+    workdir: Option<PathBuf>,
+    #[serde(default)]
+    watch: Vec<String>,
+}
+
+const APP_KEYS: &[&str] = &["name", "version", "description", "authors", "trigger"];
+const COMPONENT_KEYS: &[&str] = &[
+    "source",
+    "description",
+    "files",
+    "exclude_files",
+    "environment",
+    "variables",
+    "key_value_stores",
+    "sqlite_databases",
+    "allowed_outbound_hosts",
+    "build",
+];
+/// Keys Spin knows that Nebula does not act on.
+const UNSUPPORTED_COMPONENT_KEYS: &[&str] = &[
+    "ai_models",
+    "allowed_http_hosts",
+    "dependencies",
+    "dependencies_inherit_configuration",
+    "tool",
+];
+const TRIGGER_KEYS: &[&str] = &["route", "component", "executor", "id", "static_response"];
+
+impl SpinManifest {
+    pub fn is_spin_manifest(file: &Path, text: &str) -> bool {
+        file.file_name().is_some_and(|n| n == "spin.toml") || text.contains("spin_manifest_version")
+    }
+
+    pub fn load(file: &Path) -> Result<SpinManifest> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        Self::parse(file, &text)
+    }
+
+    pub fn parse(file: &Path, text: &str) -> Result<SpinManifest> {
+        let fname = file.display();
+        let doc: toml::Table =
+            toml::from_str(text).map_err(|e| anyhow::anyhow!("{fname}: {}", e.message().trim()))?;
+        let mut warnings = Vec::new();
+        check_keys(&doc, &mut warnings);
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            match line {
+                Some(l) => anyhow::anyhow!("{fname}:{l}: {}", e.message().trim()),
+                None => anyhow::anyhow!("{fname}: {}", e.message().trim()),
+            }
+        })?;
+        if raw.spin_manifest_version.as_integer() != Some(2) {
+            bail!(
+                "{fname}: spin_manifest_version: Nebula runs Spin manifest version 2, found {}; run `spin doctor` or upgrade the manifest",
+                raw.spin_manifest_version
+            );
+        }
+        let base_dir = file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+
+        let mut components = BTreeMap::new();
+        for (id, c) in raw.component.clone() {
+            components.insert(
+                id.clone(),
+                component(&fname.to_string(), &base_dir, &id, c)?,
+            );
+        }
+
+        let mut triggers = Vec::new();
+        for (kind, list) in &raw.trigger {
+            if kind != "http" {
+                warnings.push(format!(
+                    "[[trigger.{kind}]] is not supported by Nebula (HTTP triggers only); its {} trigger(s) are not run",
+                    list.len()
+                ));
+                continue;
+            }
+            for (i, t) in list.iter().enumerate() {
+                let key = format!("trigger.http[{i}]");
+                let table = t
+                    .as_table()
+                    .with_context(|| format!("{fname}: {key}: expected a table"))?;
+                if table.contains_key("executor") {
+                    let ex = &table["executor"];
+                    let kind = ex.get("type").and_then(|v| v.as_str()).unwrap_or("");
+                    if kind != "spin" && kind != "http" {
+                        warnings.push(format!("{key}.executor: the {kind:?} executor is not supported; the component runs as a wasi:http component"));
+                    }
+                }
+                let route = match table.get("route") {
+                    Some(toml::Value::String(r)) => {
+                        if !r.starts_with('/') {
+                            bail!("{fname}: {key}.route: a route must start with '/', found {r:?}");
+                        }
+                        Some(r.clone())
+                    }
+                    Some(toml::Value::Table(t)) if t.get("private").and_then(|v| v.as_bool()) == Some(true) => None,
+                    Some(other) => bail!("{fname}: {key}.route: expected a path like \"/hello/...\" or {{ private = true }}, found {other}"),
+                    None => bail!("{fname}: {key}: missing `route`"),
+                };
+                let component_id = match table.get("component") {
+                    Some(toml::Value::String(id)) => {
+                        if !components.contains_key(id) {
+                            bail!(
+                                "{fname}: {key}.component: unknown component {id:?}; declare it as [component.{id}]"
+                            );
+                        }
+                        id.clone()
+                    }
+                    Some(toml::Value::Table(inline)) => {
+                        // An inline component gets a synthetic id, as Spin does.
+                        let id = format!("inline-component-{i}");
+                        let raw: RawComponent = toml::Value::Table(inline.clone())
+                            .try_into()
+                            .with_context(|| format!("{fname}: {key}.component"))?;
+                        components.insert(
+                            id.clone(),
+                            component(&fname.to_string(), &base_dir, &id, raw)?,
+                        );
+                        id
+                    }
+                    _ => bail!(
+                        "{fname}: {key}: missing `component` (a component id or an inline table)"
+                    ),
+                };
+                triggers.push(HttpTrigger {
+                    route,
+                    component: component_id,
+                });
+            }
+        }
+        if triggers.is_empty() {
+            bail!("{fname}: no [[trigger.http]] entries; Nebula serves HTTP triggers");
+        }
+        for (name, v) in &raw.variables {
+            if v.required && v.default.is_some() {
+                bail!("{fname}: variables.{name}: a variable cannot be both `required` and have a `default`");
+            }
+        }
+        Ok(SpinManifest {
+            file: file.to_path_buf(),
+            base_dir,
+            name: raw.application.name,
+            version: raw.application.version,
+            description: raw.application.description,
+            variables: raw.variables,
+            triggers,
+            components,
+            warnings,
+        })
+    }
+}
+
+fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<SpinComponent> {
+    let source = match &c.source {
+        toml::Value::String(s) => base.join(s),
+        toml::Value::Table(t) if t.contains_key("url") => bail!(
+            "{fname}: component.{id}.source: remote sources ({{ url = ... }}) are not supported; download the .wasm and give its path"
+        ),
+        other => bail!("{fname}: component.{id}.source: expected the path of a .wasm file, found {other}"),
+    };
+    let mut files = Vec::new();
+    for f in &c.files {
+        files.push(match f {
+            toml::Value::String(pattern) => {
+                // Spin copies the files a glob matches; Nebula mounts the
+                // folder the pattern starts in, read-only, at the same path.
+                let dir: String = pattern
+                    .split('/')
+                    .take_while(|seg| !seg.contains(['*', '?', '[']))
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let dir = if dir == *pattern && base.join(&dir).is_file() {
+                    Path::new(&dir).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+                } else {
+                    dir
+                };
+                FileMount {
+                    host: base.join(&dir),
+                    guest: format!("/{}", dir.trim_start_matches("./")),
+                }
+            }
+            toml::Value::Table(t) => {
+                let source = t.get("source").and_then(|v| v.as_str());
+                let dest = t.get("destination").and_then(|v| v.as_str());
+                match (source, dest) {
+                    (Some(s), Some(d)) => FileMount {
+                        host: base.join(s),
+                        guest: d.to_string(),
+                    },
+                    _ => bail!("{fname}: component.{id}.files: expected {{ source = \"dir\", destination = \"/path\" }}"),
+                }
+            }
+            other => bail!("{fname}: component.{id}.files: expected a path or a table, found {other}"),
+        });
+    }
+    let build = match c.build {
+        None => None,
+        Some(b) => {
+            let command = match b.command {
+                toml::Value::String(s) => s,
+                toml::Value::Array(parts) => parts
+                    .iter()
+                    .filter_map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" && "),
+                other => {
+                    bail!("{fname}: component.{id}.build.command: expected a string, found {other}")
+                }
+            };
+            let workdir = base.join(b.workdir.unwrap_or_else(|| PathBuf::from(".")));
+            // Spin's watch entries are globs; their leading folder is what
+            // staleness needs.
+            let watch = b
+                .watch
+                .iter()
+                .map(|w| {
+                    let dir: Vec<&str> = w
+                        .split('/')
+                        .take_while(|s| !s.contains(['*', '?', '[']))
+                        .collect();
+                    workdir.join(dir.join("/"))
+                })
+                .collect();
+            Some(crate::manifest::Build {
+                command,
+                workdir,
+                watch,
+            })
+        }
+    };
+    Ok(SpinComponent {
+        id: id.to_string(),
+        source,
+        files,
+        environment: c.environment,
+        variables: c.variables,
+        key_value_stores: c.key_value_stores,
+        sqlite_databases: c.sqlite_databases,
+        allowed_outbound_hosts: c.allowed_outbound_hosts,
+        build,
+    })
+}
+
+fn check_keys(doc: &toml::Table, warnings: &mut Vec<String>) {
+    for key in doc.keys() {
+        if ![
+            "spin_manifest_version",
+            "application",
+            "variables",
+            "trigger",
+            "component",
+        ]
+        .contains(&key.as_str())
+        {
+            warnings.push(format!("unknown top-level key `{key}` is ignored"));
+        }
+    }
+    if let Some(app) = doc.get("application").and_then(|a| a.as_table()) {
+        for key in app.keys() {
+            if !APP_KEYS.contains(&key.as_str()) {
+                warnings.push(format!("application.{key} is not supported and is ignored"));
+            }
+        }
+    }
+    if let Some(comps) = doc.get("component").and_then(|c| c.as_table()) {
+        for (id, c) in comps {
+            let Some(c) = c.as_table() else { continue };
+            for key in c.keys() {
+                if UNSUPPORTED_COMPONENT_KEYS.contains(&key.as_str()) {
+                    warnings.push(format!(
+                        "component.{id}.{key} is not supported by Nebula and is ignored"
+                    ));
+                } else if !COMPONENT_KEYS.contains(&key.as_str()) {
+                    warnings.push(format!(
+                        "component.{id}.{key} is not a Spin component key and is ignored"
+                    ));
+                }
+            }
+            if c.contains_key("exclude_files") {
+                warnings.push(format!(
+                    "component.{id}.exclude_files is not applied: Nebula mounts the folders of `files` read-only"
+                ));
+            }
+        }
+    }
+    if let Some(http) = doc
+        .get("trigger")
+        .and_then(|t| t.get("http"))
+        .and_then(|h| h.as_array())
+    {
+        for (i, t) in http.iter().enumerate() {
+            if let Some(t) = t.as_table() {
+                for key in t.keys() {
+                    if !TRIGGER_KEYS.contains(&key.as_str()) {
+                        warnings.push(format!(
+                            "trigger.http[{i}].{key} is not supported and is ignored"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "demo"
+version = "1.0.0"
+authors = ["me"]
+[variables]
+greeting = { default = "hello" }
+api_key = { required = true, secret = true }
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[[trigger.http]]
+route = { private = true }
+component = "hello"
+[[trigger.http]]
+route = "/inline"
+component = { source = "inline.wasm" }
+[[trigger.redis]]
+channel = "x"
+component = "hello"
+[component.hello]
+source = "target/hello.wasm"
+files = [{ source = "assets", destination = "/assets" }, "static/**/*"]
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+ai_models = ["llama2-chat"]
+colour = "blue"
+[component.hello.variables]
+greeting = "{{ greeting }}"
+[component.hello.build]
+command = "cargo build --release"
+watch = ["src/**/*.rs"]
+"#;
+
+    #[test]
+    fn parses_an_http_app_and_warns_about_the_rest() {
+        let m = SpinManifest::parse(Path::new("app/spin.toml"), APP).unwrap();
+        assert_eq!(m.name, "demo");
+        assert_eq!(m.triggers.len(), 3);
+        assert_eq!(m.triggers[0].route.as_deref(), Some("/hello/..."));
+        assert_eq!(m.triggers[1].route, None);
+        assert!(m.components.contains_key("inline-component-2"));
+        let c = &m.components["hello"];
+        assert_eq!(c.source, Path::new("app/target/hello.wasm"));
+        assert_eq!(
+            c.files,
+            vec![
+                FileMount {
+                    host: "app/assets".into(),
+                    guest: "/assets".into()
+                },
+                FileMount {
+                    host: "app/static".into(),
+                    guest: "/static".into()
+                },
+            ]
+        );
+        assert_eq!(c.variables["greeting"], "{{ greeting }}");
+        assert!(m.variables["api_key"].required);
+        let w = m.warnings.join("\n");
+        assert!(w.contains("trigger.redis"), "{w}");
+        assert!(
+            w.contains("component.hello.ai_models is not supported"),
+            "{w}"
+        );
+        assert!(
+            w.contains("component.hello.colour is not a Spin component key"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let bad = APP.replace(
+            "component = \"hello\"\n[[trigger.http]]\nroute = { private",
+            "component = \"helo\"\n[[trigger.http]]\nroute = { private",
+        );
+        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spin.toml: trigger.http[0].component: unknown component \"helo\""),
+            "{e}"
+        );
+        let e = SpinManifest::parse(Path::new("spin.toml"), &APP.replace("= 2", "= 1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("manifest version 2"), "{e}");
+    }
+}

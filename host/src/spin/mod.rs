@@ -1,0 +1,211 @@
+//! Spin applications: `spin.toml`, Spin's routing and request headers, and
+//! components exporting `wasi:http/incoming-handler@0.2` or
+//! `wasi:http/handler@0.3`.
+
+pub mod http;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod runtime_config;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use nebula_spin_interfaces::{AppVariable, AppVariables, ResourceOptions, SpinResources};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::handler::ProxyHandler;
+
+use self::http::{ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore};
+use self::manifest::SpinManifest;
+use self::routes::SpinRouter;
+use crate::executor::{self, CompileCache, EngineOptions};
+use crate::server::{pages, Body};
+
+#[derive(Debug, Clone)]
+pub struct SpinOptions {
+    pub engine: EngineOptions,
+    pub cache_dir: Option<std::path::PathBuf>,
+    pub timeout: Duration,
+    pub reuse: ReusePolicy,
+    /// Where the default key-value store and SQLite database live
+    /// (default: `.spin/` beside the manifest, as Spin does).
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Spin's runtime configuration file, mapping store labels to files.
+    pub runtime_config: Option<std::path::PathBuf>,
+}
+
+impl SpinOptions {
+    pub fn new(engine: EngineOptions, timeout: Duration) -> SpinOptions {
+        SpinOptions {
+            engine,
+            cache_dir: None,
+            timeout,
+            reuse: ReusePolicy::default(),
+            data_dir: None,
+            runtime_config: None,
+        }
+    }
+}
+
+pub struct SpinApp {
+    pub manifest: SpinManifest,
+    router: SpinRouter,
+    handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
+    /// Component id → whether it speaks WASI 0.3.
+    kinds: HashMap<String, bool>,
+}
+
+impl SpinApp {
+    pub fn load(manifest: SpinManifest, opts: SpinOptions) -> Result<SpinApp> {
+        for w in &manifest.warnings {
+            tracing::warn!("{}: {w}", manifest.file.display());
+        }
+        let engine = executor::new_engine(&opts.engine)?;
+        let cache = CompileCache::new(opts.cache_dir.clone());
+        let mut linker: Linker<SpinStore> = Linker::new(&engine);
+        self::http::add_to_linker(&mut linker)?;
+        let router = SpinRouter::new(&manifest)?;
+        let data_dir = opts
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| manifest.base_dir.join(".spin"));
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+        let backing = runtime_config::Backing::new(&data_dir, opts.runtime_config.as_deref())?;
+        let mut variables = AppVariables::new();
+        for (name, v) in &manifest.variables {
+            variables.insert(
+                name,
+                AppVariable {
+                    default: v.default.clone(),
+                    required: v.required,
+                    secret: v.secret,
+                },
+            );
+        }
+        let resources = Arc::new(
+            SpinResources::new(ResourceOptions {
+                key_value: backing.key_value,
+                sqlite: backing.sqlite,
+                variables,
+                environment: None,
+            })
+            .with_context(|| format!("{}", manifest.file.display()))?,
+        );
+        let mut handlers = HashMap::new();
+        let mut kinds = HashMap::new();
+        for c in manifest.components.values() {
+            if !c.source.exists() {
+                anyhow::bail!(
+                    "component {:?}: {} does not exist; build it with `nebula build -f {}`",
+                    c.id,
+                    c.source.display(),
+                    manifest.file.display()
+                );
+            }
+            let (component, origin) = executor::load(&engine, &cache, &c.source)
+                .with_context(|| format!("component {:?}", c.id))?;
+            tracing::info!(component = %c.id, ?origin, "loaded");
+            let runtime = ComponentRuntime::new(
+                &linker,
+                &component,
+                c,
+                resources.clone(),
+                opts.engine.max_memory_bytes,
+                opts.timeout,
+                opts.reuse,
+            )?;
+            kinds.insert(c.id.clone(), runtime.is_p3());
+            handlers.insert(c.id.clone(), ComponentHandler::new(&engine, runtime));
+        }
+        Ok(SpinApp {
+            manifest,
+            router,
+            handlers,
+            kinds,
+        })
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
+        self.router.routes().iter().map(|r| {
+            let kind = if self.kinds.get(&r.component).copied().unwrap_or(false) {
+                "wasi:http@0.3"
+            } else {
+                "wasi:http@0.2"
+            };
+            (r.raw.as_str(), r.component.as_str(), kind)
+        })
+    }
+
+    pub async fn handle(
+        &self,
+        mut req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body> {
+        let path = req.uri().path().to_string();
+        let Some(m) = self.router.route(&path) else {
+            return pages::not_found(&path).map(crate::server::full_body);
+        };
+        let uri = req.uri().clone();
+        routes::add_spin_headers(req.headers_mut(), &uri, &m, peer);
+        // Transport information only; it confuses guests that forward requests.
+        req.headers_mut().remove(::http::header::CONNECTION);
+        // wasi:http needs an absolute URI (scheme and authority).
+        if req.uri().authority().is_none() {
+            let host = req
+                .headers()
+                .get(::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost")
+                .to_string();
+            if let Ok(abs) = format!(
+                "http://{host}{}",
+                uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+            )
+            .parse()
+            {
+                *req.uri_mut() = abs;
+            }
+        }
+        let handler = &self.handlers[&m.route.component];
+        let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        match handler.handle((), req).await {
+            Ok(resp) => resp.map(|b| {
+                b.map_err(|e| Box::new(e) as crate::server::BoxError)
+                    .boxed_unsync()
+            }),
+            Err(e) => {
+                tracing::error!(component = %m.route.component, "request failed: {e:?}");
+                pages::error(
+                    ::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "-",
+                    "The component failed while handling this request.",
+                )
+                .map(crate::server::full_body)
+            }
+        }
+    }
+}
+
+impl crate::server::Service for SpinApp {
+    async fn call(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body> {
+        self.handle(req, peer).await
+    }
+}
+
+/// The bytes of a response body; for tests.
+pub async fn body_bytes(b: Body) -> Result<Bytes> {
+    Ok(b.collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .to_bytes())
+}
