@@ -95,6 +95,13 @@ enum Command {
         /// [sqlite_database.X] with type = "spin" and a path).
         #[arg(long)]
         runtime_config_file: Option<PathBuf>,
+        /// Spin apps, WASI 0.3 components: requests one instance may serve
+        /// before it is dropped (WASI 0.2 components always get a fresh one).
+        #[arg(long, default_value_t = 128)]
+        max_instance_reuse: usize,
+        /// Spin apps, WASI 0.3 components: requests one instance may serve at once.
+        #[arg(long, default_value_t = 16)]
+        max_instance_concurrent_reuse: usize,
     },
     /// Run each component's build command.
     Build {
@@ -167,6 +174,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             timeout_ms,
             data_dir,
             runtime_config_file,
+            max_instance_reuse,
+            max_instance_concurrent_reuse,
         } => {
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
@@ -181,6 +190,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             cache_dir: Some(cache),
                             data_dir,
                             runtime_config: runtime_config_file,
+                            reuse: nebula::spin::http::ReusePolicy {
+                                max_requests: max_instance_reuse.max(1),
+                                max_concurrent: max_instance_concurrent_reuse.max(1),
+                                ..Default::default()
+                            },
                             ..SpinOptions::new(
                                 EngineOptions {
                                     max_instances,

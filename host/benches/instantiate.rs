@@ -1,0 +1,407 @@
+//! Instantiate + call + drop of pure components through Nebula's executor,
+//! against the whole in-process request path (`App::handle_with`), plus the
+//! per-call pieces the executor is made of.
+//!
+//! Run from the repository root after building the guests:
+//!
+//! ```text
+//! cargo run --release -- build
+//! ./target/release/nebula build -f host/tests/apps/probe.toml
+//! cargo bench -p nebula --bench instantiate
+//! ```
+//!
+//! Groups:
+//! - `pure`: `PureComponent::call` (fresh store, closed WASI, instantiate
+//!   from the `InstancePre`, call `handle`, drop) for the trivial `hello`
+//!   guest and for `meme_list` rendering `/` from the seed data's tables.
+//! - `app`: `App::handle_with` on the probe app (`/hello/bench`, no reads)
+//!   and on Academemes (`/`, three reads; `/random`, one read), with the
+//!   route's SQLite reads on their own for comparison.
+//! - `parts`: the pieces of one call, rebuilt here with wasmtime directly
+//!   because the executor keeps them private (see `closed_ctx` below).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use tokio::runtime::Runtime;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
+
+use nebula::app::{App, AppOptions};
+use nebula::contract::{PurePre, Request, Table, Value};
+use nebula::data::ReadPlan;
+use nebula::executor::{
+    self, new_engine, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
+};
+use nebula::manifest::Manifest;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+const SEED: u64 = 42;
+const NOW_MS: u64 = 1_790_000_000_000;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+fn guest(name: &str) -> PathBuf {
+    repo()
+        .join("guests/target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"))
+}
+
+/// Stops with a message saying how to build what is missing.
+fn require_guests(manifests: &[&Path]) {
+    let mut missing = Vec::new();
+    for file in manifests {
+        let m = Manifest::load(file).unwrap_or_else(|e| panic!("{e}"));
+        for c in m.components.values() {
+            if !c.source.exists() {
+                missing.push(c.source.display().to_string());
+            }
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "\nThe instantiate bench needs the guest components, and these are missing:\n  {}\n\n\
+             Build them from the repository root with:\n  \
+             cargo run --release -- build\n  \
+             ./target/release/nebula build -f host/tests/apps/probe.toml\n",
+            missing.join("\n  ")
+        );
+        std::process::exit(2);
+    }
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The request `App` builds for `GET /hello/bench` (no headers, like the
+/// `app` cases below).
+fn hello_request() -> Request {
+    Request {
+        id: "1a2b3c4d-000001".into(),
+        method: "GET".into(),
+        path: "/hello/bench".into(),
+        route: "/hello/*rest".into(),
+        query: vec![],
+        headers: vec![],
+        params: vec![("rest".into(), "bench".into())],
+        body: vec![],
+        seed: SEED,
+        now_ms: NOW_MS,
+    }
+}
+
+fn home_request() -> Request {
+    Request {
+        id: "1a2b3c4d-000002".into(),
+        method: "GET".into(),
+        path: "/".into(),
+        route: "/".into(),
+        query: vec![],
+        headers: vec![],
+        params: vec![],
+        body: vec![],
+        seed: SEED,
+        now_ms: NOW_MS,
+    }
+}
+
+fn http_get(path: &str) -> http::Request<Bytes> {
+    http::Request::builder()
+        .uri(path)
+        .body(Bytes::new())
+        .expect("request")
+}
+
+fn rows(tables: &[Table], name: &str) -> usize {
+    tables
+        .iter()
+        .find(|t| t.name == name)
+        .map_or(0, |t| t.rows.len())
+}
+
+fn bench(c: &mut Criterion) {
+    let repo = repo();
+    let app_toml = repo.join("app.toml");
+    let probe_toml = repo.join("host/tests/apps/probe.toml");
+    require_guests(&[&app_toml, &probe_toml]);
+    let rt = runtime();
+
+    // ---- the executor, as App::load sets it up
+    let opts = EngineOptions::default();
+    let max_memory = opts.max_memory_bytes;
+    let engine = new_engine(&opts).expect("engine");
+    let cache = CompileCache::disabled();
+    let linker = PureLinker::new(&engine).expect("linker");
+    let load = |name: &str| {
+        let (component, _) = executor::load(&engine, &cache, &guest(name)).expect(name);
+        PureComponent::new(name, &component, &linker).expect(name)
+    };
+    let hello = load("hello");
+    let meme_list = load("meme_list");
+    let deadlines = Deadlines::start(&engine);
+
+    // ---- the Academemes app on a fresh database (schema + seed)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let academemes = App::load(
+        Manifest::load(&app_toml).expect("app.toml"),
+        AppOptions {
+            database: Some(dir.path().join("academemes.db")),
+            ..Default::default()
+        },
+    )
+    .expect("load app.toml");
+    let probe = App::load(
+        Manifest::load(&probe_toml).expect("probe.toml"),
+        AppOptions {
+            database: Some(dir.path().join("probe.db")),
+            ..Default::default()
+        },
+    )
+    .expect("load probe.toml");
+
+    // The tables `/` gets: app.toml's reads `newest`, `top` and `tags`, run
+    // by the data layer against the seed data, so their shape is exactly
+    // what a request sees.
+    let home_reads = ["newest", "top", "tags"];
+    let read_home = || {
+        let plans: Vec<ReadPlan> = home_reads
+            .iter()
+            .map(|r| ReadPlan::bind(&academemes.manifest.reads[*r], |_| None))
+            .collect();
+        academemes.database().read(&plans).expect("reads for /")
+    };
+    let home_data = read_home();
+    eprintln!(
+        "meme_list data: newest {} rows, top {} rows, tags {} rows; columns {:?}",
+        rows(&home_data, "newest"),
+        rows(&home_data, "top"),
+        rows(&home_data, "tags"),
+        home_data[0].columns
+    );
+    if let Some(Value::Text(t)) = home_data[0].rows.first().and_then(|r| r.get(2)) {
+        eprintln!("  first newest top_text: {t:?}");
+    }
+
+    // Sanity: every case answers what it should before it is timed.
+    rt.block_on(async {
+        let out = hello
+            .call(&deadlines, TIMEOUT, max_memory, hello_request(), vec![])
+            .await
+            .unwrap_or_else(|e| panic!("hello failed: {e:?}"));
+        assert_eq!(out.response.status, 200);
+        let out = meme_list
+            .call(
+                &deadlines,
+                TIMEOUT,
+                max_memory,
+                home_request(),
+                home_data.clone(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("meme_list failed: {e:?}"));
+        assert_eq!(out.response.status, 200);
+        eprintln!("meme_list / body: {} bytes", out.response.body.len());
+        for (app, path, status) in [
+            (&probe, "/hello/bench", 200),
+            (&academemes, "/", 200),
+            (&academemes, "/random", 303),
+        ] {
+            let r = app.handle_with(http_get(path), SEED, NOW_MS).await;
+            assert_eq!(r.status().as_u16(), status, "{path}");
+        }
+    });
+
+    // ---- pure: instantiate + call + drop through PureComponent::call
+    {
+        let mut g = c.benchmark_group("pure");
+        g.bench_function("hello", |b| {
+            b.to_async(&rt).iter_batched(
+                hello_request,
+                |req| async {
+                    hello
+                        .call(&deadlines, TIMEOUT, max_memory, req, vec![])
+                        .await
+                        .expect("hello")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function("meme_list /", |b| {
+            b.to_async(&rt).iter_batched(
+                || (home_request(), home_data.clone()),
+                |(req, data)| async {
+                    meme_list
+                        .call(&deadlines, TIMEOUT, max_memory, req, data)
+                        .await
+                        .expect("meme_list")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.finish();
+    }
+
+    // ---- app: the whole in-process request path
+    {
+        let mut g = c.benchmark_group("app");
+        for (name, app, path) in [
+            ("probe /hello/bench", &probe, "/hello/bench"),
+            ("academemes /", &academemes, "/"),
+            ("academemes /random", &academemes, "/random"),
+        ] {
+            g.bench_function(name, |b| {
+                b.to_async(&rt).iter_batched(
+                    || http_get(path),
+                    |req| app.handle_with(req, SEED, NOW_MS),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        // What `/` spends in SQLite before the call.
+        g.bench_function("reads for / (newest, top, tags)", |b| b.iter(read_home));
+        g.finish();
+    }
+
+    // ---- parts of one call, rebuilt with wasmtime directly
+    parts(c, &rt, &engine);
+}
+
+/// What the executor's store holds (a copy of `executor::pure::HostState`).
+struct State {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl wasmtime_wasi::WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A copy of `executor::closed_wasi::closed_ctx`, which is private.
+fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
+    let stdout = MemoryOutputPipe::new(64 << 10);
+    let stderr = MemoryOutputPipe::new(64 << 10);
+    let mut b = WasiCtxBuilder::new();
+    b.stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .wall_clock(FixedWallClock(Duration::from_millis(now_ms)))
+        .monotonic_clock(FixedMonotonicClock(now_ms.saturating_mul(1_000_000)))
+        .secure_random(StdRng::seed_from_u64(seed))
+        .insecure_random(StdRng::seed_from_u64(
+            seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15,
+        ))
+        .insecure_random_seed(u128::from(seed))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    (b.build(), stdout, stderr)
+}
+
+struct FixedWallClock(Duration);
+
+impl HostWallClock for FixedWallClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+    fn now(&self) -> Duration {
+        self.0
+    }
+}
+
+struct FixedMonotonicClock(u64);
+
+impl HostMonotonicClock for FixedMonotonicClock {
+    fn resolution(&self) -> u64 {
+        1_000_000
+    }
+    fn now(&self) -> u64 {
+        self.0
+    }
+}
+
+fn new_store(engine: &Engine) -> Store<State> {
+    let (wasi, _, _) = closed_ctx(SEED, NOW_MS);
+    let state = State {
+        wasi,
+        table: ResourceTable::new(),
+        limits: StoreLimitsBuilder::new()
+            .memory_size(64 << 20)
+            .instances(16)
+            .build(),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(Deadlines::ticks(TIMEOUT));
+    store.epoch_deadline_trap();
+    store
+}
+
+fn parts(c: &mut Criterion, rt: &Runtime, engine: &Engine) {
+    let mut linker = Linker::<State>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi linker");
+    let component = executor::load(engine, &CompileCache::disabled(), &guest("hello"))
+        .expect("hello")
+        .0;
+    let pre = PurePre::new(linker.instantiate_pre(&component).expect("pre")).expect("pure pre");
+
+    let mut g = c.benchmark_group("parts");
+    g.bench_function("closed WASI ctx build + drop", |b| {
+        b.iter(|| closed_ctx(SEED, NOW_MS))
+    });
+    g.bench_function("store (with closed WASI) new + drop", |b| {
+        b.iter(|| new_store(engine))
+    });
+    g.bench_function("hello: store + instantiate + drop (no call)", |b| {
+        b.to_async(rt).iter(|| async {
+            let mut store = new_store(engine);
+            pre.instantiate_async(&mut store)
+                .await
+                .expect("instantiate");
+        })
+    });
+    g.bench_function("hello: store + instantiate + call + drop", |b| {
+        b.to_async(rt).iter_batched(
+            hello_request,
+            |req| async {
+                let mut store = new_store(engine);
+                let pure = pre.instantiate_async(&mut store).await.expect("inst");
+                pure.call_handle(&mut store, &req, &[]).await.expect("call")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench
+}
+criterion_main!(benches);
