@@ -216,13 +216,14 @@ fn bench(c: &mut Criterion) {
             .unwrap_or_else(|e| panic!("meme_list failed: {e:?}"));
         assert_eq!(out.response.status, 200);
         eprintln!("meme_list / body: {} bytes", out.response.body.len());
-        for (app, path, status) in [
-            (&probe, "/hello/bench", 200),
-            (&academemes, "/", 200),
-            (&academemes, "/random", 303),
+        for (app, path) in [
+            (&probe, "/hello/bench"),
+            (&academemes, "/"),
+            (&academemes, "/random"),
         ] {
             let r = app.handle_with(http_get(path), SEED, NOW_MS).await;
-            assert_eq!(r.status().as_u16(), status, "{path}");
+            let s = r.status();
+            assert!(s.is_success() || s.is_redirection(), "{path}: {s}");
         }
     });
 
@@ -363,6 +364,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, engine: &Engine) {
         .expect("hello")
         .0;
     let pre = PurePre::new(linker.instantiate_pre(&component).expect("pre")).expect("pure pre");
+    let pre = &pre;
 
     let mut g = c.benchmark_group("parts");
     g.bench_function("closed WASI ctx build + drop", |b| {
@@ -382,7 +384,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, engine: &Engine) {
     g.bench_function("hello: store + instantiate + call + drop", |b| {
         b.to_async(rt).iter_batched(
             hello_request,
-            |req| async {
+            |req| async move {
                 let mut store = new_store(engine);
                 let pure = pre.instantiate_async(&mut store).await.expect("inst");
                 pure.call_handle(&mut store, &req, &[]).await.expect("call")

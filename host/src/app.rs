@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -48,19 +48,28 @@ pub struct App {
     pub manifest: Manifest,
     router: Router,
     db: Database,
-    /// Indexed like `manifest.routes`.
-    route_components: Vec<Arc<PureComponent>>,
-    deadlines: Deadlines,
+    /// Dropped by an idle trim and loaded again (from the compile cache) by
+    /// the next request.
+    runtime: RwLock<Option<Arc<Runtime>>>,
     opts: AppOptions,
     request_ids: RequestIds,
 }
 
-/// The parts of an HTTP request the app needs; the body is already read.
-pub type HttpRequest = http::Request<Bytes>;
-pub type HttpResponse = http::Response<Bytes>;
+/// The engine with its instance pool, and the pre-linked components.
+struct Runtime {
+    /// Indexed like `manifest.routes`.
+    route_components: Vec<Arc<PureComponent>>,
+    deadlines: Deadlines,
+}
 
-impl App {
-    pub fn load(manifest: Manifest, opts: AppOptions) -> Result<App> {
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.deadlines.stop();
+    }
+}
+
+impl Runtime {
+    fn load(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
         let engine = executor::new_engine(&opts.engine)?;
         let cache = CompileCache::new(opts.cache_dir.clone());
         let linker = PureLinker::new(&engine)?;
@@ -93,6 +102,20 @@ impl App {
             .iter()
             .map(|r| by_name[r.component.as_str()].clone())
             .collect();
+        Ok(Runtime {
+            route_components,
+            deadlines: Deadlines::start(&engine),
+        })
+    }
+}
+
+/// The parts of an HTTP request the app needs; the body is already read.
+pub type HttpRequest = http::Request<Bytes>;
+pub type HttpResponse = http::Response<Bytes>;
+
+impl App {
+    pub fn load(manifest: Manifest, opts: AppOptions) -> Result<App> {
+        let runtime = Runtime::load(&manifest, &opts)?;
         let db = match &opts.database {
             Some(path) => Database::open_at(path, &manifest),
             None => Database::open(&manifest),
@@ -106,12 +129,48 @@ impl App {
         Ok(App {
             router,
             db,
-            route_components,
-            deadlines: Deadlines::start(&engine),
+            runtime: RwLock::new(Some(Arc::new(runtime))),
             request_ids: RequestIds::new(),
             manifest,
             opts,
         })
+    }
+
+    /// Gives memory back: drops the engine and its instance pool, idle
+    /// database connections and free heap pages. The next request loads the
+    /// components again from the compile cache, without compiling.
+    pub fn trim(&self) {
+        let runtime = self
+            .runtime
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(runtime);
+        self.db.trim();
+        release_free_heap();
+    }
+
+    fn runtime(&self) -> Result<Arc<Runtime>> {
+        if let Some(rt) = self
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            return Ok(rt.clone());
+        }
+        let mut slot = self.runtime.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = slot.as_ref() {
+            return Ok(rt.clone());
+        }
+        let started = std::time::Instant::now();
+        let rt = Arc::new(Runtime::load(&self.manifest, &self.opts)?);
+        tracing::info!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "reloaded after an idle trim"
+        );
+        *slot = Some(rt.clone());
+        Ok(rt)
     }
 
     pub fn database(&self) -> &Database {
@@ -161,7 +220,18 @@ impl App {
             }
         };
         let route = &self.manifest.routes[route_idx];
-        let component = &self.route_components[route_idx];
+        let runtime = match self.runtime() {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(request = id, "cannot load the components: {e:#}");
+                return pages::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    "The app could not be loaded.",
+                );
+            }
+        };
+        let component = &runtime.route_components[route_idx];
 
         let wit_req = to_wit_request(id, &req, route.pattern.source(), params, seed, now_ms);
         let form = FormFields::new(&wit_req);
@@ -195,7 +265,7 @@ impl App {
 
         let out = match component
             .call(
-                &self.deadlines,
+                &runtime.deadlines,
                 self.opts.timeout,
                 self.opts.engine.max_memory_bytes,
                 wit_req,
@@ -374,6 +444,15 @@ fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpRespons
         );
     }
     out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
+}
+
+/// Returns freed heap pages to the OS; glibc keeps them otherwise.
+fn release_free_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases memory malloc is not using.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 fn log_output(id: &str, component: &str, stream: &str, bytes: &[u8]) {

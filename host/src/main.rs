@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use nebula::app::{App, AppOptions};
 use nebula::executor::{CompileCache, EngineOptions};
 use nebula::manifest::Manifest;
+use nebula::server::idle::IdlePolicy;
 use nebula::spin::manifest::SpinManifest;
 use nebula::spin::{SpinApp, SpinOptions};
 
@@ -87,6 +88,17 @@ enum Command {
         /// Per-request deadline in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         timeout_ms: u64,
+        /// Largest linear memory one instance may grow to, in MiB.
+        #[arg(long, default_value_t = 64)]
+        max_memory_mb: usize,
+        /// After this many seconds without requests, give memory back
+        /// (instance pool, compiled code mappings, idle connections).
+        #[arg(long, value_name = "SECS")]
+        idle_trim: Option<f64>,
+        /// After this many seconds without requests, exit cleanly; with
+        /// socket activation the next connection starts nebula again.
+        #[arg(long, value_name = "SECS")]
+        idle_exit: Option<f64>,
         /// Spin apps: where the default key-value store and SQLite database
         /// live (default: .spin/ beside spin.toml).
         #[arg(long)]
@@ -172,11 +184,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cache_dir,
             max_instances,
             timeout_ms,
+            max_memory_mb,
+            idle_trim,
+            idle_exit,
             data_dir,
             runtime_config_file,
             max_instance_reuse,
             max_instance_concurrent_reuse,
         } => {
+            let secs = |v: Option<f64>| {
+                v.filter(|s| *s >= 0.0)
+                    .map(std::time::Duration::from_secs_f64)
+            };
+            let idle = IdlePolicy {
+                trim: secs(idle_trim),
+                exit: secs(idle_exit),
+            };
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
                 AppManifest::Spin(m) => {
@@ -198,13 +221,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             ..SpinOptions::new(
                                 EngineOptions {
                                     max_instances,
+                                    max_memory_bytes: max_memory_mb << 20,
                                     ..Default::default()
                                 },
                                 std::time::Duration::from_millis(timeout_ms),
                             )
                         },
                     )?);
-                    return serve(listen, app, |app, addr| {
+                    return serve(listen, app, idle, |app, addr| {
                         println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
                         for (route, component, kind) in app.routes() {
                             println!("  {route:<24} → {component} ({kind})");
@@ -218,6 +242,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let opts = AppOptions {
                 engine: EngineOptions {
                     max_instances,
+                    max_memory_bytes: max_memory_mb << 20,
                     ..Default::default()
                 },
                 cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir))),
@@ -225,7 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_millis(timeout_ms),
             };
             let app = Arc::new(App::load(m, opts)?);
-            serve(listen, app, |app, addr| print_banner(app, addr))
+            serve(listen, app, idle, |app, addr| print_banner(app, addr))
         }
     }
 }
@@ -262,6 +287,7 @@ fn check_spin(m: SpinManifest) -> Result<ExitCode> {
 fn serve<S: nebula::server::Service>(
     listen: SocketAddr,
     app: Arc<S>,
+    idle: IdlePolicy,
     banner: impl FnOnce(&S, SocketAddr),
 ) -> Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -269,14 +295,17 @@ fn serve<S: nebula::server::Service>(
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = match nebula::server::activation::inherited_listener()? {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        };
         let addr = listener.local_addr()?;
         banner(&app, addr);
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        nebula::server::serve(listener, app, shutdown_signal()).await
+        nebula::server::serve(listener, app, shutdown_signal(), idle).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

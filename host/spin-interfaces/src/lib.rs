@@ -7,7 +7,7 @@
 //! | `fermyon:spin/key-value@2.0.0` | spin-sdk 5.x | sync |
 //! | `fermyon:spin/sqlite@2.0.0` | spin-sdk 5.x | sync |
 //! | `fermyon:spin/variables@2.0.0` | spin-sdk 5.x | sync |
-//! | `spin:sqlite/sqlite@3.0.0` | spin-sdk 5.2 | sync; served by the `@3.1.0` definition |
+//! | `spin:sqlite/sqlite@3.0.0` | spin-sdk 5.2 | sync; the `@3.1.0` functions, under this name too |
 //! | `spin:key-value/key-value@3.0.0` | spin-sdk 7 | `async`; `get-keys` returns a stream and a future |
 //! | `spin:sqlite/sqlite@3.1.0` | spin-sdk 7 | sync and `-async` variants; `execute-async` streams rows |
 //! | `spin:variables/variables@3.0.0` | spin-sdk 7 | `async` |
@@ -44,6 +44,7 @@
 //!     sqlite: HashMap::from([("default".into(), ".nebula/spin/sqlite.db".into())]),
 //!     variables,
 //!     environment: None, // read SPIN_VARIABLE_* from the process environment
+//!     sqlite_statement_timeout: None, // 30 s
 //! })?);
 //!
 //! // Once per component: what its manifest grants; fails on a bad variable template.
@@ -78,7 +79,8 @@
 //! Every call runs its SQLite statement inline on the calling thread — for the `async`
 //! functions too, inside `Accessor::with`. Key-value operations and typical queries take
 //! microseconds; a statement that waits on a lock held by another connection can block for up
-//! to the 5 s busy timeout, and a slow query as long as it runs.
+//! to the 5 s busy timeout, and a slow query until it ends or reaches the statement timeout
+//! ([`ResourceOptions::sqlite_statement_timeout`], 30 s by default), which interrupts it.
 //!
 //! # Isolation
 //!
@@ -95,6 +97,7 @@ mod variables;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use wasmtime::component::{HasData, Linker, ResourceTable};
@@ -135,6 +138,9 @@ pub struct ResourceOptions {
     /// Where `SPIN_VARIABLE_*` overrides are read: `None` for the process environment, or a
     /// fixed map (for tests, or a host that reads a `.env` file itself).
     pub environment: Option<HashMap<String, String>>,
+    /// Longest a guest's SQLite statement may run before it is interrupted and fails with an
+    /// `io` error; `None` means 30 s.
+    pub sqlite_statement_timeout: Option<Duration>,
 }
 
 /// Per-app state shared by every instance: backing files and resolved variables.
@@ -176,7 +182,10 @@ impl SpinResources {
         let mut sqlite = HashMap::new();
         for (label, path) in opts.sqlite {
             let path = prepare_path(&path).with_context(|| format!("SQLite database {label:?}"))?;
-            sqlite.insert(label, Arc::new(sqlite::SqliteDb::new(path)));
+            let timeout = opts
+                .sqlite_statement_timeout
+                .unwrap_or(sqlite::DEFAULT_STATEMENT_TIMEOUT);
+            sqlite.insert(label, Arc::new(sqlite::SqliteDb::new(path, timeout)));
         }
 
         Ok(Self {
@@ -254,7 +263,7 @@ pub trait SpinView: Send {
 }
 
 /// The [`HasData`] projection used by the generated bindings: `T` → `&mut SpinState`.
-pub struct SpinData;
+pub(crate) struct SpinData;
 
 impl HasData for SpinData {
     type Data<'a> = &'a mut SpinState;
@@ -276,6 +285,11 @@ pub fn add_to_linker<T: SpinView + 'static>(linker: &mut Linker<T>) -> anyhow::R
     fermyon::spin::variables::add_to_linker::<T, SpinData>(linker, get)?;
     spin::key_value::key_value::add_to_linker::<T, SpinData>(linker, get)?;
     spin::sqlite3_1_0::sqlite::add_to_linker::<T, SpinData>(linker, get)?;
+    // wasmtime would resolve an `@3.0.0` import to `@3.1.0` by semver on its own, but
+    // `Linker::define_unknown_imports_as_traps` matches names exactly and would stub it with
+    // traps; naming 3.0.0 explicitly (3.1.0's functions are a superset) avoids that.
+    let mut v3_0 = linker.instance("spin:sqlite/sqlite@3.0.0")?;
+    spin::sqlite3_1_0::sqlite::add_to_linker_instance::<T, SpinData>(&mut v3_0, get)?;
     spin::variables::variables::add_to_linker::<T, SpinData>(linker, get)?;
     Ok(())
 }

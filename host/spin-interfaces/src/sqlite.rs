@@ -8,9 +8,9 @@
 //! and `last-insert-rowid` describe this guest's statements only.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as SqlValue, ValueRef};
@@ -23,9 +23,17 @@ use crate::{SpinData, SpinState, MAX_OPEN_HANDLES, MAX_RESULT_BYTES};
 /// Idle connections kept per database; more are opened under load and closed when returned.
 const MAX_IDLE_CONNECTIONS: usize = 16;
 
+/// How long one guest statement may run when the host sets no limit.
+pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often, in SQLite VM instructions, a running statement checks its deadline: often
+/// enough to stop within a millisecond or so, rarely enough to cost nothing measurable.
+const PROGRESS_INTERVAL: i32 = 10_000;
+
 /// One SQLite database file that guests may open, with its pool of idle connections.
 pub(crate) struct SqliteDb {
     path: PathBuf,
+    statement_timeout: Duration,
     idle: Mutex<Vec<PooledConnection>>,
 }
 
@@ -35,12 +43,26 @@ struct PooledConnection {
     /// attached databases, pragmas), so that such a connection is closed rather than handed
     /// to the next request.
     dirty: Arc<AtomicBool>,
+    /// When the running guest statement must stop, in milliseconds since `clock_base()`;
+    /// `u64::MAX` between statements. A host call is out of reach of wasmtime's epoch
+    /// deadlines, so without this a runaway query would hold the thread forever.
+    deadline: Arc<AtomicU64>,
+}
+
+fn clock_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+fn now_ms() -> u64 {
+    clock_base().elapsed().as_millis() as u64
 }
 
 impl SqliteDb {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, statement_timeout: Duration) -> Self {
         Self {
             path,
+            statement_timeout,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -95,8 +117,31 @@ fn connect(path: &Path) -> rusqlite::Result<PooledConnection> {
     let dirty = Arc::new(AtomicBool::new(false));
     let flag = dirty.clone();
     conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&ctx, &flag)));
-    Ok(PooledConnection { conn, dirty })
+    let deadline = Arc::new(AtomicU64::new(u64::MAX));
+    let until = deadline.clone();
+    conn.progress_handler(
+        PROGRESS_INTERVAL,
+        Some(move || now_ms() > until.load(Ordering::Relaxed)),
+    );
+    Ok(PooledConnection {
+        conn,
+        dirty,
+        deadline,
+    })
 }
+
+const READ_ONLY_PRAGMAS: &[&str] = &[
+    "foreign_key_check",
+    "foreign_key_list",
+    "index_info",
+    "index_list",
+    "index_xinfo",
+    "integrity_check",
+    "quick_check",
+    "table_info",
+    "table_list",
+    "table_xinfo",
+];
 
 /// Installed after the host's own setup, so it sees only guest statements.
 fn authorize(ctx: &AuthContext<'_>, dirty: &AtomicBool) -> Authorization {
@@ -105,6 +150,11 @@ fn authorize(ctx: &AuthContext<'_>, dirty: &AtomicBool) -> Authorization {
         // guest must not reach files beyond the database it was granted.
         AuthAction::Attach { filename } if !matches!(filename, "" | ":memory:") => {
             Authorization::Deny
+        }
+        // Pragmas that take an argument but only read (what ORMs use to inspect a schema)
+        // leave the connection as it was.
+        AuthAction::Pragma { pragma_name, .. } if READ_ONLY_PRAGMAS.contains(&pragma_name) => {
+            Authorization::Allow
         }
         AuthAction::Attach { .. }
         | AuthAction::Detach { .. }
@@ -181,6 +231,18 @@ impl SqliteConnection {
     /// `Err`; an error while stepping ends the rows and is returned with those read so far,
     /// which is what the 3.1 streaming variant reports through its future.
     pub(crate) fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
+        let pooled = self.pooled.as_ref().expect("present until dropped");
+        let timeout = self.db.statement_timeout.as_millis() as u64;
+        pooled
+            .deadline
+            .store(now_ms().saturating_add(timeout), Ordering::Relaxed);
+        let result = self.run(sql, params);
+        let pooled = self.pooled.as_ref().expect("present until dropped");
+        pooled.deadline.store(u64::MAX, Ordering::Relaxed);
+        result
+    }
+
+    fn run(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
         let conn = self.conn();
         let total_before = conn.total_changes();
         let mut stmt = conn.prepare_cached(sql)?;

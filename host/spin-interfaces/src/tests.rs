@@ -62,6 +62,7 @@ fn resources(dir: &Path) -> Arc<SpinResources> {
                 ("SPIN_VARIABLE_NAME".into(), "nebula".into()),
                 ("SPIN_VARIABLE_API_KEY".into(), "s3cret".into()),
             ])),
+            sqlite_statement_timeout: Some(std::time::Duration::from_millis(200)),
         })
         .unwrap(),
     )
@@ -399,8 +400,10 @@ fn sqlite_pool_keeps_clean_connections_only() {
     let c = open_db(&mut s);
     let size = exec3(&mut s, &c, "PRAGMA cache_size", vec![]).unwrap();
     assert!(!matches!(size.rows[0].values[0], sql3::Value::Integer(123)));
+    let info = exec3(&mut s, &c, "PRAGMA table_info(t)", vec![]).unwrap();
+    assert_eq!(info.rows.len(), 1);
     drop(s);
-    // Reading a setting does not count as changing it.
+    // Reading a setting or the schema does not count as changing the connection.
     assert_eq!(db.idle_connections(), 1);
 }
 
@@ -422,6 +425,24 @@ fn sqlite_transactions_span_calls_on_one_connection() {
     // …until it is committed.
     let seen = exec3(&mut b, &cb, "SELECT count(*) FROM t", vec![]).unwrap();
     assert!(matches!(seen.rows[0].values[0], sql3::Value::Integer(1)));
+}
+
+#[test]
+fn sqlite_runaway_statement_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    let c = open_db(&mut s);
+    let started = std::time::Instant::now();
+    let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
+                   SELECT count(*) FROM n";
+    assert!(matches!(
+        exec3(&mut s, &c, endless, vec![]),
+        Err(sql3::Error::Io(msg)) if msg.contains("interrupt")
+    ));
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    // The deadline is per statement: the connection goes on working.
+    assert_eq!(exec3(&mut s, &c, "SELECT 1", vec![]).unwrap().rows.len(), 1);
 }
 
 #[test]

@@ -74,6 +74,22 @@ async fn spin_sdk_imports_link_and_instantiate() {
     }
 }
 
+/// `Linker::define_unknown_imports_as_traps` (which a host may use to stub Spin interfaces it
+/// lacks) matches import names exactly; `spin:sqlite/sqlite@3.0.0` must therefore be
+/// defined under its own name, not only reachable by semver from `@3.1.0`.
+#[test]
+fn sqlite_3_0_is_defined_by_name() {
+    let engine = Engine::default();
+    let mut linker = Linker::<Host>::new(&engine);
+    add_to_linker(&mut linker).unwrap();
+    let mut inst = linker.instance("spin:sqlite/sqlite@3.0.0").unwrap();
+    let again = inst.func_wrap("[method]connection.changes", |_, (): ()| Ok(()));
+    assert!(
+        again.is_err(),
+        "[method]connection.changes should already be defined"
+    );
+}
+
 #[test]
 fn guest_worlds_import_what_the_sdks_import() {
     let engine = Engine::default();

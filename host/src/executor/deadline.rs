@@ -11,30 +11,41 @@ use wasmtime::Engine;
 /// The epoch advances once per tick while calls are in flight.
 pub const TICK: Duration = Duration::from_millis(10);
 
+#[derive(Default)]
+struct State {
+    in_flight: usize,
+    stopped: bool,
+}
+
+type Shared = Arc<(Mutex<State>, Condvar)>;
+
 #[derive(Clone)]
 pub struct Deadlines {
-    shared: Arc<(Mutex<usize>, Condvar)>,
+    shared: Shared,
 }
 
 /// Held for the duration of one call.
 pub struct InFlight {
-    shared: Arc<(Mutex<usize>, Condvar)>,
+    shared: Shared,
 }
 
 impl Deadlines {
     pub fn start(engine: &Engine) -> Deadlines {
-        let shared = Arc::new((Mutex::new(0usize), Condvar::new()));
+        let shared: Shared = Arc::new((Mutex::new(State::default()), Condvar::new()));
         let engine = engine.weak();
         let s = shared.clone();
         std::thread::Builder::new()
             .name("nebula-epoch".into())
             .spawn(move || loop {
                 let (lock, cvar) = &*s;
-                let mut in_flight = lock.lock().unwrap_or_else(|p| p.into_inner());
-                while *in_flight == 0 {
-                    in_flight = cvar.wait(in_flight).unwrap_or_else(|p| p.into_inner());
+                let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+                while state.in_flight == 0 && !state.stopped {
+                    state = cvar.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
-                drop(in_flight);
+                if state.stopped {
+                    return;
+                }
+                drop(state);
                 std::thread::sleep(TICK);
                 match engine.upgrade() {
                     Some(e) => e.increment_epoch(),
@@ -50,11 +61,18 @@ impl Deadlines {
         (d.as_millis() / TICK.as_millis()).max(1) as u64
     }
 
+    /// Ends the ticker thread (when the engine it drives is dropped).
+    pub fn stop(&self) {
+        let (lock, cvar) = &*self.shared;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).stopped = true;
+        cvar.notify_one();
+    }
+
     pub fn enter(&self) -> InFlight {
         let (lock, cvar) = &*self.shared;
-        let mut n = lock.lock().unwrap_or_else(|p| p.into_inner());
-        *n += 1;
-        if *n == 1 {
+        let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
+        state.in_flight += 1;
+        if state.in_flight == 1 {
             cvar.notify_one();
         }
         InFlight {
@@ -66,6 +84,6 @@ impl Deadlines {
 impl Drop for InFlight {
     fn drop(&mut self) {
         let (lock, _) = &*self.shared;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        lock.lock().unwrap_or_else(|p| p.into_inner()).in_flight -= 1;
     }
 }

@@ -1,6 +1,8 @@
 //! HTTP: accepts connections with hyper, reads each request body up to the
 //! app's limit, and hands the request to the [`App`].
 
+pub mod activation;
+pub mod idle;
 pub mod pages;
 pub mod static_files;
 
@@ -32,19 +34,42 @@ pub trait Service: Send + Sync + 'static {
         req: hyper::Request<Incoming>,
         peer: SocketAddr,
     ) -> impl Future<Output = hyper::Response<Body>> + Send;
+
+    /// Gives back memory that can be rebuilt on the next request.
+    fn trim(&self) {}
 }
 
 pub fn full_body(b: Bytes) -> Body {
     Full::new(b).map_err(|never| match never {}).boxed_unsync()
 }
 
-/// Serves until `shutdown` resolves, then lets open connections finish.
+/// Serves until `shutdown` resolves or the idle policy says to exit, then
+/// lets open connections finish.
 pub async fn serve<S: Service>(
     listener: TcpListener,
     app: Arc<S>,
     shutdown: impl std::future::Future<Output = ()>,
+    idle: idle::IdlePolicy,
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let activity = Arc::new(idle::Activity::default());
+    let watcher = {
+        let (activity, app) = (activity.clone(), app.clone());
+        async move {
+            idle::watch(&activity, idle, || {
+                tracing::info!("idle: trimming memory");
+                app.trim();
+            })
+            .await;
+            tracing::info!("idle: exiting");
+        }
+    };
+    let shutdown = async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = watcher => {}
+        }
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -61,9 +86,14 @@ pub async fn serve<S: Service>(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
+                let activity = activity.clone();
                 let service = service_fn(move |req| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(app.call(req, peer).await) }
+                    let activity = activity.clone();
+                    async move {
+                        let _busy = activity.begin();
+                        Ok::<_, Infallible>(app.call(req, peer).await)
+                    }
                 });
                 let conn = http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -96,6 +126,10 @@ impl Service for App {
         _peer: SocketAddr,
     ) -> hyper::Response<Body> {
         handle(self, req).await.map(full_body)
+    }
+
+    fn trim(&self) {
+        App::trim(self);
     }
 }
 

@@ -94,6 +94,7 @@ impl SpinApp {
                 sqlite: backing.sqlite,
                 variables,
                 environment: None,
+                ..Default::default()
             })
             .with_context(|| format!("{}", manifest.file.display()))?,
         );
