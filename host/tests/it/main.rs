@@ -5,6 +5,7 @@ mod support;
 
 mod errors;
 mod purity;
+mod scale;
 mod site;
 mod spin;
 mod submit;

@@ -119,8 +119,14 @@ impl Server {
             .arg("-f")
             .arg(repo().join(manifest))
             .args(["--listen", "127.0.0.1:0", "--no-build"])
-            .arg("--cache-dir")
-            .arg(repo().join("target/nebula-test-cache"))
+            .args(if extra.contains(&"--cache-dir") {
+                vec![]
+            } else {
+                vec![
+                    "--cache-dir".into(),
+                    repo().join("target/nebula-test-cache").into_os_string(),
+                ]
+            })
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
