@@ -19,6 +19,13 @@
 //!   route's SQLite reads on their own for comparison.
 //! - `parts`: the pieces of one call, rebuilt here with wasmtime directly
 //!   because the executor keeps them private (see `closed_ctx` below).
+//! - `engine`: store + instantiate + call + drop, rebuilt the same way, on
+//!   engines with `new_engine`'s settings and with `pagemap_scan` and/or
+//!   without component-model concurrency.
+//!
+//! With `RUST_BACKTRACE=1` in the environment (and `RUST_LIB_BACKTRACE`
+//! unset) wasmtime captures a host backtrace on every store drop; run with
+//! `RUST_LIB_BACKTRACE=0` to measure what a server without it sees.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,7 +36,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use tokio::runtime::Runtime;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
 
@@ -139,6 +149,15 @@ fn bench(c: &mut Criterion) {
     let app_toml = repo.join("app.toml");
     let probe_toml = repo.join("host/tests/apps/probe.toml");
     require_guests(&[&app_toml, &probe_toml]);
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none()
+        && std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0")
+    {
+        eprintln!(
+            "note: RUST_BACKTRACE is set and RUST_LIB_BACKTRACE is not, so wasmtime captures \
+             a host backtrace for the error it creates on every store drop; \
+             set RUST_LIB_BACKTRACE=0 to measure without it"
+        );
+    }
     let rt = runtime();
 
     // ---- the executor, as App::load sets it up
@@ -280,6 +299,8 @@ fn bench(c: &mut Criterion) {
 
     // ---- parts of one call, rebuilt with wasmtime directly
     parts(c, &rt, &engine);
+    // ---- the same call on engines with other settings
+    engine_variants(c, &rt, &home_data);
 }
 
 /// What the executor's store holds (a copy of `executor::pure::HostState`).
@@ -381,17 +402,86 @@ fn parts(c: &mut Criterion, rt: &Runtime, engine: &Engine) {
                 .expect("instantiate");
         })
     });
-    g.bench_function("hello: store + instantiate + call + drop", |b| {
-        b.to_async(rt).iter_batched(
-            hello_request,
-            |req| async move {
-                let mut store = new_store(engine);
-                let pure = pre.instantiate_async(&mut store).await.expect("inst");
-                pure.call_handle(&mut store, &req, &[]).await.expect("call")
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    g.finish();
+}
+
+/// `executor::new_engine`'s settings, copied, with two changes to try:
+/// `pagemap_scan` (reset only the pages a guest dirtied, Linux >= 6.7) and
+/// no component-model concurrency (pure components need none; Spin's WASI
+/// 0.3 components do).
+fn variant_engine(pagemap_scan: bool, concurrency: bool) -> Engine {
+    let opts = EngineOptions::default();
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(opts.max_instances)
+        .total_core_instances(opts.max_instances * 4)
+        .total_memories(opts.max_instances * 2)
+        .total_tables(opts.max_instances * 4)
+        .total_stacks(opts.max_instances)
+        .max_memory_size(opts.max_memory_bytes)
+        .linear_memory_keep_resident(opts.keep_resident_bytes)
+        .table_keep_resident(64 << 10)
+        .max_unused_warm_slots(opts.max_instances.min(64));
+    if pagemap_scan {
+        pool.pagemap_scan(Enabled::Auto);
+    }
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .memory_init_cow(true)
+        .epoch_interruption(true)
+        .wasm_component_model_async(concurrency)
+        .concurrency_support(concurrency)
+        .max_wasm_stack(1 << 20)
+        .async_stack_size(2 << 20);
+    Engine::new(&config).expect("variant engine")
+}
+
+/// Store + instantiate + call + drop (no `Deadlines`, output discarded) on
+/// engines that differ from `new_engine` in one or two settings.
+fn engine_variants(c: &mut Criterion, rt: &Runtime, home_data: &[Table]) {
+    let mut g = c.benchmark_group("engine");
+    for (label, pagemap_scan, concurrency) in [
+        ("as new_engine", false, true),
+        ("pagemap_scan", true, true),
+        ("no concurrency", false, false),
+        ("pagemap_scan + no concurrency", true, false),
+    ] {
+        let engine = variant_engine(pagemap_scan, concurrency);
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("wasi linker");
+        let pre = |name: &str| {
+            let component = executor::load(&engine, &CompileCache::disabled(), &guest(name))
+                .expect(name)
+                .0;
+            PurePre::new(linker.instantiate_pre(&component).expect("pre")).expect("pure pre")
+        };
+        let (hello, meme_list) = (pre("hello"), pre("meme_list"));
+        let (engine, hello, meme_list) = (&engine, &hello, &meme_list);
+        g.bench_function(format!("hello, {label}"), |b| {
+            b.to_async(rt).iter_batched(
+                hello_request,
+                |req| async move {
+                    let mut store = new_store(engine);
+                    let pure = hello.instantiate_async(&mut store).await.expect("inst");
+                    pure.call_handle(&mut store, &req, &[]).await.expect("call")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("meme_list /, {label}"), |b| {
+            b.to_async(rt).iter_batched(
+                || (home_request(), home_data.to_vec()),
+                |(req, data)| async move {
+                    let mut store = new_store(engine);
+                    let pure = meme_list.instantiate_async(&mut store).await.expect("inst");
+                    pure.call_handle(&mut store, &req, &data)
+                        .await
+                        .expect("call")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
     g.finish();
 }
 

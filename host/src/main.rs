@@ -82,15 +82,16 @@ enum Command {
         /// Where compiled components are cached (default: .nebula/cache beside the manifest).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
-        /// Instances that may run at once.
-        #[arg(long, default_value_t = 256)]
-        max_instances: u32,
-        /// Per-request deadline in milliseconds.
-        #[arg(long, default_value_t = 10_000)]
-        timeout_ms: u64,
-        /// Largest linear memory one instance may grow to, in MiB.
-        #[arg(long, default_value_t = 64)]
-        max_memory_mb: usize,
+        /// Instances that may run at once (default: [limits] max_instances, else 256).
+        #[arg(long)]
+        max_instances: Option<u32>,
+        /// Per-request deadline in milliseconds (default: [limits] timeout_ms, else 10000).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+        /// Largest linear memory one instance may grow to, in MiB (default:
+        /// [limits] max_memory_mb, else 64).
+        #[arg(long)]
+        max_memory_mb: Option<usize>,
         /// After this many seconds without requests, give memory back
         /// (instance pool, compiled code mappings, idle connections).
         #[arg(long, value_name = "SECS")]
@@ -204,6 +205,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
                 AppManifest::Spin(m) => {
+                    let max_instances = max_instances.unwrap_or(256);
+                    let max_memory_mb = max_memory_mb.unwrap_or(64);
+                    let timeout_ms = timeout_ms.unwrap_or(10_000);
                     if !no_build {
                         nebula::builder::build_spin(&m, &[], true)?;
                     }
@@ -240,6 +244,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
+            let max_instances = max_instances.or(m.limits.max_instances).unwrap_or(256);
+            let max_memory_mb = max_memory_mb.or(m.limits.max_memory_mb).unwrap_or(64);
+            let timeout_ms = timeout_ms.or(m.limits.timeout_ms).unwrap_or(10_000);
             let opts = AppOptions {
                 engine: EngineOptions {
                     max_instances,

@@ -12,6 +12,9 @@ use super::closed_wasi::{closed_ctx, Output};
 use super::deadline::Deadlines;
 use crate::contract::{PurePre, Request, Response, Table};
 
+/// Function-table entries one instance may grow to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
@@ -99,6 +102,7 @@ impl PureComponent {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory)
+                .table_elements(MAX_TABLE_ELEMENTS)
                 .instances(16)
                 .build(),
         };

@@ -54,6 +54,12 @@ pub struct Database {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// Instances that may run at once; `nebula up --max-instances` overrides.
+    pub max_instances: Option<u32>,
+    /// Memory cap per instance; `--max-memory-mb` overrides.
+    pub max_memory_mb: Option<usize>,
+    /// Per-request deadline; `--timeout-ms` overrides.
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -168,11 +174,31 @@ impl Manifest {
             },
         };
 
+        let raw_limits = raw.limits.unwrap_or(raw::RawLimits {
+            max_body_bytes: None,
+            max_instances: None,
+            max_memory_mb: None,
+            timeout_ms: None,
+        });
+        if raw_limits.max_instances == Some(0) {
+            return Err(err(
+                None,
+                "limits.max_instances",
+                "expected at least 1".into(),
+            ));
+        }
+        if raw_limits.max_memory_mb == Some(0) {
+            return Err(err(
+                None,
+                "limits.max_memory_mb",
+                "expected at least 1 (MiB)".into(),
+            ));
+        }
         let limits = Limits {
-            max_body_bytes: raw
-                .limits
-                .and_then(|l| l.max_body_bytes)
-                .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_body_bytes: raw_limits.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            max_instances: raw_limits.max_instances,
+            max_memory_mb: raw_limits.max_memory_mb,
+            timeout_ms: raw_limits.timeout_ms,
         };
 
         let mut components = BTreeMap::new();

@@ -49,6 +49,9 @@ pub struct RawDatabase {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_body_bytes: Option<usize>,
+    pub max_instances: Option<u32>,
+    pub max_memory_mb: Option<usize>,
+    pub timeout_ms: Option<u64>,
 }
 
 #[derive(Deserialize)]
