@@ -78,7 +78,11 @@ fn build_components(
         }
     }
     let mut target_checked = false;
-    for c in components {
+    // Components with a build command first: one without may use the
+    // `.wasm` another one builds (Spin apps do this for private endpoints).
+    let mut ordered: Vec<&Component> = components.iter().collect();
+    ordered.sort_by_key(|c| c.build.is_none());
+    for c in ordered {
         if !only.is_empty() && !only.contains(&c.name) {
             continue;
         }
@@ -176,4 +180,56 @@ pub fn ensure_wasm_target() -> Result<()> {
         bail!("`rustup target add {WASM_TARGET}` failed ({status}); check your network or install the target by hand");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Build;
+
+    #[test]
+    fn a_component_without_build_may_use_what_another_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = dir.path().join("shared.wasm");
+        let shared = |name: &str, build: Option<Build>| Component {
+            name: name.into(),
+            source: wasm.clone(),
+            build,
+        };
+        // Sorted by name the one without a build command comes first.
+        let components = vec![
+            shared("a-private", None),
+            shared(
+                "b-public",
+                Some(Build {
+                    command: "touch shared.wasm".into(),
+                    workdir: dir.path().to_path_buf(),
+                    watch: vec![],
+                }),
+            ),
+        ];
+        build_components(Path::new("spin.toml"), &components, &[], false).unwrap();
+        assert!(wasm.exists());
+    }
+
+    #[test]
+    fn a_failed_build_names_the_component_and_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Component {
+            name: "broken".into(),
+            source: dir.path().join("x.wasm"),
+            build: Some(Build {
+                command: "exit 3".into(),
+                workdir: dir.path().to_path_buf(),
+                watch: vec![],
+            }),
+        };
+        let e = build_components(Path::new("app.toml"), &[c], &[], false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("component \"broken\": the build command `exit 3`"),
+            "{e}"
+        );
+    }
 }
