@@ -436,8 +436,9 @@ fn variant_engine(pagemap_scan: bool, concurrency: bool) -> Engine {
     Engine::new(&config).expect("variant engine")
 }
 
-/// Store + instantiate + call + drop (no `Deadlines`, output discarded) on
-/// engines that differ from `new_engine` in one or two settings.
+/// Store + instantiate + call + drop (no `Deadlines`, output discarded), and
+/// for hello also without the call, on engines that differ from `new_engine`
+/// in one or two settings.
 fn engine_variants(c: &mut Criterion, rt: &Runtime, home_data: &[Table]) {
     let mut g = c.benchmark_group("engine");
     for (label, pagemap_scan, concurrency) in [
@@ -457,6 +458,12 @@ fn engine_variants(c: &mut Criterion, rt: &Runtime, home_data: &[Table]) {
         };
         let (hello, meme_list) = (pre("hello"), pre("meme_list"));
         let (engine, hello, meme_list) = (&engine, &hello, &meme_list);
+        g.bench_function(format!("hello, no call, {label}"), |b| {
+            b.to_async(rt).iter(|| async move {
+                let mut store = new_store(engine);
+                hello.instantiate_async(&mut store).await.expect("inst");
+            })
+        });
         g.bench_function(format!("hello, {label}"), |b| {
             b.to_async(rt).iter_batched(
                 hello_request,

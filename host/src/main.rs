@@ -258,7 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_millis(timeout_ms),
             };
             let app = Arc::new(App::load(m, opts)?);
-            serve(listen, app, idle, |app, addr| print_banner(app, addr))
+            serve(listen, app, idle, print_banner)
         }
     }
 }

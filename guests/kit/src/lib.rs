@@ -7,7 +7,7 @@
 //! ```ignore
 //! struct Component;
 //! impl kit::Guest for Component {
-//!     fn handle(req: kit::Request, data: Vec<kit::Table>) -> kit::Response { todo!() }
+//!     fn handle(req: kit::Request, data: Vec<kit::Table>) -> kit::Response { kit::http::text(200, "hi") }
 //! }
 //! kit::export!(Component with_types_in kit::bindings);
 //! ```
