@@ -15,6 +15,9 @@ pub struct EngineOptions {
     pub max_memory_bytes: usize,
     /// How much of each memory slot stays resident (and is memset) between uses.
     pub keep_resident_bytes: usize,
+    /// The component model's async ABI. Spin's WASI 0.3 components need it;
+    /// pure components do not, and it costs ~3 µs per call (benches/RESULTS.md).
+    pub concurrency: bool,
 }
 
 impl Default for EngineOptions {
@@ -23,6 +26,7 @@ impl Default for EngineOptions {
             max_instances: 256,
             max_memory_bytes: 64 << 20,
             keep_resident_bytes: 1 << 20,
+            concurrency: true,
         }
     }
 }
@@ -48,7 +52,8 @@ pub fn new_engine(opts: &EngineOptions) -> Result<Engine> {
         // epoch only advances while calls are in flight (see `deadline`).
         .epoch_interruption(true)
         // Spin components built by today's SDK use WASI 0.3 (async ABI).
-        .wasm_component_model_async(true)
+        .wasm_component_model_async(opts.concurrency)
+        .concurrency_support(opts.concurrency)
         .max_wasm_stack(1 << 20)
         .async_stack_size(2 << 20);
     Engine::new(&config)
