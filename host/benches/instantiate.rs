@@ -160,8 +160,12 @@ fn bench(c: &mut Criterion) {
     }
     let rt = runtime();
 
-    // ---- the executor, as App::load sets it up
-    let opts = EngineOptions::default();
+    // ---- the executor, as App::load sets it up (pure components run on an
+    // engine without component-model concurrency)
+    let opts = EngineOptions {
+        concurrency: false,
+        ..EngineOptions::default()
+    };
     let max_memory = opts.max_memory_bytes;
     let engine = new_engine(&opts).expect("engine");
     let cache = CompileCache::disabled();
