@@ -18,7 +18,7 @@
 //!   and on Academemes (`/`, three reads; `/random`, one read), with the
 //!   route's SQLite reads on their own for comparison.
 //! - `parts`: the pieces of one call, rebuilt here with wasmtime directly
-//!   because the executor keeps them private (see `closed_ctx` below).
+//!   with the executor's own `closed_ctx`.
 //! - `engine`: store + instantiate + call + drop, rebuilt the same way, on
 //!   engines with `new_engine`'s settings and with `pagemap_scan` and/or
 //!   without component-model concurrency.
@@ -32,16 +32,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 use tokio::runtime::Runtime;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
     StoreLimits, StoreLimitsBuilder,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView};
 
 use nebula::app::{App, AppOptions};
 use nebula::contract::{PurePre, Request, Table, Value};
@@ -323,50 +320,8 @@ impl wasmtime_wasi::WasiView for State {
     }
 }
 
-/// A copy of `executor::closed_wasi::closed_ctx`, which is private.
-fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, MemoryOutputPipe, MemoryOutputPipe) {
-    let stdout = MemoryOutputPipe::new(64 << 10);
-    let stderr = MemoryOutputPipe::new(64 << 10);
-    let mut b = WasiCtxBuilder::new();
-    b.stdout(stdout.clone())
-        .stderr(stderr.clone())
-        .wall_clock(FixedWallClock(Duration::from_millis(now_ms)))
-        .monotonic_clock(FixedMonotonicClock(now_ms.saturating_mul(1_000_000)))
-        .secure_random(StdRng::seed_from_u64(seed))
-        .insecure_random(StdRng::seed_from_u64(
-            seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15,
-        ))
-        .insecure_random_seed(u128::from(seed))
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false);
-    (b.build(), stdout, stderr)
-}
-
-struct FixedWallClock(Duration);
-
-impl HostWallClock for FixedWallClock {
-    fn resolution(&self) -> Duration {
-        Duration::from_millis(1)
-    }
-    fn now(&self) -> Duration {
-        self.0
-    }
-}
-
-struct FixedMonotonicClock(u64);
-
-impl HostMonotonicClock for FixedMonotonicClock {
-    fn resolution(&self) -> u64 {
-        1_000_000
-    }
-    fn now(&self) -> u64 {
-        self.0
-    }
-}
-
 fn new_store(engine: &Engine) -> Store<State> {
-    let (wasi, _, _) = closed_ctx(SEED, NOW_MS);
+    let (wasi, _) = executor::closed_ctx(SEED, NOW_MS);
     let state = State {
         wasi,
         table: ResourceTable::new(),
@@ -393,7 +348,7 @@ fn parts(c: &mut Criterion, rt: &Runtime, engine: &Engine) {
 
     let mut g = c.benchmark_group("parts");
     g.bench_function("closed WASI ctx build + drop", |b| {
-        b.iter(|| closed_ctx(SEED, NOW_MS))
+        b.iter(|| executor::closed_ctx(SEED, NOW_MS))
     });
     g.bench_function("store (with closed WASI) new + drop", |b| {
         b.iter(|| new_store(engine))

@@ -33,12 +33,12 @@ pub fn is_closed_wasi(import: &str) -> bool {
 }
 
 /// The captured output of one call.
-pub struct Output {
+pub struct ClosedOutput {
     pub stdout: MemoryOutputPipe,
     pub stderr: MemoryOutputPipe,
 }
 
-pub fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, Output) {
+pub fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, ClosedOutput) {
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPACITY);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPACITY);
     let mut b = WasiCtxBuilder::new();
@@ -54,7 +54,7 @@ pub fn closed_ctx(seed: u64, now_ms: u64) -> (WasiCtx, Output) {
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    (b.build(), Output { stdout, stderr })
+    (b.build(), ClosedOutput { stdout, stderr })
 }
 
 /// Always the request's time: a pure function sees one instant.

@@ -9,7 +9,7 @@ mod engine;
 mod pure;
 
 pub use cache::CompileCache;
-pub use closed_wasi::CLOSED_WASI_PACKAGES;
+pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;
 pub use engine::{new_engine, EngineOptions};
 pub use pure::{CallError, CallOutput, PureComponent, PureLinker};

@@ -8,7 +8,7 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::closed_wasi::{closed_ctx, Output};
+use super::closed_wasi::{closed_ctx, ClosedOutput};
 use super::deadline::Deadlines;
 use crate::contract::{PurePre, Request, Response, Table};
 
@@ -96,7 +96,7 @@ impl PureComponent {
         request: Request,
         data: Vec<Table>,
     ) -> Result<CallOutput, CallError> {
-        let (wasi, Output { stdout, stderr }) = closed_ctx(request.seed, request.now_ms);
+        let (wasi, ClosedOutput { stdout, stderr }) = closed_ctx(request.seed, request.now_ms);
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
