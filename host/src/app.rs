@@ -51,6 +51,8 @@ pub struct App {
     /// Dropped by an idle trim and loaded again (from the compile cache) by
     /// the next request.
     runtime: RwLock<Option<Arc<Runtime>>>,
+    /// The static folder, canonicalised once so requests only resolve their own path.
+    static_root: Option<std::path::PathBuf>,
     opts: AppOptions,
     request_ids: RequestIds,
 }
@@ -135,6 +137,10 @@ impl App {
             router,
             db,
             runtime: RwLock::new(Some(Arc::new(runtime))),
+            static_root: manifest
+                .static_files
+                .as_ref()
+                .map(|st| st.dir.canonicalize().unwrap_or_else(|_| st.dir.clone())),
             request_ids: RequestIds::new(),
             manifest,
             opts,
@@ -213,7 +219,8 @@ impl App {
                 if req.method() != Method::GET && req.method() != Method::HEAD {
                     return pages::method_not_allowed(&["GET", "HEAD"]);
                 }
-                return static_files::serve(&st.dir, rest, req.headers());
+                let root = self.static_root.as_deref().unwrap_or(&st.dir);
+                return static_files::serve(root, rest, req.headers());
             }
         }
         let (route_idx, params) = match self.router.route(req.method().as_str(), &path) {

@@ -20,17 +20,15 @@ pub fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
-pub fn serve(dir: &Path, rest: &str, req_headers: &HeaderMap) -> http::Response<Bytes> {
+/// `root` is the static folder, already canonical (resolved once at load).
+pub fn serve(root: &Path, rest: &str, req_headers: &HeaderMap) -> http::Response<Bytes> {
     let Some(rel) = safe_relative(rest) else {
         return refused();
-    };
-    let Ok(root) = dir.canonicalize() else {
-        return pages::not_found(rest);
     };
     let Ok(full) = root.join(&rel).canonicalize() else {
         return pages::not_found(&rel);
     };
-    if !full.starts_with(&root) {
+    if !full.starts_with(root) {
         return refused();
     }
     let Ok(meta) = std::fs::metadata(&full) else {
