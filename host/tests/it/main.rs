@@ -4,6 +4,7 @@
 mod support;
 
 mod errors;
+mod isolation;
 mod purity;
 mod scale;
 mod site;
