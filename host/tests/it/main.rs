@@ -5,6 +5,7 @@ mod support;
 
 mod errors;
 mod isolation;
+mod languages;
 mod purity;
 mod scale;
 mod site;

@@ -246,14 +246,22 @@ fn check_lists_imports_and_rejects_an_escaping_component() {
         "check of app.toml failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for c in ["meme-list", "random-meme", "render", "vote", "submit"] {
+    for c in [
+        "meme-list",
+        "random-meme",
+        "render",
+        "vote",
+        "submit",
+        "stats",
+        "search",
+    ] {
         assert!(
             text.contains(&format!("component {c} (")),
             "{c} not listed:\n{text}"
         );
     }
     assert!(text.contains("wasi:cli/"), "imports not listed:\n{text}");
-    assert_eq!(text.matches("ok: pure world").count(), 5, "{text}");
+    assert_eq!(text.matches("ok: pure world").count(), 7, "{text}");
 
     let out = nebula()
         .args(["check", "-f"])
