@@ -4,9 +4,11 @@
 mod support;
 
 mod errors;
+mod new_component;
 mod purity;
 mod scale;
 mod site;
 mod spin;
 mod submit;
 mod votes;
+mod watch;
