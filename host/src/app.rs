@@ -59,8 +59,13 @@ pub struct App {
 
 /// The engine with its instance pool, and the pre-linked components.
 struct Runtime {
-    /// Indexed like `manifest.routes`.
-    route_components: Vec<Arc<PureComponent>>,
+    /// Indexed like `manifest.routes`. Behind a lock so `nebula up --watch`
+    /// can swap one component: a request clones its component's `Arc`, so a
+    /// call in flight finishes on the version it started with.
+    route_components: RwLock<Vec<Arc<PureComponent>>>,
+    /// Kept for swaps: a component must be compiled with the engine that runs it.
+    engine: wasmtime::Engine,
+    linker: PureLinker,
     deadlines: Deadlines,
 }
 
@@ -110,9 +115,18 @@ impl Runtime {
             .map(|r| by_name[r.component.as_str()].clone())
             .collect();
         Ok(Runtime {
-            route_components,
+            route_components: RwLock::new(route_components),
             deadlines: Deadlines::start(&engine),
+            engine,
+            linker,
         })
+    }
+
+    fn component(&self, route_idx: usize) -> Arc<PureComponent> {
+        self.route_components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())[route_idx]
+            .clone()
     }
 }
 
@@ -184,6 +198,42 @@ impl App {
         Ok(rt)
     }
 
+    /// Loads component `name` again from its `source` and serves new requests
+    /// with it; requests in flight finish on the old version. On any error
+    /// the old version keeps serving. `Ok(false)`: nothing was loaded (after
+    /// an idle trim), and the next request loads the new file anyway.
+    pub fn swap_component(&self, name: &str) -> Result<bool> {
+        let Some(c) = self.manifest.components.get(name) else {
+            anyhow::bail!(
+                "no component named {name:?} in {}",
+                self.manifest.file.display()
+            );
+        };
+        let Some(rt) = self
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return Ok(false);
+        };
+        let cache = CompileCache::new(self.opts.cache_dir.clone());
+        let (component, origin) = executor::load(&rt.engine, &cache, &c.source)
+            .with_context(|| format!("component {name:?}"))?;
+        let pure = Arc::new(PureComponent::new(name, &component, &rt.linker)?);
+        let mut slots = rt
+            .route_components
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for (slot, route) in slots.iter_mut().zip(&self.manifest.routes) {
+            if route.component == name {
+                *slot = pure.clone();
+            }
+        }
+        tracing::info!(component = name, ?origin, "swapped in");
+        Ok(true)
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
     }
@@ -243,7 +293,7 @@ impl App {
                 );
             }
         };
-        let component = &runtime.route_components[route_idx];
+        let component = &runtime.component(route_idx);
 
         let wit_req = to_wit_request(id, &req, route.pattern.source(), params, seed, now_ms);
         let form = FormFields::new(&wit_req);
