@@ -13,6 +13,7 @@ pub mod contract;
 pub mod data;
 pub mod executor;
 pub mod manifest;
+pub mod metrics;
 pub mod router;
 pub mod server;
 pub mod spin;

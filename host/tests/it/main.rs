@@ -4,6 +4,7 @@
 mod support;
 
 mod errors;
+mod metrics;
 mod purity;
 mod scale;
 mod site;
