@@ -17,6 +17,7 @@ use crate::executor::{
     self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
 };
 use crate::manifest::{Binding, Manifest};
+use crate::metrics::{self, AppMetrics};
 use crate::router::{RouteMatch, Router};
 use crate::server::{pages, static_files};
 
@@ -55,6 +56,7 @@ pub struct App {
     static_root: Option<std::path::PathBuf>,
     opts: AppOptions,
     request_ids: RequestIds,
+    metrics: &'static AppMetrics,
 }
 
 /// The engine with its instance pool, and the pre-linked components.
@@ -156,6 +158,13 @@ impl App {
                 .as_ref()
                 .map(|st| st.dir.canonicalize().unwrap_or_else(|_| st.dir.clone())),
             request_ids: RequestIds::new(),
+            metrics: AppMetrics::new(
+                manifest.components.keys().map(String::as_str),
+                manifest
+                    .routes
+                    .iter()
+                    .map(|r| (r.component.as_str(), r.pattern.source())),
+            ),
             manifest,
             opts,
         })
@@ -234,6 +243,11 @@ impl App {
         Ok(true)
     }
 
+    /// Requests, CPU, instantiation and memory per component and route.
+    pub fn metrics(&self) -> &'static AppMetrics {
+        self.metrics
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
     }
@@ -252,7 +266,12 @@ impl App {
     pub async fn handle_with(&self, req: HttpRequest, seed: u64, now_ms: u64) -> HttpResponse {
         let id = self.request_ids.next();
         let is_head = req.method() == Method::HEAD;
-        let mut resp = self.dispatch(&id, req, seed, now_ms).await;
+        let (mut resp, stats) = metrics::cpu::request(
+            self.metrics.unmatched,
+            self.dispatch(&id, req, seed, now_ms),
+        )
+        .await;
+        stats.count(resp.status());
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -269,6 +288,7 @@ impl App {
                 if req.method() != Method::GET && req.method() != Method::HEAD {
                     return pages::method_not_allowed(&["GET", "HEAD"]);
                 }
+                metrics::cpu::charge_request_to(self.metrics.static_files);
                 let root = self.static_root.as_deref().unwrap_or(&st.dir);
                 return static_files::serve(root, rest, req.headers());
             }
@@ -282,6 +302,8 @@ impl App {
             }
         };
         let route = &self.manifest.routes[route_idx];
+        let stats = self.metrics.route_at(route_idx);
+        metrics::cpu::charge_request_to(stats);
         let runtime = match self.runtime() {
             Ok(rt) => rt,
             Err(e) => {
@@ -363,6 +385,9 @@ impl App {
                 );
             }
         };
+        stats.component.instantiated(out.instantiate);
+        stats.component.called(out.call);
+        stats.component.memory(out.memory_peak);
         log_output(id, component.name(), "stdout", &out.stdout);
         log_output(id, component.name(), "stderr", &out.stderr);
 

@@ -15,6 +15,7 @@ pub mod convert;
 pub mod data;
 pub mod executor;
 pub mod manifest;
+pub mod metrics;
 pub mod router;
 pub mod scaffold;
 pub mod server;

@@ -73,6 +73,10 @@ enum Command {
         /// Address to listen on; port 0 picks a free one.
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
+        /// Serve Prometheus metrics at http://ADDR/metrics on this separate
+        /// address (e.g. 127.0.0.1:9100; port 0 picks a free one). Off by default.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<SocketAddr>,
         /// Use this database file instead of the manifest's.
         #[arg(long)]
         db: Option<PathBuf>,
@@ -199,6 +203,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Up {
             manifest,
             listen,
+            admin,
             db,
             no_build,
             cache_dir,
@@ -256,7 +261,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )
                         },
                     )?);
-                    return serve(listen, app, idle, |app, addr| {
+                    return serve(listen, admin, app, idle, |app, addr| {
                         println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
                         for (route, component, kind) in app.routes() {
                             println!("  {route:<24} → {component} ({kind})");
@@ -284,7 +289,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let _watching = watch
                 .then(|| nebula::watch::start(app.clone()))
                 .transpose()?;
-            serve(listen, app, idle, print_banner)
+            serve(listen, admin, app, idle, print_banner)
         }
     }
 }
@@ -320,14 +325,17 @@ fn check_spin(m: SpinManifest) -> Result<ExitCode> {
 
 fn serve<S: nebula::server::Service>(
     listen: SocketAddr,
+    admin: Option<SocketAddr>,
     app: Arc<S>,
     idle: IdlePolicy,
     banner: impl FnOnce(&S, SocketAddr),
 ) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    use nebula::metrics::cpu::{self, Background};
+    let rt = cpu::instrument(&mut tokio::runtime::Builder::new_multi_thread())
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
+    let metrics = app.metrics();
     rt.block_on(async move {
         let listener = match nebula::server::activation::inherited_listener()? {
             Some(l) => l,
@@ -335,12 +343,28 @@ fn serve<S: nebula::server::Service>(
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?,
         };
+        if let Some(admin) = admin {
+            let admin_listener = tokio::net::TcpListener::bind(admin)
+                .await
+                .with_context(|| format!("cannot listen on {admin} (--admin)"))?;
+            println!("Metrics at http://{}/metrics", admin_listener.local_addr()?);
+            tokio::spawn(nebula::server::admin::serve(admin_listener, metrics));
+        }
         let addr = listener.local_addr()?;
         banner(&app, addr);
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        nebula::server::serve(listener, app, shutdown_signal(), idle).await
+        cpu::serving_started();
+        // On a runtime thread (not this one), so that its CPU is measured
+        // like every other task's.
+        let server = nebula::server::serve(listener, app, shutdown_signal(), idle);
+        tokio::spawn(cpu::background(Background::Accept, server))
+            .await
+            .context("the server task failed")?
     })?;
+    if let Some(m) = metrics {
+        nebula::metrics::print_summary(m);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,6 +37,7 @@ impl Deadlines {
         std::thread::Builder::new()
             .name("nebula-epoch".into())
             .spawn(move || loop {
+                crate::metrics::cpu::epoch_thread_tick();
                 let (lock, cvar) = &*s;
                 let mut state = lock.lock().unwrap_or_else(|p| p.into_inner());
                 while state.in_flight == 0 && !state.stopped {

@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::closed_wasi::{closed_ctx, ClosedOutput};
 use super::deadline::Deadlines;
 use crate::contract::{PurePre, Request, Response, Table};
+use crate::metrics::PeakLimits;
 
 /// Function-table entries one instance may grow to.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -18,7 +19,7 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: PeakLimits,
 }
 
 impl WasiView for HostState {
@@ -54,6 +55,11 @@ pub struct CallOutput {
     pub response: Response,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Wall time of making the instance, and of the `handle` call.
+    pub instantiate: Duration,
+    pub call: Duration,
+    /// The largest linear memory the instance grew to, in bytes.
+    pub memory_peak: usize,
 }
 
 #[derive(Debug)]
@@ -100,11 +106,14 @@ impl PureComponent {
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory)
-                .table_elements(MAX_TABLE_ELEMENTS)
-                .instances(16)
-                .build(),
+            limits: PeakLimits::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(max_memory)
+                    .table_elements(MAX_TABLE_ELEMENTS)
+                    .instances(16)
+                    .build(),
+                None,
+            ),
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
@@ -112,17 +121,25 @@ impl PureComponent {
         store.epoch_deadline_trap();
 
         let _in_flight = deadlines.enter();
+        let started = std::time::Instant::now();
+        let mut instantiated = started;
         let result = async {
             let pure = self.pre.instantiate_async(&mut store).await?;
+            instantiated = std::time::Instant::now();
             pure.call_handle(&mut store, &request, &data).await
         }
         .await;
+        let finished = std::time::Instant::now();
+        let memory_peak = store.data().limits.peak();
         drop(store);
         match result {
             Ok(response) => Ok(CallOutput {
                 response,
                 stdout: stdout.contents().to_vec(),
                 stderr: stderr.contents().to_vec(),
+                instantiate: instantiated - started,
+                call: finished - instantiated,
+                memory_peak,
             }),
             Err(e) => {
                 let stderr = stderr.contents().to_vec();

@@ -2,6 +2,7 @@
 //! app's limit, and hands the request to the [`App`].
 
 pub mod activation;
+pub mod admin;
 pub mod idle;
 pub mod pages;
 pub mod static_files;
@@ -37,6 +38,11 @@ pub trait Service: Send + Sync + 'static {
 
     /// Gives back memory that can be rebuilt on the next request.
     fn trim(&self) {}
+
+    /// What the admin listener reports per component and route.
+    fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
+        None
+    }
 }
 
 pub fn full_body(b: Bytes) -> Body {
@@ -100,11 +106,11 @@ pub async fn serve<S: Service>(
                     .header_read_timeout(std::time::Duration::from_secs(10))
                     .serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
-                tokio::spawn(async move {
+                tokio::spawn(crate::metrics::cpu::connection(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!("connection closed with an error: {e}");
                     }
-                });
+                }));
             }
             _ = &mut shutdown => break,
         }
@@ -130,6 +136,10 @@ impl Service for App {
 
     fn trim(&self) {
         App::trim(self);
+    }
+
+    fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
+        Some(App::metrics(self))
     }
 }
 

@@ -5,13 +5,14 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{Engine, Store, StoreContextMut, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
@@ -23,6 +24,7 @@ use nebula_spin_interfaces::{ComponentGrants, SpinResources, SpinState, SpinView
 
 use super::manifest::SpinComponent;
 use super::outbound::AllowedHosts;
+use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 
 /// How instances of WASI 0.3 components are reused (WASI 0.2 components get
 /// a fresh instance for every request).
@@ -52,7 +54,7 @@ pub struct SpinStore {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     hooks: OutboundHooks,
-    limits: StoreLimits,
+    limits: PeakLimits,
 }
 
 impl SpinView for SpinStore {
@@ -199,7 +201,11 @@ impl ComponentRuntime {
         matches!(self.pre, ProxyPre::P3(_))
     }
 
-    fn new_store(&self, engine: &Engine) -> Result<Store<SpinStore>> {
+    fn new_store(
+        &self,
+        engine: &Engine,
+        stats: &'static ComponentStats,
+    ) -> Result<Store<SpinStore>> {
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdout().inherit_stderr();
         for (k, v) in &self.component.environment {
@@ -224,9 +230,12 @@ impl ComponentRuntime {
             hooks: OutboundHooks {
                 allowed: self.allowed.clone(),
             },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.max_memory)
-                .build(),
+            limits: PeakLimits::new(
+                StoreLimitsBuilder::new()
+                    .memory_size(self.max_memory)
+                    .build(),
+                Some(&stats.memory_peak),
+            ),
         };
         let mut store = Store::new(engine, data);
         store.limiter(|s| &mut s.limits);
@@ -241,14 +250,47 @@ impl ComponentRuntime {
 pub struct ComponentHandler {
     runtime: Arc<ComponentRuntime>,
     engine: Engine,
+    stats: &'static ComponentStats,
+    /// Where a worker's CPU goes before its first request says its route.
+    first_route: &'static RouteStats,
 }
 
 impl ComponentHandler {
-    pub fn new(engine: &Engine, runtime: ComponentRuntime) -> ProxyHandler<ComponentHandler> {
+    pub fn new(
+        engine: &Engine,
+        runtime: ComponentRuntime,
+        stats: &'static ComponentStats,
+        first_route: &'static RouteStats,
+    ) -> ProxyHandler<ComponentHandler> {
         ProxyHandler::new(ComponentHandler {
             runtime: Arc::new(runtime),
             engine: engine.clone(),
+            stats,
+            first_route,
         })
+    }
+}
+
+/// The route a worker's CPU is charged to: the one of its latest request.
+/// The worker task is spawned by wasmtime-wasi-http, so its polls are
+/// measured from our hooks inside it: from the start of `instantiate` and
+/// from the end of the previous measured poll on the thread, up to each
+/// [`Expiration::poll`] (called after every pending poll) and to
+/// [`Worker::drop`] (the last one).
+#[derive(Clone)]
+struct WorkerCharge(Arc<AtomicPtr<RouteStats>>);
+
+impl WorkerCharge {
+    fn new(route: &'static RouteStats) -> WorkerCharge {
+        WorkerCharge(Arc::new(AtomicPtr::new(route as *const _ as *mut _)))
+    }
+    fn set(&self, route: &'static RouteStats) {
+        self.0.store(route as *const _ as *mut _, Ordering::Relaxed);
+    }
+    fn charge_poll(&self) {
+        // SAFETY: only `&'static RouteStats` are ever stored.
+        let route: &'static RouteStats = unsafe { &*self.0.load(Ordering::Relaxed) };
+        metrics::cpu::charge_since_boundary(&route.cpu);
     }
 }
 
@@ -258,11 +300,15 @@ impl HandlerState for ComponentHandler {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<SpinStore, Expiration, Worker>> {
+        metrics::cpu::boundary();
         let rt = &self.runtime;
+        let started = Instant::now();
         let mut store = rt
-            .new_store(&self.engine)
+            .new_store(&self.engine, self.stats)
             .map_err(wasmtime::Error::from_anyhow)?;
         let proxy = rt.pre.instantiate_async(&mut store).await?;
+        self.stats.instantiated(started.elapsed());
+        let charge = WorkerCharge::new(self.first_route);
         let (max_requests, max_concurrent) = if rt.is_p3() {
             (rt.reuse.max_requests, rt.reuse.max_concurrent)
         } else {
@@ -276,12 +322,14 @@ impl HandlerState for ComponentHandler {
                 idle_timeout: rt.reuse.idle_timeout,
                 request_timeout: rt.timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+                charge: charge.clone(),
             },
             state: Worker {
                 max_requests,
                 max_concurrent,
                 request_timeout: rt.timeout,
                 component: rt.id.clone(),
+                charge,
             },
         })
     }
@@ -291,6 +339,7 @@ pub struct Expiration {
     idle_timeout: Duration,
     request_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    charge: WorkerCharge,
 }
 
 impl WorkerExpiration for Expiration {
@@ -300,6 +349,7 @@ impl WorkerExpiration for Expiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        self.charge.charge_poll();
         let timeout = match status {
             WorkerStatus::Idle => self.idle_timeout,
             WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
@@ -322,11 +372,13 @@ pub struct Worker {
     max_concurrent: usize,
     request_timeout: Duration,
     component: String,
+    charge: WorkerCharge,
 }
 
 impl WorkerState for Worker {
     type StoreData = SpinStore;
-    type RequestData = ();
+    /// The route of the request, to charge the worker's CPU to.
+    type RequestData = &'static RouteStats;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_requests {
@@ -341,13 +393,15 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, SpinStore>,
-        _data: (),
+        route: &'static RouteStats,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>> {
+        self.charge.set(route);
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 
     fn drop(&self, store: Store<SpinStore>, result: wasmtime::Result<()>) {
+        self.charge.charge_poll();
         if let Err(e) = result {
             tracing::error!(component = %self.component, "instance failed: {e:?}");
         }

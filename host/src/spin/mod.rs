@@ -24,6 +24,7 @@ use self::http::{ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore};
 use self::manifest::SpinManifest;
 use self::routes::SpinRouter;
 use crate::executor::{self, CompileCache, EngineOptions};
+use crate::metrics::{self, AppMetrics};
 use crate::server::{pages, Body};
 
 #[derive(Debug, Clone)]
@@ -58,6 +59,7 @@ pub struct SpinApp {
     handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
     /// Component id → whether it speaks WASI 0.3.
     kinds: HashMap<String, bool>,
+    metrics: &'static AppMetrics,
 }
 
 impl SpinApp {
@@ -70,6 +72,13 @@ impl SpinApp {
         let mut linker: Linker<SpinStore> = Linker::new(&engine);
         self::http::add_to_linker(&mut linker)?;
         let router = SpinRouter::new(&manifest)?;
+        let app_metrics = AppMetrics::new(
+            manifest.components.keys().map(String::as_str),
+            router
+                .routes()
+                .iter()
+                .map(|r| (r.component.as_str(), r.raw.as_str())),
+        );
         let data_dir = opts
             .data_dir
             .clone()
@@ -122,13 +131,25 @@ impl SpinApp {
                 opts.reuse,
             )?;
             kinds.insert(c.id.clone(), runtime.is_p3());
-            handlers.insert(c.id.clone(), ComponentHandler::new(&engine, runtime));
+            let stats = app_metrics
+                .component(&c.id)
+                .context("every component has metrics")?;
+            let first_route = router
+                .routes()
+                .iter()
+                .position(|r| r.component == c.id)
+                .map_or(app_metrics.unmatched, |i| app_metrics.route_at(i));
+            handlers.insert(
+                c.id.clone(),
+                ComponentHandler::new(&engine, runtime, stats, first_route),
+            );
         }
         Ok(SpinApp {
             manifest,
             router,
             handlers,
             kinds,
+            metrics: app_metrics,
         })
     }
 
@@ -174,8 +195,10 @@ impl SpinApp {
             }
         }
         let handler = &self.handlers[&m.route.component];
+        let stats = self.route_stats(m.route);
+        metrics::cpu::charge_request_to(stats);
         let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-        match handler.handle((), req).await {
+        match handler.handle(stats, req).await {
             Ok(resp) => resp.map(|b| {
                 b.map_err(|e| Box::new(e) as crate::server::BoxError)
                     .boxed_unsync()
@@ -193,13 +216,39 @@ impl SpinApp {
     }
 }
 
+impl SpinApp {
+    /// Requests, CPU, instantiation and memory per component and route.
+    pub fn metrics(&self) -> &'static AppMetrics {
+        self.metrics
+    }
+
+    fn route_stats(&self, route: &routes::SpinRoute) -> &'static metrics::RouteStats {
+        match self
+            .router
+            .routes()
+            .iter()
+            .position(|r| std::ptr::eq(r, route))
+        {
+            Some(i) => self.metrics.route_at(i),
+            None => self.metrics.unmatched,
+        }
+    }
+}
+
 impl crate::server::Service for SpinApp {
     async fn call(
         &self,
         req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<Body> {
-        self.handle(req, peer).await
+        let (resp, stats) =
+            metrics::cpu::request(self.metrics.unmatched, self.handle(req, peer)).await;
+        stats.count(resp.status());
+        resp
+    }
+
+    fn metrics(&self) -> Option<&'static AppMetrics> {
+        Some(self.metrics)
     }
 }
 

@@ -7,6 +7,7 @@ mod errors;
 mod isolation;
 mod languages;
 mod new_component;
+mod metrics;
 mod purity;
 mod scale;
 mod site;

@@ -70,6 +70,8 @@ pub fn build_spin_guests() {
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The admin listener's base URL, with `--admin`.
+    pub admin: Option<String>,
     pub dir: tempfile::TempDir,
     log: PathBuf,
 }
@@ -134,9 +136,13 @@ impl Server {
             .expect("start nebula up");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut admin = None;
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("Metrics at ") {
+                        admin = Some(url.trim().trim_end_matches("/metrics").to_string());
+                    }
                     if let Some(rest) = line
                         .split(" at ")
                         .nth(1)
@@ -159,6 +165,7 @@ impl Server {
         Server {
             child,
             base,
+            admin,
             dir,
             log,
         }
@@ -217,6 +224,23 @@ impl Server {
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
         String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Sends SIGTERM and waits (up to 20 s) for the process to exit; returns
+    /// its stderr log.
+    pub fn terminate(&mut self) -> String {
+        // SAFETY: signalling our own child process.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while self.is_running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nebula did not exit within 20 s of SIGTERM:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log()
     }
 
     pub fn is_running(&mut self) -> bool {

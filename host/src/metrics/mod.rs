@@ -1,0 +1,274 @@
+//! What each request costs, per component and route: requests by status, CPU
+//! time, instantiation time, guest memory peak; and where the rest of the
+//! host's CPU goes. Served in the Prometheus text format by the admin
+//! listener (`nebula up --admin ADDR`, [`crate::server::admin`]) and
+//! summarised on stderr at shutdown.
+//!
+//! The hot path only touches atomics that belong to its route or component,
+//! allocated once when the app loads; labels are bounded by the manifest.
+
+pub mod cpu;
+pub mod memory;
+mod text;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use cpu::Charge;
+pub use memory::PeakLimits;
+pub use text::{render, CONTENT_TYPE};
+
+/// The component label of responses the host gives without a component:
+/// static files and requests no route matches.
+pub const HOST_COMPONENT: &str = "-";
+
+/// Per component: instantiation, call time and memory.
+#[derive(Debug)]
+pub struct ComponentStats {
+    pub name: String,
+    instantiate_ns: AtomicU64,
+    instantiations: AtomicU64,
+    call_ns: AtomicU64,
+    calls: AtomicU64,
+    /// The largest linear memory an instance of it grew to, in bytes.
+    pub memory_peak: AtomicU64,
+}
+
+impl ComponentStats {
+    fn new(name: &str) -> ComponentStats {
+        ComponentStats {
+            name: name.to_string(),
+            instantiate_ns: AtomicU64::new(0),
+            instantiations: AtomicU64::new(0),
+            call_ns: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
+            memory_peak: AtomicU64::new(0),
+        }
+    }
+
+    pub fn instantiated(&self, took: Duration) {
+        self.instantiate_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn called(&self, took: Duration) {
+        self.call_ns
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn memory(&self, peak_bytes: usize) {
+        self.memory_peak
+            .fetch_max(peak_bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// The lowest and highest HTTP status codes (`http::StatusCode` refuses others).
+const STATUS_MIN: u16 = 100;
+const STATUS_COUNT: usize = 900;
+
+/// Per (component, route): requests by status and the CPU they used.
+#[derive(Debug)]
+pub struct RouteStats {
+    pub component: &'static ComponentStats,
+    pub route: String,
+    /// CPU of the requests' work; its parent is [`cpu::CONNECTIONS`].
+    pub cpu: Charge,
+    by_status: Box<[AtomicU64]>,
+}
+
+impl RouteStats {
+    fn new(component: &'static ComponentStats, route: &str) -> RouteStats {
+        RouteStats {
+            component,
+            route: route.to_string(),
+            cpu: Charge::new(Some(&cpu::CONNECTIONS)),
+            by_status: (0..STATUS_COUNT).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn count(&self, status: http::StatusCode) {
+        let i = (status.as_u16().saturating_sub(STATUS_MIN) as usize).min(STATUS_COUNT - 1);
+        self.by_status[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.by_status.iter().enumerate().filter_map(|(i, n)| {
+            let n = n.load(Ordering::Relaxed);
+            (n > 0).then_some((i as u16 + STATUS_MIN, n))
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.statuses().map(|(_, n)| n).sum()
+    }
+}
+
+/// The stats of one app, allocated once (and never freed: charges are
+/// `'static` so that the hot path can hold plain references).
+#[derive(Debug)]
+pub struct AppMetrics {
+    components: Vec<&'static ComponentStats>,
+    routes: Vec<&'static RouteStats>,
+    by_label: HashMap<(String, String), &'static RouteStats>,
+    /// In the order the routes were given (duplicates share one entry).
+    by_index: Vec<&'static RouteStats>,
+    /// Static files served by the host.
+    pub static_files: &'static RouteStats,
+    /// Requests no route matched (404, 405).
+    pub unmatched: &'static RouteStats,
+}
+
+impl AppMetrics {
+    /// `components` in the order to report them; `routes` as (component,
+    /// route) pairs, duplicates merged.
+    pub fn new<'a>(
+        components: impl IntoIterator<Item = &'a str>,
+        routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> &'static AppMetrics {
+        fn leak<T>(t: T) -> &'static T {
+            Box::leak(Box::new(t))
+        }
+        let mut comps: Vec<&'static ComponentStats> = components
+            .into_iter()
+            .map(|c| leak(ComponentStats::new(c)))
+            .collect();
+        let host = leak(ComponentStats::new(HOST_COMPONENT));
+        let static_files = leak(RouteStats::new(host, "(static)"));
+        let unmatched = leak(RouteStats::new(host, "(unmatched)"));
+        let mut by_label = HashMap::new();
+        let mut ordered = Vec::new();
+        let mut by_index = Vec::new();
+        for (component, route) in routes {
+            let key = (component.to_string(), route.to_string());
+            if let Some(stats) = by_label.get(&key) {
+                by_index.push(*stats);
+                continue;
+            }
+            let comp = match comps.iter().find(|c| c.name == component) {
+                Some(c) => *c,
+                None => {
+                    let c = leak(ComponentStats::new(component));
+                    comps.push(c);
+                    c
+                }
+            };
+            let stats = leak(RouteStats::new(comp, route));
+            by_label.insert(key, stats);
+            ordered.push(stats);
+            by_index.push(stats);
+        }
+        comps.push(host);
+        ordered.push(static_files);
+        ordered.push(unmatched);
+        leak(AppMetrics {
+            components: comps,
+            routes: ordered,
+            by_label,
+            by_index,
+            static_files,
+            unmatched,
+        })
+    }
+
+    /// The stats of a (component, route) pair given to [`AppMetrics::new`].
+    pub fn route(&self, component: &str, route: &str) -> &'static RouteStats {
+        self.by_label
+            .get(&(component.to_string(), route.to_string()))
+            .copied()
+            .unwrap_or(self.unmatched)
+    }
+
+    /// The stats of the `i`th (component, route) pair given to [`AppMetrics::new`].
+    pub fn route_at(&self, i: usize) -> &'static RouteStats {
+        self.by_index.get(i).copied().unwrap_or(self.unmatched)
+    }
+
+    pub fn component(&self, name: &str) -> Option<&'static ComponentStats> {
+        self.components.iter().find(|c| c.name == name).copied()
+    }
+
+    /// One line per component that served requests: requests, mean CPU per
+    /// request, mean instantiation time, guest memory peak.
+    pub fn summary(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .filter_map(|c| {
+                let routes = self
+                    .routes
+                    .iter()
+                    .filter(|r| std::ptr::eq(r.component, *c));
+                let (requests, cpu_ns) = routes.fold((0, 0), |(n, ns), r| {
+                    (n + r.requests(), ns + r.cpu.nanos())
+                });
+                if requests == 0 {
+                    return None;
+                }
+                let inst = c.instantiations.load(Ordering::Relaxed);
+                let inst_us = if inst == 0 {
+                    "-".to_string()
+                } else {
+                    format!(
+                        "{:.1}",
+                        c.instantiate_ns.load(Ordering::Relaxed) as f64 / inst as f64 / 1e3
+                    )
+                };
+                Some(format!(
+                    "component {}: {requests} requests, {:.1} µs CPU/request, {inst_us} µs instantiate (mean of {inst}), guest memory peak {:.1} MiB",
+                    c.name,
+                    cpu_ns as f64 / requests as f64 / 1e3,
+                    c.memory_peak.load(Ordering::Relaxed) as f64 / (1 << 20) as f64,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Prints the per-component summary to stderr (at shutdown).
+pub fn print_summary(app: &AppMetrics) {
+    cpu::flush_thread();
+    for line in app.summary() {
+        eprintln!("nebula: {line}");
+    }
+    eprintln!(
+        "nebula: host CPU {:.3} s accounted ({:.3} s in connections), process CPU {:.3} s",
+        cpu::accounted_nanos() as f64 / 1e9,
+        cpu::CONNECTIONS.seconds(),
+        cpu::process_cpu_ns() as f64 / 1e9,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_count_by_status_and_render() {
+        let m = AppMetrics::new(["a"], [("a", "/x"), ("a", "/x"), ("b", "/y")]);
+        let x = m.route("a", "/x");
+        x.count(http::StatusCode::OK);
+        x.count(http::StatusCode::OK);
+        m.route("b", "/y").count(http::StatusCode::NOT_FOUND);
+        m.unmatched.count(http::StatusCode::NOT_FOUND);
+        m.component("a").unwrap().memory(3 << 20);
+        let text = render(Some(m));
+        assert!(
+            text.contains(r#"nebula_requests_total{component="a",route="/x",status="200"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"nebula_requests_total{component="b",route="/y",status="404"} 1"#));
+        assert!(text.contains(
+            r#"nebula_requests_total{component="-",route="(unmatched)",status="404"} 1"#
+        ));
+        assert!(text.contains(r#"nebula_guest_memory_peak_bytes{component="a"} 3145728"#));
+        assert!(text.contains("process_cpu_seconds_total "));
+        let summary = m.summary();
+        assert_eq!(summary.len(), 3, "{summary:?}");
+        assert!(
+            summary[0].starts_with("component a: 2 requests"),
+            "{summary:?}"
+        );
+    }
+}
