@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
-use crate::contract::{Request as WitRequest, Response as WitResponse};
+use crate::convert::{lookup, to_http_response, to_wit_request, FormFields};
 use crate::data::{Database, ReadPlan};
 use crate::executor::{
     self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
@@ -59,8 +59,13 @@ pub struct App {
 
 /// The engine with its instance pool, and the pre-linked components.
 struct Runtime {
-    /// Indexed like `manifest.routes`.
-    route_components: Vec<Arc<PureComponent>>,
+    /// Indexed like `manifest.routes`. Behind a lock so `nebula up --watch`
+    /// can swap one component: a request clones its component's `Arc`, so a
+    /// call in flight finishes on the version it started with.
+    route_components: RwLock<Vec<Arc<PureComponent>>>,
+    /// Kept for swaps: a component must be compiled with the engine that runs it.
+    engine: wasmtime::Engine,
+    linker: PureLinker,
     deadlines: Deadlines,
 }
 
@@ -110,9 +115,18 @@ impl Runtime {
             .map(|r| by_name[r.component.as_str()].clone())
             .collect();
         Ok(Runtime {
-            route_components,
+            route_components: RwLock::new(route_components),
             deadlines: Deadlines::start(&engine),
+            engine,
+            linker,
         })
+    }
+
+    fn component(&self, route_idx: usize) -> Arc<PureComponent> {
+        self.route_components
+            .read()
+            .unwrap_or_else(|p| p.into_inner())[route_idx]
+            .clone()
     }
 }
 
@@ -184,6 +198,42 @@ impl App {
         Ok(rt)
     }
 
+    /// Loads component `name` again from its `source` and serves new requests
+    /// with it; requests in flight finish on the old version. On any error
+    /// the old version keeps serving. `Ok(false)`: nothing was loaded (after
+    /// an idle trim), and the next request loads the new file anyway.
+    pub fn swap_component(&self, name: &str) -> Result<bool> {
+        let Some(c) = self.manifest.components.get(name) else {
+            anyhow::bail!(
+                "no component named {name:?} in {}",
+                self.manifest.file.display()
+            );
+        };
+        let Some(rt) = self
+            .runtime
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        else {
+            return Ok(false);
+        };
+        let cache = CompileCache::new(self.opts.cache_dir.clone());
+        let (component, origin) = executor::load(&rt.engine, &cache, &c.source)
+            .with_context(|| format!("component {name:?}"))?;
+        let pure = Arc::new(PureComponent::new(name, &component, &rt.linker)?);
+        let mut slots = rt
+            .route_components
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for (slot, route) in slots.iter_mut().zip(&self.manifest.routes) {
+            if route.component == name {
+                *slot = pure.clone();
+            }
+        }
+        tracing::info!(component = name, ?origin, "swapped in");
+        Ok(true)
+    }
+
     pub fn database(&self) -> &Database {
         &self.db
     }
@@ -243,7 +293,7 @@ impl App {
                 );
             }
         };
-        let component = &runtime.route_components[route_idx];
+        let component = &runtime.component(route_idx);
 
         let wit_req = to_wit_request(id, &req, route.pattern.source(), params, seed, now_ms);
         let form = FormFields::new(&wit_req);
@@ -353,109 +403,6 @@ impl App {
             }
         }
     }
-}
-
-fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-}
-
-/// Form fields of a urlencoded body, parsed only if a read binds one.
-struct FormFields<'a> {
-    req: &'a WitRequest,
-    parsed: std::cell::OnceCell<Vec<(String, String)>>,
-}
-
-impl<'a> FormFields<'a> {
-    fn new(req: &'a WitRequest) -> Self {
-        FormFields {
-            req,
-            parsed: std::cell::OnceCell::new(),
-        }
-    }
-    fn get(&self, name: &str) -> Option<String> {
-        let fields = self.parsed.get_or_init(|| {
-            let is_form = self.req.headers.iter().any(|(k, v)| {
-                k == "content-type" && v.starts_with("application/x-www-form-urlencoded")
-            });
-            if !is_form {
-                return Vec::new();
-            }
-            form_urlencoded::parse(&self.req.body)
-                .into_owned()
-                .collect()
-        });
-        lookup(fields, name)
-    }
-}
-
-fn to_wit_request(
-    id: &str,
-    req: &HttpRequest,
-    route: &str,
-    params: Vec<(String, String)>,
-    seed: u64,
-    now_ms: u64,
-) -> WitRequest {
-    let uri = req.uri();
-    let path = percent_encoding::percent_decode_str(uri.path())
-        .decode_utf8_lossy()
-        .into_owned();
-    let query = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    WitRequest {
-        id: id.to_string(),
-        method: req.method().as_str().to_string(),
-        path,
-        route: route.to_string(),
-        query,
-        headers,
-        params,
-        body: req.body().to_vec(),
-        seed,
-        now_ms,
-    }
-}
-
-fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpResponse, String> {
-    let status = StatusCode::from_u16(resp.status)
-        .map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
-    let mut out = http::Response::builder().status(status);
-    let headers = out.headers_mut().expect("fresh builder");
-    for (k, v) in resp.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("invalid header name {k:?}"))?;
-        let value = match rowid {
-            Some(id) if v.contains(LAST_INSERT_ROWID) => {
-                v.replace(LAST_INSERT_ROWID, &id.to_string())
-            }
-            _ => v,
-        };
-        let value =
-            HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
-        headers.append(name, value);
-    }
-    if !headers.contains_key(CONTENT_TYPE) && !resp.body.is_empty() {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-    }
-    out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
 }
 
 /// Returns freed heap pages to the OS (glibc keeps them otherwise) and asks

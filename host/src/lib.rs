@@ -4,15 +4,19 @@
 //! [`router`] picks a route; [`data`] runs the route's reads and applies its
 //! writes; [`executor`] runs the component; [`server`] speaks HTTP and serves
 //! static files. [`app`] ties them together; [`builder`] and [`check`] are the
-//! `nebula build` and `nebula check` commands.
+//! `nebula build` and `nebula check` commands, [`scaffold`] is `nebula new`
+//! and [`watch`] is `nebula up --watch`.
 
 pub mod app;
 pub mod builder;
 pub mod check;
 pub mod contract;
+pub mod convert;
 pub mod data;
 pub mod executor;
 pub mod manifest;
 pub mod router;
+pub mod scaffold;
 pub mod server;
 pub mod spin;
+pub mod watch;

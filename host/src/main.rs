@@ -115,7 +115,13 @@ enum Command {
         /// Spin apps, WASI 0.3 components: requests one instance may serve at once.
         #[arg(long, default_value_t = 16)]
         max_instance_concurrent_reuse: usize,
+        /// Rebuild a component when its watched sources change and swap it
+        /// in without a restart (app.toml apps).
+        #[arg(long)]
+        watch: bool,
     },
+    /// Create a component from a template and add it (and a route) to the manifest.
+    New(nebula::scaffold::NewArgs),
     /// Run each component's build command.
     Build {
         #[command(flatten)]
@@ -164,6 +170,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::New(args) => {
+            let made = nebula::scaffold::new_component(&args)?;
+            println!(
+                "Created {} ({}) and added route {} to {}{}. `nebula up` builds and serves it.",
+                made.dir.display(),
+                args.lang,
+                made.route,
+                args.file.display(),
+                if made.manifest_created { " (new)" } else { "" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { manifest } => {
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
@@ -193,6 +211,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             runtime_config_file,
             max_instance_reuse,
             max_instance_concurrent_reuse,
+            watch,
         } => {
             let secs = |v: Option<f64>| {
                 v.filter(|s| *s >= 0.0)
@@ -204,6 +223,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
+                AppManifest::Spin(_) if watch => anyhow::bail!(
+                    "--watch is not supported for Spin apps (spin.toml) yet: rebuild with `nebula build -f {}` and restart `nebula up`",
+                    manifest.path().display()
+                ),
                 AppManifest::Spin(m) => {
                     let max_instances = max_instances.unwrap_or(256);
                     let max_memory_mb = max_memory_mb.unwrap_or(64);
@@ -258,6 +281,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_millis(timeout_ms),
             };
             let app = Arc::new(App::load(m, opts)?);
+            let _watching = watch
+                .then(|| nebula::watch::start(app.clone()))
+                .transpose()?;
             serve(listen, app, idle, print_banner)
         }
     }

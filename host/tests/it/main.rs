@@ -4,9 +4,13 @@
 mod support;
 
 mod errors;
+mod isolation;
+mod languages;
+mod new_component;
 mod purity;
 mod scale;
 mod site;
 mod spin;
 mod submit;
 mod votes;
+mod watch;

@@ -1,0 +1,148 @@
+//! `nebula new LANG NAME` into a temporary app, then `nebula up` (which
+//! builds it) serves the new route at once.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+use crate::support::{agent, nebula, repo, Resp};
+
+/// One cargo target folder for every component the tests create, so the
+/// template's dependencies (wit-bindgen) compile once, not once per test.
+pub fn shared_target_dir() -> PathBuf {
+    repo().join("target/nebula-new-components")
+}
+
+/// `nebula new ARGS…` in `app`; panics with its output if it fails.
+pub fn new(app: &Path, args: &[&str]) -> String {
+    let out = new_output(app, args);
+    assert!(
+        out.status.success(),
+        "nebula new {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn new_output(app: &Path, args: &[&str]) -> std::process::Output {
+    nebula()
+        .arg("new")
+        .args(args)
+        .arg("-f")
+        .arg(app.join("app.toml"))
+        .output()
+        .expect("run nebula new")
+}
+
+/// `nebula up` on an app in a temporary folder, building what it needs.
+pub struct Up {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Up {
+    pub fn start(app: &Path, extra: &[&str]) -> Up {
+        let log = app.join("nebula.log");
+        let mut child = nebula()
+            .env("CARGO_TARGET_DIR", shared_target_dir())
+            .arg("up")
+            .arg("-f")
+            .arg(app.join("app.toml"))
+            .args(["--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(repo().join("target/nebula-test-cache"))
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start nebula up");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("Serving ") => {
+                    let url = line.split(" at ").nth(1).expect("an address");
+                    break url.trim().trim_end_matches('/').to_string();
+                }
+                Some(Ok(_)) => {}
+                _ => {
+                    let _ = child.kill();
+                    panic!(
+                        "nebula up exited before serving:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Up { child, base, log }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        Resp::from(
+            agent()
+                .get(format!("{}{path}", self.base))
+                .call()
+                .expect("GET"),
+        )
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_new_rust_component_is_served_at_once() {
+    let app = tempfile::tempdir().unwrap();
+    let said = new(app.path(), &["rust", "hello-rust"]);
+    assert!(said.contains("/hello-rust"), "{said}");
+    // A second one on a route of its choosing, in the manifest the first made.
+    new(app.path(), &["rust", "second", "--route", "/api/second"]);
+
+    let up = Up::start(app.path(), &[]);
+    let r = up.get("/hello-rust");
+    assert_eq!(r.status, 200, "{}", up.log());
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        r.text(),
+        "Hello from hello-rust, a pure function in Rust!\n"
+    );
+    let r = up.get("/api/second");
+    assert_eq!(r.status, 200, "{}", up.log());
+    assert_eq!(r.text(), "Hello from second, a pure function in Rust!\n");
+}
+
+#[test]
+fn new_refuses_a_taken_name_or_route_and_changes_nothing() {
+    let app = tempfile::tempdir().unwrap();
+    new(app.path(), &["rust", "taken"]);
+    let manifest = std::fs::read_to_string(app.path().join("app.toml")).unwrap();
+
+    let out = new_output(app.path(), &["rust", "taken", "--route", "/elsewhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("already has a component named \"taken\""),
+        "{err}"
+    );
+
+    let out = new_output(app.path(), &["rust", "other", "--route", "/taken"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("route /taken is already served by component \"taken\""),
+        "{err}"
+    );
+    assert!(!app.path().join("other").exists());
+    assert_eq!(
+        std::fs::read_to_string(app.path().join("app.toml")).unwrap(),
+        manifest
+    );
+}
