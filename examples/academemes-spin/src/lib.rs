@@ -1,24 +1,27 @@
-//! Academemes' home page (`GET /`) as a Spin component, written with the Spin
-//! SDK (spin-sdk 5.2, `#[http_component]`, WASI 0.2).
+//! Academemes' home page (`GET /`) and vote (`POST /memes/:id/vote`) as a
+//! Spin component, written with the Spin SDK (spin-sdk 5.2,
+//! `#[http_component]`, WASI 0.2).
 //!
-//! Nebula's pure `meme-list` component (guests/meme-list) gets the results of
-//! the route's declared reads (`newest`, `top`, `tags` in app.toml) as its
-//! `data` argument. A Spin component runs its own SQL instead: this one runs
-//! the same three queries through Spin's SQLite interface (database
-//! "default"), puts the rows into the same tables the pure component would
-//! receive, and renders them with the same markup (src/kit_mirror.rs mirrors
-//! guests/kit), so the HTML is byte for byte what Nebula's pure home page
-//! serves for the same database.
+//! Nebula's pure components (guests/meme-list, guests/vote) get the results
+//! of their route's declared reads as their `data` argument and return writes
+//! as effects. A Spin component runs its own SQL instead: this one runs the
+//! same queries and the same write as app.toml declares, through Spin's SQLite
+//! interface (database "default"), and renders with the same crate as the pure
+//! components (`academemes-html`), so the HTML is byte for byte what Nebula's
+//! pure site serves for the same database.
 
-mod kit_mirror;
+mod table;
 
 use std::collections::HashMap;
 
+use academemes_html::home::{self, TagCount};
+use academemes_html::layout::error_html;
+use academemes_html::meme::{Columns, Meme};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::sqlite::{self, Connection};
+use spin_sdk::sqlite::{self, Connection, Value};
 
-use crate::kit_mirror::Table;
+use crate::table::Table;
 
 /// The reads of the pure `/` route, as app.toml declares them (keep in step).
 const READS: [(&str, &str); 3] = [
@@ -40,135 +43,143 @@ FROM memes m ORDER BY m.votes DESC, m.id DESC LIMIT 6",
     ),
 ];
 
+/// app.toml's read `meme`, which the vote route declares (`:id` is its only
+/// parameter, bound by position).
+const MEME_READ: &str = "SELECT m.id, m.template, tp.name AS template_name, m.top_text, m.bottom_text, m.votes, m.created_ms,
+       (SELECT group_concat(tag, ',') FROM (SELECT tag FROM meme_tags t WHERE t.meme_id = m.id ORDER BY tag)) AS tags
+FROM memes m JOIN templates tp ON tp.id = m.template
+WHERE m.id = CAST(:id AS INTEGER)";
+
+/// app.toml's write `vote`.
+const VOTE_WRITE: &str = "UPDATE memes SET votes = votes + 1 WHERE id = ?1";
+
+const HTML: &str = "text/html; charset=utf-8";
+
 #[http_component]
 fn handle(req: Request) -> impl IntoResponse {
+    let path = req.path().to_string();
+    match vote_id(&path) {
+        None => home_route(&req),
+        Some(id) => vote_route(&req, &path, id),
+    }
+}
+
+/// The `:id` of `/memes/:id/vote`, or `None` for any other path.
+fn vote_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/memes/")?.strip_suffix("/vote")
+}
+
+fn home_route(req: &Request) -> Response {
     // Like Nebula, GET routes answer HEAD too (Spin's HTTP trigger sends no
     // body for HEAD); anything else is refused.
     if !matches!(req.method(), Method::Get | Method::Head) {
-        return Response::builder()
-            .status(405)
-            .header("allow", "GET, HEAD")
-            .header("content-type", "text/plain; charset=utf-8")
-            .body("method not allowed")
-            .build();
+        return method_not_allowed("GET, HEAD");
     }
-    match read_all() {
-        Ok(tables) => Response::builder()
-            .status(200)
-            .header("content-type", "text/html; charset=utf-8")
-            .body(home::page(&tables))
-            .build(),
-        Err(e) => Response::builder()
-            .status(500)
-            .header("content-type", "text/plain; charset=utf-8")
-            .body(format!("database error: {e:?}"))
-            .build(),
+    match read_home() {
+        Ok(tables) => html(200, home_page(&tables)),
+        Err(e) => database_error(e),
     }
 }
 
-/// Runs the reads, each into a table named after it, as the Nebula host does.
-fn read_all() -> Result<HashMap<&'static str, Table>, sqlite::Error> {
+fn vote_route(req: &Request, path: &str, id: &str) -> Response {
+    if !matches!(req.method(), Method::Post) {
+        return method_not_allowed("POST");
+    }
+    let accept = req.header("accept").and_then(|v| v.as_str()).unwrap_or("");
+    match vote(id) {
+        Ok(voted) => vote_response(voted, id, path, accept),
+        Err(e) => database_error(e),
+    }
+}
+
+/// Runs the home page's reads, each into a table named after it, as the
+/// Nebula host does.
+fn read_home() -> Result<HashMap<&'static str, Table>, sqlite::Error> {
     let db = Connection::open_default()?;
     READS
         .iter()
-        .map(|(name, sql)| {
-            let result = db.execute(sql, &[])?;
-            let rows = result.rows.into_iter().map(|row| row.values).collect();
-            Ok((*name, Table { columns: result.columns, rows }))
-        })
+        .map(|(name, sql)| Ok((*name, Table::query(&db, sql, &[])?)))
         .collect()
 }
 
-/// The home page. Mirrors guests/meme-list/src/home.rs and tag_cloud.rs
-/// (the pure component's crate is a cdylib that exports Nebula's world, so it
-/// cannot be a dependency); the layout, cards and escaping are in src/kit_mirror.rs.
-/// Keep this in step with those files.
-mod home {
-    use std::collections::HashMap;
+/// Looks the meme up as the vote route's read does and, if it exists, adds
+/// the vote; the id of the meme voted for, `None` if there is none.
+fn vote(id: &str) -> Result<Option<i64>, sqlite::Error> {
+    let db = Connection::open_default()?;
+    let meme = Table::query(&db, MEME_READ, &[Value::Text(id.to_string())])?;
+    let Some(id) = meme.rows().next().and_then(|r| r.int("id")) else {
+        return Ok(None);
+    };
+    db.execute(VOTE_WRITE, &[Value::Integer(id)])?;
+    Ok(Some(id))
+}
 
-    use crate::kit_mirror::{self as kit, escape, grid, push_escaped, tag_url, Meme, Row, Table, SITE_NAME};
-
-    type Data = HashMap<&'static str, Table>;
-
-    fn rows<'a>(data: &'a Data, table: &str) -> impl Iterator<Item = Row<'a>> {
-        data.get(table).into_iter().flat_map(|t| t.rows())
+/// What the pure vote component answers: JSON for a client that accepts it,
+/// a 303 back to the meme otherwise, 404 when there is no such meme.
+fn vote_response(voted: Option<i64>, raw_id: &str, path: &str, accept: &str) -> Response {
+    match voted {
+        None => html(
+            404,
+            error_html(
+                404,
+                path,
+                &format!("There is no meme “{raw_id}” to vote for."),
+            ),
+        ),
+        Some(id) if accept.contains("application/json") => Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(home::vote_json(id))
+            .build(),
+        Some(id) => Response::builder()
+            .status(303)
+            .header("location", format!("/memes/{id}"))
+            .build(),
     }
+}
 
-    /// The whole page (the pure component answers it with status 200 and
-    /// `content-type: text/html; charset=utf-8`).
-    pub fn page(data: &Data) -> String {
-        let newest = memes(data, "newest");
-        let top = memes(data, "top");
-        let mut main = String::from(concat!(
-            "<section class=\"hero\">\n",
-            "<h1>Academemes</h1>\n",
-            "<p class=\"lede\">Memes from the ivory tower: peer review, deadlines, ",
-            "the thesis that is almost done. Every page here is computed by a pure ",
-            "WebAssembly function.</p>\n",
-            "<p class=\"actions\"><a class=\"button\" href=\"/new\">Make a meme</a> ",
-            "<a class=\"button button-secondary\" href=\"/random\">Show me a random one</a></p>\n",
-            "</section>\n",
-        ));
-        if newest.is_empty() {
-            main.push_str(concat!(
-                "<section class=\"empty\">\n<h2>No memes yet</h2>\n",
-                "<p>The literature on this topic is thin. <a href=\"/new\">Be the first to publish</a>.</p>\n",
-                "</section>\n",
-            ));
-        } else {
-            main.push_str("<section aria-labelledby=\"newest\">\n<div class=\"section-head\"><h2 id=\"newest\">Newest</h2><a href=\"/memes\">All memes →</a></div>\n");
-            main.push_str(&grid(&newest));
-            main.push_str("</section>\n");
-            main.push_str("<section aria-labelledby=\"top\">\n<div class=\"section-head\"><h2 id=\"top\">Top rated</h2></div>\n");
-            main.push_str(&grid(&top));
-            main.push_str("</section>\n");
-        }
-        if let Some(cloud) = tag_cloud(data) {
-            main.push_str("<section aria-labelledby=\"tags\">\n<div class=\"section-head\"><h2 id=\"tags\">Tags</h2></div>\n");
-            main.push_str(&cloud);
-            main.push_str("\n</section>\n");
-        }
-        kit::page(SITE_NAME, "/", &main)
-    }
+/// The home page from the three tables.
+fn home_page(tables: &HashMap<&'static str, Table>) -> String {
+    let memes = |name: &str| -> Vec<Meme> {
+        tables
+            .get(name)
+            .into_iter()
+            .flat_map(|t| t.rows())
+            .filter_map(|r| Meme::from_row(&r))
+            .collect()
+    };
+    let tags: Vec<TagCount> = tables
+        .get("tags")
+        .into_iter()
+        .flat_map(|t| t.rows())
+        .filter_map(|r| Some((r.text("tag")?, r.int("memes").unwrap_or(0))))
+        .collect();
+    home::page(&memes("newest"), &memes("top"), &tags)
+}
 
-    fn memes<'a>(data: &'a Data, table: &str) -> Vec<Meme<'a>> {
-        rows(data, table).filter_map(|r| Meme::from_row(&r)).collect()
-    }
+fn html(status: u16, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", HTML)
+        .body(body)
+        .build()
+}
 
-    const MIN_REM: f32 = 0.9;
-    const MAX_REM: f32 = 2.0;
+fn method_not_allowed(allow: &str) -> Response {
+    Response::builder()
+        .status(405)
+        .header("allow", allow)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body("method not allowed")
+        .build()
+}
 
-    /// Every tag, sized by how many memes carry it; `None` without tags.
-    /// (The pure component's `current` tag is always `None` on the home page.)
-    fn tag_cloud(data: &Data) -> Option<String> {
-        let tags: Vec<(&str, i64)> = rows(data, "tags")
-            .filter_map(|r| Some((r.text("tag")?, r.int("memes").unwrap_or(0))))
-            .collect();
-        if tags.is_empty() {
-            return None;
-        }
-        let min = tags.iter().map(|t| t.1).min().unwrap_or(0);
-        let max = tags.iter().map(|t| t.1).max().unwrap_or(0);
-        let mut out = String::from("<ul class=\"tag-cloud\">");
-        for (tag, count) in tags {
-            let weight = if max > min {
-                (count - min) as f32 / (max - min) as f32
-            } else {
-                0.5
-            };
-            let rem = MIN_REM + weight * (MAX_REM - MIN_REM);
-            let noun = if count == 1 { "meme" } else { "memes" };
-            out.push_str(&format!(
-                "<li><a href=\"{}\" style=\"font-size:{rem:.2}rem\" title=\"{count} {noun}\"",
-                escape(&tag_url(tag))
-            ));
-            out.push_str(">#");
-            push_escaped(&mut out, tag);
-            out.push_str("</a></li>");
-        }
-        out.push_str("</ul>");
-        Some(out)
-    }
+fn database_error(e: sqlite::Error) -> Response {
+    Response::builder()
+        .status(500)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(format!("database error: {e:?}"))
+        .build()
 }
 
 /// The pure component's own home page and tag cloud, compiled here for the
@@ -186,10 +197,11 @@ mod tests {
     use super::*;
     use spin_sdk::sqlite::Value;
 
+    /// Named tables as test cases write them: name, columns, rows.
+    type Cases<'a> = Vec<(&'static str, Vec<&'a str>, Vec<Vec<Value>>)>;
+
     /// One case: the three tables as both this crate and the pure component get them.
-    fn both(
-        tables: Vec<(&'static str, Vec<&str>, Vec<Vec<Value>>)>,
-    ) -> (HashMap<&'static str, Table>, Vec<::kit::Table>) {
+    fn both(tables: Cases) -> (HashMap<&'static str, Table>, Vec<::kit::Table>) {
         let pure = tables
             .iter()
             .map(|(name, columns, rows)| ::kit::Table {
@@ -215,14 +227,21 @@ mod tests {
             .into_iter()
             .map(|(name, columns, rows)| {
                 let columns = columns.iter().map(|c| c.to_string()).collect();
-                (name, Table { columns, rows })
+                (name, Table::new(columns, rows))
             })
             .collect();
         (ours, pure)
     }
 
-    const MEME_COLUMNS: [&str; 7] =
-        ["id", "template", "top_text", "bottom_text", "votes", "created_ms", "tags"];
+    const MEME_COLUMNS: [&str; 7] = [
+        "id",
+        "template",
+        "top_text",
+        "bottom_text",
+        "votes",
+        "created_ms",
+        "tags",
+    ];
 
     fn meme(id: i64, top: &str, bottom: &str, votes: i64, tags: Option<&str>) -> Vec<Value> {
         vec![
@@ -240,31 +259,47 @@ mod tests {
         vec![Value::Text(name.into()), Value::Integer(count)]
     }
 
-    fn assert_same(tables: Vec<(&'static str, Vec<&str>, Vec<Vec<Value>>)>) {
+    fn assert_same(tables: Cases) {
         let (ours, pure) = both(tables);
         let expected = pure_home::page(&::kit::data::Data::new(&pure));
         assert_eq!(expected.status, 200);
         assert_eq!(
             expected.headers,
-            [("content-type".to_string(), "text/html; charset=utf-8".to_string())]
+            [(
+                "content-type".to_string(),
+                "text/html; charset=utf-8".to_string()
+            )]
         );
         let expected = String::from_utf8(expected.body).unwrap();
-        assert_eq!(home::page(&ours), expected);
+        assert_eq!(home_page(&ours), expected);
     }
 
     #[test]
     fn same_html_as_the_pure_component() {
         let newest = vec![
-            meme(3, "<script>alert('x')</script>", "b & \"c\"", 1, Some("a&b,phd,x y")),
+            meme(
+                3,
+                "<script>alert('x')</script>",
+                "b & \"c\"",
+                1,
+                Some("a&b,phd,x y"),
+            ),
             meme(2, "", "", 0, None),
             meme(1, "  only top ", "", 2, Some("")),
             meme(4, "", "only bottom\u{1}", 487, Some("é")),
         ];
-        let top = vec![meme(4, "", "only bottom", 487, Some("é")), meme(1, "t", "b", 2, None)];
+        let top = vec![
+            meme(4, "", "only bottom", 487, Some("é")),
+            meme(1, "t", "b", 2, None),
+        ];
         assert_same(vec![
             ("newest", MEME_COLUMNS.to_vec(), newest),
             ("top", MEME_COLUMNS.to_vec(), top),
-            ("tags", vec!["tag", "memes"], vec![tag("a&b", 1), tag("phd", 5), tag("x y", 3)]),
+            (
+                "tags",
+                vec!["tag", "memes"],
+                vec![tag("a&b", 1), tag("phd", 5), tag("x y", 3)],
+            ),
         ]);
     }
 
@@ -273,7 +308,11 @@ mod tests {
         assert_same(vec![
             ("newest", MEME_COLUMNS.to_vec(), vec![]),
             ("top", MEME_COLUMNS.to_vec(), vec![]),
-            ("tags", vec!["tag", "memes"], vec![tag("one", 2), tag("two", 2)]),
+            (
+                "tags",
+                vec!["tag", "memes"],
+                vec![tag("one", 2), tag("two", 2)],
+            ),
         ]);
         assert_same(vec![
             ("newest", MEME_COLUMNS.to_vec(), vec![]),
@@ -304,5 +343,48 @@ mod tests {
             .map(|v| v.as_str().unwrap())
             .collect();
         assert_eq!(names, READS.map(|(name, _)| name));
+        assert_eq!(
+            MEME_READ.trim(),
+            reads["meme"]["sql"].as_str().unwrap().trim()
+        );
+        let writes = manifest["writes"].as_table().unwrap();
+        assert_eq!(VOTE_WRITE, writes["vote"]["sql"].as_str().unwrap().trim());
+    }
+
+    #[test]
+    fn vote_answers_as_the_pure_component() {
+        let path = "/memes/7/vote";
+        let json = vote_response(Some(7), "7", path, "application/json");
+        assert_eq!(json.status(), &200);
+        assert_eq!(
+            json.header("content-type").and_then(|v| v.as_str()),
+            Some("application/json")
+        );
+        assert_eq!(json.body(), b"{\"id\":7,\"voted\":true}");
+
+        let form = vote_response(Some(7), "07", path, "text/html");
+        assert_eq!(form.status(), &303);
+        assert_eq!(
+            form.header("location").and_then(|v| v.as_str()),
+            Some("/memes/7")
+        );
+        assert!(form.body().is_empty());
+
+        let missing = vote_response(None, "<x>", "/memes/%3Cx%3E/vote", "application/json");
+        assert_eq!(missing.status(), &404);
+        let body = String::from_utf8(missing.body().to_vec()).unwrap();
+        assert!(
+            body.contains("There is no meme “&lt;x&gt;” to vote for."),
+            "{body}"
+        );
+        assert!(body.contains("<h1>Not found</h1>"));
+    }
+
+    #[test]
+    fn only_vote_paths_are_votes() {
+        assert_eq!(vote_id("/memes/12/vote"), Some("12"));
+        assert_eq!(vote_id("/memes/abc/vote"), Some("abc"));
+        assert_eq!(vote_id("/"), None);
+        assert_eq!(vote_id("/memes/12"), None);
     }
 }

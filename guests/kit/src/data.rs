@@ -103,6 +103,16 @@ impl<'a> Row<'a> {
     }
 }
 
+impl<'a> academemes_html::meme::Columns<'a> for Row<'a> {
+    fn int(&self, name: &str) -> Option<i64> {
+        Row::int(self, name)
+    }
+
+    fn text(&self, name: &str) -> Option<&'a str> {
+        Row::text(self, name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@
 //! kit::export!(Component with_types_in kit::bindings);
 //! ```
 //!
-//! The rest of the kit is plain Rust over the generated types, so
+//! The rest of the kit is plain Rust over the generated types (the markup
+//! itself is `academemes-html`, re-exported here), so
 //! `cargo test -p academemes-kit` runs natively.
 
 pub mod bindings {
@@ -27,16 +28,16 @@ pub mod bindings {
     });
 }
 
-pub mod card;
 pub mod data;
-pub mod date;
 pub mod form;
-pub mod html;
 pub mod http;
 pub mod layout;
 pub mod meme;
-pub mod svg;
 pub mod testing;
+
+// The bindings-free HTML and SVG live in academemes-html, shared with the
+// Spin and native versions of the site; the components keep their paths.
+pub use academemes_html::{card, date, home, html, svg};
 
 pub use bindings::nebula::function::types::{Effect, Request, Response, Table, Value};
 pub use bindings::{export, Guest};

@@ -1,71 +1,10 @@
 //! A meme as the reads `newest`, `top`, `memes` and `meme` return it.
+//!
+//! The type and its helpers live in `academemes-html` (no bindings), so the
+//! Spin and native versions of the site share them; a [`Row`](crate::data::Row) of the `data`
+//! tables reads into a [`Meme`] through [`Columns`].
 
-use crate::data::Row;
-use crate::html::url_encode;
-
-/// One meme, borrowing its text from the data tables.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Meme<'a> {
-    pub id: i64,
-    pub template: &'a str,
-    /// Only the `meme` read joins the template's name.
-    pub template_name: Option<&'a str>,
-    pub top_text: &'a str,
-    pub bottom_text: &'a str,
-    pub votes: i64,
-    pub created_ms: i64,
-    pub tags: Vec<&'a str>,
-}
-
-impl<'a> Meme<'a> {
-    /// Reads a meme from a row; `None` if the row has no integer `id`.
-    pub fn from_row(row: &Row<'a>) -> Option<Self> {
-        Some(Meme {
-            id: row.int("id")?,
-            template: row.text_or_empty("template"),
-            template_name: row.text("template_name"),
-            top_text: row.text_or_empty("top_text"),
-            bottom_text: row.text_or_empty("bottom_text"),
-            votes: row.int("votes").unwrap_or(0),
-            created_ms: row.int("created_ms").unwrap_or(0),
-            tags: split_tags(row.text("tags")),
-        })
-    }
-
-    /// The meme's page.
-    pub fn url(&self) -> String {
-        format!("/memes/{}", self.id)
-    }
-
-    /// The meme's rendered image.
-    pub fn image_url(&self) -> String {
-        format!("/memes/{}.svg", self.id)
-    }
-
-    /// The caption as one line of plain (unescaped) text: "top / bottom".
-    pub fn caption(&self) -> String {
-        let top = self.top_text.trim();
-        let bottom = self.bottom_text.trim();
-        match (top.is_empty(), bottom.is_empty()) {
-            (false, false) => format!("{top} / {bottom}"),
-            (false, true) => top.to_string(),
-            (true, false) => bottom.to_string(),
-            (true, true) => format!("Meme #{}", self.id),
-        }
-    }
-}
-
-/// Splits the reads' comma-joined `tags` column; NULL means no tags.
-pub fn split_tags(tags: Option<&str>) -> Vec<&str> {
-    tags.map(|s| s.split(',').filter(|t| !t.is_empty()).collect())
-        .unwrap_or_default()
-}
-
-/// The list of memes with `tag` (URL-encoded; still needs HTML escaping
-/// only if it is joined to more pairs with `&`).
-pub fn tag_url(tag: &str) -> String {
-    format!("/memes?tag={}", url_encode(tag))
-}
+pub use academemes_html::meme::{split_tags, tag_url, Columns, Meme};
 
 #[cfg(test)]
 mod tests {

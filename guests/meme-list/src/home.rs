@@ -1,47 +1,18 @@
-//! The home page: newest memes, top-rated memes and the tag cloud.
+//! The home page: newest memes, top-rated memes and the tag cloud. The
+//! markup is `kit::home` (academemes-html), which the Spin and native
+//! versions of the site render with too.
 
-use kit::card::grid;
 use kit::data::Data;
 use kit::http::html;
-use kit::layout::{self, SITE_NAME};
 use kit::meme::Meme;
 use kit::Response;
 
-use crate::tag_cloud::tag_cloud;
+use crate::tag_cloud::tag_counts;
 
 pub fn page(data: &Data) -> Response {
     let newest = memes(data, "newest");
     let top = memes(data, "top");
-    let mut main = String::from(concat!(
-        "<section class=\"hero\">\n",
-        "<h1>Academemes</h1>\n",
-        "<p class=\"lede\">Memes from the ivory tower: peer review, deadlines, ",
-        "the thesis that is almost done. Every page here is computed by a pure ",
-        "WebAssembly function.</p>\n",
-        "<p class=\"actions\"><a class=\"button\" href=\"/new\">Make a meme</a> ",
-        "<a class=\"button button-secondary\" href=\"/random\">Show me a random one</a></p>\n",
-        "</section>\n",
-    ));
-    if newest.is_empty() {
-        main.push_str(concat!(
-            "<section class=\"empty\">\n<h2>No memes yet</h2>\n",
-            "<p>The literature on this topic is thin. <a href=\"/new\">Be the first to publish</a>.</p>\n",
-            "</section>\n",
-        ));
-    } else {
-        main.push_str("<section aria-labelledby=\"newest\">\n<div class=\"section-head\"><h2 id=\"newest\">Newest</h2><a href=\"/memes\">All memes →</a></div>\n");
-        main.push_str(&grid(&newest));
-        main.push_str("</section>\n");
-        main.push_str("<section aria-labelledby=\"top\">\n<div class=\"section-head\"><h2 id=\"top\">Top rated</h2></div>\n");
-        main.push_str(&grid(&top));
-        main.push_str("</section>\n");
-    }
-    if let Some(cloud) = tag_cloud(data, None) {
-        main.push_str("<section aria-labelledby=\"tags\">\n<div class=\"section-head\"><h2 id=\"tags\">Tags</h2></div>\n");
-        main.push_str(&cloud);
-        main.push_str("\n</section>\n");
-    }
-    html(200, layout::page(SITE_NAME, "/", &main))
+    html(200, kit::home::page(&newest, &top, &tag_counts(data)))
 }
 
 fn memes<'a>(data: &Data<'a>, table: &str) -> Vec<Meme<'a>> {

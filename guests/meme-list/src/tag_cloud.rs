@@ -1,46 +1,20 @@
 //! The tag cloud: every tag, sized by how many memes carry it (`tags` read).
+//! The markup is `kit::home::tag_cloud` (academemes-html).
 
 use kit::data::Data;
-use kit::html::{escape, push_escaped};
-use kit::meme::tag_url;
-
-const MIN_REM: f32 = 0.9;
-const MAX_REM: f32 = 2.0;
+use kit::home::TagCount;
 
 /// The cloud as a list of links, or `None` if there are no tags yet.
 /// `current` is marked as the page being shown.
 pub fn tag_cloud(data: &Data, current: Option<&str>) -> Option<String> {
-    let tags: Vec<(&str, i64)> = data
-        .rows("tags")
+    kit::home::tag_cloud(&tag_counts(data), current)
+}
+
+/// The rows of the `tags` read.
+pub fn tag_counts<'a>(data: &Data<'a>) -> Vec<TagCount<'a>> {
+    data.rows("tags")
         .filter_map(|r| Some((r.text("tag")?, r.int("memes").unwrap_or(0))))
-        .collect();
-    if tags.is_empty() {
-        return None;
-    }
-    let min = tags.iter().map(|t| t.1).min().unwrap_or(0);
-    let max = tags.iter().map(|t| t.1).max().unwrap_or(0);
-    let mut out = String::from("<ul class=\"tag-cloud\">");
-    for (tag, count) in tags {
-        let weight = if max > min {
-            (count - min) as f32 / (max - min) as f32
-        } else {
-            0.5
-        };
-        let rem = MIN_REM + weight * (MAX_REM - MIN_REM);
-        let noun = if count == 1 { "meme" } else { "memes" };
-        out.push_str(&format!(
-            "<li><a href=\"{}\" style=\"font-size:{rem:.2}rem\" title=\"{count} {noun}\"",
-            escape(&tag_url(tag))
-        ));
-        if current == Some(tag) {
-            out.push_str(" aria-current=\"page\"");
-        }
-        out.push_str(">#");
-        push_escaped(&mut out, tag);
-        out.push_str("</a></li>");
-    }
-    out.push_str("</ul>");
-    Some(out)
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,1 @@
+"""The side-by-side load and energy harness behind benches/bench.py."""

@@ -1,0 +1,157 @@
+"""The hosts under test and how each serves each workload.
+
+A host is a binary; a workload is a URL on a server that binary starts. The
+same component runs on every Wasm host where the workload allows it: hello is
+guests/http-hello (plain wasi:http), the home page and the vote are the Spin
+SDK app in examples/academemes-spin on Spin and Nebula-Spin, the pure
+components (app.toml) on Nebula, and benches/native natively."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+HELLO_WASM = "guests/target/wasm32-wasip2/release/http_hello.wasm"
+HELLO_SPIN = "guests/http-hello/spin.toml"
+SPIN_APP = "examples/academemes-spin/spin.toml"
+SPIN_APP_WASM = "examples/academemes-spin/target/wasm32-wasip2/release/academemes_spin.wasm"
+PURE_WASMS = [f"guests/target/wasm32-wasip2/release/{n}.wasm"
+              for n in ("meme_list", "random_meme", "render", "vote", "submit")]
+
+
+@dataclass
+class Workload:
+    name: str
+    path: str
+    method: str = "GET"
+    accept: str = ""
+    what: str = ""
+
+
+WORKLOADS = {
+    "hello": Workload("hello", "/hello", what="GET /hello: the same wasi:http component (guests/http-hello) on every Wasm host"),
+    "list": Workload("list", "/", what="GET /: the home page, three SQLite reads + HTML render"),
+    "vote": Workload("vote", "/memes/1/vote", "POST", "application/json",
+                     what="POST /memes/1/vote (accept: application/json): one read + one write transaction"),
+}
+
+
+@dataclass
+class Ctx:
+    """What a server command needs: its address, the run's database and folders."""
+
+    addr: str
+    db: str
+    runtime_config: str
+    work: str
+    admin: str | None = None
+
+
+@dataclass
+class Host:
+    name: str
+    binary: str | None
+    # workload → (argv builder, files it needs)
+    serves: dict = field(default_factory=dict)
+    missing: str = ""
+    admin: bool = False  # supports `--admin ADDR` (/metrics)
+
+    def command(self, workload: str, ctx: Ctx) -> list[str]:
+        build, _ = self.serves[workload]
+        return build(self, ctx)
+
+    def needs(self, workload: str) -> list[str]:
+        return self.serves[workload][1]
+
+
+def _nebula_binary() -> str:
+    return os.environ.get("NEBULA_BIN") or os.path.join(REPO, "target/release/nebula")
+
+
+def _has_admin(binary: str) -> bool:
+    try:
+        out = subprocess.run([binary, "up", "--help"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--admin" in out.stdout
+
+
+def _nebula_up(manifest: str, *extra: str):
+    def build(host: Host, ctx: Ctx) -> list[str]:
+        cmd = [host.binary, "up", "-f", os.path.join(REPO, manifest), "--no-build",
+               "--listen", ctx.addr, *[e.format(**vars(ctx)) for e in extra]]
+        if host.admin and ctx.admin:
+            cmd += ["--admin", ctx.admin]
+        return cmd
+    return build
+
+
+def _spin_up(manifest: str, *extra: str):
+    def build(host: Host, ctx: Ctx) -> list[str]:
+        return [host.binary, "up", "-f", os.path.join(REPO, manifest), "--listen", ctx.addr,
+                *[e.format(**vars(ctx)) for e in extra]]
+    return build
+
+
+def _wasmtime_serve(wasm: str):
+    def build(host: Host, ctx: Ctx) -> list[str]:
+        # -S cli=y: the component imports wasi:cli (Rust's std); -C cache=y: a
+        # warm compile cache, as Nebula and Spin have after their first start.
+        return [host.binary, "serve", "--addr", ctx.addr, "-S", "cli=y", "-C", "cache=y",
+                os.path.join(REPO, wasm)]
+    return build
+
+
+def _native(host: Host, ctx: Ctx) -> list[str]:
+    return [host.binary, "--manifest", os.path.join(REPO, "app.toml"), "--db", ctx.db,
+            "--listen", ctx.addr]
+
+
+def _which(env: str, *names: str) -> str | None:
+    if os.environ.get(env):
+        return os.environ[env]
+    for n in names:
+        found = shutil.which(n) or (
+            os.path.expanduser(f"~/.cargo/bin/{n}") if os.access(os.path.expanduser(f"~/.cargo/bin/{n}"), os.X_OK) else None)
+        if found:
+            return found
+    return None
+
+
+def all_hosts() -> list[Host]:
+    nebula = _nebula_binary()
+    nebula_ok = os.access(nebula, os.X_OK)
+    admin = nebula_ok and _has_admin(nebula)
+    spin = _which("SPIN_BIN", "spin")
+    wasmtime = _which("WASMTIME_BIN", "wasmtime")
+    native = os.environ.get("NATIVE_BIN") or os.path.join(REPO, "target/release/academemes-native")
+    rc = "--runtime-config-file", "{runtime_config}"
+    return [
+        Host("nebula", nebula if nebula_ok else None, {
+            # Nebula runs plain wasi:http components through a spin.toml.
+            "hello": (_nebula_up(HELLO_SPIN), [HELLO_WASM]),
+            "list": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
+            "vote": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
+        }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
+        Host("nebula-spin", nebula if nebula_ok else None, {
+            "list": (_nebula_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
+            "vote": (_nebula_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
+        }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
+        Host("spin", spin, {
+            "hello": (_spin_up(HELLO_SPIN), [HELLO_WASM]),
+            "list": (_spin_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
+            "vote": (_spin_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
+        }, missing="no Fermyon Spin: set SPIN_BIN to a `spin` binary"),
+        Host("wasmtime", wasmtime, {
+            "hello": (_wasmtime_serve(HELLO_WASM), [HELLO_WASM]),
+        }, missing="no wasmtime: set WASMTIME_BIN (`cargo install wasmtime-cli`)"),
+        Host("native", native if os.access(native, os.X_OK) else None, {
+            "hello": (_native, []),
+            "list": (_native, []),
+            "vote": (_native, []),
+        }, missing=f"no {native}: `cargo build --release -p academemes-native` (or set NATIVE_BIN)"),
+    ]
