@@ -7,6 +7,7 @@
 //! ```text
 //! cargo run --release -- build
 //! ./target/release/nebula build -f host/tests/apps/probe.toml
+//! ./target/release/nebula build -f host/tests/apps/langs.toml
 //! cargo bench -p nebula --bench instantiate
 //! ```
 //!
@@ -22,6 +23,11 @@
 //! - `engine`: store + instantiate + call + drop, rebuilt the same way, on
 //!   engines with `new_engine`'s settings and with `pagemap_scan` and/or
 //!   without component-model concurrency.
+//! - `lang`: the same trivial function (`hello`: a greeting, the params and
+//!   the query) written in Rust, Python (componentize-py) and JavaScript
+//!   (jco), each instantiated + called + dropped through `PureComponent::call`;
+//!   the components' sizes are printed first. Build the Python and JavaScript
+//!   ones with `./target/release/nebula build -f host/tests/apps/langs.toml`.
 //!
 //! With `RUST_BACKTRACE=1` in the environment (and `RUST_LIB_BACKTRACE`
 //! unset) wasmtime captures a host backtrace on every store drop; run with
@@ -81,7 +87,8 @@ fn require_guests(manifests: &[&Path]) {
             "\nThe instantiate bench needs the guest components, and these are missing:\n  {}\n\n\
              Build them from the repository root with:\n  \
              cargo run --release -- build\n  \
-             ./target/release/nebula build -f host/tests/apps/probe.toml\n",
+             ./target/release/nebula build -f host/tests/apps/probe.toml\n  \
+             ./target/release/nebula build -f host/tests/apps/langs.toml\n",
             missing.join("\n  ")
         );
         std::process::exit(2);
@@ -145,7 +152,8 @@ fn bench(c: &mut Criterion) {
     let repo = repo();
     let app_toml = repo.join("app.toml");
     let probe_toml = repo.join("host/tests/apps/probe.toml");
-    require_guests(&[&app_toml, &probe_toml]);
+    let langs_toml = repo.join("host/tests/apps/langs.toml");
+    require_guests(&[&app_toml, &probe_toml, &langs_toml]);
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none()
         && std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0")
     {
@@ -165,7 +173,10 @@ fn bench(c: &mut Criterion) {
     };
     let max_memory = opts.max_memory_bytes;
     let engine = new_engine(&opts).expect("engine");
-    let cache = CompileCache::disabled();
+    // Python and JavaScript components take tens of seconds to compile:
+    // compile them once, not on every run.
+    let cache_dir = repo.join("target/nebula-bench-cache");
+    let cache = CompileCache::new(Some(cache_dir.clone()));
     let linker = PureLinker::new(&engine).expect("linker");
     let load = |name: &str| {
         let (component, _) = executor::load(&engine, &cache, &guest(name)).expect(name);
@@ -181,6 +192,7 @@ fn bench(c: &mut Criterion) {
         Manifest::load(&app_toml).expect("app.toml"),
         AppOptions {
             database: Some(dir.path().join("academemes.db")),
+            cache_dir: Some(cache_dir.clone()),
             ..Default::default()
         },
     )
@@ -298,10 +310,71 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
 
+    // ---- lang: the same function in three languages
+    languages(c, &rt, &deadlines, max_memory, &hello, |name, path| {
+        let (component, _) = executor::load(&engine, &cache, path).expect(name);
+        PureComponent::new(name, &component, &linker).expect(name)
+    });
+
     // ---- parts of one call, rebuilt with wasmtime directly
     parts(c, &rt, &engine);
     // ---- the same call on engines with other settings
     engine_variants(c, &rt, &home_data);
+}
+
+/// `hello` in Rust, Python and JavaScript (host/tests/apps/langs.toml): each
+/// answers the same bytes, then instantiate + call + drop is timed for each.
+fn languages(
+    c: &mut Criterion,
+    rt: &Runtime,
+    deadlines: &Deadlines,
+    max_memory: usize,
+    rust: &PureComponent,
+    load: impl Fn(&str, &Path) -> PureComponent,
+) {
+    let py_path = repo().join("guests/target/py/hello_py.wasm");
+    let js_path = repo().join("guests/target/js/hello_js.wasm");
+    let python = load("hello-py", &py_path);
+    let javascript = load("hello-js", &js_path);
+    let cases = [
+        ("rust", rust, guest("hello")),
+        ("python", &python, py_path),
+        ("javascript", &javascript, js_path),
+    ];
+    let mut bodies = Vec::new();
+    for (lang, component, path) in &cases {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let out = rt
+            .block_on(component.call(deadlines, TIMEOUT, max_memory, hello_request(), vec![]))
+            .unwrap_or_else(|e| panic!("{lang} hello failed: {e:?}"));
+        assert_eq!(out.response.status, 200, "{lang}");
+        eprintln!(
+            "lang/{lang}: {} ({size} bytes), answers {:?}",
+            path.display(),
+            String::from_utf8_lossy(&out.response.body)
+        );
+        bodies.push(out.response.body);
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "the three hellos must answer the same bytes"
+    );
+    let mut g = c.benchmark_group("lang");
+    for (lang, component, _) in &cases {
+        g.bench_function(format!("hello {lang}"), |b| {
+            b.to_async(rt).iter_batched(
+                hello_request,
+                |req| async {
+                    component
+                        .call(deadlines, TIMEOUT, max_memory, req, vec![])
+                        .await
+                        .expect("hello")
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
 }
 
 /// What the executor's store holds (a copy of `executor::pure::HostState`).

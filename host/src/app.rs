@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
-use crate::contract::{Request as WitRequest, Response as WitResponse};
+use crate::convert::{lookup, to_http_response, to_wit_request, FormFields};
 use crate::data::{Database, ReadPlan};
 use crate::executor::{
     self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
@@ -403,109 +403,6 @@ impl App {
             }
         }
     }
-}
-
-fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-}
-
-/// Form fields of a urlencoded body, parsed only if a read binds one.
-struct FormFields<'a> {
-    req: &'a WitRequest,
-    parsed: std::cell::OnceCell<Vec<(String, String)>>,
-}
-
-impl<'a> FormFields<'a> {
-    fn new(req: &'a WitRequest) -> Self {
-        FormFields {
-            req,
-            parsed: std::cell::OnceCell::new(),
-        }
-    }
-    fn get(&self, name: &str) -> Option<String> {
-        let fields = self.parsed.get_or_init(|| {
-            let is_form = self.req.headers.iter().any(|(k, v)| {
-                k == "content-type" && v.starts_with("application/x-www-form-urlencoded")
-            });
-            if !is_form {
-                return Vec::new();
-            }
-            form_urlencoded::parse(&self.req.body)
-                .into_owned()
-                .collect()
-        });
-        lookup(fields, name)
-    }
-}
-
-fn to_wit_request(
-    id: &str,
-    req: &HttpRequest,
-    route: &str,
-    params: Vec<(String, String)>,
-    seed: u64,
-    now_ms: u64,
-) -> WitRequest {
-    let uri = req.uri();
-    let path = percent_encoding::percent_decode_str(uri.path())
-        .decode_utf8_lossy()
-        .into_owned();
-    let query = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let headers = req
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    WitRequest {
-        id: id.to_string(),
-        method: req.method().as_str().to_string(),
-        path,
-        route: route.to_string(),
-        query,
-        headers,
-        params,
-        body: req.body().to_vec(),
-        seed,
-        now_ms,
-    }
-}
-
-fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpResponse, String> {
-    let status = StatusCode::from_u16(resp.status)
-        .map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
-    let mut out = http::Response::builder().status(status);
-    let headers = out.headers_mut().expect("fresh builder");
-    for (k, v) in resp.headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| format!("invalid header name {k:?}"))?;
-        let value = match rowid {
-            Some(id) if v.contains(LAST_INSERT_ROWID) => {
-                v.replace(LAST_INSERT_ROWID, &id.to_string())
-            }
-            _ => v,
-        };
-        let value =
-            HeaderValue::from_str(&value).map_err(|_| format!("invalid value for header {k:?}"))?;
-        headers.append(name, value);
-    }
-    if !headers.contains_key(CONTENT_TYPE) && !resp.body.is_empty() {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        );
-    }
-    out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
 }
 
 /// Returns freed heap pages to the OS (glibc keeps them otherwise) and asks

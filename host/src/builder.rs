@@ -1,7 +1,12 @@
 //! `nebula build`: runs each component's build command, and tells whether a
-//! component is missing or older than its sources.
+//! component is missing or older than its sources. A command that needs a
+//! toolchain Nebula knows how to install (the Rust target `wasm32-wasip2`,
+//! componentize-py, jco) gets it first; see [`toolchain`].
 
-use std::path::Path;
+pub mod toolchain;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
@@ -9,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use walkdir::WalkDir;
 
 use crate::manifest::{Component, Manifest};
+use toolchain::{BuildEnv, Toolchain};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -78,6 +84,12 @@ fn build_components(
         }
     }
     let mut target_checked = false;
+    // Toolchains prepared in this run, by kind and the folder they serve.
+    let mut prepared: HashMap<(Toolchain, PathBuf), BuildEnv> = HashMap::new();
+    let project = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
     // Components with a build command first: one without may use the
     // `.wasm` another one builds (Spin apps do this for private endpoints).
     let mut ordered: Vec<&Component> = components.iter().collect();
@@ -86,7 +98,21 @@ fn build_components(
         if !only.is_empty() && !only.contains(&c.name) {
             continue;
         }
-        if stale_only && !is_stale(c) {
+        // componentize-py and jco always start over (cargo does not), and
+        // their output differs from build to build, which would also miss
+        // the compile cache: with a `watch` list, an up-to-date one is kept.
+        let from_scratch = c
+            .build
+            .as_ref()
+            .is_some_and(|b| !b.watch.is_empty() && Toolchain::for_command(&b.command).is_some());
+        if (stale_only || from_scratch) && !is_stale(c) {
+            if from_scratch && !stale_only {
+                eprintln!(
+                    "{} is up to date ({} is newer than its watched sources)",
+                    c.name,
+                    c.source.display()
+                );
+            }
             continue;
         }
         let Some(build) = &c.build else {
@@ -105,13 +131,40 @@ fn build_components(
             ensure_wasm_target()?;
             target_checked = true;
         }
+        let env = match Toolchain::for_command(&build.command) {
+            None => BuildEnv::default(),
+            Some(kind) => {
+                let key = (kind, build.workdir.clone());
+                match prepared.get(&key) {
+                    Some(env) => env.clone(),
+                    None => {
+                        let env = toolchain::prepare(kind, &project, &build.workdir)
+                            .with_context(|| format!("component {:?}", c.name))?;
+                        prepared.insert(key, env.clone());
+                        env
+                    }
+                }
+            }
+        };
         eprintln!(
             "building {} ({} in {})",
             c.name,
             build.command,
             build.workdir.display()
         );
-        let status = shell(&build.command)
+        // Not every tool makes the folder it writes to (jco does not).
+        if let Some(dir) = c.source.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!(
+                    "component {:?}: cannot create {} for its .wasm",
+                    c.name,
+                    dir.display()
+                )
+            })?;
+        }
+        let mut cmd = shell(&build.command);
+        env.apply(&mut cmd)?;
+        let status = cmd
             .current_dir(&build.workdir)
             // The build's output is progress, not the program's: keep stdout
             // for what `nebula up` prints about the app.

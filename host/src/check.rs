@@ -41,8 +41,12 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
     }
     let _ = std::fs::remove_dir_all(scratch.parent().expect("temp dir"));
 
+    // The settings `nebula up` runs pure components with, so that what is
+    // checked is what will run, and the compile cache it fills is the one
+    // `nebula up` reads.
     let engine = executor::new_engine(&EngineOptions {
         max_instances: 4,
+        concurrency: false,
         ..Default::default()
     })?;
     let linker = PureLinker::new(&engine)?;
@@ -69,13 +73,14 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
             executor::exports_of(&engine, &component).join(", ")
         )?;
         writeln!(text, "  imports ({}):", imports.len())?;
+        let width = imports.iter().map(|i| i.len()).max().unwrap_or(0);
         for i in &imports {
-            let mark = if forbidden.contains(i) {
-                "  <- not allowed in a pure component"
+            let how = if forbidden.contains(i) {
+                "<- not allowed in a pure component"
             } else {
-                ""
+                served_as(i)
             };
-            writeln!(text, "    {i}{mark}")?;
+            writeln!(text, "    {i:width$}  {how}")?;
         }
         if !forbidden.is_empty() {
             ok = false;
@@ -97,6 +102,28 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
         }
     }
     Ok(Report { text, ok })
+}
+
+/// How the closed WASI serves an import it allows: what the component gets
+/// instead of the outside world (executor/closed_wasi.rs).
+fn served_as(import: &str) -> &'static str {
+    let interface = import.split('@').next().unwrap_or(import);
+    match interface {
+        "wasi:cli/environment" => "closed: no variables, no arguments",
+        "wasi:cli/exit" => "ends the call with an error",
+        "wasi:cli/stdin" => "closed: empty",
+        "wasi:cli/stdout" | "wasi:cli/stderr" => "captured into the host log",
+        "wasi:clocks/wall-clock" | "wasi:clocks/monotonic-clock" => "fixed at the request's now-ms",
+        "wasi:random/random" | "wasi:random/insecure" | "wasi:random/insecure-seed" => {
+            "drawn from the request's seed"
+        }
+        i if i.starts_with("wasi:cli/terminal-") => "closed: not a terminal",
+        i if i.starts_with("wasi:filesystem/") => "closed: no directories",
+        i if i.starts_with("wasi:sockets/") => "closed: every address denied",
+        i if i.starts_with("wasi:io/") => "streams and polling for the above",
+        i if i.starts_with("nebula:function/types") => "the pure world's types",
+        _ => "served closed",
+    }
 }
 
 fn tempfile_path() -> Result<std::path::PathBuf> {

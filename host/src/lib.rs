@@ -11,6 +11,7 @@ pub mod app;
 pub mod builder;
 pub mod check;
 pub mod contract;
+pub mod convert;
 pub mod data;
 pub mod executor;
 pub mod manifest;

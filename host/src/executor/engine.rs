@@ -31,11 +31,19 @@ impl Default for EngineOptions {
     }
 }
 
+/// Core module instances one component instance may need. Counted with
+/// `wasm-tools print`: a Rust guest instantiates 3 (its module and two
+/// adapter shims), a jco/componentize-js guest 4, a componentize-py guest 14
+/// (CPython, libc and its other shared libraries, linked at instantiation).
+/// The pool only counts core instances (no memory is reserved per slot), so a
+/// generous bound costs nothing; memories and tables, which do reserve
+/// address space, stay at what every one of these guests uses (1 and 2).
+pub const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+
 pub fn new_engine(opts: &EngineOptions) -> Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(opts.max_instances)
-        // A Rust guest is one core module plus a few adapter shims.
-        .total_core_instances(opts.max_instances * 4)
+        .total_core_instances(opts.max_instances * CORE_INSTANCES_PER_COMPONENT)
         .total_memories(opts.max_instances * 2)
         .total_tables(opts.max_instances * 4)
         .total_stacks(opts.max_instances)

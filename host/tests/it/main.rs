@@ -4,6 +4,8 @@
 mod support;
 
 mod errors;
+mod isolation;
+mod languages;
 mod new_component;
 mod purity;
 mod scale;
