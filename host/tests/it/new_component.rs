@@ -151,21 +151,12 @@ fn new_refuses_a_taken_name_or_route_and_changes_nothing() {
     );
 }
 
-/// `nebula new LANG NAME` in a fresh app, then `nebula up` builds it (installing
-/// the language's toolchain into the app) and serves it.
-fn served_at_once(lang: &str, name: &str, body: &str, tool: &str) {
+/// `nebula new LANG NAME` in a fresh app, then `nebula up` builds it
+/// (installing the language's toolchain into the app first) and serves it.
+fn served_at_once(lang: &str, name: &str, body: &str) {
     let app = tempfile::tempdir().unwrap();
     new(app.path(), &[lang, name]);
-    let up = match Up::try_start(app.path(), &[]) {
-        Ok(up) => up,
-        // TODO(lang builder): remove once `nebula build` installs
-        // componentize-py and jco (branch `lang`) is on main.
-        Err(log) if log.contains(&format!("{tool}: not found")) => {
-            eprintln!("SKIPPED: `nebula build` does not install {tool} yet (the lang builder is not merged):\n{log}");
-            return;
-        }
-        Err(log) => panic!("nebula up exited before serving:\n{log}"),
-    };
+    let up = Up::start(app.path(), &[]);
     let r = up.get(&format!("/{name}"));
     assert_eq!(r.status, 200, "{}", up.log());
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
@@ -178,7 +169,6 @@ fn a_new_python_component_is_served_at_once() {
         "python",
         "hello-py",
         "Hello from hello-py, a pure function in Python!\n",
-        "componentize-py",
     );
 }
 
@@ -188,6 +178,5 @@ fn a_new_js_component_is_served_at_once() {
         "js",
         "hello-js",
         "Hello from hello-js, a pure function in JavaScript!\n",
-        "jco",
     );
 }
