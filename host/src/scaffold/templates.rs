@@ -10,12 +10,16 @@ pub const PURE_WIT: &str = include_str!("../../../wit/pure/function.wit");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    Python,
+    Js,
 }
 
 impl fmt::Display for Lang {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
         })
     }
 }
@@ -50,10 +54,44 @@ const RUST: Template = Template {
     watch: &["src", "wit", "Cargo.toml", ".cargo"],
 };
 
+// The toolchains are `nebula build`'s: a command whose program is
+// `componentize-py` gets a virtual environment at .nebula/toolchains/python,
+// one whose program is `jco` gets node_modules from a package.json.
+const PYTHON: Template = Template {
+    files: &[
+        (
+            "app.py",
+            include_str!("../../../templates/python/app.py.tmpl"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../../templates/python/gitignore.tmpl"),
+        ),
+    ],
+    command: "componentize-py -d wit -w pure componentize app -o {{name}}.wasm",
+    output: "{{name}}.wasm",
+    watch: &["app.py", "wit"],
+};
+
+const JS: Template = Template {
+    files: &[
+        ("app.js", include_str!("../../../templates/js/app.js.tmpl")),
+        (
+            ".gitignore",
+            include_str!("../../../templates/js/gitignore.tmpl"),
+        ),
+    ],
+    command: "jco componentize app.js --bundle -w wit -n pure -d http fetch-event -o {{name}}.wasm",
+    output: "{{name}}.wasm",
+    watch: &["app.js", "wit"],
+};
+
 impl Lang {
     pub fn template(self) -> &'static Template {
         match self {
             Lang::Rust => &RUST,
+            Lang::Python => &PYTHON,
+            Lang::Js => &JS,
         }
     }
 }

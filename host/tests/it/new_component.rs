@@ -43,6 +43,12 @@ pub struct Up {
 
 impl Up {
     pub fn start(app: &Path, extra: &[&str]) -> Up {
+        Self::try_start(app, extra)
+            .unwrap_or_else(|log| panic!("nebula up exited before serving:\n{log}"))
+    }
+
+    /// Like `start`; an `Err` holds the log of a `nebula up` that exited.
+    pub fn try_start(app: &Path, extra: &[&str]) -> Result<Up, String> {
         let log = app.join("nebula.log");
         let mut child = nebula()
             .env("CARGO_TARGET_DIR", shared_target_dir())
@@ -66,15 +72,13 @@ impl Up {
                 Some(Ok(_)) => {}
                 _ => {
                     let _ = child.kill();
-                    panic!(
-                        "nebula up exited before serving:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
+                    let _ = child.wait();
+                    return Err(std::fs::read_to_string(&log).unwrap_or_default());
                 }
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Up { child, base, log }
+        Ok(Up { child, base, log })
     }
 
     pub fn get(&self, path: &str) -> Resp {
@@ -144,5 +148,35 @@ fn new_refuses_a_taken_name_or_route_and_changes_nothing() {
     assert_eq!(
         std::fs::read_to_string(app.path().join("app.toml")).unwrap(),
         manifest
+    );
+}
+
+/// `nebula new LANG NAME` in a fresh app, then `nebula up` builds it
+/// (installing the language's toolchain into the app first) and serves it.
+fn served_at_once(lang: &str, name: &str, body: &str) {
+    let app = tempfile::tempdir().unwrap();
+    new(app.path(), &[lang, name]);
+    let up = Up::start(app.path(), &[]);
+    let r = up.get(&format!("/{name}"));
+    assert_eq!(r.status, 200, "{}", up.log());
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(r.text(), body);
+}
+
+#[test]
+fn a_new_python_component_is_served_at_once() {
+    served_at_once(
+        "python",
+        "hello-py",
+        "Hello from hello-py, a pure function in Python!\n",
+    );
+}
+
+#[test]
+fn a_new_js_component_is_served_at_once() {
+    served_at_once(
+        "js",
+        "hello-js",
+        "Hello from hello-js, a pure function in JavaScript!\n",
     );
 }
