@@ -45,7 +45,7 @@ c0=$(metric nebula_connection_cpu_seconds_total)
 wrk -t1 -c"$conns" -d"${secs}s" "$base$path" | grep -E 'Requests/sec|requests in'
 a1=$(metric nebula_accounted_cpu_seconds_total); p1=$(proc_cpu)
 c1=$(metric nebula_connection_cpu_seconds_total)
-curl -s "$admin" | grep -E '^nebula_(background_cpu|request_cpu)' | grep -v ' 0$' || true
+curl -s "$admin" | grep -E '^nebula_(background_cpu|request_cpu)' | grep -v ' 0\(\.0\)\?$' || true
 python3 - "$a0" "$a1" "$p0" "$p1" "$c0" "$c1" <<'PY'
 import sys
 a0, a1, p0, p1, c0, c1 = map(float, sys.argv[1:])

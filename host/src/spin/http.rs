@@ -401,10 +401,11 @@ impl WorkerState for Worker {
     }
 
     fn drop(&self, store: Store<SpinStore>, result: wasmtime::Result<()>) {
-        self.charge.charge_poll();
         if let Err(e) = result {
             tracing::error!(component = %self.component, "instance failed: {e:?}");
         }
+        // Giving the instance's memory back is part of its cost.
         drop(store);
+        self.charge.charge_poll();
     }
 }
