@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,8 +20,16 @@ HELLO_WASM = "guests/target/wasm32-wasip2/release/http_hello.wasm"
 HELLO_SPIN = "guests/http-hello/spin.toml"
 SPIN_APP = "examples/academemes-spin/spin.toml"
 SPIN_APP_WASM = "examples/academemes-spin/target/wasm32-wasip2/release/academemes_spin.wasm"
-PURE_WASMS = [f"guests/target/wasm32-wasip2/release/{n}.wasm"
-              for n in ("meme_list", "random_meme", "render", "vote", "submit")]
+
+
+def _app_sources() -> list[str]:
+    """Every component app.toml declares: `nebula up --no-build` needs them all."""
+    with open(os.path.join(REPO, "app.toml"), "rb") as f:
+        manifest = tomllib.load(f)
+    return [c["source"] for c in manifest.get("components", {}).values() if "source" in c]
+
+
+PURE_WASMS = _app_sources()
 
 
 @dataclass
