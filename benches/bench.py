@@ -19,6 +19,7 @@ import datetime
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +95,9 @@ def make_golden_db(hosts, work: str, say) -> str | None:
     srv = Server(cmd, work, os.path.join(work, "golden.log"), None)
     try:
         srv.wait_first_response(addr, "GET", "/", "")
+    except RuntimeError as e:
+        say(f"cannot make the database with `{' '.join(cmd)}`: {e}")
+        return None
     finally:
         srv.stop()
     say(f"golden database: {db}")
@@ -179,7 +183,13 @@ def run_one(args, gen, host, wl, rnd, golden, out, pin, say) -> dict:
     return res
 
 
+def _stop_on_sigterm(signum, frame):
+    # Turned into an exception so that every `finally` stops its server.
+    raise SystemExit(128 + signum)
+
+
 def main(argv=None) -> int:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     args = parse_args(argv)
     def say(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -232,7 +242,8 @@ def main(argv=None) -> int:
                 say(f"skipping {h.name} for {wname}: {why}")
                 continue
             if wname in ("list", "vote") and golden is None:
-                skipped.append({"host": h.name, "workload": wname, "why": "no database: Nebula makes it, and is absent"})
+                skipped.append({"host": h.name, "workload": wname,
+                                "why": "no database: Nebula makes it from app.toml, and could not (see the log above)"})
                 continue
             present.append(h)
         say(f"workload {wname}: {wl.what}; hosts {[h.name for h in present]}")

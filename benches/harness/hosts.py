@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tomllib
 from dataclasses import dataclass, field
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -19,8 +20,16 @@ HELLO_WASM = "guests/target/wasm32-wasip2/release/http_hello.wasm"
 HELLO_SPIN = "guests/http-hello/spin.toml"
 SPIN_APP = "examples/academemes-spin/spin.toml"
 SPIN_APP_WASM = "examples/academemes-spin/target/wasm32-wasip2/release/academemes_spin.wasm"
-PURE_WASMS = [f"guests/target/wasm32-wasip2/release/{n}.wasm"
-              for n in ("meme_list", "random_meme", "render", "vote", "submit")]
+
+
+def _app_sources() -> list[str]:
+    """Every component app.toml declares: `nebula up --no-build` needs them all."""
+    with open(os.path.join(REPO, "app.toml"), "rb") as f:
+        manifest = tomllib.load(f)
+    return [c["source"] for c in manifest.get("components", {}).values() if "source" in c]
+
+
+PURE_WASMS = _app_sources()
 
 
 @dataclass
@@ -113,7 +122,8 @@ def _native(host: Host, ctx: Ctx) -> list[str]:
 
 def _which(env: str, *names: str) -> str | None:
     if os.environ.get(env):
-        return os.environ[env]
+        path = os.environ[env]
+        return path if os.access(path, os.X_OK) else None
     for n in names:
         found = shutil.which(n) or (
             os.path.expanduser(f"~/.cargo/bin/{n}") if os.access(os.path.expanduser(f"~/.cargo/bin/{n}"), os.X_OK) else None)
@@ -145,10 +155,10 @@ def all_hosts() -> list[Host]:
             "hello": (_spin_up(HELLO_SPIN), [HELLO_WASM]),
             "list": (_spin_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
             "vote": (_spin_up(SPIN_APP, *rc), [SPIN_APP_WASM]),
-        }, missing="no Fermyon Spin: set SPIN_BIN to a `spin` binary"),
+        }, missing="no Fermyon Spin: set SPIN_BIN to a `spin` binary (SPIN_BIN=" + os.environ.get("SPIN_BIN", "") + " is not one)" if os.environ.get("SPIN_BIN") else "no Fermyon Spin: set SPIN_BIN to a `spin` binary"),
         Host("wasmtime", wasmtime, {
             "hello": (_wasmtime_serve(HELLO_WASM), [HELLO_WASM]),
-        }, missing="no wasmtime: set WASMTIME_BIN (`cargo install wasmtime-cli`)"),
+        }, missing="no wasmtime: set WASMTIME_BIN to a `wasmtime` binary (`cargo install wasmtime-cli`)"),
         Host("native", native if os.access(native, os.X_OK) else None, {
             "hello": (_native, []),
             "list": (_native, []),

@@ -78,7 +78,9 @@ class Oha:
     def command(self, load: Load) -> list[str]:
         cmd = [
             self.path, "--no-tui", "--output-format", "json",
-            "-z", f"{load.duration_s}s", "-c", str(load.concurrency),
+            # -w: requests in flight at the deadline finish (else oha counts
+            # them as errors, "aborted due to deadline").
+            "-z", f"{load.duration_s}s", "-w", "-c", str(load.concurrency),
             "-m", load.method,
         ]
         if load.accept:
@@ -93,7 +95,8 @@ class Oha:
         data = json.loads(stdout)
         summary = data["summary"]
         statuses = {int(k): v for k, v in data.get("statusCodeDistribution", {}).items()}
-        socket_errors = sum(data.get("errorDistribution", {}).values())
+        socket_errors = sum(n for e, n in data.get("errorDistribution", {}).items()
+                            if "aborted due to deadline" not in e)
         total = sum(statuses.values())
         pct = data.get("latencyPercentiles", {})
         percentiles = {}
