@@ -120,7 +120,7 @@ fn served_as(import: &str) -> &'static str {
         i if i.starts_with("wasi:cli/terminal-") => "closed: not a terminal",
         i if i.starts_with("wasi:filesystem/") => "closed: no directories",
         i if i.starts_with("wasi:sockets/") => "closed: every address denied",
-        i if i.starts_with("wasi:io/") => "streams and polling for the above",
+        i if i.starts_with("wasi:io/") => "streams and polling of the closed interfaces",
         i if i.starts_with("nebula:function/types") => "the pure world's types",
         _ => "served closed",
     }

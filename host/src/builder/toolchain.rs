@@ -173,7 +173,8 @@ fn prepare_javascript(project: &Path, workdir: &Path) -> Result<BuildEnv> {
             );
             std::fs::write(&file, default_package_json())
                 .with_context(|| format!("cannot write {}", file.display()))?;
-            project.to_path_buf()
+            // Absolute, like the one found: the build runs in its own workdir.
+            absolute(project)
         }
     };
     let bin = dir.join("node_modules").join(".bin");
