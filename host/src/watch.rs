@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
-use notify_debouncer_mini::{new_debouncer, DebounceEventResult, Debouncer};
+use notify::{Event, EventHandler, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind};
+use notify_debouncer_mini::{new_debouncer_opt, Config, DebounceEventResult, Debouncer};
 
 use crate::app::App;
 
@@ -26,7 +26,42 @@ const IGNORED_DIRS: &[&str] = &["target", "node_modules", ".nebula", "__pycache_
 
 /// Watches while it lives; dropping it stops watching.
 pub struct Watching {
-    _debouncer: Debouncer<RecommendedWatcher>,
+    _debouncer: Debouncer<ChangesOnly>,
+}
+
+/// The platform's watcher without access events: inotify reports every open
+/// and read, and a build reads the sources it watches (the WIT above all), so
+/// counting reads as changes would rebuild forever.
+pub struct ChangesOnly(RecommendedWatcher);
+
+impl Watcher for ChangesOnly {
+    fn new<F: EventHandler>(mut handler: F, config: notify::Config) -> notify::Result<Self> {
+        let inner = RecommendedWatcher::new(
+            move |event: notify::Result<Event>| {
+                if !is_read(&event) {
+                    handler.handle_event(event);
+                }
+            },
+            config,
+        )?;
+        Ok(ChangesOnly(inner))
+    }
+    fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {
+        self.0.watch(path, mode)
+    }
+    fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
+        self.0.unwatch(path)
+    }
+    fn kind() -> WatcherKind {
+        RecommendedWatcher::kind()
+    }
+}
+
+/// An open, a read or a close after reading; closing a file written to is
+/// kept as a change.
+fn is_read(event: &notify::Result<Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    matches!(event, Ok(e) if matches!(e.kind, EventKind::Access(k) if k != AccessKind::Close(AccessMode::Write)))
 }
 
 /// One component's watched paths, canonical so that event paths compare.
@@ -91,7 +126,9 @@ pub fn start(app: Arc<App>) -> Result<Watching> {
     }
 
     let (tx, rx) = channel();
-    let mut debouncer = new_debouncer(DEBOUNCE, tx).context("cannot start watching files")?;
+    let mut debouncer =
+        new_debouncer_opt::<_, ChangesOnly>(Config::default().with_timeout(DEBOUNCE), tx)
+            .context("cannot start watching files")?;
     // Folders are watched recursively; a single file through its folder, as
     // editors that save by renaming a new file over it end a watch on the file.
     let mut recursive = BTreeSet::new();
@@ -188,6 +225,20 @@ mod tests {
         assert!(!w.is_changed_by(Path::new("/app/hello/target/release/deps/x.rlib")));
         assert!(!w.is_changed_by(Path::new("/app/hello/node_modules/a/b.js")));
         assert!(!w.is_changed_by(Path::new("/app/other/src/lib.rs")));
+    }
+
+    #[test]
+    fn reading_a_source_is_not_a_change() {
+        use notify::event::{AccessKind, AccessMode, DataChange, EventKind, ModifyKind};
+        let read = Event::new(EventKind::Access(AccessKind::Open(AccessMode::Read)));
+        let closed = Event::new(EventKind::Access(AccessKind::Close(AccessMode::Read)));
+        let written = Event::new(EventKind::Modify(ModifyKind::Data(DataChange::Content)));
+        assert!(is_read(&Ok(read)));
+        assert!(is_read(&Ok(closed)));
+        assert!(!is_read(&Ok(written)));
+        let closed_after_writing =
+            Event::new(EventKind::Access(AccessKind::Close(AccessMode::Write)));
+        assert!(!is_read(&Ok(closed_after_writing)));
     }
 
     #[test]
