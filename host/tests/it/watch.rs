@@ -160,4 +160,10 @@ fn a_changed_component_is_swapped_in_while_every_request_is_answered() {
         log.contains("rebuilt; new requests get the new version"),
         "{log}"
     );
+    // Two edits, two rebuilds: a build reading its sources is no change.
+    assert_eq!(
+        log.matches("sources changed: rebuilding").count(),
+        2,
+        "{log}"
+    );
 }
