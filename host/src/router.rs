@@ -34,6 +34,13 @@ impl Pattern {
         }
         let mut segments = Vec::new();
         let parts: Vec<&str> = split_path(source).collect();
+        // A request path's empty segments never match (one trailing slash is
+        // dropped), so a pattern with one would be a route nothing reaches.
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "route path {source:?} has an empty segment ('//'); remove the extra '/'"
+            ));
+        }
         for (i, part) in parts.iter().enumerate() {
             let seg = if let Some(rest) = part.strip_prefix(':') {
                 let (name, suffix) = match rest.find('.') {
@@ -312,6 +319,8 @@ mod tests {
             ("/a/:", "needs a name"),
             ("/a/:id/:id", "appears twice"),
             ("/a/b*c", "mixes text"),
+            ("/a//b", "empty segment"),
+            ("/a//", "empty segment"),
         ] {
             let e = Pattern::parse(pat).unwrap_err();
             assert!(e.contains(needle), "{pat}: {e}");

@@ -38,6 +38,7 @@ impl CompileCache {
     pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<(Component, Origin)> {
         let bytes = std::fs::read(wasm_path)
             .with_context(|| format!("cannot read component {}", wasm_path.display()))?;
+        super::wasm_kind::expect_component(&bytes, wasm_path)?;
         let Some(dir) = &self.dir else {
             return Ok((compile(engine, &bytes, wasm_path)?, Origin::Compiled));
         };

@@ -7,6 +7,7 @@ mod closed_wasi;
 mod deadline;
 mod engine;
 mod pure;
+mod wasm_kind;
 
 pub use cache::CompileCache;
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};

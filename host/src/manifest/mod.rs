@@ -111,8 +111,18 @@ pub struct Route {
 impl Manifest {
     /// Reads and validates the manifest at `file`.
     pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(file).map_err(|e| {
+        let bytes = std::fs::read(file).map_err(|e| {
             ManifestError::new(file, None, "", format!("cannot read the manifest: {e}"))
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            ManifestError::new(
+                file,
+                Some(line),
+                "",
+                "the manifest is not UTF-8 text; save it as UTF-8".into(),
+            )
         })?;
         Self::parse(file, &text)
     }

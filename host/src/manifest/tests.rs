@@ -52,3 +52,17 @@ fn the_academemes_manifest_parses() {
     assert_eq!(m.limits.max_body_bytes, 16384);
     assert!(m.components.contains_key("render"));
 }
+
+#[test]
+fn a_manifest_that_is_not_utf8_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.toml");
+    std::fs::write(&file, b"[app]\nname = \"caf\xe9\"\n").unwrap();
+    let e = Manifest::load(&file).unwrap_err();
+    assert_eq!(e.line, Some(2));
+    assert!(
+        e.to_string()
+            .ends_with(":2: the manifest is not UTF-8 text; save it as UTF-8"),
+        "{e}"
+    );
+}

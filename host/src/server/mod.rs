@@ -144,6 +144,9 @@ impl Service for App {
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Bytes> {
+    if let Some(problem) = crate::convert::host_problem(req.version(), req.headers()) {
+        return pages::bad_request(problem);
+    }
     let limit = app.manifest.limits.max_body_bytes;
     let declared = req
         .headers()
