@@ -58,6 +58,15 @@ pub struct SpinApp {
     handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
     /// Component id → whether it speaks WASI 0.3.
     kinds: HashMap<String, bool>,
+    /// Advances the epoch while requests are in flight (deadlines, yields).
+    deadlines: crate::executor::Deadlines,
+    timeout: Duration,
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        self.deadlines.stop();
+    }
 }
 
 impl SpinApp {
@@ -129,6 +138,8 @@ impl SpinApp {
             router,
             handlers,
             kinds,
+            deadlines: crate::executor::Deadlines::start(&engine),
+            timeout: opts.timeout,
         })
     }
 
@@ -175,11 +186,26 @@ impl SpinApp {
         }
         let handler = &self.handlers[&m.route.component];
         let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let started = std::time::Instant::now();
+        let _in_flight = self.deadlines.enter();
         match handler.handle((), req).await {
             Ok(resp) => resp.map(|b| {
                 b.map_err(|e| Box::new(e) as crate::server::BoxError)
                     .boxed_unsync()
             }),
+            Err(e) if timed_out(&e) || started.elapsed() >= self.timeout => {
+                tracing::error!(
+                    component = %m.route.component,
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "deadline exceeded; the call was stopped: {e}"
+                );
+                pages::error(
+                    ::http::StatusCode::GATEWAY_TIMEOUT,
+                    "-",
+                    "The component took too long and was stopped.",
+                )
+                .map(crate::server::full_body)
+            }
             Err(e) => {
                 tracing::error!(component = %m.route.component, "request failed: {e:?}");
                 pages::error(
@@ -201,6 +227,17 @@ impl crate::server::Service for SpinApp {
     ) -> hyper::Response<Body> {
         self.handle(req, peer).await
     }
+}
+
+/// Whether a failed request ran out of time: `ProxyHandler`'s request
+/// timeout, or the epoch deadline's trap.
+fn timed_out(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime_wasi_http::handler::ExpirationError>()
+        .is_some()
+        || matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        )
 }
 
 /// The bytes of a response body; for tests.

@@ -3,9 +3,13 @@
 
 mod support;
 
+mod backpressure;
+mod crash;
 mod errors;
+mod limits;
 mod purity;
 mod scale;
+mod shutdown;
 mod site;
 mod spin;
 mod submit;
