@@ -3,13 +3,17 @@
 
 mod support;
 
+mod backpressure;
+mod crash;
 mod errors;
 mod isolation;
 mod languages;
 mod new_component;
 mod metrics;
+mod limits;
 mod purity;
 mod scale;
+mod shutdown;
 mod site;
 mod spin;
 mod submit;
