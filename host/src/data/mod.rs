@@ -175,7 +175,8 @@ impl Database {
         declared: Vec<(String, String)>,
     ) -> std::result::Result<i64, WriteError> {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || {
+        // Charged to the request's CPU account (metrics) like inline work.
+        crate::metrics::cpu::spawn_blocking(move || {
             db.apply(&effects, |w| {
                 declared
                     .iter()

@@ -24,8 +24,8 @@ use nebula_spin_interfaces::{ComponentGrants, SpinResources, SpinState, SpinView
 
 use super::manifest::SpinComponent;
 use super::outbound::AllowedHosts;
-use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 use crate::executor::Deadlines;
+use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 
 /// How instances of WASI 0.3 components are reused (WASI 0.2 components get
 /// a fresh instance for every request).
@@ -56,7 +56,6 @@ pub struct SpinStore {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     limits: PeakLimits,
-    limits: StoreLimits,
     /// Past this the guest traps at the next epoch tick; each request that
     /// starts on the instance moves it to that request's deadline.
     deadline: Instant,
