@@ -66,11 +66,17 @@ impl Deadlines {
     /// guest that never returns cannot hold a tokio worker and the requests
     /// sharing that worker keep their latency; past `deadline`, trap with
     /// `Trap::Interrupt`. Use with `store.set_epoch_deadline(1)`.
+    ///
+    /// The yield is tokio's `yield_now`, which defers the task until the
+    /// worker has polled its I/O and timer driver: a plain self-wake would
+    /// requeue the guest at once, and a worker with only spinning guests
+    /// would poll the driver (new connections, queue timeouts) only every
+    /// 61 scheduler ticks, 61 epoch ticks.
     pub fn yield_until(deadline: Instant) -> UpdateDeadline {
         if Instant::now() >= deadline {
             UpdateDeadline::Interrupt
         } else {
-            UpdateDeadline::Yield(1)
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
         }
     }
 
