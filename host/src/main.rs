@@ -46,6 +46,8 @@ impl ManifestArg {
 }
 
 /// Which kind of app a manifest describes.
+// One per process, moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum AppManifest {
     Pure(Manifest),
     Spin(SpinManifest),
@@ -65,6 +67,8 @@ fn load_any(file: &Path) -> Result<AppManifest> {
     }
 }
 
+// Parsed once per process; boxing `Up`'s flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Build what is missing or stale, open the database and serve the app.

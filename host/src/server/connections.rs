@@ -65,7 +65,7 @@ pub fn open_file_limit() -> Option<(u64, u64)> {
         };
         // SAFETY: getrlimit only writes the struct it is given.
         if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-            return Some((lim.rlim_cur as u64, lim.rlim_max as u64));
+            return Some((lim.rlim_cur, lim.rlim_max));
         }
     }
     None
