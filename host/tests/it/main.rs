@@ -3,11 +3,12 @@
 
 mod support;
 
+mod bad_input;
 mod errors;
 mod isolation;
 mod languages;
-mod new_component;
 mod metrics;
+mod new_component;
 mod purity;
 mod scale;
 mod site;
