@@ -19,6 +19,7 @@ use crate::executor::{
 use crate::manifest::{Binding, Manifest};
 use crate::metrics::{self, AppMetrics};
 use crate::router::{RouteMatch, Router};
+use crate::server::backpressure::{self, Gate};
 use crate::server::{pages, static_files};
 
 /// The token a component may put in a response header; replaced by the rowid
@@ -32,6 +33,11 @@ pub struct AppOptions {
     /// Overrides the manifest's database path.
     pub database: Option<std::path::PathBuf>,
     pub timeout: Duration,
+    /// Requests that may wait for a slot (default: `[limits] queue_size`,
+    /// else as many as there are slots).
+    pub queue_size: Option<usize>,
+    /// How long one may wait (default: `[limits] queue_timeout_ms`).
+    pub queue_timeout: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -41,6 +47,8 @@ impl Default for AppOptions {
             cache_dir: None,
             database: None,
             timeout: Duration::from_secs(10),
+            queue_size: None,
+            queue_timeout: None,
         }
     }
 }
@@ -48,7 +56,9 @@ impl Default for AppOptions {
 pub struct App {
     pub manifest: Manifest,
     router: Router,
-    db: Database,
+    db: Arc<Database>,
+    /// Instance slots and the queue in front of them.
+    gate: Gate,
     /// Dropped by an idle trim and loaded again (from the compile cache) by
     /// the next request.
     runtime: RwLock<Option<Arc<Runtime>>>,
@@ -80,9 +90,16 @@ impl Drop for Runtime {
 impl Runtime {
     fn load(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
         // Pure components never use the async ABI; leaving it off saves
-        // ~3 µs per call.
+        // ~3 µs per call. Pool slots must hold the largest memory any
+        // component may grow to; each call's own cap is in its StoreLimits.
+        let max_memory_bytes = manifest
+            .components
+            .values()
+            .filter_map(|c| c.limits.max_memory_mb.map(|mb| mb << 20))
+            .fold(opts.engine.max_memory_bytes, usize::max);
         let engine = executor::new_engine(&EngineOptions {
             concurrency: false,
+            max_memory_bytes,
             ..opts.engine.clone()
         })?;
         let cache = CompileCache::new(opts.cache_dir.clone());
@@ -149,9 +166,19 @@ impl App {
                 .iter()
                 .map(|r| (r.pattern.clone(), r.methods.clone())),
         );
+        let slots = opts.engine.max_instances as usize;
+        let gate = Gate::new(
+            slots,
+            opts.queue_size
+                .or(manifest.limits.queue_size)
+                .unwrap_or(slots),
+            opts.queue_timeout
+                .unwrap_or(Duration::from_millis(manifest.limits.queue_timeout_ms)),
+        );
         Ok(App {
             router,
-            db,
+            db: Arc::new(db),
+            gate,
             runtime: RwLock::new(Some(Arc::new(runtime))),
             static_root: manifest
                 .static_files
@@ -182,6 +209,17 @@ impl App {
         drop(runtime);
         self.db.trim();
         release_free_heap();
+    }
+
+    /// After the last request: checkpoint the database's WAL into the main
+    /// file and close it, so a stopped host leaves one self-contained file.
+    pub fn shutdown(&self) {
+        match self.db.close() {
+            Ok(()) => {
+                tracing::info!(db = %self.db.path().display(), "database checkpointed and closed")
+            }
+            Err(e) => tracing::warn!(db = %self.db.path().display(), "closing the database: {e:#}"),
+        }
     }
 
     fn runtime(&self) -> Result<Arc<Runtime>> {
@@ -304,6 +342,30 @@ impl App {
         let route = &self.manifest.routes[route_idx];
         let stats = self.metrics.route_at(route_idx);
         metrics::cpu::charge_request_to(stats);
+        // A slot before anything costly (reads, an instance); refused
+        // requests cost a small page.
+        let _slot = match self.gate.enter().await {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::warn!(
+                    request = id,
+                    route = route.pattern.source(),
+                    waiting = self.gate.waiting(),
+                    "all instance slots busy ({why:?}); answered 503"
+                );
+                return backpressure::busy(id, self.gate.retry_after_secs());
+            }
+        };
+        let limits = &self.manifest.components[&route.component].limits;
+        let timeout = limits
+            .timeout_ms
+            .map_or(self.opts.timeout, Duration::from_millis);
+        let max_memory = limits
+            .max_memory_mb
+            .map_or(self.opts.engine.max_memory_bytes, |mb| mb << 20);
+        let max_response = limits
+            .max_response_bytes
+            .unwrap_or(self.manifest.limits.max_response_bytes);
         let runtime = match self.runtime() {
             Ok(rt) => rt,
             Err(e) => {
@@ -348,13 +410,7 @@ impl App {
         };
 
         let out = match component
-            .call(
-                &runtime.deadlines,
-                self.opts.timeout,
-                self.opts.engine.max_memory_bytes,
-                wit_req,
-                data,
-            )
+            .call(&runtime.deadlines, timeout, max_memory, wit_req, data)
             .await
         {
             Ok(out) => out,
@@ -363,7 +419,8 @@ impl App {
                 tracing::error!(
                     request = id,
                     component = component.name(),
-                    "deadline exceeded"
+                    timeout_ms = timeout.as_millis() as u64,
+                    "deadline exceeded; the call was stopped"
                 );
                 return pages::error(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -390,17 +447,32 @@ impl App {
         stats.component.memory(out.memory_peak);
         log_output(id, component.name(), "stdout", &out.stdout);
         log_output(id, component.name(), "stderr", &out.stderr);
+        // Checked before the effects: a refused response writes nothing.
+        if out.response.body.len() > max_response {
+            tracing::error!(
+                request = id,
+                component = component.name(),
+                "response of {} bytes is over max_response_bytes = {max_response}; answered 500 and applied no writes (raise [components.{}.limits] max_response_bytes if it is expected)",
+                out.response.body.len(),
+                component.name()
+            );
+            return pages::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                id,
+                "The function's response was too large.",
+            );
+        }
 
         let mut rowid = None;
+        let mut out = out;
         if !out.response.effects.is_empty() {
-            let lookup = |w: &str| {
-                route
-                    .writes
-                    .iter()
-                    .any(|d| d == w)
-                    .then(|| self.manifest.writes[w].sql.as_str())
-            };
-            match self.db.apply(&out.response.effects, lookup) {
+            let effects = std::mem::take(&mut out.response.effects);
+            let declared: Vec<(String, String)> = route
+                .writes
+                .iter()
+                .map(|w| (w.clone(), self.manifest.writes[w].sql.clone()))
+                .collect();
+            match self.db.apply_off_thread(effects, declared).await {
                 Ok(r) => rowid = Some(r),
                 Err(e) => {
                     tracing::error!(

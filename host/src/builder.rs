@@ -52,6 +52,7 @@ pub fn build_spin(
             name: c.id.clone(),
             source: c.source.clone(),
             build: c.build.clone(),
+            limits: Default::default(),
         })
         .collect::<Vec<_>>();
     build_components(&m.file, &components, only, stale_only)
@@ -248,6 +249,7 @@ mod tests {
             name: name.into(),
             source: wasm.clone(),
             build,
+            limits: Default::default(),
         };
         // Sorted by name the one without a build command comes first.
         let components = vec![
@@ -276,6 +278,7 @@ mod tests {
                 workdir: dir.path().to_path_buf(),
                 watch: vec![],
             }),
+            limits: Default::default(),
         };
         let e = build_components(Path::new("app.toml"), &[c], &[], false)
             .unwrap_err()

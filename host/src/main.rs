@@ -10,6 +10,7 @@ use nebula::app::{App, AppOptions};
 use nebula::executor::{CompileCache, EngineOptions};
 use nebula::manifest::Manifest;
 use nebula::server::idle::IdlePolicy;
+use nebula::server::ConnectionLimits;
 use nebula::spin::manifest::SpinManifest;
 use nebula::spin::{SpinApp, SpinOptions};
 
@@ -45,6 +46,8 @@ impl ManifestArg {
 }
 
 /// Which kind of app a manifest describes.
+// One per process, moved once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum AppManifest {
     Pure(Manifest),
     Spin(SpinManifest),
@@ -64,6 +67,8 @@ fn load_any(file: &Path) -> Result<AppManifest> {
     }
 }
 
+// Parsed once per process; boxing `Up`'s flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Build what is missing or stale, open the database and serve the app.
@@ -96,6 +101,18 @@ enum Command {
         /// [limits] max_memory_mb, else 64).
         #[arg(long)]
         max_memory_mb: Option<usize>,
+        /// Requests that may wait for a busy instance slot before further
+        /// ones get 503 (default: [limits] queue_size, else max_instances).
+        #[arg(long)]
+        queue_size: Option<usize>,
+        /// How long a request may wait for a slot before it gets 503
+        /// (default: [limits] queue_timeout_ms, else 5000).
+        #[arg(long)]
+        queue_timeout_ms: Option<u64>,
+        /// On SIGTERM or Ctrl-C, how long requests in flight may take to
+        /// finish (default: [limits] shutdown_grace_ms, else 10000).
+        #[arg(long)]
+        shutdown_grace_ms: Option<u64>,
         /// After this many seconds without requests, give memory back
         /// (instance pool, compiled code mappings, idle connections).
         #[arg(long, value_name = "SECS")]
@@ -141,6 +158,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything opens a file: the soft open-file limit (often 1024)
+    // is what a flood of connections exhausts first.
+    let nofile = nebula::server::connections::raise_open_file_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("NEBULA_LOG")
@@ -149,6 +169,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    tracing::debug!(?nofile, "open-file limit");
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
@@ -210,6 +231,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_instances,
             timeout_ms,
             max_memory_mb,
+            queue_size,
+            queue_timeout_ms,
+            shutdown_grace_ms,
             idle_trim,
             idle_exit,
             data_dir,
@@ -226,6 +250,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 trim: secs(idle_trim),
                 exit: secs(idle_exit),
             };
+            let ms = std::time::Duration::from_millis;
             let m = match load_any(&manifest.path())? {
                 AppManifest::Pure(m) => m,
                 AppManifest::Spin(_) if watch => anyhow::bail!(
@@ -261,7 +286,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )
                         },
                     )?);
-                    return serve(listen, admin, app, idle, |app, addr| {
+                    let mut conn_limits = ConnectionLimits::default();
+                    if let Some(g) = shutdown_grace_ms {
+                        conn_limits.shutdown_grace = ms(g);
+                    }
+                    return serve(listen, admin, app, idle, conn_limits, |app, addr| {
                         println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
                         for (route, component, kind) in app.routes() {
                             println!("  {route:<24} → {component} ({kind})");
@@ -284,12 +313,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir))),
                 database: db,
                 timeout: std::time::Duration::from_millis(timeout_ms),
+                queue_size,
+                queue_timeout: queue_timeout_ms.map(ms),
             };
+            let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
+            if let Some(g) = shutdown_grace_ms {
+                conn_limits.shutdown_grace = ms(g);
+            }
             let app = Arc::new(App::load(m, opts)?);
             let _watching = watch
                 .then(|| nebula::watch::start(app.clone()))
                 .transpose()?;
-            serve(listen, admin, app, idle, print_banner)
+            serve(listen, admin, app, idle, conn_limits, print_banner)
         }
     }
 }
@@ -328,6 +363,7 @@ fn serve<S: nebula::server::Service>(
     admin: Option<SocketAddr>,
     app: Arc<S>,
     idle: IdlePolicy,
+    limits: ConnectionLimits,
     banner: impl FnOnce(&S, SocketAddr),
 ) -> Result<ExitCode> {
     use nebula::metrics::cpu::{self, Background};
@@ -357,7 +393,7 @@ fn serve<S: nebula::server::Service>(
         cpu::serving_started();
         // On a runtime thread (not this one), so that its CPU is measured
         // like every other task's.
-        let server = nebula::server::serve(listener, app, shutdown_signal(), idle);
+        let server = nebula::server::serve(listener, app, shutdown_signal(), idle, limits);
         tokio::spawn(cpu::background(Background::Accept, server))
             .await
             .context("the server task failed")?

@@ -9,7 +9,7 @@ mod init;
 mod statements;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -43,6 +43,8 @@ pub enum WriteError {
     },
     /// SQLite refused the transaction (constraint, busy, disk…).
     Failed(rusqlite::Error),
+    /// The thread running the transaction panicked; SQLite rolled it back.
+    Aborted(String),
 }
 
 impl std::fmt::Display for WriteError {
@@ -63,6 +65,7 @@ impl std::fmt::Display for WriteError {
                 )
             }
             WriteError::Failed(e) => write!(f, "the transaction failed and was rolled back: {e}"),
+            WriteError::Aborted(e) => write!(f, "the transaction was aborted and rolled back: {e}"),
         }
     }
 }
@@ -160,6 +163,50 @@ impl Database {
         let rowid = tx.last_insert_rowid();
         tx.commit().map_err(WriteError::Failed)?;
         Ok(rowid)
+    }
+
+    /// [`Database::apply`] on tokio's blocking pool: a write waits for the
+    /// one writer connection and for the disk, and neither wait may stall
+    /// the async workers serving other requests. `declared` is the route's
+    /// writes, name → SQL.
+    pub async fn apply_off_thread(
+        self: &Arc<Self>,
+        effects: Vec<crate::contract::Effect>,
+        declared: Vec<(String, String)>,
+    ) -> std::result::Result<i64, WriteError> {
+        let db = self.clone();
+        // Charged to the request's CPU account (metrics) like inline work.
+        crate::metrics::cpu::spawn_blocking(move || {
+            db.apply(&effects, |w| {
+                declared
+                    .iter()
+                    .find(|(name, _)| name == w)
+                    .map(|(_, sql)| sql.as_str())
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(WriteError::Aborted(e.to_string())))
+    }
+
+    /// Shutdown: closes the readers and copies the WAL into the main file,
+    /// truncating it, so the database is one self-contained file again. The
+    /// writer stays open (a late request still gets a working connection);
+    /// SQLite deletes the empty WAL when it closes at exit.
+    pub fn close(&self) -> Result<()> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (busy, _log, _done): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .context("WAL checkpoint failed")?;
+        if busy != 0 {
+            anyhow::bail!("WAL checkpoint incomplete: a reader still holds the database");
+        }
+        Ok(())
     }
 
     /// Runs one statement on the writer; for tests and admin tasks.

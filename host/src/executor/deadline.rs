@@ -4,9 +4,9 @@
 //! least one is.
 
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::Engine;
+use wasmtime::{Engine, UpdateDeadline};
 
 /// The epoch advances once per tick while calls are in flight.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -60,6 +60,24 @@ impl Deadlines {
     /// Ticks needed for a deadline of `d` (at least one).
     pub fn ticks(d: Duration) -> u64 {
         (d.as_millis() / TICK.as_millis()).max(1) as u64
+    }
+
+    /// What a store does at each tick: yield to the async executor, so that a
+    /// guest that never returns cannot hold a tokio worker and the requests
+    /// sharing that worker keep their latency; past `deadline`, trap with
+    /// `Trap::Interrupt`. Use with `store.set_epoch_deadline(1)`.
+    ///
+    /// The yield is tokio's `yield_now`, which defers the task until the
+    /// worker has polled its I/O and timer driver: a plain self-wake would
+    /// requeue the guest at once, and a worker with only spinning guests
+    /// would poll the driver (new connections, queue timeouts) only every
+    /// 61 scheduler ticks, 61 epoch ticks.
+    pub fn yield_until(deadline: Instant) -> UpdateDeadline {
+        if Instant::now() >= deadline {
+            UpdateDeadline::Interrupt
+        } else {
+            UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+        }
     }
 
     /// Ends the ticker thread (when the engine it drives is dropped).

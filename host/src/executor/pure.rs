@@ -117,8 +117,9 @@ impl PureComponent {
         };
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(Deadlines::ticks(timeout));
-        store.epoch_deadline_trap();
+        let deadline = std::time::Instant::now() + timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| Ok(Deadlines::yield_until(deadline)));
 
         let _in_flight = deadlines.enter();
         let started = std::time::Instant::now();

@@ -7,19 +7,19 @@
 //! real route parameter — and resolves paths against the manifest's folder.
 
 mod error;
+pub mod limits;
 mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::ManifestError;
+pub use limits::{ComponentLimits, Limits};
 
 use crate::router::Pattern;
 
 /// The methods a route may declare.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-
-const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -52,21 +52,12 @@ pub struct Database {
 }
 
 #[derive(Debug, Clone)]
-pub struct Limits {
-    pub max_body_bytes: usize,
-    /// Instances that may run at once; `nebula up --max-instances` overrides.
-    pub max_instances: Option<u32>,
-    /// Memory cap per instance; `--max-memory-mb` overrides.
-    pub max_memory_mb: Option<usize>,
-    /// Per-request deadline; `--timeout-ms` overrides.
-    pub timeout_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
 pub struct Component {
     pub name: String,
     pub source: PathBuf,
     pub build: Option<Build>,
+    /// Overrides of the app-wide per-request limits.
+    pub limits: ComponentLimits,
 }
 
 #[derive(Debug, Clone)]
@@ -184,32 +175,7 @@ impl Manifest {
             },
         };
 
-        let raw_limits = raw.limits.unwrap_or(raw::RawLimits {
-            max_body_bytes: None,
-            max_instances: None,
-            max_memory_mb: None,
-            timeout_ms: None,
-        });
-        if raw_limits.max_instances == Some(0) {
-            return Err(err(
-                None,
-                "limits.max_instances",
-                "expected at least 1".into(),
-            ));
-        }
-        if raw_limits.max_memory_mb == Some(0) {
-            return Err(err(
-                None,
-                "limits.max_memory_mb",
-                "expected at least 1 (MiB)".into(),
-            ));
-        }
-        let limits = Limits {
-            max_body_bytes: raw_limits.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
-            max_instances: raw_limits.max_instances,
-            max_memory_mb: raw_limits.max_memory_mb,
-            timeout_ms: raw_limits.timeout_ms,
-        };
+        let limits = limits::parse_limits(file, text, raw.limits.unwrap_or_default())?;
 
         let mut components = BTreeMap::new();
         for (cname, c) in raw.components {
@@ -229,12 +195,15 @@ impl Manifest {
                     watch,
                 }
             });
+            let limits =
+                limits::parse_component_limits(file, text, &cname, c.limits.unwrap_or_default())?;
             components.insert(
                 cname.clone(),
                 Component {
                     name: cname,
                     source: base_dir.join(c.source),
                     build,
+                    limits,
                 },
             );
         }

@@ -45,13 +45,33 @@ pub struct RawDatabase {
     pub seed: Option<PathBuf>,
 }
 
-#[derive(Deserialize)]
+/// `[limits]`: the app-wide limits and the defaults for every component.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    pub max_body_bytes: Option<usize>,
-    pub max_instances: Option<u32>,
-    pub max_memory_mb: Option<usize>,
-    pub timeout_ms: Option<u64>,
+    pub max_body_bytes: Option<Spanned<u64>>,
+    pub max_instances: Option<Spanned<u64>>,
+    pub max_memory_mb: Option<Spanned<u64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub max_response_bytes: Option<Spanned<u64>>,
+    pub max_header_bytes: Option<Spanned<u64>>,
+    pub max_headers: Option<Spanned<u64>>,
+    pub queue_size: Option<Spanned<u64>>,
+    pub queue_timeout_ms: Option<Spanned<u64>>,
+    pub max_connections: Option<Spanned<u64>>,
+    pub header_read_timeout_ms: Option<Spanned<u64>>,
+    pub body_read_timeout_ms: Option<Spanned<u64>>,
+    pub shutdown_grace_ms: Option<Spanned<u64>>,
+}
+
+/// `[components.NAME.limits]`: what one component may use per request,
+/// overriding `[limits]`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawComponentLimits {
+    pub timeout_ms: Option<Spanned<u64>>,
+    pub max_memory_mb: Option<Spanned<u64>>,
+    pub max_response_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +79,7 @@ pub struct RawLimits {
 pub struct RawComponent {
     pub source: PathBuf,
     pub build: Option<RawBuild>,
+    pub limits: Option<RawComponentLimits>,
 }
 
 #[derive(Deserialize)]

@@ -66,3 +66,44 @@ fn a_manifest_that_is_not_utf8_names_the_line() {
         "{e}"
     );
 }
+
+#[test]
+fn limits_have_defaults_and_components_override_them() {
+    let m = Manifest::parse(
+        Path::new("app.toml"),
+        r#"
+[limits]
+timeout_ms = 3000
+queue_size = 0
+
+[components.a]
+source = "a.wasm"
+
+[components.b]
+source = "b.wasm"
+limits = { timeout_ms = 200, max_memory_mb = 16, max_response_bytes = 1000 }
+
+[[routes]]
+path = "/"
+component = "a"
+"#,
+    )
+    .unwrap();
+    let l = &m.limits;
+    assert_eq!(l.timeout_ms, Some(3000));
+    assert_eq!(l.queue_size, Some(0), "0 is allowed: no queue, 503 at once");
+    assert_eq!(l.max_body_bytes, 1 << 20);
+    assert_eq!(l.max_response_bytes, 16 << 20);
+    assert_eq!(l.header_read_timeout_ms, 10_000);
+    assert_eq!(l.body_read_timeout_ms, 30_000);
+    assert_eq!(l.shutdown_grace_ms, 10_000);
+    assert_eq!(
+        l.max_instances, None,
+        "resolved with --max-instances at start"
+    );
+    assert!(m.components["a"].limits.timeout_ms.is_none());
+    let b = &m.components["b"].limits;
+    assert_eq!(b.timeout_ms, Some(200));
+    assert_eq!(b.max_memory_mb, Some(16));
+    assert_eq!(b.max_response_bytes, Some(1000));
+}

@@ -3,6 +3,8 @@
 
 pub mod activation;
 pub mod admin;
+pub mod backpressure;
+pub mod connections;
 pub mod idle;
 pub mod pages;
 pub mod static_files;
@@ -23,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+pub use connections::ConnectionLimits;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A response body: whole (pure components) or streamed (wasi:http).
@@ -43,6 +46,10 @@ pub trait Service: Send + Sync + 'static {
     fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
         None
     }
+
+    /// Called once no request is in flight any more (or the shutdown grace
+    /// ran out): close what must be closed cleanly, such as the database.
+    fn shutdown(&self) {}
 }
 
 pub fn full_body(b: Bytes) -> Body {
@@ -50,13 +57,16 @@ pub fn full_body(b: Bytes) -> Body {
 }
 
 /// Serves until `shutdown` resolves or the idle policy says to exit, then
-/// lets open connections finish.
+/// stops accepting, lets requests in flight finish within the shutdown grace
+/// and calls [`Service::shutdown`].
 pub async fn serve<S: Service>(
     listener: TcpListener,
     app: Arc<S>,
     shutdown: impl std::future::Future<Output = ()>,
     idle: idle::IdlePolicy,
+    limits: ConnectionLimits,
 ) -> Result<()> {
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let activity = Arc::new(idle::Activity::default());
     let watcher = {
@@ -78,13 +88,20 @@ pub async fn serve<S: Service>(
     };
     tokio::pin!(shutdown);
     loop {
+        // At the connection cap, stop accepting: new connections wait in the
+        // kernel's backlog until one closes, costing this process nothing.
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
+            _ = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
-                        // Out of descriptors or similar: keep serving the
-                        // connections we have rather than dying.
+                        // Out of descriptors (EMFILE) or similar: keep serving
+                        // the connections we have, and accept again once
+                        // some have closed, rather than dying.
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                         continue;
@@ -101,27 +118,45 @@ pub async fn serve<S: Service>(
                         Ok::<_, Infallible>(app.call(req, peer).await)
                     }
                 });
-                let conn = http1::Builder::new()
+                let mut builder = http1::Builder::new();
+                builder
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(std::time::Duration::from_secs(10))
-                    .serve_connection(TokioIo::new(stream), service);
+                    // Slow clients: the request line and headers must arrive
+                    // in time; the body has its own timeout (`read_body`).
+                    .header_read_timeout(limits.header_read_timeout)
+                    // Over either, hyper answers 431.
+                    .max_buf_size(limits.max_header_bytes.max(8192));
+                if limits.max_headers != crate::manifest::limits::DEFAULT_MAX_HEADERS {
+                    // Setting it moves hyper's header array to the heap; only
+                    // pay for that when asked.
+                    builder.max_headers(limits.max_headers);
+                }
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(crate::metrics::cpu::connection(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!("connection closed with an error: {e}");
                     }
+                    drop(permit);
                 }));
             }
             _ = &mut shutdown => break,
         }
     }
+    // Closing the listener refuses new connections at once.
     drop(listener);
     tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-            tracing::warn!("requests still in flight after 10 s; closing anyway");
+        _ = graceful.shutdown() => {
+            tracing::info!("requests in flight finished");
+        }
+        _ = tokio::time::sleep(limits.shutdown_grace) => {
+            tracing::warn!(
+                grace_ms = limits.shutdown_grace.as_millis() as u64,
+                "requests still in flight after the shutdown grace; closing anyway"
+            );
         }
     }
+    app.shutdown();
     Ok(())
 }
 
@@ -141,6 +176,10 @@ impl Service for App {
     fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
         Some(App::metrics(self))
     }
+
+    fn shutdown(&self) {
+        App::shutdown(self);
+    }
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Bytes> {
@@ -153,22 +192,31 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let body_timeout = std::time::Duration::from_millis(app.manifest.limits.body_read_timeout_ms);
     let resp = if declared.is_some_and(|n| n > limit as u64) {
         pages::payload_too_large(limit)
     } else {
         let (parts, body) = req.into_parts();
-        match Limited::new(body, limit).collect().await {
-            Ok(collected) => {
+        let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
+        match read {
+            Err(_) => {
+                tracing::info!(
+                    timeout_ms = body_timeout.as_millis() as u64,
+                    "request body not received in time; answered 408"
+                );
+                pages::request_timeout(body_timeout)
+            }
+            Ok(Ok(collected)) => {
                 app.handle(http::Request::from_parts(parts, collected.to_bytes()))
                     .await
             }
-            Err(e)
+            Ok(Err(e))
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some() =>
             {
                 pages::payload_too_large(limit)
             }
-            Err(e) => pages::bad_request(&format!("The request body could not be read: {e}")),
+            Ok(Err(e)) => pages::bad_request(&format!("The request body could not be read: {e}")),
         }
     };
     resp

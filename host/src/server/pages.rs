@@ -1,4 +1,4 @@
-//! The host's own pages: 404, 405, 413, 500, 504. Plain, styled like the app
+//! The host's own pages: 404, 405, 408, 413, 500, 503, 504. Plain, styled like the app
 //! when it has a stylesheet, and never echoing anything unescaped.
 
 use bytes::Bytes;
@@ -39,6 +39,20 @@ pub fn payload_too_large(limit: usize) -> http::Response<Bytes> {
         "Request too large",
         &format!("<p>The request body is over the limit of {limit} bytes.</p>"),
     )
+}
+
+pub fn request_timeout(limit: std::time::Duration) -> http::Response<Bytes> {
+    let mut r = page(
+        StatusCode::REQUEST_TIMEOUT,
+        "Request timeout",
+        &format!(
+            "<p>The request body did not arrive within {} ms.</p>",
+            limit.as_millis()
+        ),
+    );
+    r.headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 pub fn bad_request(message: &str) -> http::Response<Bytes> {

@@ -24,6 +24,7 @@ use nebula_spin_interfaces::{ComponentGrants, SpinResources, SpinState, SpinView
 
 use super::manifest::SpinComponent;
 use super::outbound::AllowedHosts;
+use crate::executor::Deadlines;
 use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 
 /// How instances of WASI 0.3 components are reused (WASI 0.2 components get
@@ -55,6 +56,9 @@ pub struct SpinStore {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     limits: PeakLimits,
+    /// Past this the guest traps at the next epoch tick; each request that
+    /// starts on the instance moves it to that request's deadline.
+    deadline: Instant,
 }
 
 impl SpinView for SpinStore {
@@ -236,12 +240,17 @@ impl ComponentRuntime {
                     .build(),
                 Some(&stats.memory_peak),
             ),
+            deadline: Instant::now() + self.timeout,
         };
         let mut store = Store::new(engine, data);
         store.limiter(|s| &mut s.limits);
-        // Deadlines are enforced by the request timeout below; the epoch
-        // deadline is set far out so that reuse never trips it.
-        store.set_epoch_deadline(u64::MAX / 2);
+        // At every epoch tick (10 ms, only while requests are in flight) the
+        // guest yields to tokio, so a guest spinning without ever awaiting
+        // does not hold a worker and `ProxyHandler` gets to poll its request
+        // timeouts; past the current request's deadline it traps, which
+        // stops even a guest whose instance is reused.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|s| Ok(Deadlines::yield_until(s.data().deadline)));
         Ok(store)
     }
 }
@@ -392,11 +401,12 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        _store: StoreContextMut<'_, SpinStore>,
+        mut store: StoreContextMut<'_, SpinStore>,
         route: &'static RouteStats,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>> {
         self.charge.set(route);
+        store.data_mut().deadline = Instant::now() + self.request_timeout;
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 

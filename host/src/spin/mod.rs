@@ -60,6 +60,15 @@ pub struct SpinApp {
     /// Component id → whether it speaks WASI 0.3.
     kinds: HashMap<String, bool>,
     metrics: &'static AppMetrics,
+    /// Advances the epoch while requests are in flight (deadlines, yields).
+    deadlines: crate::executor::Deadlines,
+    timeout: Duration,
+}
+
+impl Drop for SpinApp {
+    fn drop(&mut self) {
+        self.deadlines.stop();
+    }
 }
 
 impl SpinApp {
@@ -150,6 +159,8 @@ impl SpinApp {
             handlers,
             kinds,
             metrics: app_metrics,
+            deadlines: crate::executor::Deadlines::start(&engine),
+            timeout: opts.timeout,
         })
     }
 
@@ -198,11 +209,26 @@ impl SpinApp {
         let stats = self.route_stats(m.route);
         metrics::cpu::charge_request_to(stats);
         let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        let started = std::time::Instant::now();
+        let _in_flight = self.deadlines.enter();
         match handler.handle(stats, req).await {
             Ok(resp) => resp.map(|b| {
                 b.map_err(|e| Box::new(e) as crate::server::BoxError)
                     .boxed_unsync()
             }),
+            Err(e) if timed_out(&e) || started.elapsed() >= self.timeout => {
+                tracing::error!(
+                    component = %m.route.component,
+                    timeout_ms = self.timeout.as_millis() as u64,
+                    "deadline exceeded; the call was stopped: {e}"
+                );
+                pages::error(
+                    ::http::StatusCode::GATEWAY_TIMEOUT,
+                    "-",
+                    "The component took too long and was stopped.",
+                )
+                .map(crate::server::full_body)
+            }
             Err(e) => {
                 tracing::error!(component = %m.route.component, "request failed: {e:?}");
                 pages::error(
@@ -250,6 +276,17 @@ impl crate::server::Service for SpinApp {
     fn metrics(&self) -> Option<&'static AppMetrics> {
         Some(self.metrics)
     }
+}
+
+/// Whether a failed request ran out of time: `ProxyHandler`'s request
+/// timeout, or the epoch deadline's trap.
+fn timed_out(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime_wasi_http::handler::ExpirationError>()
+        .is_some()
+        || matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        )
 }
 
 /// The bytes of a response body; for tests.

@@ -3,14 +3,18 @@
 
 mod support;
 
+mod backpressure;
 mod bad_input;
+mod crash;
 mod errors;
 mod isolation;
 mod languages;
+mod limits;
 mod metrics;
 mod new_component;
 mod purity;
 mod scale;
+mod shutdown;
 mod site;
 mod spin;
 mod submit;

@@ -29,6 +29,8 @@ pub fn build_guests() {
             "app.toml",
             "host/tests/apps/probe.toml",
             "host/tests/apps/escape.toml",
+            "host/tests/apps/limits.toml",
+            "host/tests/apps/spin-hog.toml",
         ] {
             let out = nebula()
                 .args(["build", "-f"])
@@ -94,7 +96,17 @@ impl Server {
         extra: &[&str],
     ) -> Server {
         let opts = vec!["--db".into(), db.as_os_str().to_owned()];
-        Self::launch(manifest, dir, log, opts, &[], extra)
+        Self::launch(manifest, dir, log, opts, &[], extra, None)
+    }
+
+    /// Like [`Server::start`], with the open-file limit (soft and hard) set
+    /// to `nofile` before `nebula` starts.
+    pub fn start_with_nofile(manifest: &str, extra: &[&str], nofile: u64) -> Server {
+        build_guests();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nebula.log");
+        let opts = vec!["--db".into(), dir.path().join("app.db").into_os_string()];
+        Self::launch(manifest, dir, log, opts, &[], extra, Some(nofile))
     }
 
     /// `nebula up -f SPIN_MANIFEST` with its stores in a temporary folder.
@@ -103,7 +115,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nebula.log");
         let opts = vec!["--data-dir".into(), dir.path().as_os_str().to_owned()];
-        Self::launch(manifest, dir, log, opts, env, extra)
+        Self::launch(manifest, dir, log, opts, env, extra, None)
     }
 
     fn launch(
@@ -113,8 +125,27 @@ impl Server {
         opts: Vec<std::ffi::OsString>,
         env: &[(&str, &str)],
         extra: &[&str],
+        nofile: Option<u64>,
     ) -> Server {
-        let mut child = nebula()
+        let mut cmd = nebula();
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only setrlimit, which is async-signal-safe, runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd
             .envs(env.iter().copied())
             .arg("up")
             .args(opts)
@@ -245,6 +276,52 @@ impl Server {
 
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// The `host:port` it listens on.
+    pub fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_string()
+    }
+
+    /// Sends a signal (`libc::SIGTERM`, `SIGINT`, `SIGKILL`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill only sends a signal to the child we started.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill({sig})");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the process, from /proc (Linux).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// Open file descriptors of the process (Linux).
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 }
 
