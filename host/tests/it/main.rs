@@ -4,6 +4,7 @@
 mod support;
 
 mod backpressure;
+mod bad_input;
 mod crash;
 mod errors;
 mod isolation;
