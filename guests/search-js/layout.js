@@ -8,6 +8,8 @@ const NAV = [
   ["/", "Home"],
   ["/memes", "All memes"],
   ["/random", "Random"],
+  ["/search", "Search"],
+  ["/stats", "Stats"],
   ["/new", "Submit"],
 ];
 

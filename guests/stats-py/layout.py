@@ -4,7 +4,7 @@ of the site."""
 
 SITE_NAME = "Academemes"
 
-NAV = [("/", "Home"), ("/memes", "All memes"), ("/random", "Random"), ("/new", "Submit")]
+NAV = [("/", "Home"), ("/memes", "All memes"), ("/random", "Random"), ("/search", "Search"), ("/stats", "Stats"), ("/new", "Submit")]
 
 # A mortarboard, inline so the header needs no extra request.
 LOGO = (

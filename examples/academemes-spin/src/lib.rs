@@ -48,7 +48,8 @@ FROM memes m ORDER BY m.votes DESC, m.id DESC LIMIT 6",
 const MEME_READ: &str = "SELECT m.id, m.template, tp.name AS template_name, m.top_text, m.bottom_text, m.votes, m.created_ms,
        (SELECT group_concat(tag, ',') FROM (SELECT tag FROM meme_tags t WHERE t.meme_id = m.id ORDER BY tag)) AS tags
 FROM memes m JOIN templates tp ON tp.id = m.template
-WHERE m.id = CAST(:id AS INTEGER)";
+-- Only the canonical spelling of an id names a meme: \"7\", not \"7.5\", \"1e9\" or \"07\".
+WHERE m.id = CAST(:id AS INTEGER) AND CAST(CAST(:id AS INTEGER) AS TEXT) = :id";
 
 /// app.toml's write `vote`.
 const VOTE_WRITE: &str = "UPDATE memes SET votes = votes + 1 WHERE id = ?1";

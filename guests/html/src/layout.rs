@@ -4,10 +4,13 @@ use crate::html::escape;
 
 pub const SITE_NAME: &str = "Academemes";
 
-const NAV: [(&str, &str); 4] = [
+// The same list is in guests/stats-py/layout.py and guests/search-js/layout.js.
+const NAV: [(&str, &str); 6] = [
     ("/", "Home"),
     ("/memes", "All memes"),
     ("/random", "Random"),
+    ("/search", "Search"),
+    ("/stats", "Stats"),
     ("/new", "Submit"),
 ];
 
