@@ -158,10 +158,26 @@ fn the_open_file_limit_is_raised_and_running_out_of_descriptors_does_not_stop_th
     assert_eq!(f[3], f[4], "soft limit raised to the hard limit: {line}");
     drop(s);
 
-    // 48 descriptors and max_connections = 64: accepting runs into EMFILE.
+    // 48 descriptors and max_connections = 64: 60 connections that send
+    // nothing are accepted until the descriptors run out (EMFILE), whatever
+    // the machine's speed; they stay open until header_read_timeout (1 s).
     let s = Server::start_with_nofile(APP, &[], 48);
+    let idle: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(s.addr()).ok())
+        .collect();
     let t = Instant::now();
+    while !s.log().contains("accept failed") && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        s.log().contains("accept failed"),
+        "expected EMFILE with 60 idle connections under 48 descriptors:\n{}",
+        s.log()
+    );
+    // While out of descriptors, new clients wait in the backlog and are
+    // served once the slow ones are cut off.
     let answers = flood(&s.addr(), 150);
+    drop(idle);
     let ok = answers
         .iter()
         .filter(|a| a.starts_with("HTTP/1.1 200"))
@@ -175,11 +191,6 @@ fn the_open_file_limit_is_raised_and_running_out_of_descriptors_does_not_stop_th
         answers.len(),
         "every connection is answered in the end: {answers:?}"
     );
-    assert!(
-        s.log().contains("accept failed"),
-        "expected EMFILE under 48 descriptors ({:?}):\n{}",
-        t.elapsed(),
-        s.log()
-    );
+    assert!(ok > 0, "some of the flood is served: {answers:?}");
     assert_eq!(s.get("/hello/after").status, 200);
 }
