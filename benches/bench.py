@@ -167,11 +167,12 @@ def run_one(args, gen, host, wl, rnd, golden, out, pin, say) -> dict:
         if rnd < args.idle_rounds and args.idle_secs > 0:
             time.sleep(min(2.0, args.idle_secs))  # let keep-alive connections close
             s0 = procfs.snapshot(srv.pid)
-            time.sleep(args.idle_secs)
+            with procfs.Wakeups(srv.pid) as wakeups:
+                time.sleep(args.idle_secs)
             s1 = procfs.snapshot(srv.pid)
             d = s1.minus(s0)
             res["idle"] = {"seconds": d["seconds"], "cpu_ms": d["cpu_ms"],
-                           "wakeups": d["voluntary_switches"] + d["involuntary_switches"],
+                           "wakeups": wakeups.count, "threads_seen": wakeups.threads_seen,
                            "rss_kib": s1.rss_kib, "threads": s1.threads}
             say(f"  {wl.name:5} {host.name:12} idle {d['seconds']:.0f} s: {d['cpu_ms']:.0f} CPU-ms, "
                 f"{res['idle']['wakeups']} wakeups, RSS {s1.rss_kib / 1024:.1f} MiB")

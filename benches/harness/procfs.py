@@ -105,6 +105,63 @@ def snapshot(root: int) -> Snapshot:
     return Snapshot(time.monotonic(), cpu, vol, invol, rss, hwm, threads, rapl_energy_uj())
 
 
+def _task_switches(root: int) -> dict[tuple[int, int], int]:
+    """(pid, tid) → voluntary + involuntary context switches, live threads only."""
+    out = {}
+    for pid in tree(root):
+        for task in glob.glob(f"/proc/{pid}/task/*"):
+            tid = int(task.rsplit("/", 1)[1])
+            st = _status(pid, tid)
+            if "voluntary_ctxt_switches" in st:
+                out[(pid, tid)] = int(st["voluntary_ctxt_switches"]) + int(
+                    st.get("nonvoluntary_ctxt_switches", 0)
+                )
+    return out
+
+
+class Wakeups:
+    """Context switches of the tree over a window, threads that come and go
+    included: /proc has no per-process total of context switches, only each
+    live thread's own, so a sum over live threads at two instants goes wrong
+    (even negative) when a host's threads exit while it is idle, as Spin's
+    do. This samples every thread every `period` seconds and keeps the last
+    count seen of each, so a thread that exits still counts up to its last
+    sample; a thread born in the window counts from 0. What it can miss: a
+    thread's switches after its last sample, and threads that live less than
+    `period` — both undercounts, never a negative. Reading /proc does not
+    wake the server up."""
+
+    def __init__(self, root: int, period: float = 0.05):
+        self.root, self.period = root, period
+        self._first = _task_switches(root)
+        self._last = dict(self._first)
+        self.threads_seen = len(self._first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        now = _task_switches(self.root)
+        self._last.update(now)
+        self.threads_seen = len(self._last)
+
+    def _run(self):
+        while not self._stop.wait(self.period):
+            self._sample()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    @property
+    def count(self) -> int:
+        return sum(n - self._first.get(k, 0) for k, n in self._last.items())
+
+
 def rapl_zones() -> list[str]:
     """Readable top-level RAPL package zones; [] where there are none."""
     zones = []

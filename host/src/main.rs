@@ -258,19 +258,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     manifest.path().display()
                 ),
                 AppManifest::Spin(m) => {
-                    let max_instances = max_instances.unwrap_or(256);
-                    let max_memory_mb = max_memory_mb.unwrap_or(64);
-                    let timeout_ms = timeout_ms.unwrap_or(10_000);
+                    let max_instances = max_instances.or(m.limits.max_instances).unwrap_or(256);
+                    let max_memory_mb = max_memory_mb.or(m.limits.max_memory_mb).unwrap_or(64);
+                    let timeout_ms = timeout_ms.or(m.limits.timeout_ms).unwrap_or(10_000);
                     if !no_build {
                         nebula::builder::build_spin(&m, &[], true)?;
                     }
                     let cache = cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir));
+                    let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
+                    if let Some(g) = shutdown_grace_ms {
+                        conn_limits.shutdown_grace = ms(g);
+                    }
                     let app = Arc::new(SpinApp::load(
                         m,
                         SpinOptions {
                             cache_dir: Some(cache),
                             data_dir,
                             runtime_config: runtime_config_file,
+                            queue_size,
+                            queue_timeout: queue_timeout_ms.map(ms),
                             reuse: nebula::spin::http::ReusePolicy {
                                 max_requests: max_instance_reuse.max(1),
                                 max_concurrent: max_instance_concurrent_reuse.max(1),
@@ -286,10 +292,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
                             )
                         },
                     )?);
-                    let mut conn_limits = ConnectionLimits::default();
-                    if let Some(g) = shutdown_grace_ms {
-                        conn_limits.shutdown_grace = ms(g);
-                    }
                     return serve(listen, admin, app, idle, conn_limits, |app, addr| {
                         println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
                         for (route, component, kind) in app.routes() {

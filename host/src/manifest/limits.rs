@@ -122,11 +122,18 @@ impl Checker<'_> {
     }
 }
 
-pub fn parse_limits(file: &Path, text: &str, raw: RawLimits) -> Result<Limits, ManifestError> {
+/// `table` names where the values were written (`limits` in app.toml,
+/// `application.tool.nebula.limits` in spin.toml), for error messages.
+pub fn parse_limits(
+    file: &Path,
+    text: &str,
+    table: &str,
+    raw: RawLimits,
+) -> Result<Limits, ManifestError> {
     let c = Checker {
         file,
         text,
-        table: "limits".into(),
+        table: table.into(),
     };
     let d = Limits::default();
     let ms = " (milliseconds)";
@@ -201,16 +208,17 @@ pub fn parse_limits(file: &Path, text: &str, raw: RawLimits) -> Result<Limits, M
     })
 }
 
+/// `table` as for [`parse_limits`], e.g. `components.NAME.limits`.
 pub fn parse_component_limits(
     file: &Path,
     text: &str,
-    component: &str,
+    table: &str,
     raw: RawComponentLimits,
 ) -> Result<ComponentLimits, ManifestError> {
     let c = Checker {
         file,
         text,
-        table: format!("components.{component}.limits"),
+        table: table.into(),
     };
     Ok(ComponentLimits {
         timeout_ms: c.range(

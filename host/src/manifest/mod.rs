@@ -8,7 +8,7 @@
 
 mod error;
 pub mod limits;
-mod raw;
+pub(crate) mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -175,7 +175,7 @@ impl Manifest {
             },
         };
 
-        let limits = limits::parse_limits(file, text, raw.limits.unwrap_or_default())?;
+        let limits = limits::parse_limits(file, text, "limits", raw.limits.unwrap_or_default())?;
 
         let mut components = BTreeMap::new();
         for (cname, c) in raw.components {
@@ -195,8 +195,12 @@ impl Manifest {
                     watch,
                 }
             });
-            let limits =
-                limits::parse_component_limits(file, text, &cname, c.limits.unwrap_or_default())?;
+            let limits = limits::parse_component_limits(
+                file,
+                text,
+                &format!("components.{cname}.limits"),
+                c.limits.unwrap_or_default(),
+            )?;
             components.insert(
                 cname.clone(),
                 Component {

@@ -66,7 +66,7 @@ pub struct RawLimits {
 
 /// `[components.NAME.limits]`: what one component may use per request,
 /// overriding `[limits]`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RawComponentLimits {
     pub timeout_ms: Option<Spanned<u64>>,

@@ -6,17 +6,18 @@
 //! never asked for more instances than it has.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::StatusCode;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::pages;
 
 pub struct Gate {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     queue_size: usize,
     max_wait: Duration,
@@ -31,22 +32,23 @@ pub enum Refused {
     Waited,
 }
 
-/// Held while a request runs its component; dropping it frees the slot for
-/// the first request in the queue.
-pub type Slot<'a> = SemaphorePermit<'a>;
+/// Held while a request runs its component (for a streamed response, until
+/// its body is done); dropping it frees the slot for the first request in
+/// the queue.
+pub type Slot = OwnedSemaphorePermit;
 
 impl Gate {
     pub fn new(slots: usize, queue_size: usize, max_wait: Duration) -> Gate {
         Gate {
-            slots: Semaphore::new(slots.max(1)),
+            slots: Arc::new(Semaphore::new(slots.max(1))),
             waiting: AtomicUsize::new(0),
             queue_size,
             max_wait,
         }
     }
 
-    pub async fn enter(&self) -> Result<Slot<'_>, Refused> {
-        if let Ok(slot) = self.slots.try_acquire() {
+    pub async fn enter(&self) -> Result<Slot, Refused> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
             return Ok(slot);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue_size {
@@ -54,7 +56,7 @@ impl Gate {
             return Err(Refused::QueueFull);
         }
         let _in_queue = Queued(&self.waiting);
-        match tokio::time::timeout(self.max_wait, self.slots.acquire()).await {
+        match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await {
             Ok(Ok(slot)) => Ok(slot),
             // The semaphore is never closed; treat it like a timeout anyway.
             Ok(Err(_)) | Err(_) => Err(Refused::Waited),

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
+use crate::manifest::limits::{parse_component_limits, parse_limits};
+use crate::manifest::raw::{RawComponentLimits, RawLimits};
+use crate::manifest::{ComponentLimits, Limits};
+
 #[derive(Debug, Clone)]
 pub struct SpinManifest {
     pub file: PathBuf,
@@ -21,6 +25,10 @@ pub struct SpinManifest {
     pub variables: BTreeMap<String, Variable>,
     pub triggers: Vec<HttpTrigger>,
     pub components: BTreeMap<String, SpinComponent>,
+    /// `[application.tool.nebula.limits]`: the same keys as app.toml's
+    /// `[limits]`, in the table Spin keeps for other tools' settings (Spin
+    /// itself ignores it, so the manifest still runs on Spin unchanged).
+    pub limits: Limits,
     pub warnings: Vec<String>,
 }
 
@@ -51,6 +59,9 @@ pub struct SpinComponent {
     pub sqlite_databases: Vec<String>,
     pub allowed_outbound_hosts: Vec<String>,
     pub build: Option<crate::manifest::Build>,
+    /// `[component.ID.tool.nebula.limits]`: this component's deadline,
+    /// memory cap and response size over the app's.
+    pub limits: ComponentLimits,
 }
 
 /// A host folder mounted read-only into the guest at `guest`.
@@ -77,6 +88,33 @@ struct RawApplication {
     name: String,
     version: Option<String>,
     description: Option<String>,
+    #[serde(default)]
+    tool: RawAppTools,
+}
+
+/// `[application.tool.*]`: Spin's place for other tools' settings. Nebula
+/// reads its own table and leaves the others alone.
+#[derive(Deserialize, Default)]
+struct RawAppTools {
+    nebula: Option<RawAppNebula>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAppNebula {
+    limits: Option<RawLimits>,
+}
+
+/// `[component.ID.tool.*]`, as [`RawAppTools`].
+#[derive(Deserialize, Default, Clone)]
+struct RawComponentTools {
+    nebula: Option<RawComponentNebula>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawComponentNebula {
+    limits: Option<RawComponentLimits>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -95,6 +133,8 @@ struct RawComponent {
     #[serde(default)]
     allowed_outbound_hosts: Vec<String>,
     build: Option<RawBuild>,
+    #[serde(default)]
+    tool: RawComponentTools,
 }
 
 #[derive(Deserialize, Clone)]
@@ -105,7 +145,14 @@ struct RawBuild {
     watch: Vec<String>,
 }
 
-const APP_KEYS: &[&str] = &["name", "version", "description", "authors", "trigger"];
+const APP_KEYS: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "authors",
+    "trigger",
+    "tool",
+];
 const COMPONENT_KEYS: &[&str] = &[
     "source",
     "description",
@@ -117,6 +164,7 @@ const COMPONENT_KEYS: &[&str] = &[
     "sqlite_databases",
     "allowed_outbound_hosts",
     "build",
+    "tool",
 ];
 /// Keys Spin knows that Nebula does not act on.
 const UNSUPPORTED_COMPONENT_KEYS: &[&str] = &[
@@ -124,7 +172,6 @@ const UNSUPPORTED_COMPONENT_KEYS: &[&str] = &[
     "allowed_http_hosts",
     "dependencies",
     "dependencies_inherit_configuration",
-    "tool",
 ];
 const TRIGGER_KEYS: &[&str] = &["route", "component", "executor", "id", "static_response"];
 
@@ -164,12 +211,27 @@ impl SpinManifest {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
 
+        let limits = parse_limits(
+            file,
+            text,
+            "application.tool.nebula.limits",
+            raw.application
+                .tool
+                .nebula
+                .and_then(|n| n.limits)
+                .unwrap_or_default(),
+        )?;
         let mut components = BTreeMap::new();
         for (id, c) in raw.component.clone() {
-            components.insert(
-                id.clone(),
-                component(&fname.to_string(), &base_dir, &id, c)?,
-            );
+            let own = c.tool.nebula.clone().and_then(|n| n.limits);
+            let mut parsed = component(&fname.to_string(), &base_dir, &id, c)?;
+            parsed.limits = parse_component_limits(
+                file,
+                text,
+                &format!("component.{id}.tool.nebula.limits"),
+                own.unwrap_or_default(),
+            )?;
+            components.insert(id.clone(), parsed);
         }
 
         let mut triggers = Vec::new();
@@ -252,6 +314,7 @@ impl SpinManifest {
             variables: raw.variables,
             triggers,
             components,
+            limits,
             warnings,
         })
     }
@@ -345,6 +408,7 @@ fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<Spin
         sqlite_databases: c.sqlite_databases,
         allowed_outbound_hosts: c.allowed_outbound_hosts,
         build,
+        limits: ComponentLimits::default(),
     })
 }
 
@@ -502,5 +566,63 @@ watch = ["src/**/*.rs"]
             .unwrap_err()
             .to_string();
         assert!(e.contains("manifest version 2"), "{e}");
+    }
+
+    #[test]
+    fn nebulas_limits_are_read_from_the_tool_tables_spin_ignores() {
+        let with = APP
+            .replace(
+                "[variables]",
+                "[application.tool.nebula.limits]\nmax_instances = 2\nqueue_size = 1\nmax_body_bytes = 100\n[application.tool.other]\nanything = true\n[variables]",
+            )
+            .replace(
+                "[component.hello.variables]",
+                "[component.hello.tool.nebula.limits]\ntimeout_ms = 250\nmax_response_bytes = 1000\n[component.hello.variables]",
+            );
+        let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
+        assert_eq!(m.limits.max_instances, Some(2));
+        assert_eq!(m.limits.queue_size, Some(1));
+        assert_eq!(m.limits.max_body_bytes, 100);
+        let c = &m.components["hello"].limits;
+        assert_eq!(c.timeout_ms, Some(250));
+        assert_eq!(c.max_response_bytes, Some(1000));
+        assert_eq!(c.max_memory_mb, None);
+        let w = m.warnings.join("\n");
+        assert!(
+            !w.contains("tool"),
+            "tool tables are Spin's, not unknown: {w}"
+        );
+        // Without them, the defaults.
+        let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
+        assert_eq!(plain.limits.max_instances, None);
+        assert_eq!(plain.components["hello"].limits.timeout_ms, None);
+    }
+
+    #[test]
+    fn a_bad_limit_in_a_tool_table_names_its_key_and_line() {
+        let bad = APP.replace(
+            "[component.hello.variables]",
+            "[component.hello.tool.nebula.limits]\ntimeout_ms = 0\n[component.hello.variables]",
+        );
+        let line = bad.lines().position(|l| l == "timeout_ms = 0").unwrap() + 1;
+        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("spin.toml:{line}"))
+                && e.contains("component.hello.tool.nebula.limits.timeout_ms"),
+            "{e}"
+        );
+        let typo = APP.replace(
+            "[variables]",
+            "[application.tool.nebula]\nlimit = {}\n[variables]",
+        );
+        let e = SpinManifest::parse(Path::new("spin.toml"), &typo)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("limit"),
+            "an unknown key in Nebula's table is an error: {e}"
+        );
     }
 }

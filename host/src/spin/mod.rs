@@ -2,6 +2,7 @@
 //! components exporting `wasi:http/incoming-handler@0.2` or
 //! `wasi:http/handler@0.3`.
 
+pub mod capped_body;
 pub mod http;
 pub mod manifest;
 pub mod outbound;
@@ -20,18 +21,26 @@ use nebula_spin_interfaces::{AppVariable, AppVariables, ResourceOptions, SpinRes
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::handler::ProxyHandler;
 
+use self::capped_body::Capped;
 use self::http::{ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore};
 use self::manifest::SpinManifest;
 use self::routes::SpinRouter;
 use crate::executor::{self, CompileCache, EngineOptions};
 use crate::metrics::{self, AppMetrics};
+use crate::server::backpressure::{self, Gate};
 use crate::server::{pages, Body};
 
 #[derive(Debug, Clone)]
 pub struct SpinOptions {
     pub engine: EngineOptions,
     pub cache_dir: Option<std::path::PathBuf>,
+    /// The deadline of components that do not set their own.
     pub timeout: Duration,
+    /// Requests that may wait for a slot (default: the manifest's
+    /// `queue_size`, else `max_instances`).
+    pub queue_size: Option<usize>,
+    /// How long one may wait (default: the manifest's `queue_timeout_ms`).
+    pub queue_timeout: Option<Duration>,
     pub reuse: ReusePolicy,
     /// Where the default key-value store and SQLite database live
     /// (default: `.spin/` beside the manifest, as Spin does).
@@ -46,6 +55,8 @@ impl SpinOptions {
             engine,
             cache_dir: None,
             timeout,
+            queue_size: None,
+            queue_timeout: None,
             reuse: ReusePolicy::default(),
             data_dir: None,
             runtime_config: None,
@@ -59,10 +70,21 @@ pub struct SpinApp {
     handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
     /// Component id → whether it speaks WASI 0.3.
     kinds: HashMap<String, bool>,
+    /// Component id → its deadline and response cap.
+    caps: HashMap<String, Caps>,
     metrics: &'static AppMetrics,
     /// Advances the epoch while requests are in flight (deadlines, yields).
     deadlines: crate::executor::Deadlines,
+    /// Instance slots and the queue for them.
+    gate: Gate,
+}
+
+/// One component's per-request limits, resolved from its own
+/// `tool.nebula.limits`, the app's and the command line.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
     timeout: Duration,
+    max_response_bytes: u64,
 }
 
 impl Drop for SpinApp {
@@ -76,7 +98,14 @@ impl SpinApp {
         for w in &manifest.warnings {
             tracing::warn!("{}: {w}", manifest.file.display());
         }
-        let engine = executor::new_engine(&opts.engine)?;
+        // The pool's memories must hold the largest cap any component asks for.
+        let mut engine_opts = opts.engine.clone();
+        engine_opts.max_memory_bytes = manifest
+            .components
+            .values()
+            .filter_map(|c| c.limits.max_memory_mb.map(|mb| mb << 20))
+            .fold(engine_opts.max_memory_bytes, usize::max);
+        let engine = executor::new_engine(&engine_opts)?;
         let cache = CompileCache::new(opts.cache_dir.clone());
         let mut linker: Linker<SpinStore> = Linker::new(&engine);
         self::http::add_to_linker(&mut linker)?;
@@ -118,6 +147,7 @@ impl SpinApp {
         );
         let mut handlers = HashMap::new();
         let mut kinds = HashMap::new();
+        let mut caps = HashMap::new();
         for c in manifest.components.values() {
             if !c.source.exists() {
                 anyhow::bail!(
@@ -130,13 +160,27 @@ impl SpinApp {
             let (component, origin) = executor::load(&engine, &cache, &c.source)
                 .with_context(|| format!("component {:?}", c.id))?;
             tracing::info!(component = %c.id, ?origin, "loaded");
+            let c_caps = Caps {
+                timeout: c
+                    .limits
+                    .timeout_ms
+                    .map_or(opts.timeout, Duration::from_millis),
+                max_response_bytes: c
+                    .limits
+                    .max_response_bytes
+                    .unwrap_or(manifest.limits.max_response_bytes)
+                    as u64,
+            };
+            caps.insert(c.id.clone(), c_caps);
             let runtime = ComponentRuntime::new(
                 &linker,
                 &component,
                 c,
                 resources.clone(),
-                opts.engine.max_memory_bytes,
-                opts.timeout,
+                c.limits
+                    .max_memory_mb
+                    .map_or(opts.engine.max_memory_bytes, |mb| mb << 20),
+                c_caps.timeout,
                 opts.reuse,
             )?;
             kinds.insert(c.id.clone(), runtime.is_p3());
@@ -153,14 +197,24 @@ impl SpinApp {
                 ComponentHandler::new(&engine, runtime, stats, first_route),
             );
         }
+        let slots = opts.engine.max_instances as usize;
+        let gate = Gate::new(
+            slots,
+            opts.queue_size
+                .or(manifest.limits.queue_size)
+                .unwrap_or(slots),
+            opts.queue_timeout
+                .unwrap_or(Duration::from_millis(manifest.limits.queue_timeout_ms)),
+        );
         Ok(SpinApp {
             manifest,
             router,
             handlers,
             kinds,
+            caps,
             metrics: app_metrics,
             deadlines: crate::executor::Deadlines::start(&engine),
-            timeout: opts.timeout,
+            gate,
         })
     }
 
@@ -205,21 +259,89 @@ impl SpinApp {
                 *req.uri_mut() = abs;
             }
         }
-        let handler = &self.handlers[&m.route.component];
+        let component = &m.route.component;
+        let handler = &self.handlers[component];
+        let caps = self.caps[component];
+        let limits = &self.manifest.limits;
+        if content_length(req.headers()).is_some_and(|n| n > limits.max_body_bytes as u64) {
+            return pages::payload_too_large(limits.max_body_bytes).map(crate::server::full_body);
+        }
         let stats = self.route_stats(m.route);
         metrics::cpu::charge_request_to(stats);
-        let req = req.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+        // A slot before an instance; refused requests cost a small page.
+        let slot = match self.gate.enter().await {
+            Ok(slot) => slot,
+            Err(why) => {
+                tracing::warn!(
+                    route = %m.route.raw,
+                    waiting = self.gate.waiting(),
+                    "all instance slots busy ({why:?}); answered 503"
+                );
+                return backpressure::busy("-", self.gate.retry_after_secs())
+                    .map(crate::server::full_body);
+            }
+        };
+        // The guest streams its request body: it gets wasi:http's body-size
+        // or read-timeout error past the limits rather than the bytes.
+        let req = req.map(|b| {
+            Capped::new(
+                b.map_err(wasmtime_wasi_http::Error::from),
+                limits.max_body_bytes as u64,
+            )
+            .within(Duration::from_millis(limits.body_read_timeout_ms))
+            .map_err(|e| {
+                match &e {
+                    wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)) => tracing::info!(
+                        "request body over max_body_bytes = {max}; the component was given an error instead"
+                    ),
+                    wasmtime_wasi_http::Error::ConnectionReadTimeout => tracing::info!(
+                        "request body not received within body_read_timeout_ms; the component was given an error instead"
+                    ),
+                    _ => {}
+                }
+                e
+            })
+            .boxed_unsync()
+        });
         let started = std::time::Instant::now();
         let _in_flight = self.deadlines.enter();
         match handler.handle(stats, req).await {
-            Ok(resp) => resp.map(|b| {
-                b.map_err(|e| Box::new(e) as crate::server::BoxError)
+            Ok(resp) => {
+                if content_length(resp.headers()).is_some_and(|n| n > caps.max_response_bytes) {
+                    tracing::error!(
+                        component = %component,
+                        "the response declares {} bytes, over max_response_bytes = {}; answered 500 (raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)",
+                        content_length(resp.headers()).unwrap_or_default(),
+                        caps.max_response_bytes
+                    );
+                    return response_too_large();
+                }
+                // A streamed response's status and headers are sent before its
+                // body is written, so a body that outgrows the cap is cut off
+                // (the client sees an incomplete response, never a whole wrong one).
+                let component = component.clone();
+                resp.map(move |b| {
+                    Capped::new(
+                        b.map_err(|e| Box::new(e) as crate::server::BoxError),
+                        caps.max_response_bytes,
+                    )
+                    .holding(slot)
+                    .map_err(move |e| {
+                        if let Some(cap) = e.downcast_ref::<capped_body::CapExceeded>() {
+                            tracing::error!(
+                                component = %component,
+                                "response body cut off: {cap} (max_response_bytes; raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)"
+                            );
+                        }
+                        e
+                    })
                     .boxed_unsync()
-            }),
-            Err(e) if timed_out(&e) || started.elapsed() >= self.timeout => {
+                })
+            }
+            Err(e) if timed_out(&e) || started.elapsed() >= caps.timeout => {
                 tracing::error!(
-                    component = %m.route.component,
-                    timeout_ms = self.timeout.as_millis() as u64,
+                    component = %component,
+                    timeout_ms = caps.timeout.as_millis() as u64,
                     "deadline exceeded; the call was stopped: {e}"
                 );
                 pages::error(
@@ -230,7 +352,7 @@ impl SpinApp {
                 .map(crate::server::full_body)
             }
             Err(e) => {
-                tracing::error!(component = %m.route.component, "request failed: {e:?}");
+                tracing::error!(component = %component, "request failed: {e:?}");
                 pages::error(
                     ::http::StatusCode::INTERNAL_SERVER_ERROR,
                     "-",
@@ -240,6 +362,22 @@ impl SpinApp {
             }
         }
     }
+}
+
+fn content_length(headers: &::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn response_too_large() -> hyper::Response<Body> {
+    pages::error(
+        ::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "-",
+        "The component's response was larger than this server allows.",
+    )
+    .map(crate::server::full_body)
 }
 
 impl SpinApp {

@@ -17,6 +17,7 @@ mod scale;
 mod shutdown;
 mod site;
 mod spin;
+mod spin_limits;
 mod submit;
 mod votes;
 mod watch;

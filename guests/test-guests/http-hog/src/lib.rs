@@ -1,7 +1,13 @@
-//! A `wasi:http/incoming-handler@0.2` component (what Spin SDK 5 builds):
-//! `?mode=loop` spins forever without ever awaiting, which must neither hold
-//! one of the host's tokio workers nor outlive the request's deadline; any
-//! other request answers `ok`.
+//! A `wasi:http/incoming-handler@0.2` component (what Spin SDK 5 builds)
+//! that misbehaves on request, for the limits of Spin apps:
+//! - `?mode=loop` spins forever without ever awaiting, which must neither
+//!   hold one of the host's tokio workers nor outlive the request's deadline;
+//! - `?mode=big&n=N` streams N bytes with no Content-Length;
+//! - `?mode=declared&n=N` declares Content-Length N and writes N bytes;
+//! - `?mode=read` reads the request body and says how many bytes it got,
+//!   or what error the host gave it and after how many bytes;
+//!
+//! any other request answers `ok`.
 
 use std::hint::black_box;
 
@@ -9,27 +15,81 @@ use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
+use wasip2::io::streams::StreamError;
 
 struct Component;
+
+fn param(query: &str, name: &str) -> Option<u64> {
+    query
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
+}
+
+fn respond(
+    out: ResponseOutparam,
+    status: u16,
+    headers: Fields,
+    chunks: impl Iterator<Item = Vec<u8>>,
+) {
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).expect("a valid status");
+    let body = response.body().expect("the body is taken once");
+    ResponseOutparam::set(out, Ok(response));
+    let stream = body.write().expect("the stream is taken once");
+    for chunk in chunks {
+        // At most 4 KiB per blocking write; the host may cut the stream off,
+        // and then writing stops.
+        for piece in chunk.chunks(4096) {
+            if stream.blocking_write_and_flush(piece).is_err() {
+                return;
+            }
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+}
+
+fn read_body(request: IncomingRequest) -> String {
+    let body = request.consume().expect("the body is taken once");
+    let stream = body.stream().expect("the stream is taken once");
+    let mut got = 0usize;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(bytes) => got += bytes.len(),
+            Err(StreamError::Closed) => return format!("read {got} bytes\n"),
+            Err(StreamError::LastOperationFailed(e)) => {
+                return format!("error after {got} bytes: {}\n", e.to_debug_string())
+            }
+        }
+    }
+}
 
 impl Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let query = request.path_with_query().unwrap_or_default();
+        let n = param(&query, "n").unwrap_or(0) as usize;
+        let chunks = move || {
+            (0..n.div_ceil(16 * 1024)).map(move |i| vec![b'x'; (n - i * 16 * 1024).min(16 * 1024)])
+        };
         if query.contains("mode=loop") {
             let mut x: u64 = 0;
             loop {
                 x = black_box(x.wrapping_add(1));
             }
+        } else if query.contains("mode=big") {
+            respond(out, 200, Fields::new(), chunks());
+        } else if query.contains("mode=declared") {
+            let headers =
+                Fields::from_list(&[("content-length".to_string(), n.to_string().into_bytes())])
+                    .expect("a valid header");
+            respond(out, 200, headers, chunks());
+        } else if query.contains("mode=read") {
+            let said = read_body(request);
+            respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));
+        } else {
+            respond(out, 200, Fields::new(), std::iter::once(b"ok\n".to_vec()));
         }
-        let response = OutgoingResponse::new(Fields::new());
-        let body = response.body().expect("the body is taken once");
-        ResponseOutparam::set(out, Ok(response));
-        let stream = body.write().expect("the stream is taken once");
-        stream
-            .blocking_write_and_flush(b"ok\n")
-            .expect("write the body");
-        drop(stream);
-        OutgoingBody::finish(body, None).expect("finish the body");
     }
 }
 
