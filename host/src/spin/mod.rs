@@ -281,63 +281,11 @@ impl SpinApp {
                     .map(crate::server::full_body);
             }
         };
-        // The guest streams its request body: it gets wasi:http's body-size
-        // or read-timeout error past the limits rather than the bytes.
-        let req = req.map(|b| {
-            Capped::new(
-                b.map_err(wasmtime_wasi_http::Error::from),
-                limits.max_body_bytes as u64,
-            )
-            .within(Duration::from_millis(limits.body_read_timeout_ms))
-            .map_err(|e| {
-                match &e {
-                    wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)) => tracing::info!(
-                        "request body over max_body_bytes = {max}; the component was given an error instead"
-                    ),
-                    wasmtime_wasi_http::Error::ConnectionReadTimeout => tracing::info!(
-                        "request body not received within body_read_timeout_ms; the component was given an error instead"
-                    ),
-                    _ => {}
-                }
-                e
-            })
-            .boxed_unsync()
-        });
+        let req = capped_request(req, limits);
         let started = std::time::Instant::now();
         let _in_flight = self.deadlines.enter();
         match handler.handle(stats, req).await {
-            Ok(resp) => {
-                if content_length(resp.headers()).is_some_and(|n| n > caps.max_response_bytes) {
-                    tracing::error!(
-                        component = %component,
-                        "the response declares {} bytes, over max_response_bytes = {}; answered 500 (raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)",
-                        content_length(resp.headers()).unwrap_or_default(),
-                        caps.max_response_bytes
-                    );
-                    return response_too_large();
-                }
-                // A streamed response's status and headers are sent before its
-                // body is written, so a body that outgrows the cap is cut off
-                // (the client sees an incomplete response, never a whole wrong one).
-                let component = component.clone();
-                resp.map(move |b| {
-                    Capped::new(
-                        b.map_err(|e| Box::new(e) as crate::server::BoxError),
-                        caps.max_response_bytes,
-                    )
-                    .holding(slot)
-                    .map_err(move |e| {
-                        if let Some(cap) = e.downcast_ref::<capped_body::CapExceeded>() {
-                            tracing::error!(
-                                component = %component,
-                                "response body cut off: {cap} (max_response_bytes; raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)"
-                            );
-                        }
-                        e
-                    })
-                    .boxed_unsync()
-                })
-            }
+            Ok(resp) => capped_response(resp, component, caps, slot),
             Err(e) if timed_out(&e) || started.elapsed() >= caps.timeout => {
                 tracing::error!(
                     component = %component,
@@ -362,6 +310,80 @@ impl SpinApp {
             }
         }
     }
+}
+
+/// The guest streams its request body: past `max_body_bytes` or
+/// `body_read_timeout_ms` it gets wasi:http's body-size or read-timeout
+/// error rather than more bytes.
+fn capped_request(
+    req: hyper::Request<hyper::body::Incoming>,
+    limits: &crate::manifest::Limits,
+) -> wasmtime_wasi_http::handler::Request {
+    let (max, timeout) = (limits.max_body_bytes as u64, limits.body_read_timeout_ms);
+    req.map(move |b| {
+        Capped::new(b.map_err(wasmtime_wasi_http::Error::from), max)
+            .within(Duration::from_millis(timeout))
+            .map_err(move |e| {
+                match &e {
+                    wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)) => tracing::info!(
+                        "request body over max_body_bytes = {max}; the component was given an error instead"
+                    ),
+                    wasmtime_wasi_http::Error::ConnectionReadTimeout => tracing::info!(
+                        "request body not received within body_read_timeout_ms = {timeout}; the component was given an error instead"
+                    ),
+                    _ => {}
+                }
+                e
+            })
+            .boxed_unsync()
+    })
+}
+
+/// A response declaring more than the component's `max_response_bytes` is
+/// a 500. A streamed one is sent with its status and headers before its
+/// body is written, so a body that outgrows the cap is cut off: the client
+/// sees an incomplete response, never a whole wrong one. The body holds the
+/// request's instance slot until it is done.
+fn capped_response(
+    resp: wasmtime_wasi_http::handler::Response,
+    component: &str,
+    caps: Caps,
+    slot: backpressure::Slot,
+) -> hyper::Response<Body> {
+    if let Some(n) = content_length(resp.headers()).filter(|&n| n > caps.max_response_bytes) {
+        tracing::error!(
+            component,
+            "the response declares {n} bytes, over max_response_bytes = {}; answered 500{}",
+            caps.max_response_bytes,
+            raise_hint(component)
+        );
+        return response_too_large();
+    }
+    let component = component.to_string();
+    resp.map(move |b| {
+        Capped::new(
+            b.map_err(|e| Box::new(e) as crate::server::BoxError),
+            caps.max_response_bytes,
+        )
+        .holding(slot)
+        .map_err(move |e| {
+            if let Some(cap) = e.downcast_ref::<capped_body::CapExceeded>() {
+                tracing::error!(
+                    component = %component,
+                    "response body cut off: {cap}{}",
+                    raise_hint(&component)
+                );
+            }
+            e
+        })
+        .boxed_unsync()
+    })
+}
+
+fn raise_hint(component: &str) -> String {
+    format!(
+        " (raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)"
+    )
 }
 
 fn content_length(headers: &::http::HeaderMap) -> Option<u64> {
