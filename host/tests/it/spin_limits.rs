@@ -1,7 +1,8 @@
 //! Limits and backpressure for Spin apps (host/tests/apps/spin-limits.toml:
 //! Nebula's limits in `[application.tool.nebula.limits]` and
 //! `[component.http-hog.tool.nebula.limits]`, two instance slots, a queue of
-//! two, 4 KiB request bodies, 64 KiB responses, a 1 s deadline).
+//! two, 4 KiB request bodies, 64 KiB responses, 16 MiB of memory, a 1 s
+//! deadline).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -185,4 +186,21 @@ fn a_spin_request_body_dribbled_too_slowly_is_cut_off_by_the_read_timeout() {
         "cut off after {:?}",
         t.elapsed()
     );
+}
+
+#[test]
+fn a_spin_components_memory_cap_is_its_own_and_endless_allocation_is_a_500() {
+    let s = start();
+    let got: u64 = s.get("/?mode=memory").text().trim().parse().unwrap();
+    assert!(
+        (8..16).contains(&got),
+        "the guest reserved {got} MiB under its own 16 MiB cap (the app's is 64)"
+    );
+    let before = s.rss_kib();
+    for _ in 0..4 {
+        assert_eq!(s.get("/?mode=alloc").status, 500, "{}", s.log());
+    }
+    let grown = s.rss_kib().saturating_sub(before);
+    assert!(grown < 64 * 1024, "the host grew by {grown} KiB");
+    assert_eq!(s.get("/after").text(), "ok\n");
 }

@@ -6,6 +6,9 @@
 //! - `?mode=declared&n=N` declares Content-Length N and writes N bytes;
 //! - `?mode=read` reads the request body and says how many bytes it got,
 //!   or what error the host gave it and after how many bytes;
+//! - `?mode=memory` reserves memory 1 MiB at a time until the cap refuses,
+//!   and answers how many MiB it got;
+//! - `?mode=alloc` allocates and touches memory without end;
 //!
 //! any other request answers `ok`.
 
@@ -76,6 +79,25 @@ impl Guest for Component {
             let mut x: u64 = 0;
             loop {
                 x = black_box(x.wrapping_add(1));
+            }
+        } else if query.contains("mode=memory") {
+            // Room for the chunk list up front, so only chunks can fail.
+            let mut hoard: Vec<Vec<u8>> = Vec::with_capacity(4096);
+            loop {
+                let mut chunk = Vec::new();
+                if chunk.try_reserve_exact(1 << 20).is_err() {
+                    break;
+                }
+                hoard.push(black_box(chunk));
+            }
+            let got = format!("{}\n", hoard.len());
+            respond(out, 200, Fields::new(), std::iter::once(got.into_bytes()));
+        } else if query.contains("mode=alloc") {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                // Touch every page, so the memory is really used.
+                hoard.push(vec![1u8; 1 << 20]);
+                black_box(&hoard);
             }
         } else if query.contains("mode=big") {
             respond(out, 200, Fields::new(), chunks());
