@@ -1,6 +1,7 @@
-// The page around every HTML response, as the Rust guests' kit draws it
-// (guests/kit/src/layout.rs), and the meme card of guests/kit/src/card.rs,
-// so pages written in JavaScript look like the rest of the site.
+// The page around every HTML response, as the Rust guests draw it
+// (guests/html/src/layout.rs), and the meme card of guests/html, so pages
+// written in JavaScript look like the rest of the site;
+// host/tests/it/languages.rs checks that the frames agree.
 
 export const SITE_NAME = "Academemes";
 

@@ -1,6 +1,6 @@
-"""The page around every HTML response, as the Rust guests' kit draws it
-(guests/kit/src/layout.rs), so a page written in Python looks like the rest
-of the site."""
+"""The page around every HTML response, as the Rust guests draw it
+(guests/html/src/layout.rs), so a page written in Python looks like the rest
+of the site; host/tests/it/languages.rs checks that the two agree."""
 
 SITE_NAME = "Academemes"
 

@@ -4,7 +4,8 @@ use crate::html::escape;
 
 pub const SITE_NAME: &str = "Academemes";
 
-// The same list is in guests/stats-py/layout.py and guests/search-js/layout.js.
+// The same list is in guests/stats-py/layout.py and guests/search-js/layout.js;
+// host/tests/it/languages.rs (the_page_frame_is_the_same_…) compares the pages.
 const NAV: [(&str, &str); 6] = [
     ("/", "Home"),
     ("/memes", "All memes"),

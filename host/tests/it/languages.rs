@@ -503,3 +503,48 @@ component = "js"
     let pkg = std::fs::read_to_string(dir.path().join("package.json")).unwrap();
     assert!(pkg.contains("\"@bytecodealliance/jco\""), "{pkg}");
 }
+
+/// The part of a page between `open` and `close` (inclusive), with the
+/// marker of the current page taken out.
+fn frame_part(html: &str, open: &str, close: &str) -> String {
+    let start = html
+        .find(open)
+        .unwrap_or_else(|| panic!("no {open}: {html}"));
+    let end = html[start..]
+        .find(close)
+        .unwrap_or_else(|| panic!("no {close}: {html}"))
+        + start
+        + close.len();
+    html[start..end].replace(" aria-current=\"page\"", "")
+}
+
+/// The site's header (logo, nav) and footer are written three times: in
+/// Rust (guests/html), Python (stats-py/layout.py) and JavaScript
+/// (search-js/layout.js). A page of each must show the same ones.
+#[test]
+fn the_page_frame_is_the_same_in_rust_python_and_javascript() {
+    let s = site();
+    let pages = [
+        ("/memes", "Rust"),
+        ("/stats", "Python"),
+        ("/search?q=a", "JavaScript"),
+    ];
+    let frames: Vec<(String, String, &str)> = pages
+        .iter()
+        .map(|(path, lang)| {
+            let r = s.get(path);
+            assert_eq!(r.status, 200, "{path}");
+            let html = r.text();
+            (
+                frame_part(&html, "<header", "</header>"),
+                frame_part(&html, "<footer", "</footer>"),
+                *lang,
+            )
+        })
+        .collect();
+    for (header, footer, lang) in &frames[1..] {
+        assert_eq!(header, &frames[0].0, "{lang}'s header differs from Rust's");
+        assert_eq!(footer, &frames[0].1, "{lang}'s footer differs from Rust's");
+    }
+    assert!(frames[0].0.contains("href=\"/stats\""), "{}", frames[0].0);
+}
