@@ -337,13 +337,16 @@ fn check_spin(m: SpinManifest) -> Result<ExitCode> {
     for w in &m.warnings {
         println!("warning: {w}");
     }
+    // Checking must not create the app's stores beside its manifest.
+    let scratch = std::env::temp_dir().join(format!("nebula-check-{}", std::process::id()));
+    let cache_dir = default_cache_dir(&m.base_dir);
+    let imports =
+        nebula::spin::check::imports_report(&m, &CompileCache::new(Some(cache_dir.clone())));
     let app = SpinApp::load(
         m,
         SpinOptions {
-            // Checking must not create the app's stores beside its manifest.
-            data_dir: Some(
-                std::env::temp_dir().join(format!("nebula-check-{}", std::process::id())),
-            ),
+            data_dir: Some(scratch.clone()),
+            cache_dir: Some(cache_dir),
             ..SpinOptions::new(
                 EngineOptions {
                     max_instances: 4,
@@ -352,7 +355,11 @@ fn check_spin(m: SpinManifest) -> Result<ExitCode> {
                 std::time::Duration::from_secs(30),
             )
         },
-    )?;
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    let app = app?;
+    print!("{}", imports?);
+    println!("routes:");
     for (route, component, kind) in app.routes() {
         println!("  {route:<24} → {component} ({kind})");
     }

@@ -3,6 +3,7 @@
 //! `wasi:http/handler@0.3`.
 
 pub mod capped_body;
+pub mod check;
 pub mod http;
 pub mod manifest;
 pub mod outbound;

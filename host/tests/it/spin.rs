@@ -194,3 +194,39 @@ fn academemes_spin_lists_the_memes_like_the_pure_component() {
     };
     assert_eq!(ids(&html), ids(&pure_home));
 }
+
+#[test]
+fn check_lists_each_spin_components_imports_and_what_it_was_granted() {
+    crate::support::build_spin_guests();
+    let out = nebula()
+        .args(["check", "-f"])
+        .arg(repo().join("guests/spin-compat/sdk-v7/spin.toml"))
+        .env("SPIN_VARIABLE_API_KEY", "k")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The component with grants, and the private one without.
+    let granted = text
+        .split("component ")
+        .find(|b| b.starts_with("sdk-v7 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    for line in [
+        "spin:key-value/key-value@3.0.0   stores: default",
+        "spin:sqlite/sqlite@3.1.0         databases: default",
+        "outbound HTTP to allowed_outbound_hosts only: http://127.0.0.1:*",
+        "variables: api_key, greeting",
+    ] {
+        assert!(granted.contains(line), "{line:?} in:\n{granted}");
+    }
+    let private = text
+        .split("component ")
+        .find(|b| b.starts_with("internal "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(private.contains("stores: none granted"), "{private}");
+    assert!(text.contains("ok: "), "{text}");
+}
