@@ -1,7 +1,6 @@
 //! An app ready to serve: manifest, router, database and components, and the
 //! request path that runs through them.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -71,10 +70,12 @@ pub struct App {
 
 /// The engine with its instance pool, and the pre-linked components.
 struct Runtime {
-    /// Indexed like `manifest.routes`. Behind a lock so `nebula up --watch`
-    /// can swap one component: a request clones its component's `Arc`, so a
-    /// call in flight finishes on the version it started with.
-    route_components: RwLock<Vec<Arc<PureComponent>>>,
+    /// Indexed like `manifest.routes`; `None` until the route's component is
+    /// loaded. Behind a lock so `nebula up --watch` can swap one component
+    /// and a request after an idle trim can load its own: a request clones
+    /// its component's `Arc`, so a call in flight finishes on the version it
+    /// started with.
+    route_components: RwLock<Vec<Option<Arc<PureComponent>>>>,
     /// Kept for swaps: a component must be compiled with the engine that runs it.
     engine: wasmtime::Engine,
     linker: PureLinker,
@@ -88,7 +89,8 @@ impl Drop for Runtime {
 }
 
 impl Runtime {
-    fn load(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
+    /// The engine and linker, and no component yet.
+    fn new(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
         // Pure components never use the async ABI; leaving it off saves
         // ~3 µs per call. Pool slots must hold the largest memory any
         // component may grow to; each call's own cap is in its StoreLimits.
@@ -102,50 +104,89 @@ impl Runtime {
             max_memory_bytes,
             ..opts.engine.clone()
         })?;
-        let cache = CompileCache::new(opts.cache_dir.clone());
         let linker = PureLinker::new(&engine)?;
-        let mut by_name: HashMap<&str, Arc<PureComponent>> = HashMap::new();
-        for c in manifest.components.values() {
-            if !c.source.exists() {
-                anyhow::bail!(
-                    "component {:?}: {} does not exist; build it with `nebula build`{}",
-                    c.name,
-                    c.source.display(),
-                    if c.build.is_none() {
-                        format!(
-                            " after adding [components.{}.build] to {}",
-                            c.name,
-                            manifest.file.display()
-                        )
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-            let (component, origin) = executor::load(&engine, &cache, &c.source)
-                .with_context(|| format!("component {:?}", c.name))?;
-            tracing::info!(component = %c.name, ?origin, "loaded");
-            let pure = PureComponent::new(&c.name, &component, &linker)?;
-            by_name.insert(c.name.as_str(), Arc::new(pure));
-        }
-        let route_components = manifest
-            .routes
-            .iter()
-            .map(|r| by_name[r.component.as_str()].clone())
-            .collect();
         Ok(Runtime {
-            route_components: RwLock::new(route_components),
+            route_components: RwLock::new(vec![None; manifest.routes.len()]),
             deadlines: Deadlines::start(&engine),
             engine,
             linker,
         })
     }
 
-    fn component(&self, route_idx: usize) -> Arc<PureComponent> {
-        self.route_components
+    /// Every component, so that a missing or wrong one stops the start.
+    fn load_all(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
+        let rt = Runtime::new(manifest, opts)?;
+        for name in manifest.components.keys() {
+            rt.load_component(manifest, opts, name)?;
+        }
+        Ok(rt)
+    }
+
+    /// Loads component `name` (from the compile cache, unless it changed)
+    /// and serves its routes with it.
+    fn load_component(
+        &self,
+        manifest: &Manifest,
+        opts: &AppOptions,
+        name: &str,
+    ) -> Result<Arc<PureComponent>> {
+        let c = &manifest.components[name];
+        if !c.source.exists() {
+            anyhow::bail!(
+                "component {:?}: {} does not exist; build it with `nebula build`{}",
+                c.name,
+                c.source.display(),
+                if c.build.is_none() {
+                    format!(
+                        " after adding [components.{}.build] to {}",
+                        c.name,
+                        manifest.file.display()
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let started = std::time::Instant::now();
+        let cache = CompileCache::new(opts.cache_dir.clone());
+        let (component, origin) = executor::load(&self.engine, &cache, &c.source)
+            .with_context(|| format!("component {:?}", c.name))?;
+        let pure = Arc::new(PureComponent::new(&c.name, &component, &self.linker)?);
+        tracing::info!(
+            component = %c.name,
+            ?origin,
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "loaded"
+        );
+        let mut slots = self
+            .route_components
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for (slot, route) in slots.iter_mut().zip(&manifest.routes) {
+            if route.component == name {
+                *slot = Some(pure.clone());
+            }
+        }
+        Ok(pure)
+    }
+
+    /// The component of route `route_idx`, loaded now if it is not yet.
+    fn component(
+        &self,
+        manifest: &Manifest,
+        opts: &AppOptions,
+        route_idx: usize,
+    ) -> Result<Arc<PureComponent>> {
+        if let Some(c) = &self
+            .route_components
             .read()
             .unwrap_or_else(|p| p.into_inner())[route_idx]
-            .clone()
+        {
+            return Ok(c.clone());
+        }
+        // Two first requests may both load it; the cache makes that cheap
+        // and the second simply replaces the first's identical copy.
+        self.load_component(manifest, opts, &manifest.routes[route_idx].component)
     }
 }
 
@@ -155,7 +196,7 @@ pub type HttpResponse = http::Response<Bytes>;
 
 impl App {
     pub fn load(manifest: Manifest, opts: AppOptions) -> Result<App> {
-        let runtime = Runtime::load(&manifest, &opts)?;
+        let runtime = Runtime::load_all(&manifest, &opts)?;
         let db = match &opts.database {
             Some(path) => Database::open_at(path, &manifest),
             None => Database::open(&manifest),
@@ -198,8 +239,9 @@ impl App {
     }
 
     /// Gives memory back: drops the engine and its instance pool, idle
-    /// database connections and free heap pages. The next request loads the
-    /// components again from the compile cache, without compiling.
+    /// database connections and free heap pages. The next request makes a
+    /// new engine and loads its own component from the compile cache; the
+    /// others are loaded when their routes are next asked for.
     pub fn trim(&self) {
         let runtime = self
             .runtime
@@ -236,10 +278,10 @@ impl App {
             return Ok(rt.clone());
         }
         let started = std::time::Instant::now();
-        let rt = Arc::new(Runtime::load(&self.manifest, &self.opts)?);
+        let rt = Arc::new(Runtime::new(&self.manifest, &self.opts)?);
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
-            "reloaded after an idle trim"
+            "engine made again after an idle trim; components load as their routes are asked for"
         );
         *slot = Some(rt.clone());
         Ok(rt)
@@ -250,12 +292,12 @@ impl App {
     /// the old version keeps serving. `Ok(false)`: nothing was loaded (after
     /// an idle trim), and the next request loads the new file anyway.
     pub fn swap_component(&self, name: &str) -> Result<bool> {
-        let Some(c) = self.manifest.components.get(name) else {
+        if !self.manifest.components.contains_key(name) {
             anyhow::bail!(
                 "no component named {name:?} in {}",
                 self.manifest.file.display()
             );
-        };
+        }
         let Some(rt) = self
             .runtime
             .read()
@@ -264,20 +306,8 @@ impl App {
         else {
             return Ok(false);
         };
-        let cache = CompileCache::new(self.opts.cache_dir.clone());
-        let (component, origin) = executor::load(&rt.engine, &cache, &c.source)
-            .with_context(|| format!("component {name:?}"))?;
-        let pure = Arc::new(PureComponent::new(name, &component, &rt.linker)?);
-        let mut slots = rt
-            .route_components
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
-        for (slot, route) in slots.iter_mut().zip(&self.manifest.routes) {
-            if route.component == name {
-                *slot = pure.clone();
-            }
-        }
-        tracing::info!(component = name, ?origin, "swapped in");
+        rt.load_component(&self.manifest, &self.opts, name)?;
+        tracing::info!(component = name, "swapped in");
         Ok(true)
     }
 
@@ -377,7 +407,18 @@ impl App {
                 );
             }
         };
-        let component = &runtime.component(route_idx);
+        let component = match runtime.component(&self.manifest, &self.opts, route_idx) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(request = id, "cannot load the component: {e:#}");
+                return pages::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    id,
+                    "The app could not be loaded.",
+                );
+            }
+        };
+        let component = &component;
 
         let wit_req = to_wit_request(id, &req, route.pattern.source(), params, seed, now_ms);
         let form = FormFields::new(&wit_req);

@@ -88,13 +88,26 @@ fn after_an_idle_trim_the_next_request_is_served() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(s.get("/api/memes?page=2").text(), before);
-    let r = s.post_form("/memes/3/vote", &[]);
-    assert_eq!(r.status, 303);
+    // Only the component of the asked-for route is loaded again.
+    let loads_since_trim = |log: String| {
+        let trim = log.find("idle: trimming memory").unwrap();
+        log[trim..].matches("loaded component=").count()
+    };
     assert!(
-        s.log().contains("reloaded after an idle trim"),
+        s.log().contains("engine made again after an idle trim"),
         "{}",
         s.log()
     );
+    assert_eq!(loads_since_trim(s.log()), 1, "{}", s.log());
+    let r = s.post_form("/memes/3/vote", &[]);
+    assert_eq!(r.status, 303);
+    assert_eq!(loads_since_trim(s.log()), 2, "{}", s.log());
+    assert_eq!(
+        s.get("/api/memes?page=2").text(),
+        before,
+        "no reload for a loaded one"
+    );
+    assert_eq!(loads_since_trim(s.log()), 2, "{}", s.log());
 }
 
 /// Reads the launcher's stdout lines on a thread.
