@@ -146,6 +146,10 @@ fn a_spin_request_body_over_max_body_bytes_is_413_or_an_error_the_guest_sees() {
         .map(|(_, rest)| rest)
         .unwrap_or_else(|| panic!("the guest saw no error: {text}"));
     assert!(
+        said.contains("body size exceeds limit: 4096 bytes"),
+        "what the guest was told: {said}"
+    );
+    assert!(
         s.log().contains("request body over max_body_bytes = 4096"),
         "{}",
         s.log()
@@ -174,7 +178,10 @@ fn a_spin_request_body_dribbled_too_slowly_is_cut_off_by_the_read_timeout() {
     let mut out = Vec::new();
     let _ = c.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
-    assert!(text.contains("error after 10 bytes"), "{text}");
+    assert!(
+        text.contains("error after 10 bytes: connection read timeout"),
+        "{text}"
+    );
     assert!(
         s.log()
             .contains("request body not received within body_read_timeout_ms"),
