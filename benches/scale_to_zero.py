@@ -11,6 +11,7 @@
             after the trim.
 
 Usage: python3 benches/scale_to_zero.py [--rounds N] [--idle-secs S] [--json OUT]
+(the idle figures are taken twice: with the default trim and with --idle-trim-keep-code)
 Build first: cargo build --release && ./target/release/nebula build
 """
 
@@ -163,8 +164,8 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def idle(idle_secs, trim_after):
-    s = Server(["--idle-trim", str(trim_after)], None)
+def idle(idle_secs, trim_after, keep_code=False):
+    s = Server(["--idle-trim", str(trim_after)] + (["--idle-trim-keep-code"] if keep_code else []), None)
     try:
         for path in ["/", "/memes", "/memes/3", "/memes/3.svg", "/random", "/new", "/api/memes"]:
             for _ in range(20):
@@ -185,14 +186,12 @@ def idle(idle_secs, trim_after):
         # First request after the trim, then steady state for comparison.
         _, after_trim = get(s.port, "/memes/3")
         steady = sorted(get(s.port, "/memes/3")[1] for _ in range(50))
-        # The server's own reload: a new engine, then the one component the
-        # first request's route runs (the others load when asked for).
+        # The server's own reload: the one component the first request's
+        # route runs (the engine stays; the others load when asked for).
         log = s.log()
-        after = log[log.find("engine made again after an idle trim"):]
-        engine_us = re.search(r"engine made again after an idle trim.*?elapsed_us=(\d+)", after)
-        component_us = re.search(r"loaded component=\S+ origin=\w+ elapsed_us=(\d+)", after)
-        reload_us = ([int(engine_us.group(1)) + int(component_us.group(1))]
-                     if engine_us and component_us else [])
+        after = log[log.rfind("idle: trimming memory"):]
+        reload_us = [int(x) for x in
+                     re.findall(r"loaded component=\S+ origin=\w+ elapsed_us=(\d+)", after)[:1]]
     finally:
         s.stop()
     return {
@@ -232,6 +231,7 @@ def main():
         "cold_start_warm_cache": summary(cold_start(a.rounds, empty_cache=False)),
         "cold_start_empty_cache": summary(cold_start(max(3, a.rounds // 4), empty_cache=True)),
         "idle": idle(a.idle_secs, trim_after=2),
+        "idle_keep_code": idle(a.idle_secs, trim_after=2, keep_code=True),
     }
     text = json.dumps(out, indent=2)
     print(text)

@@ -37,6 +37,10 @@ pub struct AppOptions {
     pub queue_size: Option<usize>,
     /// How long one may wait (default: `[limits] queue_timeout_ms`).
     pub queue_timeout: Option<Duration>,
+    /// Whether an idle trim also pages out the binary's code: about 12 MiB
+    /// less resident while idle, for ~4 ms more on the first request after
+    /// (benches/RESULTS.md, "Scale to zero").
+    pub trim_code: bool,
 }
 
 impl Default for AppOptions {
@@ -48,6 +52,7 @@ impl Default for AppOptions {
             timeout: Duration::from_secs(10),
             queue_size: None,
             queue_timeout: None,
+            trim_code: true,
         }
     }
 }
@@ -58,9 +63,9 @@ pub struct App {
     db: Arc<Database>,
     /// Instance slots and the queue in front of them.
     gate: Gate,
-    /// Dropped by an idle trim and loaded again (from the compile cache) by
-    /// the next request.
-    runtime: RwLock<Option<Arc<Runtime>>>,
+    /// The engine lives as long as the app; an idle trim drops the
+    /// components, which the next requests load again from the cache.
+    runtime: Runtime,
     /// The static folder, canonicalised once so requests only resolve their own path.
     static_root: Option<std::path::PathBuf>,
     opts: AppOptions,
@@ -170,6 +175,19 @@ impl Runtime {
         Ok(pure)
     }
 
+    /// Drops every component; dropping a component's last use also purges
+    /// its memory image from the pool's warm slots.
+    fn unload_components(&self) {
+        let old: Vec<_> = self
+            .route_components
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .map(Option::take)
+            .collect();
+        drop(old);
+    }
+
     /// The component of route `route_idx`, loaded now if it is not yet.
     fn component(
         &self,
@@ -220,7 +238,7 @@ impl App {
             router,
             db: Arc::new(db),
             gate,
-            runtime: RwLock::new(Some(Arc::new(runtime))),
+            runtime,
             static_root: manifest
                 .static_files
                 .as_ref()
@@ -238,19 +256,17 @@ impl App {
         })
     }
 
-    /// Gives memory back: drops the engine and its instance pool, idle
-    /// database connections and free heap pages. The next request makes a
-    /// new engine and loads its own component from the compile cache; the
-    /// others are loaded when their routes are next asked for.
+    /// Gives memory back: drops the components (and with them their memory
+    /// images in the instance pool's warm slots), idle database connections
+    /// and free heap pages, and (unless `trim_code` is off) pages out the
+    /// binary's code. The engine and
+    /// its pool's reservations stay: making them again cost the first
+    /// request after a trim 2–3 ms. The next request loads its own
+    /// component from the compile cache, the others when next asked for.
     pub fn trim(&self) {
-        let runtime = self
-            .runtime
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        drop(runtime);
+        self.runtime.unload_components();
         self.db.trim();
-        release_free_heap();
+        release_free_heap(self.opts.trim_code);
     }
 
     /// After the last request: checkpoint the database's WAL into the main
@@ -264,51 +280,20 @@ impl App {
         }
     }
 
-    fn runtime(&self) -> Result<Arc<Runtime>> {
-        if let Some(rt) = self
-            .runtime
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-        {
-            return Ok(rt.clone());
-        }
-        let mut slot = self.runtime.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(rt) = slot.as_ref() {
-            return Ok(rt.clone());
-        }
-        let started = std::time::Instant::now();
-        let rt = Arc::new(Runtime::new(&self.manifest, &self.opts)?);
-        tracing::info!(
-            elapsed_us = started.elapsed().as_micros() as u64,
-            "engine made again after an idle trim; components load as their routes are asked for"
-        );
-        *slot = Some(rt.clone());
-        Ok(rt)
-    }
-
     /// Loads component `name` again from its `source` and serves new requests
     /// with it; requests in flight finish on the old version. On any error
-    /// the old version keeps serving. `Ok(false)`: nothing was loaded (after
-    /// an idle trim), and the next request loads the new file anyway.
-    pub fn swap_component(&self, name: &str) -> Result<bool> {
+    /// the old version keeps serving.
+    pub fn swap_component(&self, name: &str) -> Result<()> {
         if !self.manifest.components.contains_key(name) {
             anyhow::bail!(
                 "no component named {name:?} in {}",
                 self.manifest.file.display()
             );
         }
-        let Some(rt) = self
-            .runtime
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        else {
-            return Ok(false);
-        };
-        rt.load_component(&self.manifest, &self.opts, name)?;
+        self.runtime
+            .load_component(&self.manifest, &self.opts, name)?;
         tracing::info!(component = name, "swapped in");
-        Ok(true)
+        Ok(())
     }
 
     /// Requests, CPU, instantiation and memory per component and route.
@@ -396,17 +381,7 @@ impl App {
         let max_response = limits
             .max_response_bytes
             .unwrap_or(self.manifest.limits.max_response_bytes);
-        let runtime = match self.runtime() {
-            Ok(rt) => rt,
-            Err(e) => {
-                tracing::error!(request = id, "cannot load the components: {e:#}");
-                return pages::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    id,
-                    "The app could not be loaded.",
-                );
-            }
-        };
+        let runtime = &self.runtime;
         let component = match runtime.component(&self.manifest, &self.opts, route_idx) {
             Ok(c) => c,
             Err(e) => {
@@ -547,14 +522,18 @@ impl App {
 /// the kernel to reclaim this executable's clean code pages: after a trim
 /// most of the resident memory is code that the next request may not need,
 /// and it is paged back in from the file cache on demand.
-fn release_free_heap() {
+fn release_free_heap(page_out_code: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases memory malloc is not using.
     unsafe {
         libc::malloc_trim(0);
     }
     #[cfg(target_os = "linux")]
-    page_out_own_code();
+    if page_out_code {
+        page_out_own_code();
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = page_out_code;
 }
 
 #[cfg(target_os = "linux")]

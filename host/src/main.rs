@@ -117,6 +117,10 @@ enum Command {
         /// (instance pool, compiled code mappings, idle connections).
         #[arg(long, value_name = "SECS")]
         idle_trim: Option<f64>,
+        /// With --idle-trim: keep the binary's code resident (about 12 MiB
+        /// more while idle; the first request after a trim is ~4 ms faster).
+        #[arg(long)]
+        idle_trim_keep_code: bool,
         /// After this many seconds without requests, exit cleanly; with
         /// socket activation the next connection starts nebula again.
         #[arg(long, value_name = "SECS")]
@@ -235,6 +239,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             queue_timeout_ms,
             shutdown_grace_ms,
             idle_trim,
+            idle_trim_keep_code,
             idle_exit,
             data_dir,
             runtime_config_file,
@@ -317,6 +322,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 timeout: std::time::Duration::from_millis(timeout_ms),
                 queue_size,
                 queue_timeout: queue_timeout_ms.map(ms),
+                trim_code: !idle_trim_keep_code,
             };
             let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
             if let Some(g) = shutdown_grace_ms {

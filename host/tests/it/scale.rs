@@ -93,11 +93,6 @@ fn after_an_idle_trim_the_next_request_is_served() {
         let trim = log.find("idle: trimming memory").unwrap();
         log[trim..].matches("loaded component=").count()
     };
-    assert!(
-        s.log().contains("engine made again after an idle trim"),
-        "{}",
-        s.log()
-    );
     assert_eq!(loads_since_trim(s.log()), 1, "{}", s.log());
     let r = s.post_form("/memes/3/vote", &[]);
     assert_eq!(r.status, 303);
