@@ -119,7 +119,35 @@ def _task_switches(root: int) -> dict[tuple[int, int], int]:
     return out
 
 
-class Wakeups:
+class _Sampler:
+    """Calls `_sample()` every `period` seconds in a thread, from `with` to
+    its end, and once more at the end."""
+
+    def __init__(self, root: int, period: float):
+        self.root, self.period = root, period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self):
+        raise NotImplementedError
+
+    def _run(self):
+        while True:
+            self._sample()
+            if self._stop.wait(self.period):
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+class Wakeups(_Sampler):
     """Context switches of the tree over a window, threads that come and go
     included: /proc has no per-process total of context switches, only each
     live thread's own, so a sum over live threads at two instants goes wrong
@@ -132,30 +160,14 @@ class Wakeups:
     wake the server up."""
 
     def __init__(self, root: int, period: float = 0.05):
-        self.root, self.period = root, period
+        super().__init__(root, period)
         self._first = _task_switches(root)
         self._last = dict(self._first)
         self.threads_seen = len(self._first)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self):
-        now = _task_switches(self.root)
-        self._last.update(now)
+        self._last.update(_task_switches(self.root))
         self.threads_seen = len(self._last)
-
-    def _run(self):
-        while not self._stop.wait(self.period):
-            self._sample()
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._sample()
 
     @property
     def count(self) -> int:
@@ -186,25 +198,13 @@ def rapl_status() -> str:
     return "not available (no /sys/class/powercap on this machine)"
 
 
-class PeakRss:
+class PeakRss(_Sampler):
     """Samples the tree's RSS every `period` seconds in a thread; `.peak_kib`."""
 
     def __init__(self, root: int, period: float = 0.05):
-        self.root, self.period = root, period
+        super().__init__(root, period)
         self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            total = sum(_kib(_status(pid).get("VmRSS")) for pid in tree(self.root))
-            self.peak_kib = max(self.peak_kib, total)
-            self._stop.wait(self.period)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+    def _sample(self):
+        total = sum(_kib(_status(pid).get("VmRSS")) for pid in tree(self.root))
+        self.peak_kib = max(self.peak_kib, total)

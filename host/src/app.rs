@@ -225,14 +225,11 @@ impl App {
                 .iter()
                 .map(|r| (r.pattern.clone(), r.methods.clone())),
         );
-        let slots = opts.engine.max_instances as usize;
-        let gate = Gate::new(
-            slots,
-            opts.queue_size
-                .or(manifest.limits.queue_size)
-                .unwrap_or(slots),
-            opts.queue_timeout
-                .unwrap_or(Duration::from_millis(manifest.limits.queue_timeout_ms)),
+        let gate = Gate::configured(
+            opts.engine.max_instances as usize,
+            opts.queue_size,
+            opts.queue_timeout,
+            &manifest.limits,
         );
         Ok(App {
             router,

@@ -63,6 +63,22 @@ impl Gate {
         }
     }
 
+    /// `slots` instance slots; the queue's size and wait from the command
+    /// line where given, else from the manifest's `[limits]` (a queue as
+    /// long as there are slots by default).
+    pub fn configured(
+        slots: usize,
+        queue_size: Option<usize>,
+        queue_timeout: Option<Duration>,
+        limits: &crate::manifest::Limits,
+    ) -> Gate {
+        Gate::new(
+            slots,
+            queue_size.or(limits.queue_size).unwrap_or(slots),
+            queue_timeout.unwrap_or(Duration::from_millis(limits.queue_timeout_ms)),
+        )
+    }
+
     /// Requests waiting for a slot now.
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Acquire)

@@ -198,14 +198,11 @@ impl SpinApp {
                 ComponentHandler::new(&engine, runtime, stats, first_route),
             );
         }
-        let slots = opts.engine.max_instances as usize;
-        let gate = Gate::new(
-            slots,
-            opts.queue_size
-                .or(manifest.limits.queue_size)
-                .unwrap_or(slots),
-            opts.queue_timeout
-                .unwrap_or(Duration::from_millis(manifest.limits.queue_timeout_ms)),
+        let gate = Gate::configured(
+            opts.engine.max_instances as usize,
+            opts.queue_size,
+            opts.queue_timeout,
+            &manifest.limits,
         );
         Ok(SpinApp {
             manifest,
