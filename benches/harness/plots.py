@@ -15,16 +15,29 @@ def closed_labels(w):
     return [l for l in w["labels"] if l.startswith("c=")]
 
 
+def per_workload(names, path, draw):
+    """One panel per workload, side by side; `draw(ax, name)` fills a panel
+    and returns False when it has nothing to show. Saves to `path`."""
+    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
+    for ax, wname in zip(axes[0], names):
+        if draw(ax, wname) is False:
+            continue
+        ax.set_title(wname)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(results_path, out):
     data = json.load(open(results_path))
     summary = data["summary"]
     names = list(summary)
-    made = []
     if not names:
         return
-    # Throughput vs concurrency.
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
-    for ax, wname in zip(axes[0], names):
+
+    def throughput(ax, wname):
         w = summary[wname]
         labels = closed_labels(w)
         xs = [int(l[2:]) for l in labels]
@@ -36,22 +49,15 @@ def main(results_path, out):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent connections (closed loop)")
         ax.set_ylabel("requests/s")
-        ax.set_title(wname)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path = os.path.join(out, "throughput.png")
-    fig.savefig(path, dpi=110)
-    made.append(path)
 
-    # Latency CDF at the highest closed-loop concurrency, from the percentiles
-    # of the first round.
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
-    for ax, wname in zip(axes[0], names):
+    def latency_cdf(ax, wname):
+        # At the highest closed-loop concurrency, from the percentiles of the
+        # first round.
         w = summary[wname]
         labels = closed_labels(w)
         if not labels:
-            continue
+            return False
         label = labels[-1]
         for h in w["hosts"]:
             run = next((r for r in data["runs"] if r["workload"] == wname and r["host"] == h
@@ -65,17 +71,10 @@ def main(results_path, out):
         ax.set_xscale("log")
         ax.set_xlabel(f"latency ms ({label})")
         ax.set_ylabel("fraction of requests")
-        ax.set_title(wname)
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path = os.path.join(out, "latency_cdf.png")
-    fig.savefig(path, dpi=110)
-    made.append(path)
 
-    # CPU per 1,000 requests, per host and closed-loop step.
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4), squeeze=False)
-    for ax, wname in zip(axes[0], names):
+    def cpu_per_request(ax, wname):
+        # CPU per 1,000 requests, per host and closed-loop step.
         w = summary[wname]
         labels = closed_labels(w)
         width = 0.8 / max(1, len(w["hosts"]))
@@ -84,13 +83,13 @@ def main(results_path, out):
             ax.bar([j + i * width for j in range(len(labels))], ys, width, label=h)
         ax.set_xticks([j + 0.4 - width / 2 for j in range(len(labels))], labels)
         ax.set_ylabel("server CPU-ms per 1,000 requests")
-        ax.set_title(wname)
         ax.grid(alpha=0.3, axis="y")
-        ax.legend()
-    fig.tight_layout()
-    path = os.path.join(out, "cpu_per_request.png")
-    fig.savefig(path, dpi=110)
-    made.append(path)
+
+    made = [
+        per_workload(names, os.path.join(out, "throughput.png"), throughput),
+        per_workload(names, os.path.join(out, "latency_cdf.png"), latency_cdf),
+        per_workload(names, os.path.join(out, "cpu_per_request.png"), cpu_per_request),
+    ]
     print("\n".join(made))
 
 

@@ -120,7 +120,27 @@ impl Checker<'_> {
         }
         Ok(Some(n))
     }
+
+    // The keys `[limits]` and a component's own limits share, checked alike.
+
+    fn timeout_ms(&self, v: &Option<Spanned<u64>>) -> Result<Option<u64>, ManifestError> {
+        self.range(v, "timeout_ms", 1, u64::MAX, MS)
+    }
+
+    fn max_memory_mb(&self, v: &Option<Spanned<u64>>) -> Result<Option<usize>, ManifestError> {
+        Ok(self
+            .range(v, "max_memory_mb", 1, MAX_MEMORY_MB, " (MiB)")?
+            .map(|n| n as usize))
+    }
+
+    fn max_response_bytes(&self, v: &Option<Spanned<u64>>) -> Result<Option<usize>, ManifestError> {
+        Ok(self
+            .range(v, "max_response_bytes", 1, u64::MAX, " (bytes)")?
+            .map(|n| n as usize))
+    }
 }
+
+const MS: &str = " (milliseconds)";
 
 /// `table` names where the values were written (`limits` in app.toml,
 /// `application.tool.nebula.limits` in spin.toml), for error messages.
@@ -136,7 +156,6 @@ pub fn parse_limits(
         table: table.into(),
     };
     let d = Limits::default();
-    let ms = " (milliseconds)";
     Ok(Limits {
         max_body_bytes: c
             .range(&raw.max_body_bytes, "max_body_bytes", 0, u64::MAX, "")?
@@ -144,25 +163,11 @@ pub fn parse_limits(
         max_instances: c
             .range(&raw.max_instances, "max_instances", 1, 100_000, "")?
             .map(|n| n as u32),
-        max_memory_mb: c
-            .range(
-                &raw.max_memory_mb,
-                "max_memory_mb",
-                1,
-                MAX_MEMORY_MB,
-                " (MiB)",
-            )?
-            .map(|n| n as usize),
-        timeout_ms: c.range(&raw.timeout_ms, "timeout_ms", 1, u64::MAX, ms)?,
+        max_memory_mb: c.max_memory_mb(&raw.max_memory_mb)?,
+        timeout_ms: c.timeout_ms(&raw.timeout_ms)?,
         max_response_bytes: c
-            .range(
-                &raw.max_response_bytes,
-                "max_response_bytes",
-                1,
-                u64::MAX,
-                " (bytes)",
-            )?
-            .map_or(d.max_response_bytes, |n| n as usize),
+            .max_response_bytes(&raw.max_response_bytes)?
+            .unwrap_or(d.max_response_bytes),
         max_header_bytes: c
             .range(
                 &raw.max_header_bytes,
@@ -179,7 +184,7 @@ pub fn parse_limits(
             .range(&raw.queue_size, "queue_size", 0, u64::MAX, "")?
             .map(|n| n as usize),
         queue_timeout_ms: c
-            .range(&raw.queue_timeout_ms, "queue_timeout_ms", 1, u64::MAX, ms)?
+            .range(&raw.queue_timeout_ms, "queue_timeout_ms", 1, u64::MAX, MS)?
             .unwrap_or(d.queue_timeout_ms),
         max_connections: c
             .range(&raw.max_connections, "max_connections", 1, u64::MAX, "")?
@@ -190,7 +195,7 @@ pub fn parse_limits(
                 "header_read_timeout_ms",
                 1,
                 u64::MAX,
-                ms,
+                MS,
             )?
             .unwrap_or(d.header_read_timeout_ms),
         body_read_timeout_ms: c
@@ -199,11 +204,11 @@ pub fn parse_limits(
                 "body_read_timeout_ms",
                 1,
                 u64::MAX,
-                ms,
+                MS,
             )?
             .unwrap_or(d.body_read_timeout_ms),
         shutdown_grace_ms: c
-            .range(&raw.shutdown_grace_ms, "shutdown_grace_ms", 0, u64::MAX, ms)?
+            .range(&raw.shutdown_grace_ms, "shutdown_grace_ms", 0, u64::MAX, MS)?
             .unwrap_or(d.shutdown_grace_ms),
     })
 }
@@ -221,30 +226,8 @@ pub fn parse_component_limits(
         table: table.into(),
     };
     Ok(ComponentLimits {
-        timeout_ms: c.range(
-            &raw.timeout_ms,
-            "timeout_ms",
-            1,
-            u64::MAX,
-            " (milliseconds)",
-        )?,
-        max_memory_mb: c
-            .range(
-                &raw.max_memory_mb,
-                "max_memory_mb",
-                1,
-                MAX_MEMORY_MB,
-                " (MiB)",
-            )?
-            .map(|n| n as usize),
-        max_response_bytes: c
-            .range(
-                &raw.max_response_bytes,
-                "max_response_bytes",
-                1,
-                u64::MAX,
-                " (bytes)",
-            )?
-            .map(|n| n as usize),
+        timeout_ms: c.timeout_ms(&raw.timeout_ms)?,
+        max_memory_mb: c.max_memory_mb(&raw.max_memory_mb)?,
+        max_response_bytes: c.max_response_bytes(&raw.max_response_bytes)?,
     })
 }

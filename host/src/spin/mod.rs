@@ -68,16 +68,20 @@ impl SpinOptions {
 pub struct SpinApp {
     pub manifest: SpinManifest,
     router: SpinRouter,
-    handlers: HashMap<String, ProxyHandler<ComponentHandler>>,
-    /// Component id → whether it speaks WASI 0.3.
-    kinds: HashMap<String, bool>,
-    /// Component id → its deadline and response cap.
-    caps: HashMap<String, Caps>,
+    /// Component id → how its requests are run.
+    components: HashMap<String, LoadedComponent>,
     metrics: &'static AppMetrics,
     /// Advances the epoch while requests are in flight (deadlines, yields).
     deadlines: crate::executor::Deadlines,
     /// Instance slots and the queue for them.
     gate: Gate,
+}
+
+struct LoadedComponent {
+    handler: ProxyHandler<ComponentHandler>,
+    /// Whether it speaks WASI 0.3.
+    is_p3: bool,
+    caps: Caps,
 }
 
 /// One component's per-request limits, resolved from its own
@@ -146,9 +150,7 @@ impl SpinApp {
             })
             .with_context(|| format!("{}", manifest.file.display()))?,
         );
-        let mut handlers = HashMap::new();
-        let mut kinds = HashMap::new();
-        let mut caps = HashMap::new();
+        let mut components = HashMap::new();
         for c in manifest.components.values() {
             if !c.source.exists() {
                 anyhow::bail!(
@@ -161,7 +163,7 @@ impl SpinApp {
             let (component, origin) = executor::load(&engine, &cache, &c.source)
                 .with_context(|| format!("component {:?}", c.id))?;
             tracing::info!(component = %c.id, ?origin, "loaded");
-            let c_caps = Caps {
+            let caps = Caps {
                 timeout: c
                     .limits
                     .timeout_ms
@@ -172,7 +174,6 @@ impl SpinApp {
                     .unwrap_or(manifest.limits.max_response_bytes)
                     as u64,
             };
-            caps.insert(c.id.clone(), c_caps);
             let runtime = ComponentRuntime::new(
                 &linker,
                 &component,
@@ -181,10 +182,10 @@ impl SpinApp {
                 c.limits
                     .max_memory_mb
                     .map_or(opts.engine.max_memory_bytes, |mb| mb << 20),
-                c_caps.timeout,
+                caps.timeout,
                 opts.reuse,
             )?;
-            kinds.insert(c.id.clone(), runtime.is_p3());
+            let is_p3 = runtime.is_p3();
             let stats = app_metrics
                 .component(&c.id)
                 .context("every component has metrics")?;
@@ -193,9 +194,13 @@ impl SpinApp {
                 .iter()
                 .position(|r| r.component == c.id)
                 .map_or(app_metrics.unmatched, |i| app_metrics.route_at(i));
-            handlers.insert(
+            components.insert(
                 c.id.clone(),
-                ComponentHandler::new(&engine, runtime, stats, first_route),
+                LoadedComponent {
+                    handler: ComponentHandler::new(&engine, runtime, stats, first_route),
+                    is_p3,
+                    caps,
+                },
             );
         }
         let gate = Gate::configured(
@@ -207,9 +212,7 @@ impl SpinApp {
         Ok(SpinApp {
             manifest,
             router,
-            handlers,
-            kinds,
-            caps,
+            components,
             metrics: app_metrics,
             deadlines: crate::executor::Deadlines::start(&engine),
             gate,
@@ -218,7 +221,7 @@ impl SpinApp {
 
     pub fn routes(&self) -> impl Iterator<Item = (&str, &str, &'static str)> {
         self.router.routes().iter().map(|r| {
-            let kind = if self.kinds.get(&r.component).copied().unwrap_or(false) {
+            let kind = if self.components[&r.component].is_p3 {
                 "wasi:http@0.3"
             } else {
                 "wasi:http@0.2"
@@ -258,8 +261,8 @@ impl SpinApp {
             }
         }
         let component = &m.route.component;
-        let handler = &self.handlers[component];
-        let caps = self.caps[component];
+        let LoadedComponent { handler, caps, .. } = &self.components[component];
+        let caps = *caps;
         let limits = &self.manifest.limits;
         if content_length(req.headers()).is_some_and(|n| n > limits.max_body_bytes as u64) {
             return pages::payload_too_large(limits.max_body_bytes).map(crate::server::full_body);

@@ -101,6 +101,12 @@ fn flood(addr: &str, n: usize) -> Vec<String> {
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// How many of the flood's status lines have this status.
+fn count(answers: &[String], status: &str) -> usize {
+    let line = format!("HTTP/1.1 {status}");
+    answers.iter().filter(|a| a.starts_with(&line)).count()
+}
+
 #[test]
 fn a_flood_of_connections_is_answered_and_open_descriptors_stay_under_the_cap() {
     let s = Server::start(APP, &[]);
@@ -122,14 +128,7 @@ fn a_flood_of_connections_is_answered_and_open_descriptors_stay_under_the_cap() 
     stop.store(true, Ordering::SeqCst);
     sampler.join().unwrap();
 
-    let ok = answers
-        .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 200"))
-        .count();
-    let busy = answers
-        .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 503"))
-        .count();
+    let (ok, busy) = (count(&answers, "200"), count(&answers, "503"));
     assert_eq!(
         ok + busy,
         answers.len(),
@@ -178,14 +177,7 @@ fn the_open_file_limit_is_raised_and_running_out_of_descriptors_does_not_stop_th
     // served once the slow ones are cut off.
     let answers = flood(&s.addr(), 150);
     drop(idle);
-    let ok = answers
-        .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 200"))
-        .count();
-    let busy = answers
-        .iter()
-        .filter(|a| a.starts_with("HTTP/1.1 503"))
-        .count();
+    let (ok, busy) = (count(&answers, "200"), count(&answers, "503"));
     assert_eq!(
         ok + busy,
         answers.len(),
