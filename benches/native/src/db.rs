@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use academemes_html::meme::Columns;
+use academemes_html::rows::{CellReader, NamedRows};
 use anyhow::{bail, Context, Result};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
@@ -17,48 +17,19 @@ pub struct Database {
 }
 
 /// One query's result, read by column name.
-pub struct Table {
-    columns: Vec<String>,
-    rows: Vec<Vec<Value>>,
-}
+pub type Table = NamedRows<Value>;
 
-#[derive(Clone, Copy)]
-pub struct Row<'a> {
-    columns: &'a [String],
-    values: &'a [Value],
-}
-
-impl Table {
-    pub fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.rows.iter().map(|values| Row {
-            columns: &self.columns,
-            values,
-        })
-    }
-}
-
-impl<'a> Row<'a> {
-    fn value(&self, name: &str) -> Option<&'a Value> {
-        let index = self.columns.iter().position(|c| c == name)?;
-        self.values.get(index)
-    }
-}
-
-impl<'a> Columns<'a> for Row<'a> {
-    fn int(&self, name: &str) -> Option<i64> {
-        match self.value(name)? {
-            Value::Integer(i) => Some(*i),
-            _ => None,
-        }
-    }
-
-    fn text(&self, name: &str) -> Option<&'a str> {
-        match self.value(name)? {
-            Value::Text(s) => Some(s),
-            _ => None,
-        }
-    }
-}
+/// How rusqlite's values read as the site's INTEGER and TEXT columns.
+const CELLS: CellReader<Value> = CellReader {
+    int: |v| match v {
+        Value::Integer(i) => Some(*i),
+        _ => None,
+    },
+    text: |v| match v {
+        Value::Text(s) => Some(s),
+        _ => None,
+    },
+};
 
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -143,5 +114,5 @@ fn query(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Tab
             (0..n).map(|i| row.get::<_, Value>(i)).collect()
         })?
         .collect::<rusqlite::Result<Vec<Vec<Value>>>>()?;
-    Ok(Table { columns, rows })
+    Ok(NamedRows::new(columns, rows, CELLS))
 }

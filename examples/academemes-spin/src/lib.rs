@@ -99,7 +99,7 @@ fn read_home() -> Result<HashMap<&'static str, Table>, sqlite::Error> {
     let db = Connection::open_default()?;
     READS
         .iter()
-        .map(|(name, sql)| Ok((*name, Table::query(&db, sql, &[])?)))
+        .map(|(name, sql)| Ok((*name, table::query(&db, sql, &[])?)))
         .collect()
 }
 
@@ -107,7 +107,7 @@ fn read_home() -> Result<HashMap<&'static str, Table>, sqlite::Error> {
 /// the vote; the id of the meme voted for, `None` if there is none.
 fn vote(id: &str) -> Result<Option<i64>, sqlite::Error> {
     let db = Connection::open_default()?;
-    let meme = Table::query(&db, MEME_READ, &[Value::Text(id.to_string())])?;
+    let meme = table::query(&db, MEME_READ, &[Value::Text(id.to_string())])?;
     let Some(id) = meme.rows().next().and_then(|r| r.int("id")) else {
         return Ok(None);
     };
@@ -228,7 +228,7 @@ mod tests {
             .into_iter()
             .map(|(name, columns, rows)| {
                 let columns = columns.iter().map(|c| c.to_string()).collect();
-                (name, Table::new(columns, rows))
+                (name, table::new(columns, rows))
             })
             .collect();
         (ours, pure)

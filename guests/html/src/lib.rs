@@ -13,4 +13,5 @@ pub mod home;
 pub mod html;
 pub mod layout;
 pub mod meme;
+pub mod rows;
 pub mod svg;
