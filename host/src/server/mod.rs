@@ -187,11 +187,7 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
         return pages::bad_request(problem);
     }
     let limit = app.manifest.limits.max_body_bytes;
-    let declared = req
-        .headers()
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = content_length(req.headers());
     let body_timeout = std::time::Duration::from_millis(app.manifest.limits.body_read_timeout_ms);
     let resp = if declared.is_some_and(|n| n > limit as u64) {
         pages::payload_too_large(limit)
@@ -220,6 +216,14 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
         }
     };
     resp
+}
+
+/// The Content-Length a message declares, if it is a number.
+pub fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Escapes text for HTML element content and attribute values.

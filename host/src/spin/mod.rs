@@ -29,7 +29,7 @@ use self::routes::SpinRouter;
 use crate::executor::{self, CompileCache, EngineOptions};
 use crate::metrics::{self, AppMetrics};
 use crate::server::backpressure::{self, Gate};
-use crate::server::{pages, Body};
+use crate::server::{content_length, pages, Body};
 
 #[derive(Debug, Clone)]
 pub struct SpinOptions {
@@ -385,13 +385,6 @@ fn raise_hint(component: &str) -> String {
     format!(
         " (raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected)"
     )
-}
-
-fn content_length(headers: &::http::HeaderMap) -> Option<u64> {
-    headers
-        .get(::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 fn response_too_large() -> hyper::Response<Body> {
