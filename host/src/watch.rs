@@ -165,9 +165,16 @@ pub fn start(app: Arc<App>) -> Result<Watching> {
 
 fn rebuild_loop(app: &App, watched: &[Watched], rx: Receiver<DebounceEventResult>) {
     while let Ok(first) = rx.recv() {
-        // Everything that changed while the previous build ran is one round.
+        // Everything that changed while the previous build ran is one round,
+        // and so is whatever follows within the debounce window: one save
+        // (truncate, then write) can reach us as two batches a debouncer
+        // tick apart, and building between them would build twice.
+        let mut batches = vec![first];
+        while let Ok(more) = rx.recv_timeout(DEBOUNCE) {
+            batches.push(more);
+        }
         let mut changed = BTreeSet::new();
-        for batch in std::iter::once(first).chain(rx.try_iter()) {
+        for batch in batches {
             match batch {
                 Ok(events) => {
                     for e in events {
