@@ -19,5 +19,6 @@ mod site;
 mod spin;
 mod spin_limits;
 mod submit;
+mod swap;
 mod votes;
 mod watch;
