@@ -59,11 +59,6 @@ impl ComponentStats {
         self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// How many instances of it were made so far.
-    pub fn instantiations(&self) -> u64 {
-        self.instantiations.load(Ordering::Relaxed)
-    }
-
     pub fn memory(&self, peak_bytes: usize) {
         self.memory_peak
             .fetch_max(peak_bytes as u64, Ordering::Relaxed);
