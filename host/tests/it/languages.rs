@@ -548,3 +548,94 @@ fn the_page_frame_is_the_same_in_rust_python_and_javascript() {
     }
     assert!(frames[0].0.contains("href=\"/stats\""), "{}", frames[0].0);
 }
+
+/// The probes of host/tests/apps/lang-probes.toml, served in-process with a
+/// given seed and time; each answers what it could reach, as JSON.
+fn probe(app: &nebula::app::App, path: &str, seed: u64, now_ms: u64) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let req = http::Request::get(path).body(bytes::Bytes::new()).unwrap();
+    let r = rt.block_on(app.handle_with(req, seed, now_ms));
+    assert_eq!(r.status(), 200, "{path}: {:?}", r.body());
+    serde_json::from_slice(r.body()).unwrap()
+}
+
+fn probes_app(dir: &std::path::Path) -> nebula::app::App {
+    let out = nebula()
+        .args(["build", "-f"])
+        .arg(repo().join(PROBES))
+        .output()
+        .expect("run nebula build");
+    assert!(
+        out.status.success(),
+        "nebula build -f {PROBES} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest = nebula::manifest::Manifest::load(&repo().join(PROBES)).unwrap();
+    nebula::app::App::load(
+        manifest,
+        nebula::app::AppOptions {
+            database: Some(dir.join("probes.db")),
+            cache_dir: Some(repo().join("target/nebula-test-cache")),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+const PROBES: &str = "host/tests/apps/lang-probes.toml";
+
+fn assert_failed(v: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        let got = v[key].as_str().unwrap_or_default();
+        assert!(got.starts_with("failed: "), "{key} was reachable: {v}");
+    }
+}
+
+#[test]
+fn python_and_javascript_reach_no_files_sockets_environment_clock_or_entropy_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = probes_app(dir.path());
+    let now_ms = 1_790_000_000_123;
+
+    let py = probe(&app, "/py", 7, now_ms);
+    assert_failed(
+        &py,
+        &[
+            "read_etc_passwd",
+            "read_relative",
+            "list_root",
+            "write_file",
+            "connect_loopback",
+            "resolve",
+        ],
+    );
+    assert!(!std::path::Path::new("/tmp/nebula-py-probe").exists());
+    assert_eq!(py["environ"], serde_json::json!([]), "environment leaked");
+    assert_eq!(py["time_ms"].as_u64(), Some(now_ms));
+    assert_eq!(py["monotonic_ns"].as_u64(), Some(now_ms * 1_000_000));
+    assert_eq!(py["seed"], "7");
+
+    let js = probe(&app, "/js", 7, now_ms);
+    assert_eq!(js["time_ms"].as_u64(), Some(now_ms));
+    assert_eq!(js["seed"], "7");
+
+    // Randomness is the seed's: the same seed draws the same numbers, another
+    // seed others.
+    for (path, first, keys) in [
+        ("/py", &py, ["urandom", "random_module"]),
+        ("/js", &js, ["get_random_values", "math_random"]),
+    ] {
+        let again = probe(&app, path, 7, now_ms);
+        assert_eq!(&again, first, "{path}: same seed and time, other answer");
+        let other = probe(&app, path, 8, now_ms);
+        for key in keys {
+            assert_ne!(
+                other[key], first[key],
+                "{path}: {key} does not follow the seed"
+            );
+        }
+    }
+}
