@@ -4,6 +4,7 @@
 //! componentize-py, jco) gets it first; see [`toolchain`].
 
 pub mod toolchain;
+mod wit_guard;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use walkdir::WalkDir;
 
 use crate::manifest::{Component, Manifest};
 use toolchain::{BuildEnv, Toolchain};
+use wit_guard::WitGuard;
 
 const WASM_TARGET: &str = "wasm32-wasip2";
 
@@ -163,6 +165,9 @@ fn build_components(
                 )
             })?;
         }
+        let guard = (Toolchain::for_command(&build.command) == Some(Toolchain::JavaScript))
+            .then(|| WitGuard::before(&build.command, &build.workdir))
+            .flatten();
         let mut cmd = shell(&build.command);
         env.apply(&mut cmd)?;
         let status = cmd
@@ -177,6 +182,19 @@ fn build_components(
                     c.name, build.command
                 )
             })?;
+        if let Some(guard) = guard {
+            let undone = guard
+                .restore()
+                .with_context(|| format!("component {:?}: putting its WIT back", c.name))?;
+            if !undone.is_empty() {
+                bail!(
+                    "component {:?}: jco changed the WIT it builds against ({}): {undone}. It does that when the bundled JavaScript uses a Node.js built-in (`process`, `require`, a `node:` module), which a pure component cannot import; Nebula put the WIT back as it was. Remove the Node.js API from the component's sources (in {})",
+                    c.name,
+                    wit_guard::wit_argument(&build.command).unwrap_or_default(),
+                    build.workdir.display()
+                );
+            }
+        }
         if !status.success() {
             bail!(
                 "component {:?}: the build command `{}` (in {}) failed with {status}",

@@ -639,3 +639,70 @@ fn python_and_javascript_reach_no_files_sockets_environment_clock_or_entropy_of_
         }
     }
 }
+
+#[test]
+fn a_javascript_component_using_node_apis_is_refused_and_its_wit_kept_as_it_was() {
+    build_langs();
+    let app = tempfile::tempdir().unwrap();
+    let p = app.path();
+    // The repository's JavaScript toolchain, not a fresh install: its
+    // package files are older than the node_modules they point to.
+    for file in ["package.json", "package-lock.json"] {
+        std::fs::copy(repo().join(file), p.join(file)).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(p.join(file))
+            .unwrap()
+            .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    std::os::unix::fs::symlink(repo().join("node_modules"), p.join("node_modules")).unwrap();
+    std::fs::create_dir_all(p.join("wit")).unwrap();
+    let wit = std::fs::read_to_string(repo().join("wit/pure/function.wit")).unwrap();
+    std::fs::write(p.join("wit/function.wit"), &wit).unwrap();
+    std::fs::create_dir_all(p.join("env")).unwrap();
+    let uses_process = "export function handle(req, _data) {\n  return { status: 200, headers: [], body: new TextEncoder().encode(String(process.env.HOME)), effects: [] };\n}\n";
+    std::fs::write(p.join("env/app.js"), uses_process).unwrap();
+    std::fs::write(
+        p.join("app.toml"),
+        "[app]\nname = \"node-apis\"\n\n[components.env]\nsource = \"target/env.wasm\"\nbuild = { command = \"jco componentize app.js --bundle -w ../wit -n pure -d http fetch-event -o ../target/env.wasm\", workdir = \"env\" }\n\n[[routes]]\npath = \"/env\"\ncomponent = \"env\"\n",
+    )
+    .unwrap();
+    let build = || {
+        nebula()
+            .args(["build", "-f"])
+            .arg(p.join("app.toml"))
+            .output()
+            .unwrap()
+    };
+
+    let out = build();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(
+            "jco changed the WIT it builds against (../wit): added `import jco:node/tty@0.1.0;`"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("a Node.js built-in"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(p.join("wit/function.wit")).unwrap(),
+        wit
+    );
+    assert!(!p.join("wit/deps").exists());
+
+    // The WIT is as good as before: without `process` the same build works.
+    std::fs::write(
+        p.join("env/app.js"),
+        uses_process.replace("String(process.env.HOME)", "\"no environment\""),
+    )
+    .unwrap();
+    let out = build();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.join("target/env.wasm").exists());
+}
