@@ -339,9 +339,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 /// `nebula check` for a Spin app: the manifest's warnings, and every
 /// component loaded and linked as the host would serve it.
-fn check_spin(m: SpinManifest) -> Result<ExitCode> {
+fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
     for w in &m.warnings {
         println!("warning: {w}");
+    }
+    // A variable's value belongs to where the app is deployed: `check` says
+    // it is missing and goes on; `up` refuses to start without it.
+    for (name, v) in m.variables.iter_mut() {
+        let key = nebula_spin_interfaces::variable_env_key(name);
+        if v.required && std::env::var_os(&key).is_none() {
+            println!("warning: variable {name:?} is required and has no value here; `nebula up` needs {key} set");
+            v.required = false;
+            v.default = Some(String::new());
+        }
     }
     // Checking must not create the app's stores beside its manifest.
     let scratch = std::env::temp_dir().join(format!("nebula-check-{}", std::process::id()));

@@ -104,7 +104,7 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 
 pub use kv::KvStore;
 pub use sqlite::SqliteConnection;
-pub use variables::{AppVariable, AppVariables};
+pub use variables::{env_key as variable_env_key, AppVariable, AppVariables};
 
 /// Largest result one call returns, as Spin's `MAX_HOST_BUFFERED_BYTES`.
 const MAX_RESULT_BYTES: usize = 128 << 20;

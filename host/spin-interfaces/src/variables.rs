@@ -149,7 +149,8 @@ impl ResolvedVariables {
     }
 }
 
-fn env_key(name: &str) -> String {
+/// The environment variable that gives application variable `name` its value.
+pub fn env_key(name: &str) -> String {
     format!("{ENV_PREFIX}{}", name.to_ascii_uppercase())
 }
 

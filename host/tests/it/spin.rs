@@ -141,6 +141,24 @@ fn variables_come_from_the_environment_and_required_ones_must_be_set() {
         err.contains("api_key"),
         "the missing variable is not named:\n{err}"
     );
+
+    // `check` validates the app; the value is the deployment's: it warns.
+    let out = nebula()
+        .env_remove("SPIN_VARIABLE_API_KEY")
+        .args(["check", "-f"])
+        .arg(repo().join(V5))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("warning: variable \"api_key\" is required and has no value here; `nebula up` needs SPIN_VARIABLE_API_KEY set"),
+        "{said}"
+    );
 }
 
 #[test]
