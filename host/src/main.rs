@@ -356,8 +356,6 @@ fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
     // Checking must not create the app's stores beside its manifest.
     let scratch = std::env::temp_dir().join(format!("nebula-check-{}", std::process::id()));
     let cache_dir = default_cache_dir(&m.base_dir);
-    let imports =
-        nebula::spin::check::imports_report(&m, &CompileCache::new(Some(cache_dir.clone())));
     let app = SpinApp::load(
         m,
         SpinOptions {
@@ -374,7 +372,7 @@ fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
     );
     let _ = std::fs::remove_dir_all(&scratch);
     let app = app?;
-    print!("{}", imports?);
+    print!("{}", nebula::spin::check::imports_report(&app)?);
     println!("routes:");
     for (route, component, kind) in app.routes() {
         println!("  {route:<24} → {component} ({kind})");

@@ -3,22 +3,19 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
-use super::manifest::{SpinComponent, SpinManifest};
-use crate::executor::{self, CompileCache, EngineOptions};
+use super::manifest::SpinComponent;
+use super::SpinApp;
 
-/// One block per component: its source, then each import and what serves it.
-pub fn imports_report(manifest: &SpinManifest, cache: &CompileCache) -> Result<String> {
-    let engine = executor::new_engine(&EngineOptions {
-        max_instances: 4,
-        ..Default::default()
-    })?;
+/// One block per component of the loaded `app`: its source, then each
+/// import and what serves it.
+pub fn imports_report(app: &SpinApp) -> Result<String> {
     let mut text = String::new();
-    for c in manifest.components.values() {
-        let (component, _) = executor::load(&engine, cache, &c.source)
-            .with_context(|| format!("component {:?}", c.id))?;
-        let imports = executor::imports_of(&engine, &component);
+    for c in app.manifest.components.values() {
+        let Some(imports) = app.imports(&c.id) else {
+            continue;
+        };
         writeln!(text, "component {} ({})", c.id, c.source.display())?;
         writeln!(text, "  imports ({}):", imports.len())?;
         let width = imports.iter().map(|i| i.len()).max().unwrap_or(0);
@@ -80,6 +77,7 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spin::manifest::SpinManifest;
     use std::path::Path;
 
     #[test]

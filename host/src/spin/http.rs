@@ -278,6 +278,15 @@ impl ComponentHandler {
             first_route,
         })
     }
+
+    /// What the component imports, by name.
+    pub fn imports(&self) -> Vec<String> {
+        let component = match &self.runtime.pre {
+            ProxyPre::P2(pre) => pre.instance_pre().component(),
+            ProxyPre::P3(pre) => pre.instance_pre().component(),
+        };
+        crate::executor::imports_of(&self.engine, component)
+    }
 }
 
 /// The route a worker's CPU is charged to: the one of its latest request.

@@ -230,6 +230,11 @@ impl SpinApp {
         })
     }
 
+    /// What component `id` imports, by name.
+    pub fn imports(&self, id: &str) -> Option<Vec<String>> {
+        Some(self.components.get(id)?.handler.state().imports())
+    }
+
     pub async fn handle(
         &self,
         mut req: hyper::Request<hyper::body::Incoming>,
