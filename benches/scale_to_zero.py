@@ -30,7 +30,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NEBULA = os.path.join(ROOT, "target", "release", "nebula")
+NEBULA = os.environ.get("NEBULA_BIN", os.path.join(ROOT, "target", "release", "nebula"))
 LAUNCH = os.path.join(ROOT, "target", "release", "nebula-launch")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

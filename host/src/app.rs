@@ -121,24 +121,8 @@ impl Runtime {
     /// Every component, so that a missing or wrong one stops the start.
     fn load_all(manifest: &Manifest, opts: &AppOptions) -> Result<Runtime> {
         let rt = Runtime::new(manifest, opts)?;
-        // Side by side: a Python or JavaScript component takes milliseconds
-        // to map and link even from the cache, the Rust ones a fraction of one.
-        let loaded: Vec<Result<Arc<PureComponent>>> = std::thread::scope(|s| {
-            let loads: Vec<_> = manifest
-                .components
-                .keys()
-                .map(|name| s.spawn(|| rt.load_component(manifest, opts, name)))
-                .collect();
-            loads
-                .into_iter()
-                .map(|l| {
-                    l.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("loading a component panicked")))
-                })
-                .collect()
-        });
-        for result in loaded {
-            result?;
+        for name in manifest.components.keys() {
+            rt.load_component(manifest, opts, name)?;
         }
         Ok(rt)
     }
