@@ -42,21 +42,14 @@ impl std::fmt::Display for Undone {
         if !self.added_lines.is_empty() {
             parts.push(format!("added `{}`", self.added_lines.join("`, `")));
         }
-        if !self.added_files.is_empty() {
-            let names: Vec<String> = self
-                .added_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            parts.push(format!("wrote {}", names.join(", ")));
-        }
-        if !self.changed_files.is_empty() {
-            let names: Vec<String> = self
-                .changed_files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            parts.push(format!("changed {}", names.join(", ")));
+        for (verb, files) in [
+            ("wrote", &self.added_files),
+            ("changed", &self.changed_files),
+        ] {
+            if !files.is_empty() {
+                let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+                parts.push(format!("{verb} {}", names.join(", ")));
+            }
         }
         f.write_str(&parts.join("; "))
     }

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use rusqlite::Connection;
 
-use crate::support::{build_guests, nebula, repo, Server};
+use crate::support::{build_guests, nebula, nebula_build, repo, Server};
 
 const LANGS: &str = "host/tests/apps/langs.toml";
 
@@ -24,18 +24,7 @@ fn db(s: &Server) -> Connection {
 /// Builds the Python and JavaScript hello components once per test run.
 fn build_langs() {
     static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let out = nebula()
-            .args(["build", "-f"])
-            .arg(repo().join(LANGS))
-            .output()
-            .expect("run nebula build");
-        assert!(
-            out.status.success(),
-            "nebula build -f {LANGS} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    BUILT.get_or_init(|| nebula_build(LANGS));
 }
 
 /// The text of the first `<td class="num">` after `marker` in `html`.
@@ -563,16 +552,7 @@ fn probe(app: &nebula::app::App, path: &str, seed: u64, now_ms: u64) -> serde_js
 }
 
 fn probes_app(dir: &std::path::Path) -> nebula::app::App {
-    let out = nebula()
-        .args(["build", "-f"])
-        .arg(repo().join(PROBES))
-        .output()
-        .expect("run nebula build");
-    assert!(
-        out.status.success(),
-        "nebula build -f {PROBES} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nebula_build(PROBES);
     let manifest = nebula::manifest::Manifest::load(&repo().join(PROBES)).unwrap();
     nebula::app::App::load(
         manifest,

@@ -32,16 +32,7 @@ pub fn build_guests() {
             "host/tests/apps/limits.toml",
             "host/tests/apps/spin-hog.toml",
         ] {
-            let out = nebula()
-                .args(["build", "-f"])
-                .arg(repo().join(manifest))
-                .output()
-                .expect("run nebula build");
-            assert!(
-                out.status.success(),
-                "nebula build -f {manifest} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            nebula_build(manifest);
         }
     });
 }
@@ -55,18 +46,23 @@ pub fn build_spin_guests() {
             "guests/spin-compat/sdk-v7/spin.toml",
             "examples/academemes-spin/spin.toml",
         ] {
-            let out = nebula()
-                .args(["build", "-f"])
-                .arg(repo().join(manifest))
-                .output()
-                .expect("run nebula build");
-            assert!(
-                out.status.success(),
-                "nebula build -f {manifest} failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            nebula_build(manifest);
         }
     });
+}
+
+/// `nebula build -f MANIFEST` (relative to the repository), which must succeed.
+pub fn nebula_build(manifest: &str) {
+    let out = nebula()
+        .args(["build", "-f"])
+        .arg(repo().join(manifest))
+        .output()
+        .expect("run nebula build");
+    assert!(
+        out.status.success(),
+        "nebula build -f {manifest} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub struct Server {
