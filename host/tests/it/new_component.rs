@@ -151,32 +151,65 @@ fn new_refuses_a_taken_name_or_route_and_changes_nothing() {
     );
 }
 
-/// `nebula new LANG NAME` in a fresh app, then `nebula up` builds it
-/// (installing the language's toolchain into the app first) and serves it.
-fn served_at_once(lang: &str, name: &str, body: &str) {
+/// `nebula new LANG NAME` in a fresh app, then `nebula up --watch` builds it
+/// (installing the language's toolchain into the app first) and serves it;
+/// an edit to its source is rebuilt and swapped in by the same process.
+fn served_at_once_and_swapped(lang: &str, name: &str, source: &str, body: &str) {
     let app = tempfile::tempdir().unwrap();
     new(app.path(), &[lang, name]);
-    let up = Up::start(app.path(), &[]);
+    let up = Up::start(app.path(), &["--watch"]);
     let r = up.get(&format!("/{name}"));
     assert_eq!(r.status, 200, "{}", up.log());
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     assert_eq!(r.text(), body);
+
+    let file = app.path().join(name).join(source);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = text.replace("a pure function in", "edited under --watch, in");
+    assert_ne!(edited, text);
+    std::fs::write(&file, edited).unwrap();
+    let want = body.replace("a pure function in", "edited under --watch, in");
+    let started = std::time::Instant::now();
+    loop {
+        let r = up.get(&format!("/{name}"));
+        assert_eq!(
+            r.status,
+            200,
+            "a request failed during the swap: {}",
+            up.log()
+        );
+        if r.text() == want {
+            break;
+        }
+        assert_eq!(r.text(), body);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(300),
+            "the edit was not swapped in:\n{}",
+            up.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(up
+        .log()
+        .contains("rebuilt; new requests get the new version"));
 }
 
 #[test]
-fn a_new_python_component_is_served_at_once() {
-    served_at_once(
+fn a_new_python_component_is_served_at_once_and_swapped_when_edited() {
+    served_at_once_and_swapped(
         "python",
         "hello-py",
+        "app.py",
         "Hello from hello-py, a pure function in Python!\n",
     );
 }
 
 #[test]
-fn a_new_js_component_is_served_at_once() {
-    served_at_once(
+fn a_new_js_component_is_served_at_once_and_swapped_when_edited() {
+    served_at_once_and_swapped(
         "js",
         "hello-js",
+        "app.js",
         "Hello from hello-js, a pure function in JavaScript!\n",
     );
 }
