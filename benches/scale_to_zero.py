@@ -192,6 +192,20 @@ def idle(idle_secs, trim_after, keep_code=False):
         after = log[log.rfind("idle: trimming memory"):]
         reload_us = [int(x) for x in
                      re.findall(r"loaded component=\S+ origin=\w+ elapsed_us=(\d+)", after)[:1]]
+        # A second idle period: what the trim keeps once requests have run
+        # since the first one.
+        deadline = time.time() + trim_after + 10
+        while s.log().count("idle: trimming memory") < 2:
+            if time.time() > deadline:
+                raise RuntimeError("no second idle trim")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        second = s.sample()
+        _, after_second = get(s.port, "/memes/3")
+        log = s.log()
+        after = log[log.rfind("idle: trimming memory"):]
+        reload2_us = [int(x) for x in
+                      re.findall(r"loaded component=\S+ origin=\w+ elapsed_us=(\d+)", after)[:1]]
     finally:
         s.stop()
     return {
@@ -208,6 +222,9 @@ def idle(idle_secs, trim_after, keep_code=False):
         "first_request_after_trim_ms": round(after_trim * 1000, 2),
         "steady_request_median_ms": round(statistics.median(steady) * 1000, 2),
         "server_reload_after_trim_us": reload_us,
+        "rss_kib_after_second_trim": second["rss_kib"],
+        "first_request_after_second_trim_ms": round(after_second * 1000, 2),
+        "server_reload_after_second_trim_us": reload2_us,
     }
 
 
