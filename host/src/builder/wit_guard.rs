@@ -3,9 +3,10 @@
 //! `import jco:node/…` to the world and writes a `deps/` folder beside it.
 //! The build fails anyway, and the changed WIT then breaks every other
 //! component built from it (componentize-py reports a missing
-//! `wit_world.imports.types`), far from the cause. So a jco build's WIT is
-//! kept as it was found: any change is undone and reported as the build's
-//! error, naming what jco added.
+//! `wit_world.imports.types`), far from the cause. So what jco adds to a
+//! build's WIT is undone and reported as the build's error. Only that: lines
+//! importing `jco:` and files under `deps/jco-*`; any other change (someone
+//! editing the WIT while `nebula up --watch` builds) is left as it is.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,20 +20,18 @@ pub struct WitGuard {
     files: BTreeMap<PathBuf, Vec<u8>>,
 }
 
-/// What a build changed in its WIT, after it was put back.
+/// What jco added to the WIT, after it was taken out again.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Undone {
-    /// Files it wrote that were not there, relative to the WIT root.
+    /// Files it wrote under `deps/jco-*`, relative to the WIT root.
     pub added_files: Vec<PathBuf>,
-    /// Lines it added to files that were there.
+    /// `jco:` imports it added to files that were there.
     pub added_lines: Vec<String>,
-    /// Files it changed or removed in other ways.
-    pub changed_files: Vec<PathBuf>,
 }
 
 impl Undone {
     pub fn is_empty(&self) -> bool {
-        self.added_files.is_empty() && self.added_lines.is_empty() && self.changed_files.is_empty()
+        self.added_files.is_empty() && self.added_lines.is_empty()
     }
 }
 
@@ -42,14 +41,13 @@ impl std::fmt::Display for Undone {
         if !self.added_lines.is_empty() {
             parts.push(format!("added `{}`", self.added_lines.join("`, `")));
         }
-        for (verb, files) in [
-            ("wrote", &self.added_files),
-            ("changed", &self.changed_files),
-        ] {
-            if !files.is_empty() {
-                let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-                parts.push(format!("{verb} {}", names.join(", ")));
-            }
+        if !self.added_files.is_empty() {
+            let names: Vec<String> = self
+                .added_files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            parts.push(format!("wrote {}", names.join(", ")));
         }
         f.write_str(&parts.join("; "))
     }
@@ -88,45 +86,45 @@ impl WitGuard {
         Some(WitGuard { root, files })
     }
 
-    /// Puts the WIT back as it was and says what had changed.
+    /// Takes out what jco added and says what it was.
     pub fn restore(self) -> Result<Undone> {
         let mut undone = Undone::default();
-        let mut now = Vec::new();
-        let mut new_dirs = Vec::new();
+        let mut added_dirs = Vec::new();
         for entry in WalkDir::new(&self.root).contents_first(true) {
             let entry = entry.with_context(|| format!("reading {}", self.root.display()))?;
-            let path = entry.path().to_path_buf();
-            if entry.file_type().is_dir() {
-                if path != self.root && !self.files.keys().any(|f| f.starts_with(&path)) {
-                    new_dirs.push(path);
-                }
-            } else {
-                now.push(path);
-            }
-        }
-        for path in now {
-            if self.files.contains_key(&path) {
+            let path = entry.path();
+            let rel = self.relative(path);
+            if !is_jco_dependency(&rel) || self.files.contains_key(path) {
                 continue;
             }
-            std::fs::remove_file(&path)
-                .with_context(|| format!("removing {}, which the build added", path.display()))?;
-            undone.added_files.push(self.relative(&path));
+            if entry.file_type().is_dir() {
+                added_dirs.push(path.to_path_buf());
+            } else {
+                std::fs::remove_file(path)
+                    .with_context(|| format!("removing {}, which jco added", path.display()))?;
+                undone.added_files.push(rel);
+            }
         }
-        // Deepest first (contents_first), so a folder is empty when removed.
-        for dir in new_dirs {
-            std::fs::remove_dir(&dir)
-                .with_context(|| format!("removing {}, which the build added", dir.display()))?;
+        // Deepest first (contents_first); a folder that also holds something
+        // else stays.
+        for dir in added_dirs {
+            let _ = std::fs::remove_dir(&dir);
+        }
+        let deps = self.root.join("deps");
+        if !self.files.keys().any(|f| f.starts_with(&deps)) {
+            let _ = std::fs::remove_dir(&deps);
         }
         for (path, before) in &self.files {
-            let after = std::fs::read(path).ok();
-            if after.as_deref() == Some(before.as_slice()) {
+            let Ok(after) = std::fs::read(path) else {
                 continue;
-            }
-            std::fs::write(path, before)
-                .with_context(|| format!("putting back {}", path.display()))?;
-            match after.as_deref().and_then(|a| added_lines(before, a)) {
-                Some(lines) => undone.added_lines.extend(lines),
-                None => undone.changed_files.push(self.relative(path)),
+            };
+            match added_lines(before, &after) {
+                Some(lines) if !lines.is_empty() && lines.iter().all(|l| l.contains("jco:")) => {
+                    std::fs::write(path, before)
+                        .with_context(|| format!("putting back {}", path.display()))?;
+                    undone.added_lines.extend(lines);
+                }
+                _ => {}
             }
         }
         Ok(undone)
@@ -141,6 +139,13 @@ impl WitGuard {
                 .map_or_else(|| path.to_path_buf(), PathBuf::from),
         }
     }
+}
+
+/// Whether `rel` (relative to the WIT root) is in a dependency folder jco
+/// writes: `deps/jco-…`.
+fn is_jco_dependency(rel: &Path) -> bool {
+    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy());
+    parts.next().as_deref() == Some("deps") && parts.next().is_some_and(|d| d.starts_with("jco-"))
 }
 
 /// The lines `after` adds to `before`, when that is all that changed (comments
@@ -224,7 +229,6 @@ mod tests {
             undone.added_files,
             [PathBuf::from("deps/jco-node-0.1.0/tty.wit")]
         );
-        assert!(undone.changed_files.is_empty());
         assert_eq!(
             undone.to_string(),
             "added `import jco:node/tty@0.1.0;`; wrote deps/jco-node-0.1.0/tty.wit"
@@ -232,20 +236,41 @@ mod tests {
     }
 
     #[test]
-    fn an_untouched_wit_is_nothing_to_undo_and_other_changes_are_named() {
+    fn an_untouched_wit_is_nothing_to_undo_and_other_edits_are_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let wit = dir.path().join("w.wit");
         std::fs::write(&wit, "world w {\n  export f: func();\n}\n").unwrap();
         let guard = WitGuard::before("jco componentize a.js --wit=w.wit", dir.path()).unwrap();
         assert!(guard.restore().unwrap().is_empty());
 
+        // Someone edits the WIT while a build runs: not jco's doing, kept.
         let guard = WitGuard::before("jco componentize a.js --wit=w.wit", dir.path()).unwrap();
-        std::fs::write(&wit, "world w {}\n").unwrap();
+        let edited = "world w {\n  import g: func();\n  export f: func();\n}\n";
+        std::fs::write(&wit, edited).unwrap();
+        assert!(guard.restore().unwrap().is_empty());
+        assert_eq!(std::fs::read_to_string(&wit).unwrap(), edited);
+    }
+
+    #[test]
+    fn only_jco_dependencies_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let wit = dir.path().join("wit");
+        std::fs::create_dir_all(wit.join("deps/cli")).unwrap();
+        std::fs::write(wit.join("world.wit"), "world w {}\n").unwrap();
+        let guard = WitGuard::before("jco componentize a.js -w wit", dir.path()).unwrap();
+        std::fs::write(wit.join("deps/cli/new.wit"), "package a:b;\n").unwrap();
+        std::fs::create_dir_all(wit.join("deps/jco-node-0.1.0")).unwrap();
+        std::fs::write(
+            wit.join("deps/jco-node-0.1.0/tty.wit"),
+            "package jco:node;\n",
+        )
+        .unwrap();
         let undone = guard.restore().unwrap();
-        assert_eq!(undone.changed_files, [PathBuf::from("w.wit")]);
         assert_eq!(
-            std::fs::read_to_string(&wit).unwrap(),
-            "world w {\n  export f: func();\n}\n"
+            undone.added_files,
+            [PathBuf::from("deps/jco-node-0.1.0/tty.wit")]
         );
+        assert!(!wit.join("deps/jco-node-0.1.0").exists());
+        assert!(wit.join("deps/cli/new.wit").exists());
     }
 }
