@@ -96,24 +96,21 @@ fn malformed_http_gets_a_4xx_or_a_closed_connection_and_the_host_keeps_serving()
     assert_eq!(memes, total);
 }
 
-#[test]
-fn host_header_problems_are_400() {
-    let mut s = Server::start("app.toml", &[]);
-    for (what, bytes) in [
-        (
-            "HTTP/1.1 without Host",
-            &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
-        ),
+/// A missing, repeated or invalid `Host` gets 400 on `s`, which goes on
+/// serving `path`; HTTP/1.0 without Host and an empty Host are served.
+fn host_header_problems_are_400_on(mut s: Server, path: &str) {
+    for (what, head) in [
+        ("HTTP/1.1 without Host", "HTTP/1.1\r\nConnection: close"),
         (
             "two Host headers",
-            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close",
         ),
         (
             "a Host that is not host[:port]",
-            b"GET / HTTP/1.1\r\nHost: a b/c\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1\r\nHost: a b/c\r\nConnection: close",
         ),
     ] {
-        let answer = raw(&s, bytes);
+        let answer = raw(&s, format!("GET {path} {head}\r\n\r\n").as_bytes());
         assert_eq!(
             status_of(&answer),
             Some(400),
@@ -124,13 +121,31 @@ fn host_header_problems_are_400() {
             String::from_utf8_lossy(&answer).contains("Host header"),
             "{what}: the page says why"
         );
-        still_serving(&mut s, "/", what);
+        still_serving(&mut s, path, what);
     }
-    // HTTP/1.0 needs no Host; an empty Host is allowed.
-    let answer = raw(&s, b"GET / HTTP/1.0\r\n\r\n");
+    let answer = raw(&s, format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes());
     assert_eq!(status_of(&answer), Some(200));
-    let answer = raw(&s, b"GET / HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n");
+    let answer = raw(
+        &s,
+        format!("GET {path} HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
     assert_eq!(status_of(&answer), Some(200));
+}
+
+#[test]
+fn host_header_problems_are_400() {
+    host_header_problems_are_400_on(Server::start("app.toml", &[]), "/");
+}
+
+#[test]
+fn host_header_problems_are_400_for_spin_apps_too() {
+    crate::support::build_spin_guests();
+    let s = Server::start_spin(
+        "guests/spin-compat/sdk-v5/spin.toml",
+        &[],
+        &[("SPIN_VARIABLE_API_KEY", "k")],
+    );
+    host_header_problems_are_400_on(s, "/vars");
 }
 
 #[test]
