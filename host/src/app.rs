@@ -256,9 +256,8 @@ impl App {
     /// Gives memory back: drops the components (and with them their memory
     /// images in the instance pool's warm slots), idle database connections
     /// and free heap pages, and (unless `trim_code` is off) pages out the
-    /// binary's code. The engine and
-    /// its pool's reservations stay: making them again cost the first
-    /// request after a trim 2–3 ms. The next request loads its own
+    /// binary's code. The engine and its pool's reservations stay: making
+    /// them again cost the first request after a trim 2–3 ms. The next request loads its own
     /// component from the compile cache, the others when next asked for.
     pub fn trim(&self) {
         self.runtime.unload_components();
@@ -378,8 +377,10 @@ impl App {
         let max_response = limits
             .max_response_bytes
             .unwrap_or(self.manifest.limits.max_response_bytes);
-        let runtime = &self.runtime;
-        let component = match runtime.component(&self.manifest, &self.opts, route_idx) {
+        let component = match self
+            .runtime
+            .component(&self.manifest, &self.opts, route_idx)
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(request = id, "cannot load the component: {e:#}");
@@ -423,7 +424,7 @@ impl App {
         };
 
         let out = match component
-            .call(&runtime.deadlines, timeout, max_memory, wit_req, data)
+            .call(&self.runtime.deadlines, timeout, max_memory, wit_req, data)
             .await
         {
             Ok(out) => out,

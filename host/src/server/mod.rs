@@ -115,6 +115,13 @@ pub async fn serve<S: Service>(
                     let activity = activity.clone();
                     async move {
                         let _busy = activity.begin();
+                        // Malformed whatever the app: no component sees a
+                        // request whose authority is missing or ambiguous.
+                        if let Some(problem) =
+                            crate::convert::host_problem(req.version(), req.headers())
+                        {
+                            return Ok(pages::bad_request(problem).map(full_body));
+                        }
                         Ok::<_, Infallible>(app.call(req, peer).await)
                     }
                 });
@@ -183,9 +190,6 @@ impl Service for App {
 }
 
 async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Bytes> {
-    if let Some(problem) = crate::convert::host_problem(req.version(), req.headers()) {
-        return pages::bad_request(problem);
-    }
     let limit = app.manifest.limits.max_body_bytes;
     let declared = content_length(req.headers());
     let body_timeout = std::time::Duration::from_millis(app.manifest.limits.body_read_timeout_ms);

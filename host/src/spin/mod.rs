@@ -240,12 +240,6 @@ impl SpinApp {
         mut req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<Body> {
-        // Spin 3.6 closes the connection on an HTTP/1.1 request without
-        // Host and serves one with two; both are malformed (RFC 9112), and
-        // the guest would see a made-up authority in its URL.
-        if let Some(problem) = crate::convert::host_problem(req.version(), req.headers()) {
-            return pages::bad_request(problem).map(crate::server::full_body);
-        }
         let path = req.uri().path().to_string();
         let Some(m) = self.router.route(&path) else {
             return pages::not_found(&path).map(crate::server::full_body);

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use rusqlite::Connection;
 
-use crate::support::{build_guests, nebula, nebula_build, repo, Server};
+use crate::support::{build_guests, nebula, nebula_build, repo, succeeded, Server};
 
 const LANGS: &str = "host/tests/apps/langs.toml";
 
@@ -379,17 +379,7 @@ fn the_same_function_in_three_languages_answers_alike() {
 #[test]
 fn check_lists_and_accepts_what_python_and_javascript_components_import() {
     build_langs();
-    let out = nebula()
-        .args(["check", "-f"])
-        .arg(repo().join(LANGS))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "check failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(nebula().args(["check", "-f"]).arg(repo().join(LANGS)));
     assert_eq!(text.matches("ok: pure world").count(), 2, "{text}");
     let section = |name: &str| -> String {
         let start = text.find(&format!("component {name} (")).unwrap();

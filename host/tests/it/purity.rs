@@ -1,7 +1,7 @@
 //! A pure component reaches nothing: no files, environment, sockets or real
 //! clock; and `nebula check` lists what components import.
 
-use crate::support::{build_guests, nebula, repo, Server};
+use crate::support::{build_guests, nebula, repo, succeeded, Server};
 
 /// Every probe named here must have failed.
 fn assert_all_failed(v: &serde_json::Value, keys: &[&str]) {
@@ -235,17 +235,7 @@ fn same_request_seed_and_time_give_the_same_bytes() {
 #[test]
 fn check_lists_imports_and_rejects_an_escaping_component() {
     build_guests();
-    let out = nebula()
-        .args(["check", "-f"])
-        .arg(repo().join("app.toml"))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "check of app.toml failed:\n{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = succeeded(nebula().args(["check", "-f"]).arg(repo().join("app.toml")));
     for c in [
         "meme-list",
         "random-meme",

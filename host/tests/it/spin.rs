@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use crate::support::{agent, nebula, repo, Server};
+use crate::support::{agent, nebula, repo, succeeded, Server};
 
 const V5: &str = "guests/spin-compat/sdk-v5/spin.toml";
 const V7: &str = "guests/spin-compat/sdk-v7/spin.toml";
@@ -143,17 +143,11 @@ fn variables_come_from_the_environment_and_required_ones_must_be_set() {
     );
 
     // `check` validates the app; the value is the deployment's: it warns.
-    let out = nebula()
-        .env_remove("SPIN_VARIABLE_API_KEY")
-        .args(["check", "-f"])
-        .arg(repo().join(V5))
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{said}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let said = succeeded(
+        nebula()
+            .env_remove("SPIN_VARIABLE_API_KEY")
+            .args(["check", "-f"])
+            .arg(repo().join(V5)),
     );
     assert!(
         said.contains("warning: variable \"api_key\" is required and has no value here; `nebula up` needs SPIN_VARIABLE_API_KEY set"),
@@ -216,17 +210,11 @@ fn academemes_spin_lists_the_memes_like_the_pure_component() {
 #[test]
 fn check_lists_each_spin_components_imports_and_what_it_was_granted() {
     crate::support::build_spin_guests();
-    let out = nebula()
-        .args(["check", "-f"])
-        .arg(repo().join("guests/spin-compat/sdk-v7/spin.toml"))
-        .env("SPIN_VARIABLE_API_KEY", "k")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = succeeded(
+        nebula()
+            .args(["check", "-f"])
+            .arg(repo().join("guests/spin-compat/sdk-v7/spin.toml"))
+            .env("SPIN_VARIABLE_API_KEY", "k"),
     );
     // The component with grants, and the private one without.
     let granted = text

@@ -53,16 +53,19 @@ pub fn build_spin_guests() {
 
 /// `nebula build -f MANIFEST` (relative to the repository), which must succeed.
 pub fn nebula_build(manifest: &str) {
-    let out = nebula()
-        .args(["build", "-f"])
-        .arg(repo().join(manifest))
-        .output()
-        .expect("run nebula build");
+    succeeded(nebula().args(["build", "-f"]).arg(repo().join(manifest)));
+}
+
+/// Runs `cmd`, which must succeed, and gives its standard output.
+pub fn succeeded(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run nebula");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "nebula build -f {manifest} failed:\n{}",
+        "{cmd:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
 }
 
 pub struct Server {
