@@ -310,52 +310,61 @@ fn javascript_search_escapes_what_people_typed() {
     assert!(html.contains("1 meme for “qwzxv”"), "{html}");
 }
 
-#[test]
-fn python_and_javascript_answers_are_a_function_of_request_seed_and_data() {
-    build_guests();
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = nebula::manifest::Manifest::load(&repo().join("app.toml")).unwrap();
-    let app = nebula::app::App::load(
+/// The app of `manifest` (relative to the repository), loaded in-process
+/// with its database in `dir` and the tests' compile cache.
+fn in_process(manifest: &str, dir: &std::path::Path) -> nebula::app::App {
+    let manifest = nebula::manifest::Manifest::load(&repo().join(manifest)).unwrap();
+    nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
-            database: Some(dir.path().join("app.db")),
+            database: Some(dir.join("app.db")),
             cache_dir: Some(repo().join("target/nebula-test-cache")),
             ..Default::default()
         },
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// `GET uri` on `app` with the given seed and time.
+fn get_with(
+    app: &nebula::app::App,
+    uri: &str,
+    seed: u64,
+    now_ms: u64,
+) -> nebula::app::HttpResponse {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let get = |uri: &str| {
-        http::Request::builder()
-            .uri(uri)
-            .body(bytes::Bytes::new())
-            .unwrap()
-    };
-    rt.block_on(async {
-        for uri in [
-            "/stats",
-            "/api/search?q=review",
-            "/search?q=deadline",
-            "/search",
-        ] {
-            let a = app.handle_with(get(uri), 7, 1_790_000_000_000).await;
-            let b = app.handle_with(get(uri), 7, 1_790_000_000_000).await;
-            assert_eq!(a.status(), 200, "{uri}");
-            assert!(a.body().len() > 200, "{uri}: {:?}", a.body());
-            assert_eq!(
-                a.body(),
-                b.body(),
-                "{uri}: same request, seed and data, different bytes"
-            );
-            // Neither uses the seed or the clock: another seed and time give
-            // the same page.
-            let c = app.handle_with(get(uri), 8, 1_800_000_000_000).await;
-            assert_eq!(a.body(), c.body(), "{uri}");
-        }
-    });
+    let req = http::Request::get(uri).body(bytes::Bytes::new()).unwrap();
+    rt.block_on(app.handle_with(req, seed, now_ms))
+}
+
+#[test]
+fn python_and_javascript_answers_are_a_function_of_request_seed_and_data() {
+    build_guests();
+    let dir = tempfile::tempdir().unwrap();
+    let app = in_process("app.toml", dir.path());
+    for uri in [
+        "/stats",
+        "/api/search?q=review",
+        "/search?q=deadline",
+        "/search",
+    ] {
+        let a = get_with(&app, uri, 7, 1_790_000_000_000);
+        let b = get_with(&app, uri, 7, 1_790_000_000_000);
+        assert_eq!(a.status(), 200, "{uri}");
+        assert!(a.body().len() > 200, "{uri}: {:?}", a.body());
+        assert_eq!(
+            a.body(),
+            b.body(),
+            "{uri}: same request, seed and data, different bytes"
+        );
+        // Neither uses the seed or the clock: another seed and time give
+        // the same page.
+        let c = get_with(&app, uri, 8, 1_800_000_000_000);
+        assert_eq!(a.body(), c.body(), "{uri}");
+    }
 }
 
 #[test]
@@ -528,31 +537,11 @@ fn the_page_frame_is_the_same_in_rust_python_and_javascript() {
     assert!(frames[0].0.contains("href=\"/stats\""), "{}", frames[0].0);
 }
 
-/// The probes of host/tests/apps/lang-probes.toml, served in-process with a
-/// given seed and time; each answers what it could reach, as JSON.
+/// What a probe of host/tests/apps/lang-probes.toml could reach, as JSON.
 fn probe(app: &nebula::app::App, path: &str, seed: u64, now_ms: u64) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let req = http::Request::get(path).body(bytes::Bytes::new()).unwrap();
-    let r = rt.block_on(app.handle_with(req, seed, now_ms));
+    let r = get_with(app, path, seed, now_ms);
     assert_eq!(r.status(), 200, "{path}: {:?}", r.body());
     serde_json::from_slice(r.body()).unwrap()
-}
-
-fn probes_app(dir: &std::path::Path) -> nebula::app::App {
-    nebula_build(PROBES);
-    let manifest = nebula::manifest::Manifest::load(&repo().join(PROBES)).unwrap();
-    nebula::app::App::load(
-        manifest,
-        nebula::app::AppOptions {
-            database: Some(dir.join("probes.db")),
-            cache_dir: Some(repo().join("target/nebula-test-cache")),
-            ..Default::default()
-        },
-    )
-    .unwrap()
 }
 
 const PROBES: &str = "host/tests/apps/lang-probes.toml";
@@ -566,8 +555,9 @@ fn assert_failed(v: &serde_json::Value, keys: &[&str]) {
 
 #[test]
 fn python_and_javascript_reach_no_files_sockets_environment_clock_or_entropy_of_their_own() {
+    nebula_build(PROBES);
     let dir = tempfile::tempdir().unwrap();
-    let app = probes_app(dir.path());
+    let app = in_process(PROBES, dir.path());
     let now_ms = 1_790_000_000_123;
 
     let py = probe(&app, "/py", 7, now_ms);
