@@ -90,6 +90,8 @@ def cold_start(rounds, empty_cache):
     cache = os.path.join(tmp, "cache")
     if not empty_cache:
         shutil.copytree(os.path.join(ROOT, "target", "nebula-bench-cache"), cache, dirs_exist_ok=True)
+        # Entries are sealed with the key kept beside the folder: copy it too.
+        shutil.copy2(os.path.join(ROOT, "target", "nebula-bench-cache.key"), cache + ".key")
     l = Launcher(cache, os.path.join(tmp, "app.db"), ["--idle-exit", "0.2"])
     times = []
     try:

@@ -6,6 +6,7 @@ mod support;
 mod backpressure;
 mod bad_input;
 mod crash;
+mod deploy;
 mod errors;
 mod isolation;
 mod languages;

@@ -1,0 +1,510 @@
+//! The on-disk compile cache. A component is compiled once; later starts map
+//! the precompiled file instead of compiling. Entries are keyed by the
+//! component's SHA-256, the engine's compatibility hash (settings, target)
+//! and wasmtime's version.
+//!
+//! An entry is native code that runs without being compiled again, so the
+//! cache trusts nothing it did not write itself: the folder is private to
+//! this user ([`trust`]), and every entry carries a seal, an HMAC under a key
+//! kept outside the folder ([`seal`]). An entry whose seal does not verify —
+//! corrupt, stale, or written by someone else — is deleted and rebuilt,
+//! never mapped.
+//!
+//! Hashing is what a start from the cache would spend its time on (an 18 MB
+//! Python component compiles to 35 MB), so a verified file's stamp (inode,
+//! size, modification and change times) is kept under the seal too: a file
+//! that still has it is not read again. Restoring a file's modification time
+//! after writing it does not restore its change time (only the kernel sets
+//! that), so an edited entry is always read and checked in full.
+
+mod seal;
+mod trust;
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::Engine;
+
+use seal::{hex, SealKey};
+
+/// Where a loaded component came from; logged so a cache hit is observable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Cache,
+    Compiled,
+    /// Compiled because the cached entry failed its checks.
+    Recompiled,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompileCache {
+    dir: Option<PathBuf>,
+}
+
+/// A cache folder that passed its checks, with its key.
+struct Opened<'a> {
+    dir: &'a Path,
+    key: SealKey,
+}
+
+impl CompileCache {
+    pub fn new(dir: Option<PathBuf>) -> Self {
+        CompileCache { dir }
+    }
+
+    pub fn disabled() -> Self {
+        CompileCache { dir: None }
+    }
+
+    /// The folder, made private, and its key; `None` (and a warning) when
+    /// it cannot be trusted, in which case components are compiled in memory.
+    fn open(&self) -> Option<Opened<'_>> {
+        let dir = self.dir.as_deref()?;
+        let opened = trust::private_dir(dir).and_then(|()| SealKey::for_cache(dir));
+        match opened {
+            Ok(key) => Some(Opened { dir, key }),
+            Err(e) => {
+                tracing::warn!("not using the compile cache: {e:#}");
+                None
+            }
+        }
+    }
+
+    pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<(Component, Origin)> {
+        let read = || {
+            std::fs::read(wasm_path)
+                .with_context(|| format!("cannot read component {}", wasm_path.display()))
+        };
+        if self.dir.is_some() {
+            // Before the folder is made: a mistake costs nothing on disk.
+            super::wasm_kind::expect_component(&head(wasm_path)?, wasm_path)?;
+        }
+        let Some(cache) = self.open() else {
+            let bytes = read()?;
+            super::wasm_kind::expect_component(&bytes, wasm_path)?;
+            return Ok((compile(engine, &bytes, wasm_path)?, Origin::Compiled));
+        };
+        let mut bytes = None;
+        let digest = match Stamp::of(wasm_path).and_then(|s| cache.remembered_digest(wasm_path, &s))
+        {
+            Some(d) => d,
+            None => {
+                let b = read()?;
+                let d = hex(&Sha256::digest(&b));
+                cache.remember_digest(wasm_path, &d);
+                bytes = Some(b);
+                d
+            }
+        };
+        let entry = cache.dir.join(format!("{}.cwasm", key(engine, &digest)));
+        let seal_file = entry.with_extension("cwasm.seal");
+        let mut origin = Origin::Compiled;
+        if std::fs::symlink_metadata(&entry).is_ok() {
+            match cache.verified(&entry, &seal_file) {
+                // SAFETY: the entry carries a seal only this host can make,
+                // made when `precompile_component` of an engine with the same
+                // compatibility hash wrote it, and nobody else can replace it
+                // in the private folder before it is mapped.
+                Ok(()) => match unsafe { Component::deserialize_file(engine, &entry) } {
+                    Ok(c) => return Ok((c, Origin::Cache)),
+                    Err(e) => {
+                        tracing::warn!(entry = %entry.display(), "cached component rejected ({e:#}); recompiling")
+                    }
+                },
+                Err(why) => {
+                    tracing::warn!(entry = %entry.display(), "cached component refused: {why}; recompiling")
+                }
+            }
+            let _ = std::fs::remove_file(&entry);
+            let _ = std::fs::remove_file(&seal_file);
+            origin = Origin::Recompiled;
+        }
+        let bytes = match bytes {
+            Some(b) => b,
+            None => read()?,
+        };
+        let compiled = engine
+            .precompile_component(&bytes)
+            .map_err(anyhow::Error::from)
+            .with_context(|| {
+                format!(
+                    "{} is not a valid WebAssembly component",
+                    wasm_path.display()
+                )
+            })?;
+        if let Err(e) = cache.store(&entry, &seal_file, &compiled) {
+            tracing::warn!(dir = %cache.dir.display(), "cannot write the compile cache: {e:#}");
+        }
+        // SAFETY: `compiled` was produced by this engine just above.
+        let component = unsafe { Component::deserialize(engine, &compiled) }?;
+        Ok((component, origin))
+    }
+}
+
+fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> Result<Component> {
+    Component::from_binary(engine, bytes)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("{} is not a valid WebAssembly component", path.display()))
+}
+
+/// `digest`: the component's SHA-256 in hex.
+fn key(engine: &Engine, digest: &str) -> String {
+    let mut h = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!(
+        "{}-wasmtime{}-{:016x}",
+        &digest[..32],
+        wasmtime_version(),
+        h.finish()
+    )
+}
+
+/// The first bytes of a file: enough to tell a component from anything else.
+fn head(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(8);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut buf))
+        .with_context(|| format!("cannot read component {}", path.display()))?;
+    Ok(buf)
+}
+
+/// What identifies one version of a file without reading it. The change
+/// time is in it because nobody but the kernel can set it back.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp(String);
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp(format!(
+            "{} {} {}.{:09} {}.{:09} {}",
+            m.dev(),
+            m.ino(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.len()
+        )))
+    }
+}
+
+impl Opened<'_> {
+    /// Where the digest of the source at `path` is remembered.
+    fn digest_file(&self, path: &Path) -> (PathBuf, String) {
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let id = hex(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..16]);
+        (self.dir.join("sources").join(&id), id)
+    }
+
+    /// The source's digest, if it was hashed before and has not changed
+    /// since, and the record of it is sealed.
+    fn remembered_digest(&self, path: &Path, stamp: &Stamp) -> Option<String> {
+        let (file, id) = self.digest_file(path);
+        let text = String::from_utf8(trust::read_trusted(&file)?).ok()?;
+        let mut lines = text.lines();
+        let (digest, seen, seal) = (lines.next()?, lines.next()?, lines.next()?);
+        let sealed = self.key.verify(
+            &[b"source", id.as_bytes(), digest.as_bytes(), seen.as_bytes()],
+            seal,
+        );
+        (sealed && seen == stamp.0 && digest.len() == 64).then(|| digest.to_string())
+    }
+
+    fn remember_digest(&self, path: &Path, digest: &str) {
+        let Some(stamp) = Stamp::of(path) else { return };
+        let (file, id) = self.digest_file(path);
+        let seal = self.key.seal(&[
+            b"source",
+            id.as_bytes(),
+            digest.as_bytes(),
+            stamp.0.as_bytes(),
+        ]);
+        let write = || -> Result<()> {
+            let parent = file.parent().expect("a file in sources/");
+            trust::private_dir(parent)?;
+            trust::write_private(&file, format!("{digest}\n{}\n{seal}\n", stamp.0).as_bytes())
+        };
+        if let Err(e) = write() {
+            tracing::debug!(file = %file.display(), "cannot remember a component's digest: {e:#}");
+        }
+    }
+
+    /// Whether `entry` may be mapped: a file of this user's that nobody else
+    /// may write, whose seal verifies. The seal file's second line is the
+    /// entry's stamp when it was last checked in full, sealed on the third:
+    /// if the entry still has it, it is not read again.
+    fn verified(&self, entry: &Path, seal_file: &Path) -> Result<(), String> {
+        if let Some(why) = trust::untrusted(entry) {
+            return Err(why);
+        }
+        let text = trust::read_trusted(seal_file)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or("it has no seal this host can read")?;
+        let mut lines = text.lines();
+        let entry_seal = lines.next().unwrap_or_default();
+        let name = entry.file_name().unwrap_or_default().as_encoded_bytes();
+        if let (Some(seen), Some(stamp_seal), Some(now)) =
+            (lines.next(), lines.next(), Stamp::of(entry))
+        {
+            let parts: [&[u8]; 4] = [b"checked", name, entry_seal.as_bytes(), seen.as_bytes()];
+            if seen == now.0 && self.key.verify(&parts, stamp_seal) {
+                return Ok(());
+            }
+        }
+        let actual = self
+            .key
+            .seal_file(entry)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if !seal::same(&actual, entry_seal) {
+            return Err("its seal does not match (corrupt, or not written by this host)".into());
+        }
+        // Best effort: without it the next start reads the entry again.
+        let _ = self.write_seal(entry, seal_file, &actual);
+        Ok(())
+    }
+
+    fn write_seal(&self, entry: &Path, seal_file: &Path, entry_seal: &str) -> Result<()> {
+        let stamp = Stamp::of(entry).map(|s| s.0).unwrap_or_default();
+        let name = entry.file_name().unwrap_or_default().as_encoded_bytes();
+        let stamp_seal =
+            self.key
+                .seal(&[b"checked", name, entry_seal.as_bytes(), stamp.as_bytes()]);
+        trust::write_private(
+            seal_file,
+            format!("{entry_seal}\n{stamp}\n{stamp_seal}\n").as_bytes(),
+        )
+    }
+
+    fn store(&self, entry: &Path, seal_file: &Path, compiled: &[u8]) -> Result<()> {
+        trust::write_private(entry, compiled)?;
+        self.write_seal(entry, seal_file, &self.key.seal_bytes(compiled))
+    }
+}
+
+fn wasmtime_version() -> &'static str {
+    // The crate version is part of the key so an upgrade never maps old code.
+    env!("NEBULA_WASMTIME_VERSION")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn remembered_hashes_never_serve_a_changed_file() {
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, wat::parse_str("(component)").unwrap()).unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+        // The entry was checked in full once, and its stamp kept, sealed.
+        let entry = entries(&dir).pop().unwrap();
+        let seal = std::fs::read_to_string(entry.with_extension("cwasm.seal")).unwrap();
+        assert_eq!(seal.lines().count(), 3, "{seal}");
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+
+        // Another component written to the same path: a new key, compiled.
+        std::fs::write(
+            &src,
+            wat::parse_str("(component (core module (func (export \"f\"))))").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
+        assert_eq!(entries(&dir).len(), 2);
+        // …and the first one again: its entry is still there.
+        std::fs::write(&src, wat::parse_str("(component)").unwrap()).unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+
+        // An entry written to after its stamp was kept is hashed again, and
+        // caught.
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Recompiled);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+    }
+
+    /// A component that exports nothing, and one that exports `f`: the
+    /// exports tell which code was really loaded.
+    fn two_components() -> (Vec<u8>, Vec<u8>) {
+        (
+            wat::parse_str("(component)").unwrap(),
+            wat::parse_str(
+                "(component (core module $m (func (export \"f\"))) (core instance $i (instantiate $m)) (func (export \"f\") (canon lift (core func $i \"f\"))))",
+            )
+            .unwrap(),
+        )
+    }
+
+    fn exports(engine: &Engine, c: &Component) -> usize {
+        c.component_type().exports(engine).count()
+    }
+
+    #[test]
+    fn a_byte_changed_in_an_entry_with_its_mtime_restored_is_recompiled() {
+        use std::io::{Seek, SeekFrom, Write};
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, two_components().0).unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+
+        // Same inode, same size, same modification time: only a byte and
+        // the change time differ. The byte is one that wasmtime itself
+        // does not check (the changed entry still deserializes), so only
+        // the cache's own check stands between it and running.
+        let entry = entries(&dir).pop().unwrap();
+        let mtime = std::fs::metadata(&entry).unwrap().modified().unwrap();
+        let original = std::fs::read(&entry).unwrap();
+        let flip = |at: usize| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&entry)
+                .unwrap();
+            f.seek(SeekFrom::Start(at as u64)).unwrap();
+            f.write_all(&[original[at] ^ 0x5a]).unwrap();
+            f.set_modified(mtime).unwrap();
+        };
+        let unflip = |at: usize| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&entry)
+                .unwrap();
+            f.seek(SeekFrom::Start(at as u64)).unwrap();
+            f.write_all(&original[at..at + 1]).unwrap();
+        };
+        let still_loads = (original.len() / 2..original.len()).step_by(7).find(|&at| {
+            flip(at);
+            // SAFETY: a test engine; the point is that this succeeds.
+            let ok = unsafe { Component::deserialize_file(&engine, &entry) }.is_ok();
+            if !ok {
+                unflip(at);
+            }
+            ok
+        });
+        assert!(
+            still_loads.is_some(),
+            "no byte found that wasmtime does not check"
+        );
+        std::fs::File::open(&entry)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(
+            std::fs::metadata(&entry).unwrap().modified().unwrap(),
+            mtime
+        );
+        assert_eq!(
+            std::fs::metadata(&entry).unwrap().len(),
+            original.len() as u64
+        );
+
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Recompiled);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+    }
+
+    #[test]
+    fn code_planted_with_a_matching_checksum_is_never_loaded() {
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let (ours, theirs) = two_components();
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, &ours).unwrap();
+        let (c, _) = cache.load(&engine, &src).unwrap();
+        assert_eq!(exports(&engine, &c), 0);
+
+        // Someone who can write the folder puts other compiled code under
+        // the entry's name, with every checksum a checksum could have.
+        let entry = entries(&dir).pop().unwrap();
+        let planted = engine.precompile_component(&theirs).unwrap();
+        std::fs::remove_file(&entry).unwrap();
+        std::fs::write(&entry, &planted).unwrap();
+        let sum = hex(&Sha256::digest(&planted));
+        std::fs::write(entry.with_extension("cwasm.sha256"), &sum).unwrap();
+        let stamp = Stamp::of(&entry).unwrap().0;
+        std::fs::write(
+            entry.with_extension("cwasm.seal"),
+            format!("{sum}\n{stamp}\n{sum}\n"),
+        )
+        .unwrap();
+
+        let (c, origin) = cache.load(&engine, &src).unwrap();
+        assert_eq!(origin, Origin::Recompiled);
+        assert_eq!(exports(&engine, &c), 0, "the planted code was loaded");
+    }
+
+    #[test]
+    fn an_entry_others_may_write_is_refused_and_the_folder_and_key_are_private() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, two_components().0).unwrap();
+        cache.load(&engine, &src).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        let key = seal::key_path(&dir);
+        assert!(
+            !key.starts_with(&dir),
+            "the key is outside the cache folder"
+        );
+        assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+
+        let entry = entries(&dir).pop().unwrap();
+        assert_eq!(std::fs::metadata(&entry).unwrap().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Recompiled);
+        assert_eq!(std::fs::metadata(&entry).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+
+        // A cache folder of another user is not used at all.
+        if trust::current_uid() == 0 {
+            std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+            assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_component_is_refused_before_any_hashing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(Some(tmp.path().join("cache")));
+        let src = tmp.path().join("m.wasm");
+        std::fs::write(&src, wat::parse_str("(module)").unwrap()).unwrap();
+        let e = cache
+            .load(&Engine::default(), &src)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("core WebAssembly module, not a component"),
+            "{e}"
+        );
+        assert!(!tmp.path().join("cache").exists(), "nothing was cached");
+    }
+}
