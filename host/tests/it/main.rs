@@ -18,6 +18,7 @@ mod shutdown;
 mod site;
 mod spin;
 mod spin_limits;
+mod spin_sandbox;
 mod submit;
 mod swap;
 mod votes;
