@@ -234,7 +234,13 @@ pub fn parse_component_limits(
         max_memory_mb: c.max_memory_mb(&raw.max_memory_mb)?,
         max_response_bytes: c.max_response_bytes(&raw.max_response_bytes)?,
         max_instance_reuse: c
-            .range(&raw.max_instance_reuse, "max_instance_reuse", 1, 1_000_000, "")?
+            .range(
+                &raw.max_instance_reuse,
+                "max_instance_reuse",
+                1,
+                1_000_000,
+                "",
+            )?
             .map(|n| n as usize),
     })
 }

@@ -99,8 +99,9 @@ impl MountedFiles {
             let tree = root.join(&c.id);
             std::fs::create_dir(&tree)
                 .with_context(|| format!("cannot create {}", tree.display()))?;
-            let placed = matched_files(base_dir, c)
-                .with_context(|| format!("{}: component.{}.files", manifest_file.display(), c.id))?;
+            let placed = matched_files(base_dir, c).with_context(|| {
+                format!("{}: component.{}.files", manifest_file.display(), c.id)
+            })?;
             let mut skipped = 0;
             for (src, dest) in placed {
                 if hidden.iter().any(|h| resolved(&src).starts_with(h)) {
@@ -246,10 +247,7 @@ fn matched_files(base: &Path, c: &SpinComponent) -> Result<Vec<(PathBuf, PathBuf
                         out.push((base.join(&rel), dest.join(inside)));
                     }
                 } else {
-                    bail!(
-                        "source {source:?} does not exist in {}",
-                        base.display()
-                    );
+                    bail!("source {source:?} does not exist in {}", base.display());
                 }
             }
         }
@@ -261,7 +259,10 @@ fn matched_files(base: &Path, c: &SpinComponent) -> Result<Vec<(PathBuf, PathBuf
 /// to `base`.
 fn files_under(base: &Path, dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         if entry.file_type().is_file() {
             out.push(relative(base, entry.path())?);
@@ -449,7 +450,12 @@ mod tests {
         );
         assert_eq!(
             tree_of(a.path(), &c),
-            ["/about.html", "/docs/guide.html", "/index.html", "/spin.toml"],
+            [
+                "/about.html",
+                "/docs/guide.html",
+                "/index.html",
+                "/spin.toml"
+            ],
             ".spin/ is the host's and never mounted"
         );
     }

@@ -355,8 +355,7 @@ fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<Spin
     for f in &c.files {
         files.push(match f {
             toml::Value::String(pattern) => {
-                super::files::check_relative("entry", pattern)
-                    .with_context(|| key.clone())?;
+                super::files::check_relative("entry", pattern).with_context(|| key.clone())?;
                 FileMount::Pattern(pattern.clone())
             }
             toml::Value::Table(t) => {
@@ -560,7 +559,10 @@ watch = ["src/**/*.rs"]
             w.contains("component.hello.colour is not a Spin component key"),
             "{w}"
         );
-        assert!(!w.contains("exclude_files"), "exclude_files is applied: {w}");
+        assert!(
+            !w.contains("exclude_files"),
+            "exclude_files is applied: {w}"
+        );
     }
 
     #[test]

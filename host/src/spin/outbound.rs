@@ -224,8 +224,7 @@ mod tests {
     #[test]
     fn internal_addresses_need_an_ip_or_cidr_entry() {
         let a = |entries: &[&str]| {
-            AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap()
+            AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
         };
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(!a(&["http://localhost:*"]).allows_address("http", lo, 80));
@@ -252,7 +251,12 @@ mod tests {
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["93.184.216.34", "172.32.0.1", "100.128.0.1", "2606:4700::1111"] {
+        for ip in [
+            "93.184.216.34",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }

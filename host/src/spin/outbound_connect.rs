@@ -58,10 +58,9 @@ pub async fn send(
     let between_bytes_timeout = opt(|o| o.between_bytes_timeout).max(Duration::from_nanos(1));
 
     let resolved = resolve(&host, port, connect_timeout).await?;
-    let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) =
-        resolved.into_iter().partition(|a| {
-            !is_internal(a.ip()) || allowed.allows_address(&scheme, a.ip(), port)
-        });
+    let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
+        .into_iter()
+        .partition(|a| !is_internal(a.ip()) || allowed.allows_address(&scheme, a.ip(), port));
     if passed.is_empty() {
         tracing::warn!(
             url = %uri,

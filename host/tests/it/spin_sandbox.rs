@@ -91,7 +91,10 @@ fn spin_files_mount_exactly_what_the_patterns_match() {
         s.log()
     );
     let cached = files_under(&cache);
-    assert!(!cached.is_empty(), "the components were compiled into the cache");
+    assert!(
+        !cached.is_empty(),
+        "the components were compiled into the cache"
+    );
     let cache_entry = format!("/.nebula/cache/{}", cached[0].display());
 
     let list = |component: &str| {
@@ -99,7 +102,8 @@ fn spin_files_mount_exactly_what_the_patterns_match() {
         assert_eq!(r.status, 200, "{}", s.log());
         r.text()
     };
-    let open = |component: &str, path: &str| -> Resp { s.get(&format!("/{component}/?open={path}")) };
+    let open =
+        |component: &str, path: &str| -> Resp { s.get(&format!("/{component}/?open={path}")) };
     let not_found = |component: &str, path: &str| {
         let r = open(component, path);
         assert_eq!(
@@ -135,7 +139,10 @@ fn spin_files_mount_exactly_what_the_patterns_match() {
         list("placed"),
         "/manual/drafts/secret.html\n/manual/guide.html"
     );
-    assert_eq!(open("placed", "/manual/guide.html").text(), "found 15 bytes");
+    assert_eq!(
+        open("placed", "/manual/guide.html").text(),
+        "found 15 bytes"
+    );
     not_found("placed", "/docs/guide.html");
     not_found("placed", "/spin.toml");
 
@@ -145,7 +152,10 @@ fn spin_files_mount_exactly_what_the_patterns_match() {
 
     // Even `**/*` does not reach the host's stores or compile cache.
     let everything = list("everything");
-    assert!(everything.lines().any(|l| l == "/spin.toml"), "{everything}");
+    assert!(
+        everything.lines().any(|l| l == "/spin.toml"),
+        "{everything}"
+    );
     assert!(
         !everything.contains("/.spin/") && !everything.contains("/.nebula/"),
         "{everything}"
@@ -188,7 +198,8 @@ impl Target {
                 let answer = if line.contains("/redirect") {
                     format!("HTTP/1.1 302 Found\r\nlocation: {location}\r\ncontent-length: 5\r\nconnection: close\r\n\r\nmoved")
                 } else {
-                    "HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong".to_string()
+                    "HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong"
+                        .to_string()
                 };
                 seen.lock().unwrap().push(line);
                 let _ = c.write_all(answer.as_bytes());
@@ -229,12 +240,16 @@ fn outbound_http_checks_the_address_it_connects_to_and_follows_no_redirect() {
     let r = fetch("by-name", &format!("http://localhost:{}/ping", target.port));
     assert_eq!(
         (r.status, r.text()),
-        (502, "error: HttpRequestDenied".to_string()),
+        (502, "error: ErrorCode::HttpRequestDenied".to_string()),
         "{}",
         s.log()
     );
     assert!(s.log().contains("internal addresses"), "{}", s.log());
-    assert_eq!(target.seen(), Vec::<String>::new(), "the target was reached");
+    assert_eq!(
+        target.seen(),
+        Vec::<String>::new(),
+        "the target was reached"
+    );
 
     // With the loopback address itself allowed, the same URL goes through.
     let r = fetch(
@@ -260,7 +275,11 @@ fn outbound_http_checks_the_address_it_connects_to_and_follows_no_redirect() {
     );
     assert_eq!(target.seen().len(), 2);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(landing.seen(), Vec::<String>::new(), "the redirect was followed");
+    assert_eq!(
+        landing.seen(),
+        Vec::<String>::new(),
+        "the redirect was followed"
+    );
 }
 
 fn requests_seen(r: &Resp) -> u64 {
@@ -276,13 +295,17 @@ fn max_instance_reuse_1_gives_each_wasi_p3_request_a_fresh_instance() {
     let a = agent();
     let get = |path: &str| Resp::from(a.get(s.url(path)).call().expect("GET"));
     // Reused: one instance's global counts several requests.
-    let shared: Vec<u64> = (0..5).map(|_| requests_seen(&get("/shared/count"))).collect();
+    let shared: Vec<u64> = (0..5)
+        .map(|_| requests_seen(&get("/shared/count")))
+        .collect();
     assert!(
         shared.iter().any(|&n| n > 1),
         "a WASI 0.3 instance is reused by default: {shared:?}"
     );
     // `max_instance_reuse = 1`: every request starts on a fresh instance.
-    let fresh: Vec<u64> = (0..5).map(|_| requests_seen(&get("/fresh/count"))).collect();
+    let fresh: Vec<u64> = (0..5)
+        .map(|_| requests_seen(&get("/fresh/count")))
+        .collect();
     assert_eq!(fresh, [1, 1, 1, 1, 1], "{}", s.log());
 }
 

@@ -43,11 +43,9 @@ impl wasip3::exports::http::handler::Guest for Reuse {
         if target.contains("/sleep") {
             monotonic_clock::wait_for(wait_ns).await;
         }
-        let headers = Fields::from_list(&[(
-            "x-requests-seen".to_string(),
-            seen.to_string().into_bytes(),
-        )])
-        .map_err(|_| ErrorCode::InternalError(Some("bad header".into())))?;
+        let headers =
+            Fields::from_list(&[("x-requests-seen".to_string(), seen.to_string().into_bytes())])
+                .map_err(|_| ErrorCode::InternalError(Some("bad header".into())))?;
         // No trailers: the writer dropped resolves the future to `Ok(None)`.
         let (trailers_tx, trailers) = wit_future::new(|| Ok(None));
         drop(trailers_tx);

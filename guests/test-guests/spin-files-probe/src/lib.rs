@@ -5,7 +5,7 @@
 //! - `?open=PATH`: 200 `found N bytes`, 404 `not found`, or 403 `error: …`;
 //! - `?fetch=URL`: a GET to URL through `wasi:http/outgoing-handler`;
 //!   200 with `status=N` and `location=…` lines, then the body; or 502
-//!   `error: CODE` with wasi:http's error code (e.g. `HttpRequestDenied`).
+//!   `error: CODE` with wasi:http's error code (e.g. `ErrorCode::HttpRequestDenied`).
 
 use std::io::ErrorKind;
 
@@ -37,7 +37,11 @@ fn respond(out: ResponseOutparam, status: u16, body: &str) {
 fn list(dir: &str, out: &mut Vec<String>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let path = format!("{}/{}", dir.trim_end_matches('/'), entry.file_name().to_string_lossy());
+        let path = format!(
+            "{}/{}",
+            dir.trim_end_matches('/'),
+            entry.file_name().to_string_lossy()
+        );
         if entry.file_type()?.is_dir() {
             list(&path, out)?;
         } else {
