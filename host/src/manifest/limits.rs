@@ -84,6 +84,10 @@ pub struct ComponentLimits {
     pub timeout_ms: Option<u64>,
     pub max_memory_mb: Option<usize>,
     pub max_response_bytes: Option<usize>,
+    /// Requests one instance of a Spin WASI 0.3 component serves before it
+    /// is dropped (`--max-instance-reuse` otherwise); 1 gives each request a
+    /// fresh instance. Pure and WASI 0.2 components always get one.
+    pub max_instance_reuse: Option<usize>,
 }
 
 struct Checker<'a> {
@@ -229,5 +233,14 @@ pub fn parse_component_limits(
         timeout_ms: c.timeout_ms(&raw.timeout_ms)?,
         max_memory_mb: c.max_memory_mb(&raw.max_memory_mb)?,
         max_response_bytes: c.max_response_bytes(&raw.max_response_bytes)?,
+        max_instance_reuse: c
+            .range(
+                &raw.max_instance_reuse,
+                "max_instance_reuse",
+                1,
+                1_000_000,
+                "",
+            )?
+            .map(|n| n as usize),
     })
 }

@@ -72,6 +72,7 @@ pub struct RawComponentLimits {
     pub timeout_ms: Option<Spanned<u64>>,
     pub max_memory_mb: Option<Spanned<u64>>,
     pub max_response_bytes: Option<Spanned<u64>>,
+    pub max_instance_reuse: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -54,12 +54,12 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
             "the request and response".to_string()
         }
         ("wasi:filesystem", _) => {
-            let mounts: Vec<String> = c
-                .files
-                .iter()
-                .map(|f| format!("{} → {}", f.host.display(), f.guest))
-                .collect();
-            format!("read-only mounts of `files`: {}", list(&mounts))
+            let mut mounts: Vec<String> = c.files.iter().map(|f| f.to_string()).collect();
+            mounts.extend(c.exclude_files.iter().map(|e| format!("except {e}")));
+            format!(
+                "read-only, exactly the files `files` matches: {}",
+                list(&mounts)
+            )
         }
         ("wasi:sockets", _) => "every address denied".to_string(),
         ("wasi:cli", "environment") => format!(
@@ -114,7 +114,7 @@ allowed_outbound_hosts = ["http://127.0.0.1:3000"]
         );
         assert_eq!(
             served_as("wasi:filesystem/preopens@0.2.6", c),
-            "read-only mounts of `files`: none granted"
+            "read-only, exactly the files `files` matches: none granted"
         );
     }
 }

@@ -56,9 +56,101 @@ pub struct SpinStore {
     http: WasiHttpCtx,
     hooks: OutboundHooks,
     limits: PeakLimits,
-    /// Past this the guest traps at the next epoch tick; each request that
-    /// starts on the instance moves it to that request's deadline.
-    deadline: Instant,
+    /// The deadlines of the requests on this instance: past the earliest,
+    /// the guest traps at the next epoch tick.
+    deadlines: RequestDeadlines,
+}
+
+/// The deadlines of the requests running on one instance. A reused
+/// instance's guest code cannot be told apart by request at an epoch tick,
+/// so the instance runs under the earliest deadline of its requests: one
+/// that spins is stopped at its own deadline however many requests start on
+/// the instance after it (they share its fate, as they share its memory).
+/// A deadline leaves the set when its request is answered; one that passed
+/// stays, since its request's task may still run (wasmtime cannot cancel
+/// it) and must not run on.
+#[derive(Clone)]
+struct RequestDeadlines(Arc<std::sync::Mutex<DeadlineSet>>);
+
+struct DeadlineSet {
+    /// (deadline, request number) of every request not yet answered.
+    pending: std::collections::BTreeSet<(Instant, u64)>,
+    next: u64,
+    /// The latest deadline set, for code that runs after the requests
+    /// (post-return tasks) and for instantiation.
+    latest: Instant,
+}
+
+impl RequestDeadlines {
+    fn new(first: Instant) -> RequestDeadlines {
+        RequestDeadlines(Arc::new(std::sync::Mutex::new(DeadlineSet {
+            pending: Default::default(),
+            next: 0,
+            latest: first,
+        })))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeadlineSet> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the guest must stop.
+    fn current(&self) -> Instant {
+        let set = self.lock();
+        set.pending.first().map_or(set.latest, |(d, _)| *d)
+    }
+
+    /// The earliest deadline of a request not yet answered.
+    fn earliest_pending(&self) -> Option<Instant> {
+        self.lock().pending.first().map(|(d, _)| *d)
+    }
+
+    /// Adds a request's deadline; the future ends at it and, dropped before
+    /// (the request answered), takes it out again.
+    fn start(&self, timeout: Duration) -> RequestExpiry {
+        let deadline = Instant::now() + timeout;
+        let key = {
+            let mut set = self.lock();
+            let key = (deadline, set.next);
+            set.next += 1;
+            set.pending.insert(key);
+            set.latest = set.latest.max(deadline);
+            key
+        };
+        RequestExpiry {
+            sleep: Box::pin(tokio::time::sleep_until(deadline.into())),
+            deadlines: self.clone(),
+            key,
+            expired: false,
+        }
+    }
+}
+
+struct RequestExpiry {
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadlines: RequestDeadlines,
+    key: (Instant, u64),
+    expired: bool,
+}
+
+impl Future for RequestExpiry {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let done = self.sleep.as_mut().poll(cx);
+        if done.is_ready() {
+            self.expired = true;
+        }
+        done
+    }
+}
+
+impl Drop for RequestExpiry {
+    fn drop(&mut self) {
+        if !self.expired && Instant::now() < self.key.0 {
+            self.deadlines.lock().pending.remove(&self.key);
+        }
+    }
 }
 
 impl SpinView for SpinStore {
@@ -91,10 +183,7 @@ struct OutboundHooks {
     allowed: Arc<AllowedHosts>,
 }
 
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
+type SendResult = wasmtime_wasi_http::Result<super::outbound_connect::Sent>;
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
@@ -108,14 +197,13 @@ impl WasiHttpHooks for OutboundHooks {
             tracing::warn!(url = %request.uri(), "outbound request refused: not in allowed_outbound_hosts");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
-            ))
-        })
+        // The name is resolved and its addresses checked where the
+        // connection is made.
+        Box::new(super::outbound_connect::send(
+            self.allowed.clone(),
+            request,
+            options,
+        ))
     }
 }
 
@@ -136,6 +224,8 @@ pub struct ComponentRuntime {
     pub id: String,
     pub pre: ProxyPre<SpinStore>,
     component: SpinComponent,
+    /// The private tree of exactly the files `files` matched, seen at `/`.
+    files: Option<std::path::PathBuf>,
     allowed: Arc<AllowedHosts>,
     resources: Arc<SpinResources>,
     grants: Arc<ComponentGrants>,
@@ -194,11 +284,23 @@ impl ComponentRuntime {
             id: spin.id.clone(),
             pre,
             component: spin.clone(),
+            files: None,
             allowed,
             max_memory,
             timeout,
-            reuse,
+            // `[component.ID.tool.nebula.limits] max_instance_reuse`, e.g. 1
+            // for a component whose requests must not share memory.
+            reuse: ReusePolicy {
+                max_requests: spin.limits.max_instance_reuse.unwrap_or(reuse.max_requests),
+                ..reuse
+            },
         })
+    }
+
+    /// Preopens `tree` (built by [`super::files::MountedFiles`]) at `/`.
+    pub fn mount_files(mut self, tree: Option<&std::path::Path>) -> Self {
+        self.files = tree.map(std::path::Path::to_path_buf);
+        self
     }
 
     pub fn is_p3(&self) -> bool {
@@ -215,14 +317,14 @@ impl ComponentRuntime {
         for (k, v) in &self.component.environment {
             b.env(k, v);
         }
-        for f in &self.component.files {
-            b.preopened_dir(&f.host, &f.guest, FsPerms::ReadOnly)
+        if let Some(tree) = &self.files {
+            b.preopened_dir(tree, "/", FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| {
                     format!(
                         "component.{}.files: cannot mount {}",
                         self.id,
-                        f.host.display()
+                        tree.display()
                     )
                 })?;
         }
@@ -240,17 +342,17 @@ impl ComponentRuntime {
                     .build(),
                 Some(&stats.memory_peak),
             ),
-            deadline: Instant::now() + self.timeout,
+            deadlines: RequestDeadlines::new(Instant::now() + self.timeout),
         };
         let mut store = Store::new(engine, data);
         store.limiter(|s| &mut s.limits);
         // At every epoch tick (10 ms, only while requests are in flight) the
         // guest yields to tokio, so a guest spinning without ever awaiting
         // does not hold a worker and `ProxyHandler` gets to poll its request
-        // timeouts; past the current request's deadline it traps, which
-        // stops even a guest whose instance is reused.
+        // timeouts; past the earliest deadline of its requests it traps,
+        // which stops even a guest whose instance is reused.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|s| Ok(Deadlines::yield_until(s.data().deadline)));
+        store.epoch_deadline_callback(|s| Ok(Deadlines::yield_until(s.data().deadlines.current())));
         Ok(store)
     }
 }
@@ -327,6 +429,7 @@ impl HandlerState for ComponentHandler {
         let proxy = rt.pre.instantiate_async(&mut store).await?;
         self.stats.instantiated(started.elapsed());
         let charge = WorkerCharge::new(self.first_route);
+        let deadlines = store.data().deadlines.clone();
         let (max_requests, max_concurrent) = if rt.is_p3() {
             (rt.reuse.max_requests, rt.reuse.max_concurrent)
         } else {
@@ -341,6 +444,7 @@ impl HandlerState for ComponentHandler {
                 request_timeout: rt.timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
                 charge: charge.clone(),
+                deadlines,
             },
             state: Worker {
                 max_requests,
@@ -358,6 +462,7 @@ pub struct Expiration {
     request_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
     charge: WorkerCharge,
+    deadlines: RequestDeadlines,
 }
 
 impl WorkerExpiration for Expiration {
@@ -368,11 +473,17 @@ impl WorkerExpiration for Expiration {
         start: Instant,
     ) -> Poll<()> {
         self.charge.charge_poll();
-        let timeout = match status {
-            WorkerStatus::Idle => self.idle_timeout,
-            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout,
+        // `start` is when the latest request started: with requests in
+        // flight the instance expires at the earliest of their deadlines.
+        let deadline = match status {
+            WorkerStatus::Idle => start.checked_add(self.idle_timeout),
+            WorkerStatus::Requests => self
+                .deadlines
+                .earliest_pending()
+                .or_else(|| start.checked_add(self.request_timeout)),
+            WorkerStatus::PostReturn => start.checked_add(self.request_timeout),
         };
-        match start.checked_add(timeout) {
+        match deadline {
             Some(deadline) => {
                 let deadline = tokio::time::Instant::from_std(deadline);
                 if self.sleep.deadline() != deadline {
@@ -410,13 +521,12 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        mut store: StoreContextMut<'_, SpinStore>,
+        store: StoreContextMut<'_, SpinStore>,
         route: &'static RouteStats,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>> {
         self.charge.set(route);
-        store.data_mut().deadline = Instant::now() + self.request_timeout;
-        Box::pin(tokio::time::sleep(self.request_timeout))
+        Box::pin(store.data().deadlines.start(self.request_timeout))
     }
 
     fn drop(&self, store: Store<SpinStore>, result: wasmtime::Result<()>) {

@@ -53,6 +53,9 @@ pub struct SpinComponent {
     pub id: String,
     pub source: PathBuf,
     pub files: Vec<FileMount>,
+    /// Globs relative to the manifest's folder: files `files` matched that
+    /// these match are not mounted.
+    pub exclude_files: Vec<String>,
     pub environment: BTreeMap<String, String>,
     pub variables: BTreeMap<String, String>,
     pub key_value_stores: Vec<String>,
@@ -64,11 +67,28 @@ pub struct SpinComponent {
     pub limits: ComponentLimits,
 }
 
-/// A host folder mounted read-only into the guest at `guest`.
+/// One entry of a component's `files` (see [`super::files`] for what each
+/// mounts).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileMount {
-    pub host: PathBuf,
-    pub guest: String,
+pub enum FileMount {
+    /// A path or glob relative to the manifest's folder: what it names or
+    /// matches appears at the same relative path under `/`.
+    Pattern(String),
+    /// `{ source, destination }`: a file or folder of the app at
+    /// `destination`.
+    Placement { source: String, destination: String },
+}
+
+impl std::fmt::Display for FileMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileMount::Pattern(p) => write!(f, "{p}"),
+            FileMount::Placement {
+                source,
+                destination,
+            } => write!(f, "{source} → {destination}"),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,6 +142,8 @@ struct RawComponent {
     source: toml::Value,
     #[serde(default)]
     files: Vec<toml::Value>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
     #[serde(default)]
     environment: BTreeMap<String, String>,
     #[serde(default)]
@@ -328,40 +350,35 @@ fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<Spin
         ),
         other => bail!("{fname}: component.{id}.source: expected the path of a .wasm file, found {other}"),
     };
+    let key = format!("{fname}: component.{id}.files");
     let mut files = Vec::new();
     for f in &c.files {
         files.push(match f {
             toml::Value::String(pattern) => {
-                // Spin copies the files a glob matches; Nebula mounts the
-                // folder the pattern starts in, read-only, at the same path.
-                let dir: String = pattern
-                    .split('/')
-                    .take_while(|seg| !seg.contains(['*', '?', '[']))
-                    .collect::<Vec<_>>()
-                    .join("/");
-                let dir = if dir == *pattern && base.join(&dir).is_file() {
-                    Path::new(&dir).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
-                } else {
-                    dir
-                };
-                FileMount {
-                    host: base.join(&dir),
-                    guest: format!("/{}", dir.trim_start_matches("./")),
-                }
+                super::files::check_relative("entry", pattern).with_context(|| key.clone())?;
+                FileMount::Pattern(pattern.clone())
             }
             toml::Value::Table(t) => {
                 let source = t.get("source").and_then(|v| v.as_str());
                 let dest = t.get("destination").and_then(|v| v.as_str());
                 match (source, dest) {
-                    (Some(s), Some(d)) => FileMount {
-                        host: base.join(s),
-                        guest: d.to_string(),
-                    },
-                    _ => bail!("{fname}: component.{id}.files: expected {{ source = \"dir\", destination = \"/path\" }}"),
+                    (Some(s), Some(d)) => {
+                        super::files::check_relative("source", s).with_context(|| key.clone())?;
+                        super::files::check_destination(d).with_context(|| key.clone())?;
+                        FileMount::Placement {
+                            source: s.to_string(),
+                            destination: d.to_string(),
+                        }
+                    }
+                    _ => bail!("{key}: expected {{ source = \"dir\", destination = \"/path\" }}"),
                 }
             }
-            other => bail!("{fname}: component.{id}.files: expected a path or a table, found {other}"),
+            other => bail!("{key}: expected a path, a glob or a table, found {other}"),
         });
+    }
+    for pattern in &c.exclude_files {
+        super::files::check_exclude(pattern)
+            .with_context(|| format!("{fname}: component.{id}.exclude_files"))?;
     }
     let build = match c.build {
         None => None,
@@ -402,6 +419,7 @@ fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<Spin
         id: id.to_string(),
         source,
         files,
+        exclude_files: c.exclude_files,
         environment: c.environment,
         variables: c.variables,
         key_value_stores: c.key_value_stores,
@@ -446,11 +464,6 @@ fn check_keys(doc: &toml::Table, warnings: &mut Vec<String>) {
                         "component.{id}.{key} is not a Spin component key and is ignored"
                     ));
                 }
-            }
-            if c.contains_key("exclude_files") {
-                warnings.push(format!(
-                    "component.{id}.exclude_files is not applied: Nebula mounts the folders of `files` read-only"
-                ));
             }
         }
     }
@@ -501,6 +514,7 @@ component = "hello"
 [component.hello]
 source = "target/hello.wasm"
 files = [{ source = "assets", destination = "/assets" }, "static/**/*"]
+exclude_files = ["static/drafts/*"]
 key_value_stores = ["default"]
 allowed_outbound_hosts = ["http://127.0.0.1:*"]
 ai_models = ["llama2-chat"]
@@ -525,16 +539,14 @@ watch = ["src/**/*.rs"]
         assert_eq!(
             c.files,
             vec![
-                FileMount {
-                    host: "app/assets".into(),
-                    guest: "/assets".into()
+                FileMount::Placement {
+                    source: "assets".into(),
+                    destination: "/assets".into()
                 },
-                FileMount {
-                    host: "app/static".into(),
-                    guest: "/static".into()
-                },
+                FileMount::Pattern("static/**/*".into()),
             ]
         );
+        assert_eq!(c.exclude_files, ["static/drafts/*"]);
         assert_eq!(c.variables["greeting"], "{{ greeting }}");
         assert!(m.variables["api_key"].required);
         let w = m.warnings.join("\n");
@@ -547,6 +559,39 @@ watch = ["src/**/*.rs"]
             w.contains("component.hello.colour is not a Spin component key"),
             "{w}"
         );
+        assert!(
+            !w.contains("exclude_files"),
+            "exclude_files is applied: {w}"
+        );
+    }
+
+    #[test]
+    fn files_that_would_leave_the_app_folder_are_errors_naming_the_key() {
+        for (files, said) in [
+            (r#"files = ["../secrets/*"]"#, "'..' is not allowed"),
+            (r#"files = ["/etc/passwd"]"#, "must be relative"),
+            (
+                r#"files = [{ source = "assets", destination = "static" }]"#,
+                "must be an absolute guest path",
+            ),
+            (
+                r#"files = [{ source = "assets", destination = "/a/../.." }]"#,
+                "must not contain '..'",
+            ),
+            (r#"exclude_files = ["a/[b"]"#, "not a valid glob"),
+        ] {
+            let bad = APP.replace(
+                "files = [{ source = \"assets\", destination = \"/assets\" }, \"static/**/*\"]\nexclude_files = [\"static/drafts/*\"]",
+                files,
+            );
+            assert_ne!(bad, APP);
+            let e = format!(
+                "{:#}",
+                SpinManifest::parse(Path::new("spin.toml"), &bad).unwrap_err()
+            );
+            assert!(e.contains("spin.toml: component.hello."), "{e}");
+            assert!(e.contains(said), "{files}: {e}");
+        }
     }
 
     #[test]
@@ -577,7 +622,7 @@ watch = ["src/**/*.rs"]
             )
             .replace(
                 "[component.hello.variables]",
-                "[component.hello.tool.nebula.limits]\ntimeout_ms = 250\nmax_response_bytes = 1000\n[component.hello.variables]",
+                "[component.hello.tool.nebula.limits]\ntimeout_ms = 250\nmax_response_bytes = 1000\nmax_instance_reuse = 1\n[component.hello.variables]",
             );
         let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
         assert_eq!(m.limits.max_instances, Some(2));
@@ -587,6 +632,7 @@ watch = ["src/**/*.rs"]
         assert_eq!(c.timeout_ms, Some(250));
         assert_eq!(c.max_response_bytes, Some(1000));
         assert_eq!(c.max_memory_mb, None);
+        assert_eq!(c.max_instance_reuse, Some(1));
         let w = m.warnings.join("\n");
         assert!(
             !w.contains("tool"),
@@ -611,6 +657,24 @@ watch = ["src/**/*.rs"]
         assert!(
             e.contains(&format!("spin.toml:{line}"))
                 && e.contains("component.hello.tool.nebula.limits.timeout_ms"),
+            "{e}"
+        );
+        let bad = APP.replace(
+            "[component.hello.variables]",
+            "[component.hello.tool.nebula.limits]\nmax_instance_reuse = 0\n[component.hello.variables]",
+        );
+        let line = bad
+            .lines()
+            .position(|l| l == "max_instance_reuse = 0")
+            .unwrap()
+            + 1;
+        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("spin.toml:{line}"))
+                && e.contains("component.hello.tool.nebula.limits.max_instance_reuse")
+                && e.contains("between 1 and 1000000"),
             "{e}"
         );
         let typo = APP.replace(

@@ -4,9 +4,11 @@
 
 pub mod capped_body;
 pub mod check;
+pub mod files;
 pub mod http;
 pub mod manifest;
 pub mod outbound;
+pub mod outbound_connect;
 pub mod routes;
 pub mod runtime_config;
 
@@ -75,6 +77,8 @@ pub struct SpinApp {
     deadlines: crate::executor::Deadlines,
     /// Instance slots and the queue for them.
     gate: Gate,
+    /// The private trees of `files` the components see; removed on drop.
+    _files: files::MountedFiles,
 }
 
 struct LoadedComponent {
@@ -129,6 +133,13 @@ impl SpinApp {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
         let backing = runtime_config::Backing::new(&data_dir, opts.runtime_config.as_deref())?;
+        let mounted = files::MountedFiles::build(
+            &manifest.file,
+            &manifest.base_dir,
+            manifest.components.values(),
+            &data_dir,
+            &files::host_state(&backing, &data_dir, opts.cache_dir.as_deref()),
+        )?;
         let mut variables = AppVariables::new();
         for (name, v) in &manifest.variables {
             variables.insert(
@@ -184,7 +195,8 @@ impl SpinApp {
                     .map_or(opts.engine.max_memory_bytes, |mb| mb << 20),
                 caps.timeout,
                 opts.reuse,
-            )?;
+            )?
+            .mount_files(mounted.tree(&c.id));
             let is_p3 = runtime.is_p3();
             let stats = app_metrics
                 .component(&c.id)
@@ -216,6 +228,7 @@ impl SpinApp {
             metrics: app_metrics,
             deadlines: crate::executor::Deadlines::start(&engine),
             gate,
+            _files: mounted,
         })
     }
 

@@ -1,7 +1,16 @@
 //! `allowed_outbound_hosts`: which URLs a component may send requests to.
 //! Entries look like `https://example.com`, `http://127.0.0.1:*`,
-//! `*://localhost:3000`, `https://*.example.com:8443`. Nothing else is
-//! reachable: an empty list means no outbound HTTP at all.
+//! `*://localhost:3000`, `https://*.example.com:8443`, `http://10.0.0.0/8:*`
+//! (a CIDR range, as Spin writes it). Nothing else is reachable: an empty
+//! list means no outbound HTTP at all.
+//!
+//! A host name is only text: what it resolves to is checked too (see
+//! [`super::outbound_connect`]). An address on the loopback, link-local
+//! (cloud metadata services live there), private or shared (CGNAT) ranges is
+//! reached only if an IP-literal or CIDR entry allows it, so a name allowed
+//! for the outside world cannot be pointed at the host's own network.
+
+use std::net::IpAddr;
 
 use anyhow::{bail, Result};
 
@@ -17,6 +26,8 @@ enum HostPattern {
     Any,
     Exact(String),
     Subdomain(String),
+    /// An IP literal or a CIDR range (`127.0.0.1`, `10.0.0.0/8`, `[::1]`).
+    Network(ipnet::IpNet),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +62,53 @@ impl AllowedHosts {
         });
         self.0.iter().any(|a| a.allows(scheme, host, port))
     }
+
+    /// Whether an entry written as an IP literal or CIDR range allows
+    /// `ip:port` for `scheme`: what an internal address needs.
+    pub fn allows_address(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
+        self.0.iter().any(|a| {
+            matches!(&a.host, HostPattern::Network(net) if net.contains(&ip))
+                && a.scheme.as_deref().is_none_or(|s| s == scheme)
+                && a.port_allows(scheme, Some(port))
+        })
+    }
+}
+
+/// Whether `ip` belongs to the host's own or a private network rather than
+/// the public internet: unspecified, loopback, link-local (169.254.0.0/16,
+/// fe80::/10: cloud metadata services), private (10/8, 172.16/12,
+/// 192.168/16, fc00::/7), shared CGNAT space (100.64/10), broadcast and
+/// multicast; IPv4 addresses written as IPv6 (::ffff:a.b.c.d, 64:ff9b::/96)
+/// are judged as the IPv4 address they carry.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_unspecified()
+                || a == 0
+                || v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+                || v4.is_broadcast()
+                || v4.is_multicast()
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let seg = v6.segments();
+            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                let o = v6.octets();
+                return is_internal(IpAddr::V4([o[12], o[13], o[14], o[15]].into()));
+            }
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xfe00) == 0xfc00
+                || v6.is_multicast()
+        }
+    }
 }
 
 impl AllowedHost {
@@ -76,11 +134,17 @@ impl AllowedHost {
                 }
             },
         };
-        let host = match host {
-            "*" => HostPattern::Any,
-            h if h.starts_with("*.") => HostPattern::Subdomain(h[1..].to_ascii_lowercase()),
-            h if h.contains('*') => bail!("allowed_outbound_hosts: {entry:?}: '*' may only be the whole host or a leading '*.'"),
-            h => HostPattern::Exact(h.trim_matches(['[', ']']).to_ascii_lowercase()),
+        let bare = host.trim_matches(['[', ']']);
+        let network = bare
+            .parse::<ipnet::IpNet>()
+            .ok()
+            .or_else(|| bare.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
+        let host = match (network, host) {
+            (Some(net), _) => HostPattern::Network(net),
+            (None, "*") => HostPattern::Any,
+            (None, h) if h.starts_with("*.") => HostPattern::Subdomain(h[1..].to_ascii_lowercase()),
+            (None, h) if h.contains('*') => bail!("allowed_outbound_hosts: {entry:?}: '*' may only be the whole host or a leading '*.'"),
+            (None, h) => HostPattern::Exact(h.trim_matches(['[', ']']).to_ascii_lowercase()),
         };
         Ok(AllowedHost {
             scheme: (scheme != "*").then(|| scheme.to_ascii_lowercase()),
@@ -98,8 +162,13 @@ impl AllowedHost {
             HostPattern::Any => true,
             HostPattern::Exact(h) => *h == host,
             HostPattern::Subdomain(suffix) => host.ends_with(suffix.as_str()),
+            HostPattern::Network(net) => host.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
         };
-        let port_ok = match self.port {
+        host_ok && self.port_allows(scheme, port)
+    }
+
+    fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
+        match self.port {
             PortPattern::Any => true,
             PortPattern::Default => {
                 port == match scheme {
@@ -109,8 +178,7 @@ impl AllowedHost {
                 }
             }
             PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
-        };
-        host_ok && port_ok
+        }
     }
 }
 
@@ -147,6 +215,50 @@ mod tests {
         assert!(!allows(&["https://*.example.com"], "https://example.org/"));
         assert!(allows(&["http://[::1]:*"], "http://[::1]:9/"));
         assert!(!allows(&[], "http://127.0.0.1/"));
+        // CIDR ranges, as Spin writes them.
+        assert!(allows(&["http://10.0.0.0/8:*"], "http://10.1.2.3:80/"));
+        assert!(!allows(&["http://10.0.0.0/8:*"], "http://11.1.2.3:80/"));
+        assert!(allows(&["*://fd00::/8:443"], "https://[fd12::1]/"));
+    }
+
+    #[test]
+    fn internal_addresses_need_an_ip_or_cidr_entry() {
+        let a = |entries: &[&str]| {
+            AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(!a(&["http://localhost:*"]).allows_address("http", lo, 80));
+        assert!(!a(&["*://*:*"]).allows_address("http", lo, 80));
+        assert!(a(&["http://127.0.0.1:*"]).allows_address("http", lo, 80));
+        assert!(a(&["http://127.0.0.0/8:80"]).allows_address("http", lo, 80));
+        assert!(!a(&["http://127.0.0.0/8:81"]).allows_address("http", lo, 80));
+        assert!(!a(&["https://127.0.0.1:*"]).allows_address("http", lo, 80));
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00:ec2::254",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "93.184.216.34",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+        ] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]

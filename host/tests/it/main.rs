@@ -19,6 +19,7 @@ mod shutdown;
 mod site;
 mod spin;
 mod spin_limits;
+mod spin_sandbox;
 mod submit;
 mod swap;
 mod votes;
