@@ -22,3 +22,4 @@ mod submit;
 mod swap;
 mod votes;
 mod watch;
+mod web;
