@@ -133,9 +133,8 @@ impl Sessions {
                     .split(';')
                     .map(str::trim)
                     .filter(|pair| {
-                        !pair.is_empty()
-                            && pair.split_once('=').map_or(pair, |(k, _)| k).trim()
-                                != self.config.cookie
+                        let name = pair.split_once('=').map_or(*pair, |(k, _)| k);
+                        !pair.is_empty() && name.trim() != self.config.cookie
                     })
                     .collect();
                 (!rest.is_empty())
