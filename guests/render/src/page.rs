@@ -154,7 +154,10 @@ mod tests {
             rows: vec![vec![kit::Value::Integer(v)]],
         };
         let html = body(&show("5", vec![meme(), ids_table(&[5]), voted(1)], 0));
-        assert!(html.contains("<span class=\"voted\">✓ Voted</span>"), "{html}");
+        assert!(
+            html.contains("<span class=\"voted\">✓ Voted</span>"),
+            "{html}"
+        );
         assert!(!html.contains("action=\"/memes/5/vote\""));
         let html = body(&show("5", vec![meme(), ids_table(&[5]), voted(0)], 0));
         assert!(html.contains("action=\"/memes/5/vote\""));

@@ -209,7 +209,10 @@ impl Manifest {
                         return Err(err(
                             Some(d.span()),
                             "session.max_age_days",
-                            format!("expected a number of days from 1 to 3650, found {}", d.get_ref()),
+                            format!(
+                                "expected a number of days from 1 to 3650, found {}",
+                                d.get_ref()
+                            ),
                         ));
                     }
                     config.max_age = std::time::Duration::from_secs(d.get_ref() * 86_400);
@@ -224,10 +227,16 @@ impl Manifest {
             Some(h) => {
                 let spans: BTreeMap<&str, std::ops::Range<usize>> =
                     h.iter().map(|(k, v)| (k.as_str(), v.span())).collect();
-                SecurityHeaders::with_overrides(h.iter().map(|(k, v)| (k.as_str(), v.get_ref().as_str())))
-                    .map_err(|(name, m)| {
-                        err(spans.get(name.as_str()).cloned(), &format!("headers.{name}"), m)
-                    })?
+                SecurityHeaders::with_overrides(
+                    h.iter().map(|(k, v)| (k.as_str(), v.get_ref().as_str())),
+                )
+                .map_err(|(name, m)| {
+                    err(
+                        spans.get(name.as_str()).cloned(),
+                        &format!("headers.{name}"),
+                        m,
+                    )
+                })?
             }
         };
 

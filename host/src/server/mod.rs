@@ -235,7 +235,10 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
     // `App::handle` sets them on its own answers; these are for the pages
     // answered here (413, 408, 400). Inserting twice is harmless; the CSP
     // is only added if it is not there yet.
-    if !resp.headers().contains_key(http::header::CONTENT_SECURITY_POLICY) {
+    if !resp
+        .headers()
+        .contains_key(http::header::CONTENT_SECURITY_POLICY)
+    {
         app.manifest.headers.apply(resp.headers_mut());
     }
     resp

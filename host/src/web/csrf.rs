@@ -38,9 +38,11 @@ pub fn refusal(method: &Method, headers: &HeaderMap) -> Option<String> {
     if method.is_safe() {
         return None;
     }
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
+    let fetch_site = headers.get("sec-fetch-site").map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
     if fetch_site.as_deref() == Some("cross-site") {
         return Some("Sec-Fetch-Site: cross-site".to_string());
     }
@@ -49,7 +51,9 @@ pub fn refusal(method: &Method, headers: &HeaderMap) -> Option<String> {
     if origins.next().is_some() {
         return Some("more than one Origin header".to_string());
     }
-    let origin = String::from_utf8_lossy(origin.as_bytes()).trim().to_string();
+    let origin = String::from_utf8_lossy(origin.as_bytes())
+        .trim()
+        .to_string();
     let host = headers
         .get(http::header::HOST)
         .map(|h| String::from_utf8_lossy(h.as_bytes()).trim().to_string());
@@ -124,11 +128,23 @@ mod tests {
             None
         );
         assert_eq!(
-            check(Method::POST, &[("host", "Memes.Example"), ("origin", "https://memes.example")]),
+            check(
+                Method::POST,
+                &[
+                    ("host", "Memes.Example"),
+                    ("origin", "https://memes.example")
+                ]
+            ),
             None
         );
         assert_eq!(
-            check(Method::POST, &[("host", "memes.example:443"), ("origin", "https://memes.example")]),
+            check(
+                Method::POST,
+                &[
+                    ("host", "memes.example:443"),
+                    ("origin", "https://memes.example")
+                ]
+            ),
             None
         );
         assert_eq!(
@@ -137,7 +153,14 @@ mod tests {
         );
         // Safe methods are never refused.
         assert_eq!(
-            check(Method::GET, &[host, ("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")]),
+            check(
+                Method::GET,
+                &[
+                    host,
+                    ("origin", "https://evil.example"),
+                    ("sec-fetch-site", "cross-site")
+                ]
+            ),
             None
         );
     }
@@ -166,7 +189,11 @@ mod tests {
         assert!(check(Method::POST, &[("origin", "http://a")]).is_some());
         assert!(check(
             Method::POST,
-            &[host, ("origin", "http://127.0.0.1:3000"), ("origin", "https://evil.example")]
+            &[
+                host,
+                ("origin", "http://127.0.0.1:3000"),
+                ("origin", "https://evil.example")
+            ]
         )
         .is_some());
     }

@@ -137,7 +137,10 @@ impl Limiter {
             };
             Ok(())
         } else {
-            *bucket = Bucket { tokens: credit, at: now };
+            *bucket = Bucket {
+                tokens: credit,
+                at: now,
+            };
             Err(cost - credit)
         }
     }
@@ -184,9 +187,22 @@ mod tests {
                 period: Duration::from_secs(60)
             })
         );
-        assert_eq!(RateLimit::parse("3/s").unwrap().period, Duration::from_secs(1));
+        assert_eq!(
+            RateLimit::parse("3/s").unwrap().period,
+            Duration::from_secs(1)
+        );
         assert_eq!(RateLimit::parse("100/hour").unwrap().count, 100);
-        for bad in ["ten/min", "0/s", "10", "10/fortnight", "-1/s", "10/", "/min", "2000000/s", ""] {
+        for bad in [
+            "ten/min",
+            "0/s",
+            "10",
+            "10/fortnight",
+            "-1/s",
+            "10/",
+            "/min",
+            "2000000/s",
+            "",
+        ] {
             let e = RateLimit::parse(bad).unwrap_err();
             assert!(e.contains("\"10/min\""), "{bad}: {e}");
         }
@@ -221,9 +237,15 @@ mod tests {
         let l = Limiter::new();
         let limit = RateLimit::parse("1/min").unwrap();
         let t0 = Instant::now();
-        assert!(l.check(0, "2001:db8::1".parse().unwrap(), &limit, t0).is_ok());
-        assert!(l.check(0, "2001:db8::ffff:2".parse().unwrap(), &limit, t0).is_err());
-        assert!(l.check(0, "2001:db8:0:1::1".parse().unwrap(), &limit, t0).is_ok());
+        assert!(l
+            .check(0, "2001:db8::1".parse().unwrap(), &limit, t0)
+            .is_ok());
+        assert!(l
+            .check(0, "2001:db8::ffff:2".parse().unwrap(), &limit, t0)
+            .is_err());
+        assert!(l
+            .check(0, "2001:db8:0:1::1".parse().unwrap(), &limit, t0)
+            .is_ok());
     }
 
     #[test]
@@ -237,7 +259,9 @@ mod tests {
         }
         assert_eq!(l.len(), MAX_BUCKETS);
         // The newest clients are still tracked.
-        let last = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + MAX_BUCKETS as u32 + 999));
+        let last = IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000 + MAX_BUCKETS as u32 + 999,
+        ));
         assert!(l.len() <= MAX_BUCKETS);
         for _ in 0..4 {
             assert!(l.check(0, last, &limit, t0).is_ok());

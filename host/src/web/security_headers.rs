@@ -133,7 +133,11 @@ pub fn filter_guest_header(name: &str, value: &str) -> Result<String, &'static s
             })
             .filter(|d| !d.is_empty())
             .collect();
-        let had = value.split(';').map(str::trim).filter(|d| !d.is_empty()).count();
+        let had = value
+            .split(';')
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .count();
         if kept.len() != had {
             if kept.is_empty() {
                 return Err("its only directive is frame-ancestors; framing is set by the host ([headers] in the manifest)");
@@ -154,7 +158,12 @@ mod tests {
         let names: Vec<&str> = d.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             names,
-            ["content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options"]
+            [
+                "content-security-policy",
+                "x-frame-options",
+                "referrer-policy",
+                "x-content-type-options"
+            ]
         );
         let o = SecurityHeaders::with_overrides([
             ("Referrer-Policy", "no-referrer"),
@@ -188,11 +197,23 @@ mod tests {
 
     #[test]
     fn guests_cannot_set_framing_or_hop_by_hop_headers() {
-        for name in ["Content-Length", "transfer-encoding", "Connection", "keep-alive", "te", "trailer", "upgrade", "X-Frame-Options"] {
+        for name in [
+            "Content-Length",
+            "transfer-encoding",
+            "Connection",
+            "keep-alive",
+            "te",
+            "trailer",
+            "upgrade",
+            "X-Frame-Options",
+        ] {
             assert!(filter_guest_header(name, "x").is_err(), "{name}");
         }
         assert_eq!(
-            filter_guest_header("content-security-policy", "default-src 'self'; frame-ancestors *"),
+            filter_guest_header(
+                "content-security-policy",
+                "default-src 'self'; frame-ancestors *"
+            ),
             Ok("default-src 'self'".to_string())
         );
         assert!(filter_guest_header("content-security-policy", "frame-ancestors *").is_err());

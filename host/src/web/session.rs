@@ -93,10 +93,7 @@ impl Sessions {
     /// The request's visitor: the id in its cookie if the signature holds,
     /// else a new random id and the cookie that carries it.
     pub fn visitor(&self, headers: &HeaderMap) -> Visitor {
-        if let Some(id) = self
-            .cookie_values(headers)
-            .find_map(|v| self.verify(&v))
-        {
+        if let Some(id) = self.cookie_values(headers).find_map(|v| self.verify(&v)) {
             return Visitor {
                 id,
                 set_cookie: None,
@@ -250,9 +247,8 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(e).with_context(|| {
-                    format!("cannot create the session key {}", path.display())
-                })
+                return Err(e)
+                    .with_context(|| format!("cannot create the session key {}", path.display()))
             }
         }
     }
@@ -326,8 +322,14 @@ mod tests {
         let c = cookie_of(&first);
         let sig = c.rsplit('.').next().unwrap();
         let other_id = format!("nebula_visitor=v1.{}.{sig}", "0".repeat(32));
-        let flipped = format!("{}{}", &c[..c.len() - 1], if c.ends_with('0') { '1' } else { '0' });
-        let other_key = cookie_of(&Sessions::with_key(SessionConfig::default(), [8; 32]).visitor(&HeaderMap::new()));
+        let flipped = format!(
+            "{}{}",
+            &c[..c.len() - 1],
+            if c.ends_with('0') { '1' } else { '0' }
+        );
+        let other_key = cookie_of(
+            &Sessions::with_key(SessionConfig::default(), [8; 32]).visitor(&HeaderMap::new()),
+        );
         for forged in [other_id, flipped, other_key, "nebula_visitor=x".into()] {
             let v = s.visitor(&headers(&forged));
             assert_ne!(v.id, first.id, "{forged}");
@@ -341,7 +343,11 @@ mod tests {
         let mut h = headers("theme=dark; nebula_visitor=v1.abc.def; lang=en");
         h.append(COOKIE, "nebula_visitor=x".parse().unwrap());
         s.strip(&mut h);
-        let left: Vec<_> = h.get_all(COOKIE).iter().map(|v| v.to_str().unwrap()).collect();
+        let left: Vec<_> = h
+            .get_all(COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
         assert_eq!(left, ["theme=dark; lang=en"]);
     }
 
@@ -357,7 +363,10 @@ mod tests {
         let b = Sessions::open(SessionConfig::default(), &db).unwrap();
         assert_eq!(a.key, b.key);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Sessions::open(SessionConfig::default(), &db).err().unwrap().to_string();
+        let e = Sessions::open(SessionConfig::default(), &db)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("chmod 600"), "{e}");
     }
 

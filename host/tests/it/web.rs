@@ -169,7 +169,10 @@ fn spin_apps_refuse_cross_site_writes_and_get_the_security_headers() {
         csp.iter().any(|p| p.contains("frame-ancestors 'none'")),
         "{csp:?}"
     );
-    assert!(!csp.iter().any(|p| p.contains("frame-ancestors *")), "{csp:?}");
+    assert!(
+        !csp.iter().any(|p| p.contains("frame-ancestors *")),
+        "{csp:?}"
+    );
     assert_eq!(all("referrer-policy"), ["no-referrer"]);
     assert_eq!(all("x-content-type-options"), ["nosniff"]);
     // The host's own pages too.
@@ -196,7 +199,11 @@ fn one_vote_per_visitor_and_the_page_says_voted() {
     for _ in 0..2 {
         let r = post(&s, "/memes/3/vote", &[("cookie", &mine)], "");
         assert_eq!(r.status, 303);
-        assert_eq!(set_cookie(&r, "nebula_visitor"), None, "a valid cookie is kept");
+        assert_eq!(
+            set_cookie(&r, "nebula_visitor"),
+            None,
+            "a valid cookie is kept"
+        );
     }
     assert_eq!(votes(&s, 3), before + 1);
     let rows: i64 = db(&s)
@@ -214,7 +221,9 @@ fn one_vote_per_visitor_and_the_page_says_voted() {
     assert!(!html.contains("✓ Voted"));
     assert!(html.contains("action=\"/memes/3/vote\""));
     // Another meme is not voted by this visitor.
-    assert!(!get(&s, "/memes/4", &[("cookie", &mine)]).text().contains("✓ Voted"));
+    assert!(!get(&s, "/memes/4", &[("cookie", &mine)])
+        .text()
+        .contains("✓ Voted"));
 
     // Forged cookies: a changed signature, another id under the same
     // signature, no signature. Each is a new visitor with a new cookie.
@@ -225,7 +234,11 @@ fn one_vote_per_visitor_and_the_page_says_voted() {
         &sig[..sig.len() - 1],
         if sig.ends_with('0') { '1' } else { '0' }
     );
-    let other_id = format!("{}{}", if id.starts_with('0') { '1' } else { '0' }, &id[1..]);
+    let other_id = format!(
+        "{}{}",
+        if id.starts_with('0') { '1' } else { '0' },
+        &id[1..]
+    );
     let forged = [
         format!("nebula_visitor=v1.{id}.{flipped_sig}"),
         format!("nebula_visitor=v1.{other_id}.{sig}"),
@@ -254,11 +267,18 @@ fn the_guest_never_sees_the_session_cookie_but_reads_and_writes_get_the_visitor(
     let id = mine.split('.').nth(1).unwrap().to_string();
     assert_eq!(id.len(), 32);
 
-    let r = get(&s, "/web/echo", &[("cookie", &format!("theme=dark; {mine}; lang=en"))]);
+    let r = get(
+        &s,
+        "/web/echo",
+        &[("cookie", &format!("theme=dark; {mine}; lang=en"))],
+    );
     let echo = r.text();
     assert!(echo.contains("cookie: theme=dark; lang=en\n"), "{echo}");
     assert!(!echo.contains("probe_visitor"), "{echo}");
-    assert!(!echo.contains(&mine[mine.len() - 20..]), "the signature leaked: {echo}");
+    assert!(
+        !echo.contains(&mine[mine.len() - 20..]),
+        "the signature leaked: {echo}"
+    );
     assert!(echo.contains(&format!("visitor = {id}\n")), "{echo}");
     // Only the session cookie: the header goes.
     let echo = get(&s, "/web/echo", &[("cookie", &mine)]).text();
@@ -342,19 +362,34 @@ fn every_response_gets_the_security_headers_and_the_pages_work_under_the_csp() {
     ] {
         let r = s.get(path);
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
         let csp = r.header("content-security-policy").expect(path);
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
-        if !r.header("content-type").unwrap_or("").starts_with("text/html") {
+        if !r
+            .header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html")
+        {
             continue;
         }
         // The page needs nothing the policy forbids: no inline script or
         // event handler, resources only from this site. (Inline styles
         // are allowed: the tag cloud and /stats size things with them.)
         let html = r.text();
-        for banned in ["<script>", " onclick=", " onload=", " onerror=", "javascript:", "src=\"http"] {
+        for banned in [
+            "<script>",
+            " onclick=",
+            " onload=",
+            " onerror=",
+            "javascript:",
+            "src=\"http",
+        ] {
             assert!(!html.contains(banned), "{path} has {banned}");
         }
         if html.contains("style=\"") {
@@ -415,7 +450,12 @@ fn a_guest_cannot_set_framing_or_hop_by_hop_headers_and_pipelined_requests_stay_
     let mut buf = Vec::new();
     let _ = c.read_to_end(&mut buf);
     let (status, headers, body, next) = one_response(&buf, 0);
-    assert_eq!(status, "HTTP/1.1 200 OK", "{}", String::from_utf8_lossy(&buf));
+    assert_eq!(
+        status,
+        "HTTP/1.1 200 OK",
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
     assert_eq!(body, b"<!doctype html><p>framed body</p>\n");
     let all = |name: &str| -> Vec<&str> {
         headers
@@ -425,13 +465,23 @@ fn a_guest_cannot_set_framing_or_hop_by_hop_headers_and_pipelined_requests_stay_
             .collect()
     };
     assert_eq!(all("content-length"), ["34"]);
-    for dropped in ["transfer-encoding", "keep-alive", "te", "trailer", "upgrade", "connection"] {
+    for dropped in [
+        "transfer-encoding",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "connection",
+    ] {
         assert!(all(dropped).is_empty(), "{dropped}: {headers:?}");
     }
     assert_eq!(all("x-frame-options"), ["DENY"]);
     let csp = all("content-security-policy");
     assert!(csp.contains(&"img-src 'none'"), "{csp:?}");
-    assert!(!csp.iter().any(|p| p.contains("frame-ancestors *")), "{csp:?}");
+    assert!(
+        !csp.iter().any(|p| p.contains("frame-ancestors *")),
+        "{csp:?}"
+    );
     assert_eq!(all("x-guest"), ["kept"]);
 
     let (status, _, body, end) = one_response(&buf, next);

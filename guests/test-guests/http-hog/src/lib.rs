@@ -119,7 +119,12 @@ impl Guest for Component {
                 ("content-type".to_string(), b"text/html".to_vec()),
             ])
             .expect("valid headers");
-            respond(out, 200, headers, std::iter::once(b"<p>frame me</p>\n".to_vec()));
+            respond(
+                out,
+                200,
+                headers,
+                std::iter::once(b"<p>frame me</p>\n".to_vec()),
+            );
         } else if query.contains("mode=read") {
             let said = read_body(request);
             respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));

@@ -32,7 +32,10 @@ impl kit::Guest for Component {
                     ("trailer", "x-after"),
                     ("upgrade", "websocket"),
                     ("x-frame-options", "ALLOWALL"),
-                    ("content-security-policy", "frame-ancestors *; img-src 'none'"),
+                    (
+                        "content-security-policy",
+                        "frame-ancestors *; img-src 'none'",
+                    ),
                     ("x-guest", "kept"),
                 ] {
                     r.headers.push((k.into(), v.into()));
