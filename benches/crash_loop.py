@@ -52,7 +52,7 @@ def post(url, data=None, headers=None):
 def start(db, tmp):
     log = open(os.path.join(tmp, "nebula.log"), "a")
     p = subprocess.Popen(
-        [NEBULA, "up", "--no-build", "-f", os.path.join(ROOT, "app.toml"), "--db", db,
+        [NEBULA, "up", "--no-build", "--no-rate-limits", "-f", os.path.join(ROOT, "app.toml"), "--db", db,
          "--listen", "127.0.0.1:0", "--cache-dir", os.path.join(ROOT, "target", "nebula-test-cache")],
         stdout=subprocess.PIPE, stderr=log, text=True)
     for line in p.stdout:

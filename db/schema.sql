@@ -22,3 +22,20 @@ CREATE TABLE meme_tags (
   PRIMARY KEY (meme_id, tag)
 ) WITHOUT ROWID;
 CREATE INDEX meme_tags_tag ON meme_tags (tag, meme_id);
+
+-- One vote per visitor and meme. `visitor` is the host's session id
+-- (app.toml [session], bound as :session_id); a second vote from the same
+-- browser hits the primary key and, written with INSERT OR IGNORE, changes
+-- nothing. memes.votes stays the count shown everywhere: it also holds the
+-- seed's votes, which have no rows here, so it is kept by this trigger
+-- rather than recounted.
+CREATE TABLE votes (
+  meme_id  INTEGER NOT NULL REFERENCES memes(id) ON DELETE CASCADE,
+  visitor  TEXT    NOT NULL,
+  PRIMARY KEY (meme_id, visitor)
+) WITHOUT ROWID;
+
+CREATE TRIGGER votes_count AFTER INSERT ON votes
+BEGIN
+  UPDATE memes SET votes = votes + 1 WHERE id = NEW.meme_id;
+END;

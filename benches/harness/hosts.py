@@ -8,6 +8,7 @@ components (app.toml) on Nebula, and benches/native natively."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -89,10 +90,24 @@ def _has_admin(binary: str) -> bool:
     return "--admin" in out.stdout
 
 
+@functools.lru_cache(maxsize=None)
+def _has_no_rate_limits(binary: str) -> bool:
+    try:
+        out = subprocess.run([binary, "up", "--help"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--no-rate-limits" in out.stdout
+
+
 def _nebula_up(manifest: str, *extra: str):
     def build(host: Host, ctx: Ctx) -> list[str]:
         cmd = [host.binary, "up", "-f", os.path.join(REPO, manifest), "--no-build",
                "--listen", ctx.addr, *[e.format(**vars(ctx)) for e in extra]]
+        # The vote workload sends thousands of votes from one address;
+        # app.toml's rate_limit would answer most of them 429. Older builds
+        # (compare_builds.py) have no limits and no flag.
+        if _has_no_rate_limits(host.binary):
+            cmd.append("--no-rate-limits")
         if host.admin and ctx.admin:
             cmd += ["--admin", ctx.admin]
         return cmd

@@ -20,6 +20,9 @@ use crate::metrics::{self, AppMetrics};
 use crate::router::{RouteMatch, Router};
 use crate::server::backpressure::{self, Gate};
 use crate::server::{pages, static_files};
+use crate::web::csrf::{self, CrossSite};
+use crate::web::rate_limit::{self, Limiter};
+use crate::web::session::{Sessions, Visitor};
 
 /// The token a component may put in a response header; replaced by the rowid
 /// of the last row its effects inserted (e.g. `location: /memes/{{last_insert_rowid}}`).
@@ -41,7 +44,16 @@ pub struct AppOptions {
     /// less resident while idle, for ~4 ms more on the first request after
     /// (benches/RESULTS.md, "Scale to zero").
     pub trim_code: bool,
+    /// Whether `[[routes]] rate_limit` is enforced; off only for load tests
+    /// and benchmarks that send many requests from one address
+    /// (`nebula up --no-rate-limits`).
+    pub rate_limits: bool,
 }
+
+/// The address a request came from, put in the request's extensions by the
+/// server; rate limits count per address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::IpAddr);
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -53,6 +65,7 @@ impl Default for AppOptions {
             queue_size: None,
             queue_timeout: None,
             trim_code: true,
+            rate_limits: true,
         }
     }
 }
@@ -71,6 +84,10 @@ pub struct App {
     opts: AppOptions,
     request_ids: RequestIds,
     metrics: &'static AppMetrics,
+    /// The visitor cookie's key and settings, with `[session]`.
+    sessions: Option<Sessions>,
+    /// Token buckets of the routes with a `rate_limit`.
+    limiter: Limiter,
 }
 
 /// The engine with its instance pool, and the pre-linked components.
@@ -231,7 +248,15 @@ impl App {
             opts.queue_timeout,
             &manifest.limits,
         );
+        // The key is kept beside the database the app really uses (--db too).
+        let sessions = manifest
+            .session
+            .clone()
+            .map(|config| Sessions::open(config, db.path()))
+            .transpose()?;
         Ok(App {
+            sessions,
+            limiter: Limiter::new(),
             router,
             db: Arc::new(db),
             gate,
@@ -321,6 +346,8 @@ impl App {
         )
         .await;
         stats.count(resp.status());
+        // Every response, the host's own pages included.
+        self.manifest.headers.apply(resp.headers_mut());
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-request-id", v);
         }
@@ -353,6 +380,77 @@ impl App {
         let route = &self.manifest.routes[route_idx];
         let stats = self.metrics.route_at(route_idx);
         metrics::cpu::charge_request_to(stats);
+        if route.cross_site == CrossSite::Refuse {
+            if let Some(why) = csrf::refusal(req.method(), req.headers()) {
+                tracing::info!(
+                    request = id,
+                    route = route.pattern.source(),
+                    "cross-site {} refused with 403: {why} (a route that serves other sites sets cross_site = \"allow\")",
+                    req.method()
+                );
+                return pages::error(
+                    StatusCode::FORBIDDEN,
+                    id,
+                    "This request came from another site and was refused; nothing was changed.",
+                );
+            }
+        }
+        if let (Some(limit), true) = (&route.rate_limit, self.opts.rate_limits) {
+            let client = req
+                .extensions()
+                .get::<ClientAddr>()
+                .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0);
+            if let Err(wait) =
+                self.limiter
+                    .check(route_idx, client, limit, std::time::Instant::now())
+            {
+                let secs = rate_limit::retry_after_secs(wait);
+                tracing::info!(
+                    request = id,
+                    route = route.pattern.source(),
+                    %client,
+                    "over rate_limit = {limit}; answered 429, retry after {secs} s"
+                );
+                let mut r = pages::error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    id,
+                    "Too many requests from your address; please wait a little and try again.",
+                );
+                r.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+                return r;
+            }
+        }
+        let mut req = req;
+        let visitor = self.sessions.as_ref().map(|s| {
+            let v = s.visitor(req.headers());
+            s.strip(req.headers_mut());
+            v
+        });
+        let mut resp = self
+            .run_route(id, req, route_idx, params, visitor.as_ref(), seed, now_ms)
+            .await;
+        if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
+            s.keep_session_cookie(resp.headers_mut(), v);
+        }
+        resp
+    }
+
+    /// Runs route `route_idx` for a request the checks above let through:
+    /// a slot, the reads, the component, its writes.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_route(
+        &self,
+        id: &str,
+        req: HttpRequest,
+        route_idx: usize,
+        params: Vec<(String, String)>,
+        visitor: Option<&Visitor>,
+        seed: u64,
+        now_ms: u64,
+    ) -> HttpResponse {
+        let route = &self.manifest.routes[route_idx];
+        let stats = self.metrics.route_at(route_idx);
         // A slot before anything costly (reads, an instance); refused
         // requests cost a small page.
         let _slot = match self.gate.enter().await {
@@ -404,6 +502,7 @@ impl App {
                     Binding::Query(n) => lookup(&wit_req.query, n),
                     Binding::Header(n) => lookup(&wit_req.headers, n),
                     Binding::Form(n) => form.get(n),
+                    Binding::Session => visitor.map(|v| v.id.clone()),
                 })
             })
             .collect();
@@ -486,7 +585,8 @@ impl App {
                 .iter()
                 .map(|w| (w.clone(), self.manifest.writes[w].sql.clone()))
                 .collect();
-            match self.db.apply_off_thread(effects, declared).await {
+            let session = visitor.map(|v| v.id.clone());
+            match self.db.apply_off_thread(effects, session, declared).await {
                 Ok(r) => rowid = Some(r),
                 Err(e) => {
                     tracing::error!(

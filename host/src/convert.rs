@@ -9,6 +9,7 @@ use http::StatusCode;
 
 use crate::app::{HttpRequest, HttpResponse, LAST_INSERT_ROWID};
 use crate::contract::{Request as WitRequest, Response as WitResponse};
+pub use crate::web::security_headers::filter_guest_header;
 
 /// The first value named `name` among the pairs.
 pub fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
@@ -92,7 +93,8 @@ pub fn to_wit_request(
 
 /// The HTTP response for a component's response, with `{{last_insert_rowid}}`
 /// in header values replaced by `rowid`; an invalid status or header is an
-/// error that names it.
+/// error that names it. Headers a guest may not set (hop-by-hop, framing,
+/// see [`filter_guest_header`]) are dropped and logged.
 pub fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpResponse, String> {
     let status = StatusCode::from_u16(resp.status)
         .map_err(|_| format!("status {} is not an HTTP status", resp.status))?;
@@ -101,6 +103,16 @@ pub fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpRes
     for (k, v) in resp.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| format!("invalid header name {k:?}"))?;
+        // Framing and connection headers are the host's: a guest's
+        // `content-length: 0` over a body would otherwise end this response
+        // early and start the next pipelined one inside its body.
+        let v = match filter_guest_header(name.as_str(), &v) {
+            Ok(v) => v,
+            Err(why) => {
+                tracing::warn!(header = %name, "dropped a header from the component's response: {why}");
+                continue;
+            }
+        };
         let value = match rowid {
             Some(id) if v.contains(LAST_INSERT_ROWID) => {
                 v.replace(LAST_INSERT_ROWID, &id.to_string())

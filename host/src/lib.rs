@@ -5,7 +5,8 @@
 //! writes; [`executor`] runs the component; [`server`] speaks HTTP and serves
 //! static files. [`app`] ties them together; [`builder`] and [`check`] are the
 //! `nebula build` and `nebula check` commands, [`scaffold`] is `nebula new`
-//! and [`watch`] is `nebula up --watch`.
+//! and [`watch`] is `nebula up --watch`. [`web`] holds the host's answers to
+//! browser-borne attacks: cross-site requests, sessions, rate limits, headers.
 
 pub mod app;
 pub mod builder;
@@ -21,3 +22,4 @@ pub mod scaffold;
 pub mod server;
 pub mod spin;
 pub mod watch;
+pub mod web;

@@ -88,6 +88,10 @@ enum Command {
         /// Do not build components before serving.
         #[arg(long)]
         no_build: bool,
+        /// Ignore every route's `rate_limit`: for load tests and benchmarks
+        /// that send many requests from one address, never for a public site.
+        #[arg(long)]
+        no_rate_limits: bool,
         /// Where compiled components are cached (default: .nebula/cache beside the manifest).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
@@ -231,6 +235,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             admin,
             db,
             no_build,
+            no_rate_limits,
             cache_dir,
             max_instances,
             timeout_ms,
@@ -323,7 +328,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 queue_size,
                 queue_timeout: queue_timeout_ms.map(ms),
                 trim_code: !idle_trim_keep_code,
+                rate_limits: !no_rate_limits,
             };
+            if no_rate_limits {
+                tracing::warn!("--no-rate-limits: every route's rate_limit is ignored");
+            }
             let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
             if let Some(g) = shutdown_grace_ms {
                 conn_limits.shutdown_grace = ms(g);

@@ -1,4 +1,5 @@
-//! `/memes/:id`: one meme with its details and a vote button.
+//! `/memes/:id`: one meme with its details and a vote button (or "Voted"
+//! when this visitor has voted for it).
 
 use kit::card::{tag_list, votes};
 use kit::data::Data;
@@ -42,10 +43,16 @@ pub fn page(req: &Request, data: &Data) -> Response {
         "<div><dt>Votes</dt><dd>{}</dd></div>\n</dl>\n",
         votes(meme.votes)
     ));
-    // A plain form: voting works without JavaScript.
-    main.push_str(&format!(
-        "<div class=\"vote\"><form method=\"post\" action=\"/memes/{id}/vote\"><button>▲ Upvote</button></form></div>\n"
-    ));
+    // A plain form: voting works without JavaScript. The `voted` read says
+    // whether this visitor (the host's session cookie) already voted; a
+    // second vote would change nothing, so the page says so instead.
+    if data.first("voted").and_then(|r| r.int("voted")) == Some(1) {
+        main.push_str("<div class=\"vote\"><span class=\"voted\">✓ Voted</span></div>\n");
+    } else {
+        main.push_str(&format!(
+            "<div class=\"vote\"><form method=\"post\" action=\"/memes/{id}/vote\"><button>▲ Upvote</button></form></div>\n"
+        ));
+    }
     if !meme.tags.is_empty() {
         main.push_str(&tag_list(&meme.tags));
         main.push('\n');
@@ -125,6 +132,36 @@ mod tests {
         // Seed 1 among the others [1, 9] picks 9.
         assert!(html.contains("href=\"/memes/9\">Another meme →</a>"));
         assert!(html.contains("href=\"/random\""));
+    }
+
+    #[test]
+    fn a_visitor_who_voted_sees_voted_instead_of_the_button() {
+        let meme = || {
+            memes_table(
+                "meme",
+                &[TestMeme {
+                    id: 5,
+                    top: "t",
+                    bottom: "b",
+                    votes: 1,
+                    tags: "",
+                }],
+            )
+        };
+        let voted = |v: i64| Table {
+            name: "voted".into(),
+            columns: vec!["voted".into()],
+            rows: vec![vec![kit::Value::Integer(v)]],
+        };
+        let html = body(&show("5", vec![meme(), ids_table(&[5]), voted(1)], 0));
+        assert!(
+            html.contains("<span class=\"voted\">✓ Voted</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("action=\"/memes/5/vote\""));
+        let html = body(&show("5", vec![meme(), ids_table(&[5]), voted(0)], 0));
+        assert!(html.contains("action=\"/memes/5/vote\""));
+        assert!(!html.contains("Voted"));
     }
 
     #[test]

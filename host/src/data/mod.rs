@@ -133,9 +133,14 @@ impl Database {
     /// Applies a request's writes in one transaction: all or nothing.
     /// `lookup` maps a write's name to its SQL, or `None` if the route does
     /// not declare it. Returns SQLite's last inserted rowid.
+    ///
+    /// `session` is the request's visitor id, bound to a write's
+    /// `:session_id` (which the manifest check puts after the positional
+    /// parameters); the effect's args fill `?1`, `?2`, … before it.
     pub fn apply<'a>(
         &self,
         effects: &[crate::contract::Effect],
+        session: Option<&str>,
         lookup: impl Fn(&str) -> Option<&'a str>,
     ) -> std::result::Result<i64, WriteError> {
         // Check everything before taking the write lock.
@@ -149,7 +154,10 @@ impl Database {
             .map_err(WriteError::Failed)?;
         for (effect, sql) in effects.iter().zip(&sqls) {
             let mut stmt = tx.prepare_cached(sql).map_err(WriteError::Failed)?;
-            let expected = stmt.parameter_count();
+            let session_idx = stmt
+                .parameter_index(crate::manifest::SESSION_PARAM)
+                .map_err(WriteError::Failed)?;
+            let expected = stmt.parameter_count() - usize::from(session_idx.is_some());
             if expected != effect.args.len() {
                 return Err(WriteError::Arity {
                     write: effect.write.clone(),
@@ -157,8 +165,17 @@ impl Database {
                     found: effect.args.len(),
                 });
             }
-            stmt.execute(rusqlite::params_from_iter(effect.args.iter().map(SqlArg)))
-                .map_err(WriteError::Failed)?;
+            for (i, arg) in effect.args.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, SqlArg(arg))
+                    .map_err(WriteError::Failed)?;
+            }
+            if let Some(idx) = session_idx {
+                // Without a session (an app that has none cannot get here:
+                // the start-up check refuses the SQL) it would bind NULL.
+                stmt.raw_bind_parameter(idx, session)
+                    .map_err(WriteError::Failed)?;
+            }
+            stmt.raw_execute().map_err(WriteError::Failed)?;
         }
         let rowid = tx.last_insert_rowid();
         tx.commit().map_err(WriteError::Failed)?;
@@ -172,12 +189,13 @@ impl Database {
     pub async fn apply_off_thread(
         self: &Arc<Self>,
         effects: Vec<crate::contract::Effect>,
+        session: Option<String>,
         declared: Vec<(String, String)>,
     ) -> std::result::Result<i64, WriteError> {
         let db = self.clone();
         // Charged to the request's CPU account (metrics) like inline work.
         crate::metrics::cpu::spawn_blocking(move || {
-            db.apply(&effects, |w| {
+            db.apply(&effects, session.as_deref(), |w| {
                 declared
                     .iter()
                     .find(|(name, _)| name == w)

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
-use crate::manifest::{Binding, Manifest, Read};
+use crate::manifest::{Binding, Manifest, Read, SESSION_PARAM};
 
 /// One read with its parameter values for one request: (`:name`, value).
 pub struct ReadPlan<'m> {
@@ -43,7 +43,7 @@ pub fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<()> {
                     let bare = &name[1..];
                     if !read.bind.contains_key(bare) {
                         bail!(
-                            "{key}: SQL parameter {name} has no binding; add `{bare} = \"query.{bare}\"` (or param./form./header.) to its `bind`"
+                            "{key}: SQL parameter {name} has no binding; add `{bare} = \"query.{bare}\"` (or param./form./header./session.id) to its `bind`"
                         );
                     }
                     used.push(bare.to_string());
@@ -64,11 +64,23 @@ pub fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<()> {
         let stmt = conn
             .prepare(&write.sql)
             .with_context(|| format!("{key}.sql does not prepare against the database"))?;
-        for i in 1..=stmt.parameter_count() {
-            if let Some(name) = stmt.parameter_name(i) {
-                if !name.starts_with('?') {
-                    bail!("{key}: writes take positional parameters ?1, ?2, … filled from the effect's args; found {name}");
-                }
+        let count = stmt.parameter_count();
+        for i in 1..=count {
+            match stmt.parameter_name(i) {
+                Some(SESSION_PARAM) if manifest.session.is_none() => bail!(
+                    "{key}: {SESSION_PARAM} is the visitor id of the host's session cookie; add a [session] table to the manifest to use it"
+                ),
+                // The visitor id binds by name after the guest's args, so
+                // it must come after them: SQLite would otherwise give it
+                // the index of one of ?1, ?2, … and the two would be one.
+                Some(SESSION_PARAM) if i != count => bail!(
+                    "{key}: {SESSION_PARAM} must come after every positional parameter (?1, ?2, …) in the SQL; the host binds it after the component's args"
+                ),
+                Some(SESSION_PARAM) => {}
+                Some(name) if !name.starts_with('?') => bail!(
+                    "{key}: writes take positional parameters ?1, ?2, … filled from the effect's args (and {SESSION_PARAM}, the visitor id, with [session]); found {name}"
+                ),
+                _ => {}
             }
         }
     }

@@ -17,6 +17,10 @@ pub use error::ManifestError;
 pub use limits::{ComponentLimits, Limits};
 
 use crate::router::Pattern;
+use crate::web::csrf::CrossSite;
+use crate::web::rate_limit::RateLimit;
+use crate::web::security_headers::SecurityHeaders;
+use crate::web::session::{self, SessionConfig};
 
 /// The methods a route may declare.
 pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
@@ -35,6 +39,10 @@ pub struct Manifest {
     pub reads: BTreeMap<String, Read>,
     pub writes: BTreeMap<String, Write>,
     pub routes: Vec<Route>,
+    /// `[session]`: the host's signed visitor cookie, if the app wants one.
+    pub session: Option<SessionConfig>,
+    /// `[headers]` over the defaults: what every response gets.
+    pub headers: SecurityHeaders,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +90,8 @@ pub enum Binding {
     Query(String),
     Form(String),
     Header(String),
+    /// `session.id`: the visitor id of the host's session cookie.
+    Session,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +107,15 @@ pub struct Route {
     pub component: String,
     pub reads: Vec<String>,
     pub writes: Vec<String>,
+    /// `rate_limit`: requests per client address, if limited.
+    pub rate_limit: Option<RateLimit>,
+    /// `cross_site`: whether cross-site POST/PUT/PATCH/DELETE may run.
+    pub cross_site: CrossSite,
 }
+
+/// The write parameter the host binds to the visitor id (`[session]`);
+/// the guest's args fill the positional ones.
+pub const SESSION_PARAM: &str = ":session_id";
 
 impl Manifest {
     /// Reads and validates the manifest at `file`.
@@ -177,6 +195,51 @@ impl Manifest {
 
         let limits = limits::parse_limits(file, text, "limits", raw.limits.unwrap_or_default())?;
 
+        let session = match raw.session {
+            None => None,
+            Some(sess) => {
+                let mut config = SessionConfig::default();
+                if let Some(c) = sess.cookie {
+                    session::check_cookie_name(c.get_ref())
+                        .map_err(|m| err(Some(c.span()), "session.cookie", m))?;
+                    config.cookie = c.into_inner();
+                }
+                if let Some(d) = sess.max_age_days {
+                    if !(1..=3650).contains(d.get_ref()) {
+                        return Err(err(
+                            Some(d.span()),
+                            "session.max_age_days",
+                            format!(
+                                "expected a number of days from 1 to 3650, found {}",
+                                d.get_ref()
+                            ),
+                        ));
+                    }
+                    config.max_age = std::time::Duration::from_secs(d.get_ref() * 86_400);
+                }
+                config.secure = sess.secure.unwrap_or(false);
+                Some(config)
+            }
+        };
+
+        let headers = match raw.headers {
+            None => SecurityHeaders::default(),
+            Some(h) => {
+                let spans: BTreeMap<&str, std::ops::Range<usize>> =
+                    h.iter().map(|(k, v)| (k.as_str(), v.span())).collect();
+                SecurityHeaders::with_overrides(
+                    h.iter().map(|(k, v)| (k.as_str(), v.get_ref().as_str())),
+                )
+                .map_err(|(name, m)| {
+                    err(
+                        spans.get(name.as_str()).cloned(),
+                        &format!("headers.{name}"),
+                        m,
+                    )
+                })?
+            }
+        };
+
         let mut components = BTreeMap::new();
         for (cname, c) in raw.components {
             if c.source.as_os_str().is_empty() {
@@ -221,11 +284,18 @@ impl Manifest {
                         Some(source.span()),
                         &format!("reads.{rname}.bind.{param}"),
                         format!(
-                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\" or \"header.NAME\", found {:?}",
+                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\", \"header.NAME\" or \"session.id\", found {:?}",
                             source.get_ref()
                         ),
                     )
                 })?;
+                if binding == Binding::Session && session.is_none() {
+                    return Err(err(
+                        Some(source.span()),
+                        &format!("reads.{rname}.bind.{param}"),
+                        "\"session.id\" needs the host's visitor cookie: add a [session] table to the manifest".into(),
+                    ));
+                }
                 bind.insert(param, binding);
             }
             reads.insert(
@@ -353,12 +423,26 @@ impl Manifest {
                     }
                 }
             }
+            let rate_limit = match &r.rate_limit {
+                None => None,
+                Some(v) => Some(
+                    RateLimit::parse(v.get_ref())
+                        .map_err(|m| err(Some(v.span()), &key("rate_limit"), m))?,
+                ),
+            };
+            let cross_site = match &r.cross_site {
+                None => CrossSite::default(),
+                Some(v) => CrossSite::parse(v.get_ref())
+                    .map_err(|m| err(Some(v.span()), &key("cross_site"), m))?,
+            };
             routes.push(Route {
                 pattern,
                 methods,
                 component: r.component.into_inner(),
                 reads: r.reads.into_iter().map(|s| s.into_inner()).collect(),
                 writes: r.writes.into_iter().map(|s| s.into_inner()).collect(),
+                rate_limit,
+                cross_site,
             });
         }
 
@@ -373,6 +457,8 @@ impl Manifest {
             reads,
             writes,
             routes,
+            session,
+            headers,
         })
     }
 }
@@ -389,6 +475,7 @@ impl Binding {
             "query" => Binding::Query(name),
             "form" => Binding::Form(name),
             "header" => Binding::Header(name.to_ascii_lowercase()),
+            "session" if name == "id" => Binding::Session,
             _ => return None,
         })
     }

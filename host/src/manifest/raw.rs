@@ -22,6 +22,18 @@ pub struct RawManifest {
     pub writes: BTreeMap<String, RawWrite>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    pub session: Option<RawSession>,
+    /// Header name → value for every response (`""` removes a default).
+    pub headers: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+/// `[session]`: a signed visitor cookie set by the host.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawSession {
+    pub cookie: Option<Spanned<String>>,
+    pub max_age_days: Option<Spanned<u64>>,
+    pub secure: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -116,4 +128,8 @@ pub struct RawRoute {
     pub reads: Vec<Spanned<String>>,
     #[serde(default)]
     pub writes: Vec<Spanned<String>>,
+    /// `"N/UNIT"` per client address, e.g. `"10/min"`.
+    pub rate_limit: Option<Spanned<String>>,
+    /// `"refuse"` (default) or `"allow"` cross-site state-changing requests.
+    pub cross_site: Option<Spanned<String>>,
 }

@@ -50,6 +50,10 @@ pub trait Service: Send + Sync + 'static {
     /// Called once no request is in flight any more (or the shutdown grace
     /// ran out): close what must be closed cleanly, such as the database.
     fn shutdown(&self) {}
+
+    /// The headers every response of the app gets, for the pages the
+    /// server answers itself.
+    fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders;
 }
 
 pub fn full_body(b: Bytes) -> Body {
@@ -120,7 +124,9 @@ pub async fn serve<S: Service>(
                         if let Some(problem) =
                             crate::convert::host_problem(req.version(), req.headers())
                         {
-                            return Ok(pages::bad_request(problem).map(full_body));
+                            let mut r = pages::bad_request(problem);
+                            app.security_headers().apply(r.headers_mut());
+                            return Ok(r.map(full_body));
                         }
                         Ok::<_, Infallible>(app.call(req, peer).await)
                     }
@@ -170,10 +176,16 @@ pub async fn serve<S: Service>(
 impl Service for App {
     async fn call(
         &self,
-        req: hyper::Request<Incoming>,
-        _peer: SocketAddr,
+        mut req: hyper::Request<Incoming>,
+        peer: SocketAddr,
     ) -> hyper::Response<Body> {
+        req.extensions_mut()
+            .insert(crate::app::ClientAddr(peer.ip()));
         handle(self, req).await.map(full_body)
+    }
+
+    fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders {
+        &self.manifest.headers
     }
 
     fn trim(&self) {
@@ -219,6 +231,16 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
             Ok(Err(e)) => pages::bad_request(&format!("The request body could not be read: {e}")),
         }
     };
+    let mut resp = resp;
+    // `App::handle` sets them on its own answers; these are for the pages
+    // answered here (413, 408, 400). Inserting twice is harmless; the CSP
+    // is only added if it is not there yet.
+    if !resp
+        .headers()
+        .contains_key(http::header::CONTENT_SECURITY_POLICY)
+    {
+        app.manifest.headers.apply(resp.headers_mut());
+    }
     resp
 }
 

@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 use crate::manifest::limits::{parse_component_limits, parse_limits};
 use crate::manifest::raw::{RawComponentLimits, RawLimits};
-use crate::manifest::{ComponentLimits, Limits};
+use crate::manifest::{ComponentLimits, Limits, ManifestError};
+use crate::web::csrf::CrossSite;
+use crate::web::security_headers::SecurityHeaders;
 
 #[derive(Debug, Clone)]
 pub struct SpinManifest {
@@ -29,6 +31,9 @@ pub struct SpinManifest {
     /// `[limits]`, in the table Spin keeps for other tools' settings (Spin
     /// itself ignores it, so the manifest still runs on Spin unchanged).
     pub limits: Limits,
+    /// `[application.tool.nebula.headers]`: what every response gets, as
+    /// app.toml's `[headers]`.
+    pub headers: SecurityHeaders,
     pub warnings: Vec<String>,
 }
 
@@ -65,6 +70,9 @@ pub struct SpinComponent {
     /// `[component.ID.tool.nebula.limits]`: this component's deadline,
     /// memory cap and response size over the app's.
     pub limits: ComponentLimits,
+    /// `[component.ID.tool.nebula] cross_site`: whether its routes take
+    /// cross-site POST/PUT/PATCH/DELETE (default: refused with 403).
+    pub cross_site: CrossSite,
 }
 
 /// One entry of a component's `files` (see [`super::files`] for what each
@@ -123,6 +131,7 @@ struct RawAppTools {
 #[serde(deny_unknown_fields)]
 struct RawAppNebula {
     limits: Option<RawLimits>,
+    headers: Option<BTreeMap<String, toml::Spanned<String>>>,
 }
 
 /// `[component.ID.tool.*]`, as [`RawAppTools`].
@@ -135,6 +144,7 @@ struct RawComponentTools {
 #[serde(deny_unknown_fields)]
 struct RawComponentNebula {
     limits: Option<RawComponentLimits>,
+    cross_site: Option<toml::Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -233,20 +243,48 @@ impl SpinManifest {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
 
+        let (app_limits, app_headers) = match raw.application.tool.nebula {
+            Some(n) => (n.limits, n.headers),
+            None => (None, None),
+        };
         let limits = parse_limits(
             file,
             text,
             "application.tool.nebula.limits",
-            raw.application
-                .tool
-                .nebula
-                .and_then(|n| n.limits)
-                .unwrap_or_default(),
+            app_limits.unwrap_or_default(),
         )?;
+        let headers = match app_headers {
+            None => SecurityHeaders::default(),
+            Some(h) => SecurityHeaders::with_overrides(
+                h.iter().map(|(k, v)| (k.as_str(), v.get_ref().as_str())),
+            )
+            .map_err(|(name, m)| {
+                ManifestError::at_span(
+                    file,
+                    text,
+                    h.get(&name).map(|v| v.span()),
+                    &format!("application.tool.nebula.headers.{name}"),
+                    m,
+                )
+            })?,
+        };
         let mut components = BTreeMap::new();
         for (id, c) in raw.component.clone() {
             let own = c.tool.nebula.clone().and_then(|n| n.limits);
+            let cross_site = match c.tool.nebula.as_ref().and_then(|n| n.cross_site.as_ref()) {
+                None => CrossSite::default(),
+                Some(v) => CrossSite::parse(v.get_ref()).map_err(|m| {
+                    ManifestError::at_span(
+                        file,
+                        text,
+                        Some(v.span()),
+                        &format!("component.{id}.tool.nebula.cross_site"),
+                        m,
+                    )
+                })?,
+            };
             let mut parsed = component(&fname.to_string(), &base_dir, &id, c)?;
+            parsed.cross_site = cross_site;
             parsed.limits = parse_component_limits(
                 file,
                 text,
@@ -337,6 +375,7 @@ impl SpinManifest {
             triggers,
             components,
             limits,
+            headers,
             warnings,
         })
     }
@@ -427,6 +466,7 @@ fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<Spin
         allowed_outbound_hosts: c.allowed_outbound_hosts,
         build,
         limits: ComponentLimits::default(),
+        cross_site: CrossSite::default(),
     })
 }
 

@@ -32,6 +32,7 @@ use crate::executor::{self, CompileCache, EngineOptions};
 use crate::metrics::{self, AppMetrics};
 use crate::server::backpressure::{self, Gate};
 use crate::server::{content_length, pages, Body};
+use crate::web::csrf::{self, CrossSite};
 
 #[derive(Debug, Clone)]
 pub struct SpinOptions {
@@ -257,6 +258,22 @@ impl SpinApp {
         let Some(m) = self.router.route(&path) else {
             return pages::not_found(&path).map(crate::server::full_body);
         };
+        if self.manifest.components[&m.route.component].cross_site == CrossSite::Refuse {
+            if let Some(why) = csrf::refusal(req.method(), req.headers()) {
+                tracing::info!(
+                    route = %m.route.raw,
+                    "cross-site {} refused with 403: {why} (a component that serves other sites sets cross_site = \"allow\" in [component.{}.tool.nebula])",
+                    req.method(),
+                    m.route.component
+                );
+                return pages::error(
+                    ::http::StatusCode::FORBIDDEN,
+                    "-",
+                    "This request came from another site and was refused; nothing was changed.",
+                )
+                .map(crate::server::full_body);
+            }
+        }
         let uri = req.uri().clone();
         routes::add_spin_headers(req.headers_mut(), &uri, &m, peer);
         // Transport information only; it confuses guests that forward requests.
@@ -304,7 +321,10 @@ impl SpinApp {
         let started = std::time::Instant::now();
         let _in_flight = self.deadlines.enter();
         match handler.handle(stats, req).await {
-            Ok(resp) => capped_response(resp, component, caps, slot),
+            Ok(mut resp) => {
+                drop_guest_headers(resp.headers_mut());
+                capped_response(resp, component, caps, slot)
+            }
             Err(e) if timed_out(&e) || started.elapsed() >= caps.timeout => {
                 tracing::error!(
                     component = %component,
@@ -439,14 +459,54 @@ impl crate::server::Service for SpinApp {
         req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<Body> {
-        let (resp, stats) =
+        let (mut resp, stats) =
             metrics::cpu::request(self.metrics.unmatched, self.handle(req, peer)).await;
         stats.count(resp.status());
+        // Every response, the host's own pages included.
+        self.manifest.headers.apply(resp.headers_mut());
         resp
+    }
+
+    fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders {
+        &self.manifest.headers
     }
 
     fn metrics(&self) -> Option<&'static AppMetrics> {
         Some(self.metrics)
+    }
+}
+
+/// Drops the connection and framing headers a component may not set, as
+/// for pure components (`convert::to_http_response`). `content-length`
+/// stays: wasi:http itself holds the body to it (a body longer or shorter
+/// than declared is an error, never sent as is), and the response cap
+/// reads it.
+fn drop_guest_headers(headers: &mut ::http::HeaderMap) {
+    let names: Vec<::http::HeaderName> = headers.keys().cloned().collect();
+    for name in names {
+        if name == ::http::header::CONTENT_LENGTH {
+            continue;
+        }
+        let values: Vec<::http::HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        let mut kept = Vec::with_capacity(values.len());
+        for v in values {
+            match crate::convert::filter_guest_header(
+                name.as_str(),
+                &String::from_utf8_lossy(v.as_bytes()),
+            ) {
+                Ok(f) if f.as_bytes() == v.as_bytes() => kept.push(v),
+                Ok(f) => kept.extend(::http::HeaderValue::from_str(&f).ok()),
+                Err(why) => {
+                    tracing::warn!(header = %name, "dropped a header from the component's response: {why}")
+                }
+            }
+        }
+        if kept.len() != headers.get_all(&name).iter().count() {
+            headers.remove(&name);
+            for v in kept {
+                headers.append(name.clone(), v);
+            }
+        }
     }
 }
 

@@ -24,3 +24,4 @@ mod submit;
 mod swap;
 mod votes;
 mod watch;
+mod web;

@@ -31,6 +31,7 @@ pub fn build_guests() {
             "host/tests/apps/escape.toml",
             "host/tests/apps/limits.toml",
             "host/tests/apps/spin-hog.toml",
+            "host/tests/apps/web.toml",
         ] {
             nebula_build(manifest);
         }

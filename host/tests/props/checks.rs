@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use nebula::contract::Response as WitResponse;
-use nebula::convert::{to_http_response, to_wit_request};
+use nebula::convert::{filter_guest_header, to_http_response, to_wit_request};
 use nebula::manifest::Manifest;
 use nebula::router::{Pattern, RouteMatch, Router};
 
@@ -206,11 +206,14 @@ pub fn request_converts_faithfully(raw: &RawRequest) {
     assert_eq!(wit.body, raw.body);
     assert_eq!((wit.seed, wit.now_ms), (raw.seed, raw.now_ms));
 
-    // Headers that are valid both ways survive the way back unchanged.
+    // Headers that are valid both ways survive the way back unchanged,
+    // except those only the host may set in a response (hop-by-hop,
+    // framing), which are dropped.
     let echoed: Vec<(String, String)> = wit
         .headers
         .iter()
         .filter(|(_, v)| http::HeaderValue::from_str(v).is_ok())
+        .filter(|(k, v)| filter_guest_header(k, v).as_deref() == Ok(v.as_str()))
         .cloned()
         .collect();
     let resp = to_http_response(
@@ -261,12 +264,14 @@ pub fn response_converts_or_is_refused(
                 .collect();
             let mut expected: Vec<(String, Vec<u8>)> = headers
                 .iter()
-                .map(|(k, v)| {
+                .filter_map(|(k, v)| {
+                    // Dropped or trimmed as a guest may not set them.
+                    let v = filter_guest_header(k, v).ok()?;
                     let v = match rowid {
                         Some(id) => v.replace("{{last_insert_rowid}}", &id.to_string()),
-                        None => v.clone(),
+                        None => v,
                     };
-                    (k.to_ascii_lowercase(), v.into_bytes())
+                    Some((k.to_ascii_lowercase(), v.into_bytes()))
                 })
                 .collect();
             if !body.is_empty() && !expected.iter().any(|(k, _)| k == "content-type") {

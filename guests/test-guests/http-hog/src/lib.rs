@@ -9,6 +9,8 @@
 //! - `?mode=memory` reserves memory 1 MiB at a time until the cap refuses,
 //!   and answers how many MiB it got;
 //! - `?mode=alloc` allocates and touches memory without end;
+//! - `?mode=frame` answers HTML with `X-Frame-Options: ALLOWALL` and a CSP
+//!   allowing any frame ancestor, which the host must not pass on;
 //!
 //! any other request answers `ok`.
 
@@ -106,6 +108,23 @@ impl Guest for Component {
                 Fields::from_list(&[("content-length".to_string(), n.to_string().into_bytes())])
                     .expect("a valid header");
             respond(out, 200, headers, chunks());
+        } else if query.contains("mode=frame") {
+            // Framing is the host's call: both must be dropped or trimmed.
+            let headers = Fields::from_list(&[
+                ("x-frame-options".to_string(), b"ALLOWALL".to_vec()),
+                (
+                    "content-security-policy".to_string(),
+                    b"frame-ancestors *; img-src 'none'".to_vec(),
+                ),
+                ("content-type".to_string(), b"text/html".to_vec()),
+            ])
+            .expect("valid headers");
+            respond(
+                out,
+                200,
+                headers,
+                std::iter::once(b"<p>frame me</p>\n".to_vec()),
+            );
         } else if query.contains("mode=read") {
             let said = read_body(request);
             respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));
