@@ -12,9 +12,10 @@ pub(crate) mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use error::ManifestError;
-pub use limits::{ComponentLimits, Limits};
+pub use limits::{ComponentLimits, Limits, ReadLimits};
 
 use crate::router::Pattern;
 
@@ -32,7 +33,8 @@ pub struct Manifest {
     pub database: Database,
     pub limits: Limits,
     pub components: BTreeMap<String, Component>,
-    pub reads: BTreeMap<String, Read>,
+    /// Shared so a request's reads can run on a blocking thread.
+    pub reads: BTreeMap<String, Arc<Read>>,
     pub writes: BTreeMap<String, Write>,
     pub routes: Vec<Route>,
 }
@@ -74,6 +76,8 @@ pub struct Read {
     pub sql: String,
     /// SQL parameter name (without the `:`) → where its value comes from.
     pub bind: BTreeMap<String, Binding>,
+    /// Rows, bytes and time this read may take.
+    pub limits: ReadLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +86,10 @@ pub enum Binding {
     Query(String),
     Form(String),
     Header(String),
+    /// `request.seed`: the request's seed (its low 63 bits, so SQL sees a
+    /// non-negative integer), for picks that must be random yet
+    /// reproducible, like the random meme.
+    Seed,
 }
 
 #[derive(Debug, Clone)]
@@ -221,20 +229,30 @@ impl Manifest {
                         Some(source.span()),
                         &format!("reads.{rname}.bind.{param}"),
                         format!(
-                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\" or \"header.NAME\", found {:?}",
+                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\", \"header.NAME\" or \"request.seed\", found {:?}",
                             source.get_ref()
                         ),
                     )
                 })?;
                 bind.insert(param, binding);
             }
+            let read_limits = limits::parse_read_limits(
+                file,
+                text,
+                &format!("reads.{rname}"),
+                &r.max_rows,
+                &r.max_bytes,
+                &r.timeout_ms,
+                limits.read,
+            )?;
             reads.insert(
                 rname.clone(),
-                Read {
+                Arc::new(Read {
                     name: rname,
                     sql: r.sql,
                     bind,
-                },
+                    limits: read_limits,
+                }),
             );
         }
 
@@ -389,6 +407,7 @@ impl Binding {
             "query" => Binding::Query(name),
             "form" => Binding::Form(name),
             "header" => Binding::Header(name.to_ascii_lowercase()),
+            "request" if name == "seed" => Binding::Seed,
             _ => return None,
         })
     }
