@@ -503,16 +503,17 @@ impl App {
                     Binding::Header(n) => lookup(&wit_req.headers, n),
                     Binding::Form(n) => form.get(n),
                     Binding::Session => visitor.map(|v| v.id.clone()),
+                    Binding::Seed => Some((seed & i64::MAX as u64).to_string()),
                 })
             })
             .collect();
-        let data = match self.db.read(&plans) {
+        let data = match self.db.read_off_thread(plans).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(
                     request = id,
                     route = route.pattern.source(),
-                    "read failed: {e:#}"
+                    "answered 500: {e}"
                 );
                 return pages::error(
                     StatusCode::INTERNAL_SERVER_ERROR,

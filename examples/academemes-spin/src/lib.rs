@@ -39,7 +39,8 @@ FROM memes m ORDER BY m.votes DESC, m.id DESC LIMIT 6",
     ),
     (
         "tags",
-        "SELECT tag, count(*) AS memes FROM meme_tags GROUP BY tag ORDER BY tag",
+        "SELECT tag, memes FROM (SELECT tag, memes FROM tag_counts ORDER BY memes DESC, tag LIMIT 40)
+ORDER BY tag",
     ),
 ];
 

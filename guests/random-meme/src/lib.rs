@@ -1,7 +1,9 @@
 //! `/random`: a redirect to a meme picked with the request's seed.
 //!
-//! The host chooses the seed, so the choice is random for visitors yet
-//! reproducible given the request.
+//! The pick is made in SQL (the read `random_pick`, app.toml), by id range
+//! with the seed the host binds as `request.seed`, so it costs a few index
+//! lookups however many memes there are; the choice is random for visitors
+//! yet reproducible given the request.
 
 use kit::data::Data;
 use kit::http::{redirect, ResponseExt};
@@ -10,12 +12,11 @@ use kit::{Request, Response, Table};
 struct Component;
 
 impl kit::Guest for Component {
-    fn handle(req: Request, data: Vec<Table>) -> Response {
-        let ids: Vec<i64> = Data::new(&data)
-            .rows("meme_ids")
-            .filter_map(|r| r.int("id"))
-            .collect();
-        let location = match pick(&ids, req.seed) {
+    fn handle(_req: Request, data: Vec<Table>) -> Response {
+        let picked = Data::new(&data)
+            .first("random_pick")
+            .and_then(|r| r.int("id"));
+        let location = match picked {
             Some(id) => format!("/memes/{id}"),
             None => "/".to_string(),
         };
@@ -24,44 +25,33 @@ impl kit::Guest for Component {
     }
 }
 
-/// `ids[seed % len]`, or `None` if there are no memes.
-fn pick(ids: &[i64], seed: u64) -> Option<i64> {
-    if ids.is_empty() {
-        return None;
-    }
-    let index = (seed % ids.len() as u64) as usize;
-    Some(ids[index])
-}
-
 kit::export!(Component with_types_in kit::bindings);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kit::testing::{ids_table, request, response_header};
-    use kit::Guest;
+    use kit::testing::{request, response_header, table};
+    use kit::{Guest, Value};
 
-    fn visit(ids: &[i64], seed: u64) -> Response {
-        let mut req = request("GET", "/random", "/random");
-        req.seed = seed;
-        Component::handle(req, vec![ids_table(ids)])
+    fn visit(picked: &[i64]) -> Response {
+        let rows = picked.iter().map(|&id| vec![Value::Integer(id)]).collect();
+        Component::handle(
+            request("GET", "/random", "/random"),
+            vec![table("random_pick", &["id"], rows)],
+        )
     }
 
     #[test]
-    fn picks_by_seed_modulo_count() {
-        let resp = visit(&[4, 8, 15], 7);
+    fn redirects_to_the_picked_meme() {
+        let resp = visit(&[8]);
         assert_eq!(resp.status, 302);
         assert_eq!(response_header(&resp, "location"), Some("/memes/8"));
         assert_eq!(response_header(&resp, "cache-control"), Some("no-store"));
-        assert_eq!(
-            response_header(&visit(&[4, 8, 15], u64::MAX), "location"),
-            Some("/memes/4")
-        );
     }
 
     #[test]
     fn no_memes_goes_home() {
-        let resp = visit(&[], 3);
+        let resp = visit(&[]);
         assert_eq!(resp.status, 302);
         assert_eq!(response_header(&resp, "location"), Some("/"));
     }

@@ -58,7 +58,7 @@ pub fn page(req: &Request, data: &Data) -> Response {
         main.push('\n');
     }
     main.push_str("<p class=\"more\">");
-    if let Some(other) = another(data, id, req.seed) {
+    if let Some(other) = another(data, id) {
         main.push_str(&format!(
             "<a class=\"button button-secondary\" href=\"/memes/{other}\">Another meme →</a> "
         ));
@@ -71,24 +71,25 @@ pub fn page(req: &Request, data: &Data) -> Response {
     html(200, layout::page(&meme.caption(), &req.path, &main))
 }
 
-/// A meme other than `id`, picked with the seed; `None` if there is none.
-fn another(data: &Data, id: i64, seed: u64) -> Option<i64> {
-    let others: Vec<i64> = data
-        .rows("meme_ids")
-        .filter_map(|r| r.int("id"))
+/// A meme other than `id`, picked in SQL with the request's seed (the read
+/// `another`, app.toml); `None` if there is none.
+fn another(data: &Data, id: i64) -> Option<i64> {
+    data.first("another")
+        .and_then(|r| r.int("id"))
         .filter(|&other| other != id)
-        .collect();
-    if others.is_empty() {
-        return None;
-    }
-    Some(others[(seed % others.len() as u64) as usize])
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kit::testing::{body, ids_table, memes_table, request, response_header, TestMeme};
-    use kit::Table;
+    use kit::testing::{body, memes_table, request, response_header, table, TestMeme};
+    use kit::{Table, Value};
+
+    /// The `another` read, picking `id` (or nothing).
+    fn another_table(id: Option<i64>) -> Table {
+        let rows = id.map(|id| vec![Value::Integer(id)]).into_iter().collect();
+        table("another", &["id"], rows)
+    }
 
     fn show(id: &str, tables: Vec<Table>, seed: u64) -> Response {
         let mut req = request("GET", "/memes/:id", &format!("/memes/{id}"));
@@ -110,7 +111,7 @@ mod tests {
                     tags: "phd,x",
                 }],
             ),
-            ids_table(&[1, 5, 9]),
+            another_table(Some(9)),
         ];
         let resp = show("5", tables, 1);
         assert_eq!(resp.status, 200);
@@ -129,7 +130,6 @@ mod tests {
         // 1_700_000_000_000 ms + 5 days
         assert!(html.contains("<time datetime=\"2023-11-19\">2023-11-19</time>"));
         assert!(html.contains("href=\"/memes?tag=phd\""));
-        // Seed 1 among the others [1, 9] picks 9.
         assert!(html.contains("href=\"/memes/9\">Another meme →</a>"));
         assert!(html.contains("href=\"/random\""));
     }
@@ -177,7 +177,7 @@ mod tests {
                     tags: "",
                 }],
             ),
-            ids_table(&[5]),
+            another_table(None),
         ];
         let resp = show("5", tables, 0);
         assert!(!body(&resp).contains("Another meme"));
@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn missing_meme_is_404_with_the_id_escaped() {
-        let tables = vec![memes_table("meme", &[]), ids_table(&[1])];
+        let tables = vec![memes_table("meme", &[]), another_table(Some(1))];
         let resp = show("<x>", tables, 0);
         assert_eq!(resp.status, 404);
         assert!(body(&resp).contains("There is no meme “&lt;x&gt;”."));

@@ -6,6 +6,7 @@
 //! are only ever bound as parameters.
 
 mod init;
+mod reads;
 mod statements;
 
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::contract::{Table, Value};
 use crate::manifest::Manifest;
 
-pub use statements::{check_statements, ReadPlan};
+pub use reads::{ReadError, ReadPlan};
+pub use statements::check_statements;
 
 /// How many idle reader connections are kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -103,31 +105,38 @@ impl Database {
         &self.path
     }
 
-    /// Runs a route's reads in one read transaction, so they see one snapshot.
-    pub fn read(&self, plans: &[ReadPlan<'_>]) -> Result<Vec<Table>> {
+    /// Runs a route's reads in one read transaction, so they see one
+    /// snapshot, each within its `max_rows`, `max_bytes` and `timeout_ms`.
+    pub fn read(&self, plans: &[ReadPlan]) -> std::result::Result<Vec<Table>, ReadError> {
+        let Some(first) = plans.first() else {
+            return Ok(Vec::new());
+        };
+        let conn = self.take_reader().map_err(|e| ReadError::Failed {
+            read: first.read.name.clone(),
+            error: format!("{e:#}"),
+        })?;
+        let tables = reads::run_all(&conn, plans)?;
+        // Only a connection whose reads all succeeded is reused: one left
+        // inside a transaction (an error, an interrupt) is dropped.
+        self.give_back_reader(conn);
+        Ok(tables)
+    }
+
+    /// [`Database::read`] on tokio's blocking pool: a read waits for the
+    /// disk and may run up to its `timeout_ms`, and neither may stall the
+    /// async workers serving other requests.
+    pub async fn read_off_thread(
+        self: &Arc<Self>,
+        plans: Vec<ReadPlan>,
+    ) -> std::result::Result<Vec<Table>, ReadError> {
         if plans.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.take_reader()?;
-        let result = (|| {
-            conn.execute_batch("BEGIN")?;
-            let mut tables = Vec::with_capacity(plans.len());
-            for plan in plans {
-                tables.push(run_read(&conn, plan)?);
-            }
-            conn.execute_batch("COMMIT")?;
-            Ok::<_, rusqlite::Error>(tables)
-        })();
-        match result {
-            Ok(tables) => {
-                self.give_back_reader(conn);
-                Ok(tables)
-            }
-            Err(e) => {
-                // A connection left inside a transaction must not be reused.
-                Err(e).context("a read query failed")
-            }
-        }
+        let db = self.clone();
+        // Charged to the request's CPU account (metrics) like inline work.
+        crate::metrics::cpu::spawn_blocking(move || db.read(&plans))
+            .await
+            .unwrap_or_else(|e| Err(ReadError::Aborted(e.to_string())))
     }
 
     /// Applies a request's writes in one transaction: all or nothing.
@@ -149,6 +158,11 @@ impl Database {
             sqls.push(lookup(&e.write).ok_or_else(|| WriteError::Undeclared(e.write.clone()))?);
         }
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // The connection remembers the last insert of an earlier request;
+        // this request's `{{last_insert_rowid}}` is 0 unless it inserts.
+        // SAFETY: the handle is the live writer connection, which the lock
+        // keeps to this thread; the call only sets an integer in it.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), 0) };
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(WriteError::Failed)?;
@@ -268,40 +282,6 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
-}
-
-fn run_read(conn: &Connection, plan: &ReadPlan<'_>) -> rusqlite::Result<Table> {
-    let mut stmt = conn.prepare_cached(&plan.read.sql)?;
-    for (name, value) in &plan.args {
-        if let Some(idx) = stmt.parameter_index(name)? {
-            match value {
-                Some(v) => stmt.raw_bind_parameter(idx, v.as_str())?,
-                None => stmt.raw_bind_parameter(idx, rusqlite::types::Null)?,
-            }
-        }
-    }
-    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-    let ncols = columns.len();
-    let mut rows = Vec::new();
-    let mut cursor = stmt.raw_query();
-    while let Some(row) = cursor.next()? {
-        let mut out = Vec::with_capacity(ncols);
-        for i in 0..ncols {
-            out.push(match row.get_ref(i)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(n) => Value::Integer(n),
-                ValueRef::Real(f) => Value::Real(f),
-                ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
-                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-            });
-        }
-        rows.push(out);
-    }
-    Ok(Table {
-        name: plan.read.name.clone(),
-        columns,
-        rows,
-    })
 }
 
 /// Binds a WIT value as an SQL parameter.

@@ -1,27 +1,9 @@
-//! Checks the manifest's SQL against the database at start, and binds a
-//! read's parameters for one request.
+//! Checks the manifest's SQL against the database at start.
 
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
-use crate::manifest::{Binding, Manifest, Read, SESSION_PARAM};
-
-/// One read with its parameter values for one request: (`:name`, value).
-pub struct ReadPlan<'m> {
-    pub read: &'m Read,
-    pub args: Vec<(String, Option<String>)>,
-}
-
-impl<'m> ReadPlan<'m> {
-    pub fn bind(read: &'m Read, mut value_of: impl FnMut(&Binding) -> Option<String>) -> Self {
-        let args = read
-            .bind
-            .iter()
-            .map(|(name, binding)| (format!(":{name}"), value_of(binding)))
-            .collect();
-        ReadPlan { read, args }
-    }
-}
+use crate::manifest::{Manifest, SESSION_PARAM};
 
 /// Prepares every declared read and write so that a typo in SQL, a read that
 /// would write, or a parameter without a binding stops the start with a

@@ -21,6 +21,12 @@ pub const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// What one read may return and how long its SQL may run: a page's reads
+/// are meant to be a page's worth, and a query that scans without end must
+/// not hold a reader connection and a blocking thread.
+pub const DEFAULT_READ_MAX_ROWS: u64 = 10_000;
+pub const DEFAULT_READ_MAX_BYTES: u64 = 4 << 20;
+pub const DEFAULT_READ_TIMEOUT_MS: u64 = 1_000;
 /// A wasm32 linear memory cannot be larger than 4 GiB.
 const MAX_MEMORY_MB: u64 = 4096;
 
@@ -56,6 +62,30 @@ pub struct Limits {
     pub body_read_timeout_ms: u64,
     /// On SIGTERM/Ctrl-C, how long requests in flight may take to finish.
     pub shutdown_grace_ms: u64,
+    /// The defaults of every read's `max_rows`, `max_bytes`, `timeout_ms`.
+    pub read: ReadLimits,
+}
+
+/// What one read may return and how long it may run; `[reads.NAME]`
+/// overrides `[limits] read_max_rows`, `read_max_bytes`, `read_timeout_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// More rows than this: the read fails (500).
+    pub max_rows: u64,
+    /// More bytes than this (text and blob lengths, 8 per number): 500.
+    pub max_bytes: u64,
+    /// The read's SQL is interrupted after this long: 500.
+    pub timeout_ms: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_rows: DEFAULT_READ_MAX_ROWS,
+            max_bytes: DEFAULT_READ_MAX_BYTES,
+            timeout_ms: DEFAULT_READ_TIMEOUT_MS,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -74,6 +104,7 @@ impl Default for Limits {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            read: ReadLimits::default(),
         }
     }
 }
@@ -214,6 +245,61 @@ pub fn parse_limits(
         shutdown_grace_ms: c
             .range(&raw.shutdown_grace_ms, "shutdown_grace_ms", 0, u64::MAX, MS)?
             .unwrap_or(d.shutdown_grace_ms),
+        read: ReadLimits {
+            max_rows: c
+                .range(&raw.read_max_rows, "read_max_rows", 1, u64::MAX, " (rows)")?
+                .unwrap_or(d.read.max_rows),
+            max_bytes: c
+                .range(
+                    &raw.read_max_bytes,
+                    "read_max_bytes",
+                    1,
+                    u64::MAX,
+                    " (bytes)",
+                )?
+                .unwrap_or(d.read.max_bytes),
+            timeout_ms: c
+                .range(
+                    &raw.read_timeout_ms,
+                    "read_timeout_ms",
+                    1,
+                    MAX_READ_TIMEOUT_MS,
+                    MS,
+                )?
+                .unwrap_or(d.read.timeout_ms),
+        },
+    })
+}
+
+/// A day: longer is a mistake, and keeps deadline arithmetic far from overflow.
+const MAX_READ_TIMEOUT_MS: u64 = 86_400_000;
+
+/// `[reads.NAME] max_rows`, `max_bytes`, `timeout_ms` over the app's
+/// defaults; `table` is `reads.NAME`, for error messages.
+pub fn parse_read_limits(
+    file: &Path,
+    text: &str,
+    table: &str,
+    max_rows: &Option<Spanned<u64>>,
+    max_bytes: &Option<Spanned<u64>>,
+    timeout_ms: &Option<Spanned<u64>>,
+    defaults: ReadLimits,
+) -> Result<ReadLimits, ManifestError> {
+    let c = Checker {
+        file,
+        text,
+        table: table.into(),
+    };
+    Ok(ReadLimits {
+        max_rows: c
+            .range(max_rows, "max_rows", 1, u64::MAX, " (rows)")?
+            .unwrap_or(defaults.max_rows),
+        max_bytes: c
+            .range(max_bytes, "max_bytes", 1, u64::MAX, " (bytes)")?
+            .unwrap_or(defaults.max_bytes),
+        timeout_ms: c
+            .range(timeout_ms, "timeout_ms", 1, MAX_READ_TIMEOUT_MS, MS)?
+            .unwrap_or(defaults.timeout_ms),
     })
 }
 

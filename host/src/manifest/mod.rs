@@ -12,9 +12,10 @@ pub(crate) mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use error::ManifestError;
-pub use limits::{ComponentLimits, Limits};
+pub use limits::{ComponentLimits, Limits, ReadLimits};
 
 use crate::router::Pattern;
 use crate::web::csrf::CrossSite;
@@ -36,7 +37,8 @@ pub struct Manifest {
     pub database: Database,
     pub limits: Limits,
     pub components: BTreeMap<String, Component>,
-    pub reads: BTreeMap<String, Read>,
+    /// Shared so a request's reads can run on a blocking thread.
+    pub reads: BTreeMap<String, Arc<Read>>,
     pub writes: BTreeMap<String, Write>,
     pub routes: Vec<Route>,
     /// `[session]`: the host's signed visitor cookie, if the app wants one.
@@ -82,6 +84,8 @@ pub struct Read {
     pub sql: String,
     /// SQL parameter name (without the `:`) → where its value comes from.
     pub bind: BTreeMap<String, Binding>,
+    /// Rows, bytes and time this read may take.
+    pub limits: ReadLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,10 @@ pub enum Binding {
     Header(String),
     /// `session.id`: the visitor id of the host's session cookie.
     Session,
+    /// `request.seed`: the request's seed (its low 63 bits, so SQL sees a
+    /// non-negative integer), for picks that must be random yet
+    /// reproducible, like the random meme.
+    Seed,
 }
 
 #[derive(Debug, Clone)]
@@ -284,7 +292,7 @@ impl Manifest {
                         Some(source.span()),
                         &format!("reads.{rname}.bind.{param}"),
                         format!(
-                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\", \"header.NAME\" or \"session.id\", found {:?}",
+                            "expected \"param.NAME\", \"query.NAME\", \"form.NAME\", \"header.NAME\", \"session.id\" or \"request.seed\", found {:?}",
                             source.get_ref()
                         ),
                     )
@@ -298,13 +306,23 @@ impl Manifest {
                 }
                 bind.insert(param, binding);
             }
+            let read_limits = limits::parse_read_limits(
+                file,
+                text,
+                &format!("reads.{rname}"),
+                &r.max_rows,
+                &r.max_bytes,
+                &r.timeout_ms,
+                limits.read,
+            )?;
             reads.insert(
                 rname.clone(),
-                Read {
+                Arc::new(Read {
                     name: rname,
                     sql: r.sql,
                     bind,
-                },
+                    limits: read_limits,
+                }),
             );
         }
 
@@ -476,6 +494,7 @@ impl Binding {
             "form" => Binding::Form(name),
             "header" => Binding::Header(name.to_ascii_lowercase()),
             "session" if name == "id" => Binding::Session,
+            "request" if name == "seed" => Binding::Seed,
             _ => return None,
         })
     }

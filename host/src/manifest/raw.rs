@@ -74,6 +74,9 @@ pub struct RawLimits {
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub body_read_timeout_ms: Option<Spanned<u64>>,
     pub shutdown_grace_ms: Option<Spanned<u64>>,
+    pub read_max_rows: Option<Spanned<u64>>,
+    pub read_max_bytes: Option<Spanned<u64>>,
+    pub read_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `[components.NAME.limits]`: what one component may use per request,
@@ -110,6 +113,9 @@ pub struct RawRead {
     pub sql: String,
     #[serde(default)]
     pub bind: BTreeMap<String, Spanned<String>>,
+    pub max_rows: Option<Spanned<u64>>,
+    pub max_bytes: Option<Spanned<u64>>,
+    pub timeout_ms: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -107,3 +107,55 @@ component = "a"
     assert_eq!(b.max_memory_mb, Some(16));
     assert_eq!(b.max_response_bytes, Some(1000));
 }
+
+#[test]
+fn reads_are_bounded_by_default_and_each_read_may_override() {
+    let m = Manifest::parse(
+        Path::new("app.toml"),
+        r#"
+[limits]
+read_timeout_ms = 250
+
+[components.a]
+source = "a.wasm"
+
+[reads.plain]
+sql = "SELECT 1 AS one"
+
+[reads.big]
+sql = "SELECT 1 AS one"
+max_rows = 50000
+max_bytes = 100
+timeout_ms = 3000
+
+[reads.pick]
+sql = "SELECT :seed AS seed"
+bind = { seed = "request.seed" }
+
+[[routes]]
+path = "/"
+component = "a"
+reads = ["plain", "big", "pick"]
+"#,
+    )
+    .unwrap();
+    use super::{Binding, ReadLimits};
+    assert_eq!(
+        m.reads["plain"].limits,
+        ReadLimits {
+            max_rows: 10_000,
+            max_bytes: 4 << 20,
+            timeout_ms: 250,
+        },
+        "[limits] read_* are every read's defaults"
+    );
+    assert_eq!(
+        m.reads["big"].limits,
+        ReadLimits {
+            max_rows: 50_000,
+            max_bytes: 100,
+            timeout_ms: 3000,
+        }
+    );
+    assert_eq!(m.reads["pick"].bind["seed"], Binding::Seed);
+}

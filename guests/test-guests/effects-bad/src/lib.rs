@@ -7,14 +7,17 @@
 //! - `?mode=constraint`: a declared write, then one that violates a CHECK;
 //! - `?mode=many-then-constraint`: 200 good writes, then one that violates it;
 //! - `?mode=too-many-args` / `?mode=too-few-args`: a good write, then one
-//!   with the wrong number of arguments.
+//!   with the wrong number of arguments;
+//! - `?mode=rowid-insert` / `?mode=rowid-update`: the write `note` or `touch`
+//!   (an INSERT, an UPDATE) and a redirect to `/x/{{last_insert_rowid}}`.
 
-use kit::http::{effect, query, text, ResponseExt};
+use kit::http::{effect, query, redirect, text, ResponseExt};
 use kit::{Request, Response, Table, Value};
 
 struct Component;
 
 const NEVER: &str = "this response must never reach a client";
+const ROWID_LOCATION: &str = "/x/{{last_insert_rowid}}";
 
 impl kit::Guest for Component {
     fn handle(req: Request, _data: Vec<Table>) -> Response {
@@ -30,6 +33,10 @@ impl kit::Guest for Component {
                     r = r.with_effect(note(&format!("note {i}")));
                 }
                 r.with_effect(note(""))
+            }
+            "rowid-insert" => redirect(303, ROWID_LOCATION).with_effect(note("inserted")),
+            "rowid-update" => {
+                redirect(303, ROWID_LOCATION).with_effect(effect("touch", Vec::new()))
             }
             "other-route" => text(200, NEVER)
                 .with_effect(note("before"))
