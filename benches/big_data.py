@@ -69,7 +69,8 @@ def start(nebula, app, db, cache_dir):
     def read():
         for line in proc.stdout:
             lines.append(line)
-            if not found.is_set() and "listening on" in line:
+            # "Serving NAME at http://127.0.0.1:PORT/"
+            if not found.is_set() and line.startswith("Serving ") and " at http://" in line:
                 port.append(int(line.strip().rstrip("/").rsplit(":", 1)[1]))
                 found.set()
 

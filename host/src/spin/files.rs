@@ -343,6 +343,7 @@ mod tests {
             allowed_outbound_hosts: vec![],
             build: None,
             limits: Default::default(),
+            cross_site: Default::default(),
         }
     }
 
