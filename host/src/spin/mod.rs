@@ -489,19 +489,26 @@ fn drop_guest_headers(headers: &mut ::http::HeaderMap) {
         }
         let values: Vec<::http::HeaderValue> = headers.get_all(&name).iter().cloned().collect();
         let mut kept = Vec::with_capacity(values.len());
+        let mut changed = false;
         for v in values {
             match crate::convert::filter_guest_header(
                 name.as_str(),
                 &String::from_utf8_lossy(v.as_bytes()),
             ) {
                 Ok(f) if f.as_bytes() == v.as_bytes() => kept.push(v),
-                Ok(f) => kept.extend(::http::HeaderValue::from_str(&f).ok()),
+                Ok(f) => {
+                    // A CSP that loses its frame-ancestors directive.
+                    tracing::warn!(header = %name, "dropped frame-ancestors from the component's response: framing is set by the host");
+                    changed = true;
+                    kept.extend(::http::HeaderValue::from_str(&f).ok());
+                }
                 Err(why) => {
+                    changed = true;
                     tracing::warn!(header = %name, "dropped a header from the component's response: {why}")
                 }
             }
         }
-        if kept.len() != headers.get_all(&name).iter().count() {
+        if changed {
             headers.remove(&name);
             for v in kept {
                 headers.append(name.clone(), v);
