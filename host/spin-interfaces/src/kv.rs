@@ -449,7 +449,9 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         store: Resource<KvStore>,
         key: String,
     ) -> V3Result<Option<Vec<u8>>> {
-        Ok(kv_run3(accessor, &store, Op::Get(key)).await?.map(Out::value))
+        Ok(kv_run3(accessor, &store, Op::Get(key))
+            .await?
+            .map(Out::value))
     }
 
     async fn set(

@@ -394,16 +394,16 @@ fn read_row(
                  its memory limit); select fewer rows or smaller columns"
             )));
         }
-        let value = match value {
-            ValueRef::Null => Value::Null,
-            ValueRef::Integer(n) => Value::Integer(n),
-            ValueRef::Real(r) => Value::Real(r),
-            ValueRef::Text(t) => Value::Text(
-                String::from_utf8(t.to_vec())
-                    .map_err(|_| SqlError::Io(format!("column {i} holds text that is not UTF-8")))?,
-            ),
-            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-        };
+        let value =
+            match value {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::Integer(n),
+                ValueRef::Real(r) => Value::Real(r),
+                ValueRef::Text(t) => Value::Text(String::from_utf8(t.to_vec()).map_err(|_| {
+                    SqlError::Io(format!("column {i} holds text that is not UTF-8"))
+                })?),
+                ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+            };
         values.push(value);
     }
     Ok(values)

@@ -112,9 +112,13 @@ fn kv_set_get_delete_exists_keys() {
 
     assert_eq!(wait(s.get(b(), "missing".into())).unwrap().unwrap(), None);
     assert!(!wait(s.exists(b(), "a".into())).unwrap().unwrap());
-    wait(s.set(b(), "a".into(), b"one".to_vec())).unwrap().unwrap();
+    wait(s.set(b(), "a".into(), b"one".to_vec()))
+        .unwrap()
+        .unwrap();
     wait(s.set(b(), "b".into(), vec![])).unwrap().unwrap();
-    wait(s.set(b(), "a".into(), b"uno".to_vec())).unwrap().unwrap();
+    wait(s.set(b(), "a".into(), b"uno".to_vec()))
+        .unwrap()
+        .unwrap();
     assert_eq!(
         wait(s.get(b(), "a".into())).unwrap().unwrap(),
         Some(b"uno".to_vec())
@@ -225,7 +229,13 @@ fn exec3(
     sql: &str,
     params: Vec<sql3::Value>,
 ) -> Result<sql3::QueryResult, sql3::Error> {
-    wait(sql3::HostConnection::execute(s, borrow(c), sql.into(), params)).unwrap()
+    wait(sql3::HostConnection::execute(
+        s,
+        borrow(c),
+        sql.into(),
+        params,
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -237,9 +247,14 @@ fn sqlite_values_round_trip_with_parameters() {
         .unwrap()
         .unwrap();
     let mut exec = |sql: &str, params: Vec<V>| {
-        wait(sql2::HostConnection::execute(&mut s, borrow(&c), sql.into(), params))
-            .unwrap()
-            .unwrap()
+        wait(sql2::HostConnection::execute(
+            &mut s,
+            borrow(&c),
+            sql.into(),
+            params,
+        ))
+        .unwrap()
+        .unwrap()
     };
     exec(
         "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)",
@@ -487,8 +502,20 @@ fn sqlite_result_over_the_components_memory_is_refused() {
         },
     );
     let c = open_db(&mut s);
-    exec3(&mut s, &c, "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)", vec![]).unwrap();
-    exec3(&mut s, &c, "INSERT INTO t (b) VALUES (zeroblob(100000))", vec![]).unwrap();
+    exec3(
+        &mut s,
+        &c,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)",
+        vec![],
+    )
+    .unwrap();
+    exec3(
+        &mut s,
+        &c,
+        "INSERT INTO t (b) VALUES (zeroblob(100000))",
+        vec![],
+    )
+    .unwrap();
     exec3(&mut s, &c, "INSERT INTO t (b) VALUES (x'01')", vec![]).unwrap();
     // One 100 kB value does not fit in a 64 KiB cap…
     match exec3(&mut s, &c, "SELECT b FROM t", vec![]) {
@@ -595,7 +622,13 @@ fn sqlite_pragmas_and_functions_that_reach_beyond_the_database_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     let c = open_db(&mut s);
-    exec3(&mut s, &c, "CREATE TABLE t (id INTEGER PRIMARY KEY, v)", vec![]).unwrap();
+    exec3(
+        &mut s,
+        &c,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v)",
+        vec![],
+    )
+    .unwrap();
     let elsewhere = dir.path().join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     for sql in [
@@ -638,7 +671,13 @@ fn sqlite_pragmas_and_functions_that_reach_beyond_the_database_are_refused() {
     assert!(matches!(v.rows[0].values[0], sql3::Value::Integer(7)));
     let info = exec3(&mut s, &c, "PRAGMA table_info(t)", vec![]).unwrap();
     assert_eq!(info.rows.len(), 3);
-    let hit = exec3(&mut s, &c, "SELECT body FROM f WHERE f MATCH 'hello'", vec![]).unwrap();
+    let hit = exec3(
+        &mut s,
+        &c,
+        "SELECT body FROM f WHERE f MATCH 'hello'",
+        vec![],
+    )
+    .unwrap();
     assert_eq!(hit.rows.len(), 1);
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
@@ -693,7 +732,9 @@ fn kv_set_past_the_quota_fails_and_writes_nothing() {
         wait(s.set(b(), "b".into(), vec![2; 600])).unwrap().unwrap();
         // Each store has its own quota, even in a shared file.
         let other = s.open("other".into()).unwrap().unwrap();
-        wait(s.set(other, "c".into(), vec![4; 900])).unwrap().unwrap();
+        wait(s.set(other, "c".into(), vec![4; 900]))
+            .unwrap()
+            .unwrap();
     }
     // After a restart the quota counts what the file already holds.
     let mut s = quota_state(dir.path());
@@ -1072,10 +1113,11 @@ async fn sqlite3_async_calls_wait_off_the_async_thread() {
                 .unwrap();
             let rep = c.rep();
             let b = || Resource::<SqliteConnection>::new_borrow(rep);
-            let (_, rows, _) = SpinData::execute_async(acc, b(), "CREATE TABLE t (v)".into(), vec![])
-                .await
-                .unwrap()
-                .unwrap();
+            let (_, rows, _) =
+                SpinData::execute_async(acc, b(), "CREATE TABLE t (v)".into(), vec![])
+                    .await
+                    .unwrap()
+                    .unwrap();
             let _ = read_stream(acc, rows).await;
 
             let release = hold_write_lock(&db_file);
@@ -1133,7 +1175,9 @@ fn sqlite2_and_kv2_calls_wait_off_the_async_thread() {
     .unwrap();
     let st = s.open("default".into()).unwrap().unwrap();
     let kb = || Resource::<KvStore>::new_borrow(st.rep());
-    wait(s.set(kb(), "k".into(), b"1".to_vec())).unwrap().unwrap();
+    wait(s.set(kb(), "k".into(), b"1".to_vec()))
+        .unwrap()
+        .unwrap();
 
     let db_file = dir.path().join("data/sqlite.db");
     let kv_file = dir.path().join("kv.db");
