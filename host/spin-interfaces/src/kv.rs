@@ -4,16 +4,17 @@
 //! The table layout is the one Spin's default store uses (`spin_key_value`, keyed by store
 //! label and key), so a store file written by `spin up` can be served by Nebula and back.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::OptionalExtension as _;
+use rusqlite::{OpenFlags, OptionalExtension as _};
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
 use crate::bindings::fermyon::spin::key_value as v2;
 use crate::bindings::spin::key_value::key_value as v3;
-use crate::{SpinData, SpinState, MAX_OPEN_HANDLES, MAX_RESULT_BYTES};
+use crate::{Blocking, SpinData, SpinState, MAX_OPEN_HANDLES};
 
 /// One SQLite file holding key-value stores; several labels may share it.
 ///
@@ -21,39 +22,74 @@ use crate::{SpinData, SpinState, MAX_OPEN_HANDLES, MAX_RESULT_BYTES};
 /// statement, so a mutex costs less than a pool would.
 pub(crate) struct KvFile {
     path: PathBuf,
+    /// Bytes each store in this file may hold.
+    quota: u64,
     /// Opened on first use, like Spin, so that a host that maps a label no component opens
     /// does not create files.
-    conn: Mutex<Option<rusqlite::Connection>>,
+    conn: Mutex<Option<KvConn>>,
+}
+
+struct KvConn {
+    conn: rusqlite::Connection,
+    /// Bytes (keys and values) each store holds, summed once per label and then kept up to
+    /// date by `set` and `delete`, which all go through this connection.
+    usage: HashMap<String, u64>,
+}
+
+impl KvConn {
+    fn usage(&mut self, label: &str) -> rusqlite::Result<u64> {
+        if let Some(&n) = self.usage.get(label) {
+            return Ok(n);
+        }
+        let n: i64 = self.conn.query_row(
+            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)
+             FROM spin_key_value WHERE store = ?1",
+            [label],
+            |row| row.get(0),
+        )?;
+        self.usage.insert(label.to_string(), n as u64);
+        Ok(n as u64)
+    }
 }
 
 impl KvFile {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf, quota: u64) -> Self {
         Self {
             path,
+            quota,
             conn: Mutex::new(None),
         }
     }
 
     fn with_conn<R>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R>,
+        f: impl FnOnce(&mut KvConn) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
         let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let conn = match &mut *guard {
             Some(conn) => conn,
-            slot => slot.insert(open(&self.path).map_err(|err| {
-                KvError::Other(format!(
-                    "cannot open the key-value file {}: {err}",
-                    self.path.display()
-                ))
-            })?),
+            slot => slot.insert(KvConn {
+                conn: open(&self.path).map_err(|err| {
+                    KvError::Other(format!(
+                        "cannot open the key-value file {}: {err}",
+                        self.path.display()
+                    ))
+                })?,
+                usage: HashMap::new(),
+            }),
         };
-        f(conn).map_err(|err| KvError::Other(err.to_string()))
+        f(conn)
     }
 }
 
 fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(path)?;
+    // No URI file names: the path is the host's, taken literally.
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -72,6 +108,8 @@ fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
 pub struct KvStore {
     file: Arc<KvFile>,
     label: String,
+    /// The component's result cap.
+    max_result_bytes: usize,
 }
 
 /// Errors shared by both interface versions (their `error` variants are identical).
@@ -83,65 +121,143 @@ pub(crate) enum KvError {
     Other(String),
 }
 
-impl KvStore {
-    pub(crate) fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let value = self.file.with_conn(|conn| {
-            conn.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row((&self.label, key), |row| row.get::<_, Vec<u8>>(0))
-                .optional()
-        })?;
-        match value {
-            Some(v) if v.len() > MAX_RESULT_BYTES => Err(too_large()),
-            value => Ok(value),
-        }
-    }
-
-    pub(crate) fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
-        self.file.with_conn(|conn| {
-            conn.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute((&self.label, key, value))
-            .map(drop)
-        })
-    }
-
-    pub(crate) fn delete(&self, key: &str) -> Result<(), KvError> {
-        self.file.with_conn(|conn| {
-            conn.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute((&self.label, key))
-                .map(drop)
-        })
-    }
-
-    pub(crate) fn exists(&self, key: &str) -> Result<bool, KvError> {
-        self.file.with_conn(|conn| {
-            conn.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .exists((&self.label, key))
-        })
-    }
-
-    pub(crate) fn keys(&self) -> Result<Vec<String>, KvError> {
-        let keys = self.file.with_conn(|conn| {
-            conn.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?
-                .query_map([&self.label], |row| row.get::<_, String>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        let bytes: usize = keys
-            .iter()
-            .map(|k| k.len() + std::mem::size_of::<String>())
-            .sum();
-        if bytes > MAX_RESULT_BYTES {
-            return Err(too_large());
-        }
-        Ok(keys)
+impl From<rusqlite::Error> for KvError {
+    fn from(err: rusqlite::Error) -> Self {
+        KvError::Other(err.to_string())
     }
 }
 
-fn too_large() -> KvError {
+/// One operation on a store, run on a blocking thread.
+enum Op {
+    Get(String),
+    Set(String, Vec<u8>),
+    Delete(String),
+    Exists(String),
+    Keys,
+}
+
+/// What an [`Op`] returns.
+enum Out {
+    Value(Option<Vec<u8>>),
+    Done,
+    Exists(bool),
+    Keys(Vec<String>),
+}
+
+impl KvStore {
+    /// Runs `op` off the calling thread (see [`Blocking`]).
+    async fn run(&self, blocking: &Blocking, op: Op) -> wasmtime::Result<Result<Out, KvError>> {
+        let file = self.file.clone();
+        let label = self.label.clone();
+        let cap = self.max_result_bytes;
+        blocking
+            .run(move || match op {
+                Op::Get(key) => get(&file, &label, &key, cap).map(Out::Value),
+                Op::Set(key, value) => set(&file, &label, &key, &value).map(|()| Out::Done),
+                Op::Delete(key) => delete(&file, &label, &key).map(|()| Out::Done),
+                Op::Exists(key) => exists(&file, &label, &key).map(Out::Exists),
+                Op::Keys => keys(&file, &label, cap).map(Out::Keys),
+            })
+            .await
+    }
+}
+
+fn get(file: &KvFile, label: &str, key: &str, cap: usize) -> Result<Option<Vec<u8>>, KvError> {
+    let value = file.with_conn(|c| {
+        Ok(c.conn
+            .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+            .query_row((label, key), |row| row.get::<_, Vec<u8>>(0))
+            .optional()?)
+    })?;
+    match value {
+        Some(v) if v.len() > cap => Err(too_large(cap)),
+        value => Ok(value),
+    }
+}
+
+/// Writes the value unless the store would then hold more than its quota; a write that
+/// does not grow the store always succeeds (so a store over a lowered quota can shrink).
+fn set(file: &KvFile, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
+    let quota = file.quota;
+    file.with_conn(|c| {
+        let used = c.usage(label)?;
+        let old: Option<i64> = c
+            .conn
+            .prepare_cached(
+                "SELECT length(CAST(value AS BLOB)) FROM spin_key_value
+                 WHERE store = ?1 AND key = ?2",
+            )?
+            .query_row((label, key), |row| row.get(0))
+            .optional()?;
+        let old = old.map_or(0, |n| key.len() as u64 + n as u64);
+        let new = (key.len() + value.len()) as u64;
+        let after = used.saturating_sub(old).saturating_add(new);
+        if after > quota && after > used {
+            return Err(KvError::Other(format!(
+                "key-value store {label:?} is full: this set would make it hold {after} bytes \
+                 (keys and values), over its quota of {quota} bytes; nothing was written \
+                 (delete keys, or raise the host's max_kv_store_bytes)"
+            )));
+        }
+        c.conn
+            .prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute((label, key, value))?;
+        c.usage.insert(label.to_string(), after);
+        Ok(())
+    })
+}
+
+fn delete(file: &KvFile, label: &str, key: &str) -> Result<(), KvError> {
+    file.with_conn(|c| {
+        let used = c.usage(label)?;
+        let freed: Option<i64> = c
+            .conn
+            .prepare_cached(
+                "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2
+                 RETURNING length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))",
+            )?
+            .query_row((label, key), |row| row.get(0))
+            .optional()?;
+        if let Some(n) = freed {
+            c.usage
+                .insert(label.to_string(), used.saturating_sub(n as u64));
+        }
+        Ok(())
+    })
+}
+
+fn exists(file: &KvFile, label: &str, key: &str) -> Result<bool, KvError> {
+    file.with_conn(|c| {
+        Ok(c.conn
+            .prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+            .exists((label, key))?)
+    })
+}
+
+fn keys(file: &KvFile, label: &str, cap: usize) -> Result<Vec<String>, KvError> {
+    let keys = file.with_conn(|c| {
+        Ok(c.conn
+            .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?
+            .query_map([label], |row| row.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?)
+    })?;
+    let bytes: usize = keys
+        .iter()
+        .map(|k| k.len() + std::mem::size_of::<String>())
+        .sum();
+    if bytes > cap {
+        return Err(too_large(cap));
+    }
+    Ok(keys)
+}
+
+fn too_large(cap: usize) -> KvError {
     KvError::Other(format!(
-        "query result exceeds the limit of {MAX_RESULT_BYTES} bytes"
+        "the result is larger than this component may receive ({cap} bytes, its memory \
+         limit); store smaller values or fewer keys"
     ))
 }
 
@@ -164,6 +280,7 @@ impl SpinState {
         Ok(KvStore {
             file,
             label: label.to_string(),
+            max_result_bytes: self.grants.limits.result_cap(),
         })
     }
 
@@ -218,28 +335,90 @@ impl v2::HostStore for SpinState {
         }
     }
 
-    fn get(&mut self, store: Resource<KvStore>, key: String) -> V2Result<Option<Vec<u8>>> {
-        Ok(self.kv_store(&store)?.get(&key).map_err(Into::into))
+    async fn get(&mut self, store: Resource<KvStore>, key: String) -> V2Result<Option<Vec<u8>>> {
+        Ok(self.kv_run(&store, Op::Get(key)).await?.map(Out::value))
     }
 
-    fn set(&mut self, store: Resource<KvStore>, key: String, value: Vec<u8>) -> V2Result<()> {
-        Ok(self.kv_store(&store)?.set(&key, &value).map_err(Into::into))
+    async fn set(&mut self, store: Resource<KvStore>, key: String, value: Vec<u8>) -> V2Result<()> {
+        Ok(self.kv_run(&store, Op::Set(key, value)).await?.map(drop))
     }
 
-    fn delete(&mut self, store: Resource<KvStore>, key: String) -> V2Result<()> {
-        Ok(self.kv_store(&store)?.delete(&key).map_err(Into::into))
+    async fn delete(&mut self, store: Resource<KvStore>, key: String) -> V2Result<()> {
+        Ok(self.kv_run(&store, Op::Delete(key)).await?.map(drop))
     }
 
-    fn exists(&mut self, store: Resource<KvStore>, key: String) -> V2Result<bool> {
-        Ok(self.kv_store(&store)?.exists(&key).map_err(Into::into))
+    async fn exists(&mut self, store: Resource<KvStore>, key: String) -> V2Result<bool> {
+        Ok(self.kv_run(&store, Op::Exists(key)).await?.map(Out::exists))
     }
 
-    fn get_keys(&mut self, store: Resource<KvStore>) -> V2Result<Vec<String>> {
-        Ok(self.kv_store(&store)?.keys().map_err(Into::into))
+    async fn get_keys(&mut self, store: Resource<KvStore>) -> V2Result<Vec<String>> {
+        Ok(self.kv_run(&store, Op::Keys).await?.map(Out::keys))
     }
 
     fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
         self.kv_drop(store)
+    }
+}
+
+impl SpinState {
+    /// Runs `op` on a blocking thread, for the v2 functions (which hold the store's data
+    /// while they wait, as a synchronous WIT function does).
+    async fn kv_run<E: From<KvError>>(
+        &mut self,
+        store: &Resource<KvStore>,
+        op: Op,
+    ) -> wasmtime::Result<Result<Out, E>> {
+        let blocking = self.blocking.clone();
+        let store = self.kv_store(store)?;
+        Ok(store.run(&blocking, op).await?.map_err(Into::into))
+    }
+}
+
+/// The v3 functions let go of the store's data while the operation runs, so the guest's
+/// other tasks go on meanwhile.
+async fn kv_run3<T: Send>(
+    accessor: &Accessor<T, SpinData>,
+    store: &Resource<KvStore>,
+    op: Op,
+) -> wasmtime::Result<Result<Out, v3::Error>> {
+    let (file, label, cap, blocking) = accessor.with(|mut access| {
+        let state = access.get();
+        let s = state.kv_store(store)?;
+        Ok::<_, wasmtime::Error>((
+            s.file.clone(),
+            s.label.clone(),
+            s.max_result_bytes,
+            state.blocking.clone(),
+        ))
+    })?;
+    let store = KvStore {
+        file,
+        label,
+        max_result_bytes: cap,
+    };
+    Ok(store.run(&blocking, op).await?.map_err(Into::into))
+}
+
+impl Out {
+    fn value(self) -> Option<Vec<u8>> {
+        match self {
+            Out::Value(v) => v,
+            _ => unreachable!("a get returns a value"),
+        }
+    }
+
+    fn exists(self) -> bool {
+        match self {
+            Out::Exists(b) => b,
+            _ => unreachable!("an exists returns a bool"),
+        }
+    }
+
+    fn keys(self) -> Vec<String> {
+        match self {
+            Out::Keys(k) => k,
+            _ => unreachable!("a get-keys returns keys"),
+        }
     }
 }
 
@@ -253,8 +432,7 @@ impl v3::HostStore for SpinState {
     }
 }
 
-/// The 3.0 functions are `async` in WIT but a SQLite statement has nothing to await: each
-/// runs inline inside `Accessor::with`.
+/// The 3.0 functions are `async` in WIT: each runs its statement on a blocking thread.
 impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
     async fn open(accessor: &Accessor<T, Self>, label: String) -> V3Result<Resource<KvStore>> {
         accessor.with(|mut access| {
@@ -271,7 +449,9 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         store: Resource<KvStore>,
         key: String,
     ) -> V3Result<Option<Vec<u8>>> {
-        accessor.with(|mut access| Ok(access.get().kv_store(&store)?.get(&key).map_err(Into::into)))
+        Ok(kv_run3(accessor, &store, Op::Get(key))
+            .await?
+            .map(Out::value))
     }
 
     async fn set(
@@ -280,13 +460,9 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         key: String,
         value: Vec<u8>,
     ) -> V3Result<()> {
-        accessor.with(|mut access| {
-            Ok(access
-                .get()
-                .kv_store(&store)?
-                .set(&key, &value)
-                .map_err(Into::into))
-        })
+        Ok(kv_run3(accessor, &store, Op::Set(key, value))
+            .await?
+            .map(drop))
     }
 
     async fn delete(
@@ -294,13 +470,7 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         store: Resource<KvStore>,
         key: String,
     ) -> V3Result<()> {
-        accessor.with(|mut access| {
-            Ok(access
-                .get()
-                .kv_store(&store)?
-                .delete(&key)
-                .map_err(Into::into))
-        })
+        Ok(kv_run3(accessor, &store, Op::Delete(key)).await?.map(drop))
     }
 
     async fn exists(
@@ -308,13 +478,9 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         store: Resource<KvStore>,
         key: String,
     ) -> V3Result<bool> {
-        accessor.with(|mut access| {
-            Ok(access
-                .get()
-                .kv_store(&store)?
-                .exists(&key)
-                .map_err(Into::into))
-        })
+        Ok(kv_run3(accessor, &store, Op::Exists(key))
+            .await?
+            .map(Out::exists))
     }
 
     /// The keys are read in one statement and handed to the stream as one buffer; errors
@@ -323,11 +489,11 @@ impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
         accessor: &Accessor<T, Self>,
         store: Resource<KvStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), v3::Error>>)> {
+        let (keys, outcome) = match kv_run3(accessor, &store, Op::Keys).await? {
+            Ok(out) => (out.keys(), Ok(())),
+            Err(err) => (Vec::new(), Err(err)),
+        };
         accessor.with(|mut access| {
-            let (keys, outcome) = match access.get().kv_store(&store)?.keys() {
-                Ok(keys) => (keys, Ok(())),
-                Err(err) => (Vec::new(), Err(v3::Error::from(err))),
-            };
             let stream = StreamReader::new(&mut access, keys)?;
             let future =
                 FutureReader::new(

@@ -44,7 +44,7 @@
 //!     sqlite: HashMap::from([("default".into(), ".nebula/spin/sqlite.db".into())]),
 //!     variables,
 //!     environment: None, // read SPIN_VARIABLE_* from the process environment
-//!     sqlite_statement_timeout: None, // 30 s
+//!     max_kv_store_bytes: None, // 64 MiB per store
 //! })?);
 //!
 //! // Once per component: what its manifest grants; fails on a bad variable template.
@@ -52,11 +52,16 @@
 //!     key_value_stores: vec!["default".into()],
 //!     sqlite_databases: vec!["default".into()],
 //!     variables: BTreeMap::from([("message".into(), "{{ greeting }}, world".into())]),
+//!     // Its own deadline and memory cap bound a statement's run time and a call's result.
+//!     limits: CallLimits::default(),
 //! });
 //! resources.check_component(&grants)?;
 //!
-//! // Per instance (per request): cheap, two `Arc` clones and an empty table.
-//! let host = Host { spin: SpinState::new(resources.clone(), grants.clone()) };
+//! // Per instance (per request): cheap, two `Arc` clones and an empty table. SQLite and
+//! // key-value calls run on tokio's blocking pool unless the host gives its own spawner.
+//! let host = Host {
+//!     spin: SpinState::new(resources.clone(), grants.clone()).with_blocking(Blocking::tokio()),
+//! };
 //! # let _ = host; Ok(()) }
 //! ```
 //!
@@ -71,26 +76,38 @@
 //!   default, once, when [`SpinResources::new`] runs. A component sees only the variables its
 //!   manifest declares (`undefined` otherwise); names that break Spin's naming rule are
 //!   `invalid-name`.
-//! - Results are capped at 128 MiB per call, as in Spin; a guest may hold at most 256 open
-//!   stores and connections together (`store-table-full`, or an `io` error for SQLite).
+//! - Results are capped at 128 MiB per call, as in Spin, and at the component's own
+//!   [`CallLimits::max_result_bytes`] (its memory cap) when that is smaller; a guest may hold
+//!   at most 256 open stores and connections together (`store-table-full`, or an `io` error
+//!   for SQLite).
+//! - Unlike Spin, a key-value store holds at most [`ResourceOptions::max_kv_store_bytes`]
+//!   (keys and values, 64 MiB by default): a `set` past it fails with `other` and writes
+//!   nothing, so one tenant cannot fill the host's disk.
 //!
 //! # Blocking
 //!
-//! Every call runs its SQLite statement inline on the calling thread — for the `async`
-//! functions too, inside `Accessor::with`. Key-value operations and typical queries take
-//! microseconds; a statement that waits on a lock held by another connection can block for up
-//! to the 5 s busy timeout, and a slow query until it ends or reaches the statement timeout
-//! ([`ResourceOptions::sqlite_statement_timeout`], 30 s by default), which interrupts it.
+//! No SQLite statement runs on the thread that calls the host function: every key-value
+//! operation and SQLite `open`/`execute` is handed to a [`Blocking`] spawner (tokio's
+//! blocking pool by default; the host passes one that charges the CPU to the request) and
+//! awaited, so an async runtime's worker stays free for other requests while a statement
+//! waits on a lock (up to the 5 s busy timeout) or runs. A statement is interrupted at the
+//! component's own deadline ([`CallLimits::statement_timeout`]), and at once if the call is
+//! abandoned (its future dropped, as when the request's deadline passes).
 //!
 //! # Isolation
 //!
-//! A guest's SQLite `connection` is a pooled rusqlite connection of its own. Connections that
-//! a guest changed (temporary tables, attached in-memory databases, `PRAGMA x = y`) are closed
-//! instead of going back to the pool, and an open transaction is rolled back, so nothing
-//! per-connection carries over to another request. As in Spin, `ATTACH` of a file (and with
-//! it `VACUUM INTO`) is refused.
+//! A guest's SQLite `connection` is a pooled rusqlite connection of its own, opened on the
+//! granted file only, without URI file names. Every `ATTACH` is refused, whatever form its
+//! argument takes (a literal, a bound parameter, an expression, a `file:` URI,
+//! `':memory:'`), and so are `VACUUM INTO`, `load_extension` and `PRAGMA`s that set anything
+//! beyond a short list of per-connection settings; the authorizer denies what it does not
+//! know. A plain `VACUUM` still works. Connections that a guest changed (temporary tables,
+//! `PRAGMA x = y`) are closed instead of going back to the pool, and an open transaction is
+//! rolled back, so nothing per-connection carries over to another request.
 
+mod blocking;
 mod kv;
+mod sql_policy;
 mod sqlite;
 mod variables;
 
@@ -102,12 +119,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
+pub use blocking::{Blocking, BlockingDone, BlockingJob};
 pub use kv::KvStore;
 pub use sqlite::SqliteConnection;
 pub use variables::{env_key as variable_env_key, AppVariable, AppVariables};
 
-/// Largest result one call returns, as Spin's `MAX_HOST_BUFFERED_BYTES`.
+/// Largest result one call returns, as Spin's `MAX_HOST_BUFFERED_BYTES`; a component's own
+/// cap ([`CallLimits::max_result_bytes`]) may only lower it.
 const MAX_RESULT_BYTES: usize = 128 << 20;
+
+/// Bytes one key-value store may hold (keys and values) when the host sets no quota.
+pub const DEFAULT_MAX_KV_STORE_BYTES: u64 = 64 << 20;
+
+/// How long one SQLite statement may run when the host gives the component no deadline.
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Open stores and connections one instance may hold at once.
 const MAX_OPEN_HANDLES: usize = 256;
@@ -116,7 +141,21 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "nebula:spin-host/host",
-        imports: { default: trappable },
+        // The calls that touch a SQLite file are `async` on the host, even where the WIT
+        // function is not, so that they can wait for a blocking thread instead of running on
+        // the caller's (see `Blocking`).
+        imports: {
+            "fermyon:spin/key-value.[method]store.get": async | trappable,
+            "fermyon:spin/key-value.[method]store.set": async | trappable,
+            "fermyon:spin/key-value.[method]store.delete": async | trappable,
+            "fermyon:spin/key-value.[method]store.exists": async | trappable,
+            "fermyon:spin/key-value.[method]store.get-keys": async | trappable,
+            "fermyon:spin/sqlite.[static]connection.open": async | trappable,
+            "fermyon:spin/sqlite.[method]connection.execute": async | trappable,
+            "spin:sqlite/sqlite.[static]connection.open": async | trappable,
+            "spin:sqlite/sqlite.[method]connection.execute": async | trappable,
+            default: trappable,
+        },
         with: {
             "fermyon:spin/key-value.store": crate::kv::KvStore,
             "spin:key-value/key-value.store": crate::kv::KvStore,
@@ -138,9 +177,9 @@ pub struct ResourceOptions {
     /// Where `SPIN_VARIABLE_*` overrides are read: `None` for the process environment, or a
     /// fixed map (for tests, or a host that reads a `.env` file itself).
     pub environment: Option<HashMap<String, String>>,
-    /// Longest a guest's SQLite statement may run before it is interrupted and fails with an
-    /// `io` error; `None` means 30 s.
-    pub sqlite_statement_timeout: Option<Duration>,
+    /// Bytes one key-value store may hold, keys and values together; a `set` that would go
+    /// past it fails and writes nothing. `None` means [`DEFAULT_MAX_KV_STORE_BYTES`].
+    pub max_kv_store_bytes: Option<u64>,
 }
 
 /// Per-app state shared by every instance: backing files and resolved variables.
@@ -168,13 +207,16 @@ impl SpinResources {
 
         // Labels given the same file share one connection, so they never contend for the
         // file's write lock against each other.
+        let quota = opts
+            .max_kv_store_bytes
+            .unwrap_or(DEFAULT_MAX_KV_STORE_BYTES);
         let mut files: HashMap<PathBuf, Arc<kv::KvFile>> = HashMap::new();
         let mut key_value = HashMap::new();
         for (label, path) in opts.key_value {
             let path = prepare_path(&path).with_context(|| format!("key-value store {label:?}"))?;
             let file = files
                 .entry(path.clone())
-                .or_insert_with(|| Arc::new(kv::KvFile::new(path)))
+                .or_insert_with(|| Arc::new(kv::KvFile::new(path, quota)))
                 .clone();
             key_value.insert(label, file);
         }
@@ -182,10 +224,7 @@ impl SpinResources {
         let mut sqlite = HashMap::new();
         for (label, path) in opts.sqlite {
             let path = prepare_path(&path).with_context(|| format!("SQLite database {label:?}"))?;
-            let timeout = opts
-                .sqlite_statement_timeout
-                .unwrap_or(sqlite::DEFAULT_STATEMENT_TIMEOUT);
-            sqlite.insert(label, Arc::new(sqlite::SqliteDb::new(path, timeout)));
+            sqlite.insert(label, Arc::new(sqlite::SqliteDb::new(path)));
         }
 
         Ok(Self {
@@ -231,6 +270,36 @@ pub struct ComponentGrants {
     pub sqlite_databases: Vec<String>,
     /// `[component.<id>.variables]`: name → template such as `"{{ greeting }}"`.
     pub variables: BTreeMap<String, String>,
+    /// What one call of this component may take.
+    pub limits: CallLimits,
+}
+
+/// One component's bounds on its SQLite and key-value calls, from its own limits.
+#[derive(Clone, Copy, Debug)]
+pub struct CallLimits {
+    /// Longest one SQLite statement may run before it is interrupted and fails with an `io`
+    /// error: the component's own deadline (default [`DEFAULT_STATEMENT_TIMEOUT`]).
+    pub statement_timeout: Duration,
+    /// Largest result (rows, a value, the list of keys) one call returns: the component's
+    /// memory cap, since the result must fit in its memory. Never more than 128 MiB, which
+    /// is also the default.
+    pub max_result_bytes: usize,
+}
+
+impl Default for CallLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            max_result_bytes: MAX_RESULT_BYTES,
+        }
+    }
+}
+
+impl CallLimits {
+    /// The result cap in force: the component's, within Spin's 128 MiB.
+    pub(crate) fn result_cap(&self) -> usize {
+        self.max_result_bytes.min(MAX_RESULT_BYTES)
+    }
 }
 
 /// Per-instance state: the stores and connections the guest has open.
@@ -244,6 +313,8 @@ pub struct SpinState {
     /// it keeps [`SpinView`] to one method.
     table: ResourceTable,
     open_handles: usize,
+    /// Where SQLite work runs, off the calling thread.
+    blocking: Blocking,
 }
 
 impl SpinState {
@@ -253,7 +324,16 @@ impl SpinState {
             grants,
             table: ResourceTable::new(),
             open_handles: 0,
+            blocking: Blocking::tokio(),
         }
+    }
+
+    /// Runs this instance's SQLite and key-value work with `blocking` instead of tokio's
+    /// blocking pool: per instance, so that a host can charge the work to the request the
+    /// instance is serving.
+    pub fn with_blocking(mut self, blocking: Blocking) -> Self {
+        self.blocking = blocking;
+        self
     }
 }
 

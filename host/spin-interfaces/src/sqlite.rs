@@ -8,23 +8,21 @@
 //! and `last-insert-rowid` describe this guest's statements only.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::OpenFlags;
 use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite3_1_0::sqlite as v3;
-use crate::{SpinData, SpinState, MAX_OPEN_HANDLES, MAX_RESULT_BYTES};
+use crate::sql_policy::Policy;
+use crate::{Blocking, CallLimits, SpinData, SpinState, MAX_OPEN_HANDLES};
 
 /// Idle connections kept per database; more are opened under load and closed when returned.
 const MAX_IDLE_CONNECTIONS: usize = 16;
-
-/// How long one guest statement may run when the host sets no limit.
-pub(crate) const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How often, in SQLite VM instructions, a running statement checks its deadline: often
 /// enough to stop within a millisecond or so, rarely enough to cost nothing measurable.
@@ -33,19 +31,18 @@ const PROGRESS_INTERVAL: i32 = 10_000;
 /// One SQLite database file that guests may open, with its pool of idle connections.
 pub(crate) struct SqliteDb {
     path: PathBuf,
-    statement_timeout: Duration,
     idle: Mutex<Vec<PooledConnection>>,
 }
 
 struct PooledConnection {
     conn: rusqlite::Connection,
-    /// Set by the authorizer when a statement changes per-connection state (temp objects,
-    /// attached databases, pragmas), so that such a connection is closed rather than handed
-    /// to the next request.
-    dirty: Arc<AtomicBool>,
+    /// What the guest may do on it; also notes when a statement changed per-connection state
+    /// (temp objects, pragmas), so that such a connection is closed rather than handed to
+    /// the next request.
+    policy: Arc<Policy>,
     /// When the running guest statement must stop, in milliseconds since `clock_base()`;
     /// `u64::MAX` between statements. A host call is out of reach of wasmtime's epoch
-    /// deadlines, so without this a runaway query would hold the thread forever.
+    /// deadlines, so without this a runaway query would hold its thread forever.
     deadline: Arc<AtomicU64>,
 }
 
@@ -59,10 +56,9 @@ fn now_ms() -> u64 {
 }
 
 impl SqliteDb {
-    pub(crate) fn new(path: PathBuf, statement_timeout: Duration) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
-            statement_timeout,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -87,11 +83,12 @@ impl SqliteDb {
     }
 
     fn checkin(&self, pooled: PooledConnection) {
-        if pooled.dirty.load(Ordering::Relaxed) {
+        if pooled.policy.dirty.load(Ordering::Relaxed) {
             return;
         }
         // A guest that dropped its connection inside a transaction gets it rolled back, as if
-        // the connection had been closed.
+        // the connection had been closed. In WAL mode that discards the transaction's pages
+        // without writing, so it is cheap enough to do on the dropping thread.
         if !pooled.conn.is_autocommit()
             && (pooled.conn.execute_batch("ROLLBACK").is_err() || !pooled.conn.is_autocommit())
         {
@@ -105,7 +102,13 @@ impl SqliteDb {
 }
 
 fn connect(path: &Path) -> rusqlite::Result<PooledConnection> {
-    let conn = rusqlite::Connection::open(path)?;
+    // No URI file names: the path is the host's, taken literally.
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
     conn.busy_timeout(Duration::from_secs(5))?;
     // WAL lets a reader proceed while another connection writes; it is a property of the
     // file, so setting it again on later connections is a no-op.
@@ -114,9 +117,8 @@ fn connect(path: &Path) -> rusqlite::Result<PooledConnection> {
     // (possibly) the last ones on power loss, and saves an fsync per commit.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.set_prepared_statement_cache_capacity(64);
-    let dirty = Arc::new(AtomicBool::new(false));
-    let flag = dirty.clone();
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| authorize(&ctx, &flag)));
+    // Installed after the host's own setup, so it sees only guest statements.
+    let policy = Policy::install(&conn)?;
     let deadline = Arc::new(AtomicU64::new(u64::MAX));
     let until = deadline.clone();
     conn.progress_handler(
@@ -125,62 +127,21 @@ fn connect(path: &Path) -> rusqlite::Result<PooledConnection> {
     );
     Ok(PooledConnection {
         conn,
-        dirty,
+        policy,
         deadline,
     })
 }
 
-const READ_ONLY_PRAGMAS: &[&str] = &[
-    "foreign_key_check",
-    "foreign_key_list",
-    "index_info",
-    "index_list",
-    "index_xinfo",
-    "integrity_check",
-    "quick_check",
-    "table_info",
-    "table_list",
-    "table_xinfo",
-];
-
-/// Installed after the host's own setup, so it sees only guest statements.
-fn authorize(ctx: &AuthContext<'_>, dirty: &AtomicBool) -> Authorization {
-    match ctx.action {
-        // Like Spin: no ATTACH of another file, which also stops `VACUUM INTO 'path'`; a
-        // guest must not reach files beyond the database it was granted.
-        AuthAction::Attach { filename } if !matches!(filename, "" | ":memory:") => {
-            Authorization::Deny
-        }
-        // Pragmas that take an argument but only read (what ORMs use to inspect a schema)
-        // leave the connection as it was.
-        AuthAction::Pragma { pragma_name, .. } if READ_ONLY_PRAGMAS.contains(&pragma_name) => {
-            Authorization::Allow
-        }
-        AuthAction::Attach { .. }
-        | AuthAction::Detach { .. }
-        | AuthAction::Pragma {
-            pragma_value: Some(_),
-            ..
-        } => {
-            dirty.store(true, Ordering::Relaxed);
-            Authorization::Allow
-        }
-        AuthAction::Read { .. } | AuthAction::Select => Authorization::Allow,
-        _ => {
-            if ctx.database_name == Some("temp") {
-                dirty.store(true, Ordering::Relaxed);
-            }
-            Authorization::Allow
-        }
-    }
-}
-
 /// A guest's open connection: the resource behind both versions' `connection`.
 pub struct SqliteConnection {
+    /// `None` while a statement runs on a blocking thread, and for good if a call was
+    /// abandoned mid-statement (its connection is then closed, not pooled).
     pooled: Option<PooledConnection>,
     db: Arc<SqliteDb>,
-    /// `changes` as the WIT defines it, for this guest's statements only (see `execute`).
+    limits: CallLimits,
+    /// `changes` as the WIT defines it, for this guest's statements only (see `run`).
     changes: u64,
+    last_insert_rowid: i64,
 }
 
 impl Drop for SqliteConnection {
@@ -222,82 +183,62 @@ pub(crate) struct Rows {
     pub(crate) error: Option<SqlError>,
 }
 
+/// A statement on its way to a blocking thread, with the connection it runs on.
+struct Job {
+    pooled: PooledConnection,
+    limits: CallLimits,
+}
+
+/// What comes back from the blocking thread.
+struct Done {
+    pooled: PooledConnection,
+    result: Result<Rows, SqlError>,
+    /// The new `changes`, if the statement could have modified rows.
+    changes: Option<u64>,
+    last_insert_rowid: i64,
+}
+
+/// Interrupts the statement if the call awaiting it is dropped (the request gave up or hit
+/// its deadline), so the blocking thread is freed at once rather than at the statement's
+/// deadline.
+struct InterruptOnDrop(Option<rusqlite::InterruptHandle>);
+
+impl Drop for InterruptOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.interrupt();
+        }
+    }
+}
+
 impl SqliteConnection {
-    fn conn(&self) -> &rusqlite::Connection {
-        &self.pooled.as_ref().expect("present until dropped").conn
+    /// Takes the connection out of the handle for one statement.
+    fn start(&mut self) -> Result<Job, SqlError> {
+        match self.pooled.take() {
+            Some(pooled) => Ok(Job {
+                pooled,
+                limits: self.limits,
+            }),
+            None => Err(SqlError::Io(
+                "this connection is busy with another statement, or was lost when a call on \
+                 it was abandoned; wait for the other statement, or open a new connection"
+                    .into(),
+            )),
+        }
     }
 
-    /// Runs one statement. Errors before the first row (bad SQL, wrong parameters) are the
-    /// `Err`; an error while stepping ends the rows and is returned with those read so far,
-    /// which is what the 3.1 streaming variant reports through its future.
-    pub(crate) fn execute(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
-        let pooled = self.pooled.as_ref().expect("present until dropped");
-        let timeout = self.db.statement_timeout.as_millis() as u64;
-        pooled
-            .deadline
-            .store(now_ms().saturating_add(timeout), Ordering::Relaxed);
-        let result = self.run(sql, params);
-        let pooled = self.pooled.as_ref().expect("present until dropped");
-        pooled.deadline.store(u64::MAX, Ordering::Relaxed);
-        result
-    }
-
-    fn run(&mut self, sql: &str, params: Vec<Value>) -> Result<Rows, SqlError> {
-        let conn = self.conn();
-        let total_before = conn.total_changes();
-        let mut stmt = conn.prepare_cached(sql)?;
-        let readonly = stmt.readonly();
-        let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
-        let mut rows = stmt.query(rusqlite::params_from_iter(params.into_iter().map(
-            |value| match value {
-                Value::Integer(i) => SqlValue::Integer(i),
-                Value::Real(r) => SqlValue::Real(r),
-                Value::Text(t) => SqlValue::Text(t),
-                Value::Blob(b) => SqlValue::Blob(b),
-                Value::Null => SqlValue::Null,
-            },
-        )))?;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-        let mut error = None;
-        loop {
-            match rows.next() {
-                Ok(Some(row)) => match read_row(row, columns.len(), &mut bytes) {
-                    Ok(values) => out.push(values),
-                    Err(err) => {
-                        error = Some(err);
-                        break;
-                    }
-                },
-                Ok(None) => break,
-                Err(err) => {
-                    error = Some(err.into());
-                    break;
-                }
-            }
+    /// Puts the connection back and records what the statement changed.
+    fn finish(&mut self, done: Done) -> Result<Rows, SqlError> {
+        self.pooled = Some(done.pooled);
+        if let Some(changes) = done.changes {
+            self.changes = changes;
         }
-        drop(rows);
-        drop(stmt);
-        // sqlite3_changes() keeps its value across statements that modify nothing and would
-        // still hold the previous pool user's count, so it is read only after a statement
-        // that could have modified rows: when rows changed it is this statement's count, and
-        // a 0 can only come from a DML statement that matched nothing (DDL leaves it as is).
-        if !readonly {
-            let conn = self.conn();
-            let changes = conn.changes();
-            if conn.total_changes() != total_before || changes == 0 {
-                self.changes = changes;
-            }
-        }
-        Ok(Rows {
-            columns,
-            rows: out,
-            error,
-        })
+        self.last_insert_rowid = done.last_insert_rowid;
+        done.result
     }
 
     pub(crate) fn last_insert_rowid(&self) -> i64 {
-        self.conn().last_insert_rowid()
+        self.last_insert_rowid
     }
 
     pub(crate) fn changes(&self) -> u64 {
@@ -305,15 +246,156 @@ impl SqliteConnection {
     }
 }
 
+impl Job {
+    /// Runs the statement off the calling thread (see [`Blocking`]).
+    async fn run_on(
+        self,
+        blocking: &Blocking,
+        sql: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Done> {
+        let mut interrupt = InterruptOnDrop(Some(self.pooled.conn.get_interrupt_handle()));
+        let done = blocking.run(move || self.run(&sql, params)).await;
+        interrupt.0 = None;
+        done
+    }
+
+    /// Runs one statement under the component's deadline. Errors before the first row (bad
+    /// SQL, wrong parameters) are the `Err`; an error while stepping ends the rows and is
+    /// returned with those read so far, which is what the 3.1 streaming variant reports
+    /// through its future.
+    fn run(self, sql: &str, params: Vec<Value>) -> Done {
+        let Job { pooled, limits } = self;
+        let timeout = limits.statement_timeout;
+        pooled.deadline.store(
+            now_ms().saturating_add(timeout.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+        let total_before = pooled.conn.total_changes();
+        let outcome = pooled.policy.statement(&pooled.conn, sql, || {
+            query(&pooled.conn, sql, params, limits.result_cap())
+        });
+        pooled.deadline.store(u64::MAX, Ordering::Relaxed);
+        let why = |err: SqlError| explain(err, &pooled, timeout);
+        let (result, readonly) = match outcome {
+            Ok((mut rows, readonly)) => {
+                rows.error = rows.error.map(why);
+                (Ok(rows), readonly)
+            }
+            Err(err) => (Err(why(err)), true),
+        };
+        // sqlite3_changes() keeps its value across statements that modify nothing and would
+        // still hold the previous pool user's count, so it is read only after a statement
+        // that could have modified rows: when rows changed it is this statement's count, and
+        // a 0 can only come from a DML statement that matched nothing (DDL leaves it as is).
+        let changes = (!readonly)
+            .then(|| pooled.conn.changes())
+            .filter(|&n| pooled.conn.total_changes() != total_before || n == 0);
+        let last_insert_rowid = pooled.conn.last_insert_rowid();
+        Done {
+            pooled,
+            result,
+            changes,
+            last_insert_rowid,
+        }
+    }
+}
+
+/// Says why SQLite stopped a statement, where its own message ("interrupted", "not
+/// authorized") would leave the guest's author guessing.
+fn explain(err: SqlError, pooled: &PooledConnection, timeout: Duration) -> SqlError {
+    let SqlError::Io(msg) = err else { return err };
+    if let Some(why) = pooled.policy.refusal() {
+        return SqlError::Io(why);
+    }
+    if msg.contains("interrupt") {
+        return SqlError::Io(format!(
+            "the statement ran past the component's time limit of {} ms and was stopped \
+             ({msg})",
+            timeout.as_millis()
+        ));
+    }
+    if msg.contains("too many attached databases") {
+        return SqlError::Io(format!(
+            "ATTACH is not allowed: a Spin component reaches only the databases it was granted \
+             ({msg})"
+        ));
+    }
+    SqlError::Io(msg)
+}
+
+/// Prepares and steps one statement; the `bool` says whether it was read-only.
+fn query(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: Vec<Value>,
+    cap: usize,
+) -> Result<(Rows, bool), SqlError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let readonly = stmt.readonly();
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params.into_iter().map(
+        |value| match value {
+            Value::Integer(i) => SqlValue::Integer(i),
+            Value::Real(r) => SqlValue::Real(r),
+            Value::Text(t) => SqlValue::Text(t),
+            Value::Blob(b) => SqlValue::Blob(b),
+            Value::Null => SqlValue::Null,
+        },
+    )))?;
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    let mut error = None;
+    loop {
+        match rows.next() {
+            Ok(Some(row)) => match read_row(row, columns.len(), &mut bytes, cap) {
+                Ok(values) => out.push(values),
+                Err(err) => {
+                    error = Some(err);
+                    break;
+                }
+            },
+            Ok(None) => break,
+            Err(err) => {
+                error = Some(err.into());
+                break;
+            }
+        }
+    }
+    Ok((
+        Rows {
+            columns,
+            rows: out,
+            error,
+        },
+        readonly,
+    ))
+}
+
 fn read_row(
     row: &rusqlite::Row<'_>,
     columns: usize,
     bytes: &mut usize,
+    cap: usize,
 ) -> Result<Vec<Value>, SqlError> {
     let mut values = Vec::with_capacity(columns);
     for i in 0..columns {
+        let value = row.get_ref(i)?;
+        // Counted before the value is copied, so an oversized value is never copied.
+        let size = match value {
+            ValueRef::Text(t) => t.len(),
+            ValueRef::Blob(b) => b.len(),
+            _ => 0,
+        };
+        *bytes = bytes.saturating_add(std::mem::size_of::<Value>() + size);
+        if *bytes > cap {
+            return Err(SqlError::Io(format!(
+                "the query's result is larger than this component may receive ({cap} bytes, \
+                 its memory limit); select fewer rows or smaller columns"
+            )));
+        }
         let value =
-            match row.get_ref(i)? {
+            match value {
                 ValueRef::Null => Value::Null,
                 ValueRef::Integer(n) => Value::Integer(n),
                 ValueRef::Real(r) => Value::Real(r),
@@ -322,18 +404,7 @@ fn read_row(
                 })?),
                 ValueRef::Blob(b) => Value::Blob(b.to_vec()),
             };
-        *bytes += std::mem::size_of::<Value>()
-            + match &value {
-                Value::Text(t) => t.len(),
-                Value::Blob(b) => b.len(),
-                _ => 0,
-            };
         values.push(value);
-    }
-    if *bytes > MAX_RESULT_BYTES {
-        return Err(SqlError::Io(format!(
-            "query result exceeds the limit of {MAX_RESULT_BYTES} bytes"
-        )));
     }
     Ok(values)
 }
@@ -341,7 +412,9 @@ fn read_row(
 impl SpinState {
     /// Spin's order of checks: a label the component was not granted is `access-denied`
     /// whether or not it exists; a granted one the host did not back is `no-such-database`.
-    pub(crate) fn sqlite_open(&mut self, label: &str) -> Result<SqliteConnection, SqlError> {
+    /// Returns the database to take a connection from (on a blocking thread: opening one
+    /// may touch the file).
+    fn sqlite_check_open(&self, label: &str) -> Result<Arc<SqliteDb>, SqlError> {
         if !self.grants.sqlite_databases.iter().any(|l| l == label) {
             return Err(SqlError::AccessDenied);
         }
@@ -354,12 +427,51 @@ impl SpinState {
         if self.open_handles >= MAX_OPEN_HANDLES {
             return Err(SqlError::Io("too many connections opened".into()));
         }
-        let pooled = db.checkout()?;
-        Ok(SqliteConnection {
+        Ok(db)
+    }
+
+    fn sqlite_connection(&self, db: Arc<SqliteDb>, pooled: PooledConnection) -> SqliteConnection {
+        SqliteConnection {
             pooled: Some(pooled),
             db,
+            limits: self.grants.limits,
             changes: 0,
-        })
+            last_insert_rowid: 0,
+        }
+    }
+
+    pub(crate) async fn sqlite_open(
+        &mut self,
+        label: &str,
+    ) -> wasmtime::Result<Result<Resource<SqliteConnection>, SqlError>> {
+        let db = match self.sqlite_check_open(label) {
+            Ok(db) => db,
+            Err(err) => return Ok(Err(err)),
+        };
+        match checkout(&self.blocking, db.clone()).await? {
+            Ok(pooled) => {
+                let conn = self.sqlite_connection(db, pooled);
+                Ok(Ok(self.sqlite_push(conn)?))
+            }
+            Err(err) => Ok(Err(err)),
+        }
+    }
+
+    /// One statement for the sync functions, which hold the instance's data while it runs,
+    /// as a synchronous WIT function does; the thread is free meanwhile.
+    pub(crate) async fn sqlite_execute(
+        &mut self,
+        conn: &Resource<SqliteConnection>,
+        sql: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<Rows, SqlError>> {
+        let blocking = self.blocking.clone();
+        let job = match self.sqlite_conn(conn)?.start() {
+            Ok(job) => job,
+            Err(err) => return Ok(Err(err)),
+        };
+        let done = job.run_on(&blocking, sql, params).await?;
+        Ok(self.sqlite_conn(conn)?.finish(done))
     }
 
     fn sqlite_push(
@@ -383,6 +495,16 @@ impl SpinState {
         self.open_handles -= 1;
         Ok(())
     }
+}
+
+/// Takes a pooled connection, or opens one, on a blocking thread.
+async fn checkout(
+    blocking: &Blocking,
+    db: Arc<SqliteDb>,
+) -> wasmtime::Result<Result<PooledConnection, SqlError>> {
+    Ok(blocking
+        .run(move || db.checkout().map_err(SqlError::from))
+        .await?)
 }
 
 macro_rules! convert_version {
@@ -424,24 +546,21 @@ macro_rules! convert_version {
         impl $v::Host for SpinState {}
 
         impl $v::HostConnection for SpinState {
-            fn open(
+            async fn open(
                 &mut self,
                 database: String,
             ) -> wasmtime::Result<Result<Resource<$v::Connection>, $v::Error>> {
-                match self.sqlite_open(&database) {
-                    Ok(conn) => Ok(Ok(self.sqlite_push(conn)?)),
-                    Err(err) => Ok(Err(err.into())),
-                }
+                Ok(self.sqlite_open(&database).await?.map_err(Into::into))
             }
 
-            fn execute(
+            async fn execute(
                 &mut self,
                 conn: Resource<$v::Connection>,
                 statement: String,
                 parameters: Vec<$v::Value>,
             ) -> wasmtime::Result<Result<$v::QueryResult, $v::Error>> {
                 let params = parameters.into_iter().map(Value::from).collect();
-                let result = self.sqlite_conn(&conn)?.execute(&statement, params);
+                let result = self.sqlite_execute(&conn, statement, params).await?;
                 // The whole result is one value here, so an error after some rows fails it.
                 Ok(match result {
                     Ok(Rows {
@@ -482,20 +601,31 @@ macro_rules! convert_version {
 convert_version!(v2);
 convert_version!(v3);
 
-/// The 3.1 `-async` functions. SQLite calls are short and run inline, inside
-/// `Accessor::with`, like the sync ones: there is nothing to await, and moving the work to a
-/// blocking thread would cost more than most statements take.
+/// The 3.1 `-async` functions. Each lets go of the instance's data while its statement
+/// runs on a blocking thread, so the guest's other tasks go on meanwhile.
 impl<T: Send> v3::HostConnectionWithStore<T> for SpinData {
     async fn open_async(
         accessor: &Accessor<T, Self>,
         database: String,
     ) -> wasmtime::Result<Result<Resource<v3::Connection>, v3::Error>> {
+        let checked = accessor.with(|mut access| {
+            let state = access.get();
+            state
+                .sqlite_check_open(&database)
+                .map(|db| (db, state.blocking.clone()))
+        });
+        let (db, blocking) = match checked {
+            Ok(found) => found,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        let pooled = match checkout(&blocking, db.clone()).await? {
+            Ok(pooled) => pooled,
+            Err(err) => return Ok(Err(err.into())),
+        };
         accessor.with(|mut access| {
             let state = access.get();
-            match state.sqlite_open(&database) {
-                Ok(conn) => Ok(Ok(state.sqlite_push(conn)?)),
-                Err(err) => Ok(Err(err.into())),
-            }
+            let conn = state.sqlite_connection(db, pooled);
+            Ok(Ok(state.sqlite_push(conn)?))
         })
     }
 
@@ -514,13 +644,23 @@ impl<T: Send> v3::HostConnectionWithStore<T> for SpinData {
             v3::Error,
         >,
     > {
+        let params = parameters.into_iter().map(Value::from).collect();
+        let (job, blocking) = accessor.with(|mut access| {
+            let state = access.get();
+            let blocking = state.blocking.clone();
+            Ok::<_, wasmtime::Error>((state.sqlite_conn(&conn)?.start(), blocking))
+        })?;
+        let job = match job {
+            Ok(job) => job,
+            Err(err) => return Ok(Err(err.into())),
+        };
+        let done = job.run_on(&blocking, statement, params).await?;
         accessor.with(|mut access| {
-            let params = parameters.into_iter().map(Value::from).collect();
             let Rows {
                 columns,
                 rows,
                 error,
-            } = match access.get().sqlite_conn(&conn)?.execute(&statement, params) {
+            } = match access.get().sqlite_conn(&conn)?.finish(done) {
                 Ok(rows) => rows,
                 Err(err) => return Ok(Err(err.into())),
             };

@@ -62,7 +62,7 @@ fn resources(dir: &Path) -> Arc<SpinResources> {
                 ("SPIN_VARIABLE_NAME".into(), "nebula".into()),
                 ("SPIN_VARIABLE_API_KEY".into(), "s3cret".into()),
             ])),
-            sqlite_statement_timeout: Some(std::time::Duration::from_millis(200)),
+            max_kv_store_bytes: None,
         })
         .unwrap(),
     )
@@ -78,7 +78,23 @@ fn grants() -> Arc<ComponentGrants> {
             ("prefixed".into(), "prefix-{{ name }}".into()),
             ("key".into(), "{{ api_key }}".into()),
         ]),
+        limits: CallLimits {
+            statement_timeout: std::time::Duration::from_millis(200),
+            ..Default::default()
+        },
     })
+}
+
+/// Runs a host function's future to its end, on a runtime with a blocking pool (the host
+/// functions hand their SQLite work to it).
+fn wait<F: std::future::Future>(f: F) -> F::Output {
+    thread_local! {
+        static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+    }
+    RT.with(|rt| rt.block_on(f))
 }
 
 fn state(dir: &Path) -> SpinState {
@@ -94,25 +110,29 @@ fn kv_set_get_delete_exists_keys() {
     let store = s.open("default".into()).unwrap().unwrap();
     let b = || Resource::<KvStore>::new_borrow(store.rep());
 
-    assert_eq!(s.get(b(), "missing".into()).unwrap().unwrap(), None);
-    assert!(!s.exists(b(), "a".into()).unwrap().unwrap());
-    s.set(b(), "a".into(), b"one".to_vec()).unwrap().unwrap();
-    s.set(b(), "b".into(), vec![]).unwrap().unwrap();
-    s.set(b(), "a".into(), b"uno".to_vec()).unwrap().unwrap();
+    assert_eq!(wait(s.get(b(), "missing".into())).unwrap().unwrap(), None);
+    assert!(!wait(s.exists(b(), "a".into())).unwrap().unwrap());
+    wait(s.set(b(), "a".into(), b"one".to_vec()))
+        .unwrap()
+        .unwrap();
+    wait(s.set(b(), "b".into(), vec![])).unwrap().unwrap();
+    wait(s.set(b(), "a".into(), b"uno".to_vec()))
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        s.get(b(), "a".into()).unwrap().unwrap(),
+        wait(s.get(b(), "a".into())).unwrap().unwrap(),
         Some(b"uno".to_vec())
     );
-    assert_eq!(s.get(b(), "b".into()).unwrap().unwrap(), Some(vec![]));
-    assert!(s.exists(b(), "a".into()).unwrap().unwrap());
-    let mut keys = s.get_keys(b()).unwrap().unwrap();
+    assert_eq!(wait(s.get(b(), "b".into())).unwrap().unwrap(), Some(vec![]));
+    assert!(wait(s.exists(b(), "a".into())).unwrap().unwrap());
+    let mut keys = wait(s.get_keys(b())).unwrap().unwrap();
     keys.sort();
     assert_eq!(keys, strings(&["a", "b"]));
 
-    s.delete(b(), "a".into()).unwrap().unwrap();
-    s.delete(b(), "never-there".into()).unwrap().unwrap();
-    assert!(!s.exists(b(), "a".into()).unwrap().unwrap());
-    assert_eq!(s.get_keys(b()).unwrap().unwrap(), strings(&["b"]));
+    wait(s.delete(b(), "a".into())).unwrap().unwrap();
+    wait(s.delete(b(), "never-there".into())).unwrap().unwrap();
+    assert!(!wait(s.exists(b(), "a".into())).unwrap().unwrap());
+    assert_eq!(wait(s.get_keys(b())).unwrap().unwrap(), strings(&["b"]));
     kv2::HostStore::drop(&mut s, store).unwrap();
     assert_eq!(s.open_handles, 0);
 }
@@ -151,16 +171,16 @@ fn kv_labels_sharing_a_file_are_separate_stores_and_persist() {
         let mut s = state(dir.path());
         let a = s.open("default".into()).unwrap().unwrap();
         let b = s.open("other".into()).unwrap().unwrap();
-        s.set(a, "k".into(), b"from default".to_vec())
+        wait(s.set(a, "k".into(), b"from default".to_vec()))
             .unwrap()
             .unwrap();
-        assert_eq!(s.get(b, "k".into()).unwrap().unwrap(), None);
+        assert_eq!(wait(s.get(b, "k".into())).unwrap().unwrap(), None);
     }
     // A new app load over the same file sees what the first wrote.
     let mut s = state(dir.path());
     let a = s.open("default".into()).unwrap().unwrap();
     assert_eq!(
-        s.get(a, "k".into()).unwrap().unwrap(),
+        wait(s.get(a, "k".into())).unwrap().unwrap(),
         Some(b"from default".to_vec())
     );
     // Spin's table layout, so Spin's own store file is interchangeable.
@@ -194,7 +214,7 @@ fn kv_store_table_fills_up() {
 // ---- SQLite 2.0 / 3.x sync -----------------------------------------------------------------
 
 fn open_db(s: &mut SpinState) -> Resource<SqliteConnection> {
-    sql3::HostConnection::open(s, "default".into())
+    wait(sql3::HostConnection::open(s, "default".into()))
         .unwrap()
         .unwrap()
 }
@@ -209,7 +229,13 @@ fn exec3(
     sql: &str,
     params: Vec<sql3::Value>,
 ) -> Result<sql3::QueryResult, sql3::Error> {
-    sql3::HostConnection::execute(s, borrow(c), sql.into(), params).unwrap()
+    wait(sql3::HostConnection::execute(
+        s,
+        borrow(c),
+        sql.into(),
+        params,
+    ))
+    .unwrap()
 }
 
 #[test]
@@ -217,13 +243,18 @@ fn sqlite_values_round_trip_with_parameters() {
     use sql2::Value as V;
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
-    let c = sql2::HostConnection::open(&mut s, "default".into())
+    let c = wait(sql2::HostConnection::open(&mut s, "default".into()))
         .unwrap()
         .unwrap();
     let mut exec = |sql: &str, params: Vec<V>| {
-        sql2::HostConnection::execute(&mut s, borrow(&c), sql.into(), params)
-            .unwrap()
-            .unwrap()
+        wait(sql2::HostConnection::execute(
+            &mut s,
+            borrow(&c),
+            sql.into(),
+            params,
+        ))
+        .unwrap()
+        .unwrap()
     };
     exec(
         "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)",
@@ -278,11 +309,11 @@ fn sqlite_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     assert!(matches!(
-        sql2::HostConnection::open(&mut s, "elsewhere".into()).unwrap(),
+        wait(sql2::HostConnection::open(&mut s, "elsewhere".into())).unwrap(),
         Err(sql2::Error::AccessDenied)
     ));
     assert!(matches!(
-        sql3::HostConnection::open(&mut s, "unbacked".into()).unwrap(),
+        wait(sql3::HostConnection::open(&mut s, "unbacked".into())).unwrap(),
         Err(sql3::Error::NoSuchDatabase)
     ));
     let c = open_db(&mut s);
@@ -427,43 +458,292 @@ fn sqlite_transactions_span_calls_on_one_connection() {
     assert!(matches!(seen.rows[0].values[0], sql3::Value::Integer(1)));
 }
 
+/// A state whose component has its own limits, over the same app as `state`.
+fn state_with(dir: &Path, limits: CallLimits) -> SpinState {
+    let mut grants = (*grants()).clone();
+    grants.limits = limits;
+    SpinState::new(resources(dir), Arc::new(grants))
+}
+
 #[test]
-fn sqlite_runaway_statement_is_interrupted() {
+fn sqlite_statement_stops_at_the_components_own_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = state(dir.path());
+    // The app sets no statement timeout: the component's deadline (here 150 ms, from its
+    // `timeout_ms`) is the statement's.
+    let mut s = state_with(
+        dir.path(),
+        CallLimits {
+            statement_timeout: std::time::Duration::from_millis(150),
+            ..Default::default()
+        },
+    );
     let c = open_db(&mut s);
-    let started = std::time::Instant::now();
     let endless = "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) \
                    SELECT count(*) FROM n";
-    assert!(matches!(
-        exec3(&mut s, &c, endless, vec![]),
-        Err(sql3::Error::Io(msg)) if msg.contains("interrupt")
-    ));
-    let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(5), "{took:?}");
+    match exec3(&mut s, &c, endless, vec![]) {
+        Err(sql3::Error::Io(msg)) => assert!(
+            msg.contains("time limit of 150 ms") && msg.contains("stopped"),
+            "{msg}"
+        ),
+        other => panic!("the endless statement was not stopped: {other:?}"),
+    }
     // The deadline is per statement: the connection goes on working.
     assert_eq!(exec3(&mut s, &c, "SELECT 1", vec![]).unwrap().rows.len(), 1);
 }
 
 #[test]
-fn sqlite_cannot_reach_other_files() {
+fn sqlite_result_over_the_components_memory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state_with(
+        dir.path(),
+        CallLimits {
+            max_result_bytes: 64 << 10,
+            ..Default::default()
+        },
+    );
+    let c = open_db(&mut s);
+    exec3(
+        &mut s,
+        &c,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB)",
+        vec![],
+    )
+    .unwrap();
+    exec3(
+        &mut s,
+        &c,
+        "INSERT INTO t (b) VALUES (zeroblob(100000))",
+        vec![],
+    )
+    .unwrap();
+    exec3(&mut s, &c, "INSERT INTO t (b) VALUES (x'01')", vec![]).unwrap();
+    // One 100 kB value does not fit in a 64 KiB cap…
+    match exec3(&mut s, &c, "SELECT b FROM t", vec![]) {
+        Err(sql3::Error::Io(msg)) => assert!(
+            msg.contains("65536 bytes") && msg.contains("memory"),
+            "{msg}"
+        ),
+        Ok(r) => panic!("{} rows over the component's memory cap", r.rows.len()),
+        Err(other) => panic!("{other:?}"),
+    }
+    // …small results still come back.
+    let small = exec3(&mut s, &c, "SELECT b FROM t WHERE id = 2", vec![]).unwrap();
+    assert!(matches!(&small.rows[0].values[0], sql3::Value::Blob(b) if b == &[1]));
+    // The key-value store obeys the same cap.
+    let store = s.open("default".into()).unwrap().unwrap();
+    let b = || Resource::<KvStore>::new_borrow(store.rep());
+    wait(s.set(b(), "big".into(), vec![7; 100_000]))
+        .unwrap()
+        .unwrap();
+    match wait(s.get(b(), "big".into())).unwrap() {
+        Err(kv2::Error::Other(msg)) => assert!(msg.contains("65536 bytes"), "{msg}"),
+        other => panic!("{:?}", other.map(|v| v.map(|v| v.len()))),
+    }
+}
+
+#[test]
+fn sqlite_attach_is_refused_in_every_form_and_creates_no_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     let c = open_db(&mut s);
-    let other = dir.path().join("other.db");
-    for sql in [
-        format!("ATTACH '{}' AS other", other.display()),
-        format!("ATTACH 'file:{}' AS other", other.display()),
-        format!("VACUUM INTO '{}'", other.display()),
-    ] {
-        assert!(
-            matches!(exec3(&mut s, &c, &sql, vec![]), Err(sql3::Error::Io(_))),
-            "{sql}"
-        );
+    exec3(&mut s, &c, "CREATE TABLE t (v)", vec![]).unwrap();
+    exec3(&mut s, &c, "INSERT INTO t VALUES (1)", vec![]).unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let text = |p: std::path::PathBuf| sql3::Value::Text(p.display().to_string());
+    let dir_text = dir.path().display().to_string();
+    let cases: Vec<(String, Vec<sql3::Value>, Option<std::path::PathBuf>)> = vec![
+        (
+            format!("ATTACH '{}' AS x", file("literal.db").display()),
+            vec![],
+            Some(file("literal.db")),
+        ),
+        // SQLite gives the authorizer no file name for these two.
+        (
+            "ATTACH ?1 AS x".into(),
+            vec![text(file("param.db"))],
+            Some(file("param.db")),
+        ),
+        (
+            "ATTACH ?1 || '/expr.db' AS x".into(),
+            vec![sql3::Value::Text(dir_text.clone())],
+            Some(file("expr.db")),
+        ),
+        (
+            format!("ATTACH 'file:{}?mode=rwc' AS x", file("uri.db").display()),
+            vec![],
+            Some(file("uri.db")),
+        ),
+        (
+            "ATTACH 'file:' || ?1 || '?mode=rwc' AS x".into(),
+            vec![text(file("uri-param.db"))],
+            Some(file("uri-param.db")),
+        ),
+        ("ATTACH ':memory:' AS x".into(), vec![], None),
+        ("ATTACH '' AS x".into(), vec![], None),
+        (
+            format!("VACUUM INTO '{}'", file("vacuum.db").display()),
+            vec![],
+            Some(file("vacuum.db")),
+        ),
+        (
+            "VACUUM INTO ?1".into(),
+            vec![text(file("vacuum-param.db"))],
+            Some(file("vacuum-param.db")),
+        ),
+    ];
+    for (sql, params, path) in cases {
+        match exec3(&mut s, &c, &sql, params) {
+            Err(sql3::Error::Io(msg)) => assert!(msg.contains("not allowed"), "{sql}: {msg}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+        if let Some(path) = path {
+            assert!(!path.exists(), "{sql} created {}", path.display());
+        }
+        // Nothing got attached under the name either.
+        assert!(exec3(&mut s, &c, "SELECT * FROM x.sqlite_master", vec![]).is_err());
     }
-    assert!(!other.exists());
-    exec3(&mut s, &c, "ATTACH ':memory:' AS scratch", vec![]).unwrap();
+    // Only the granted database (and its WAL files) exists.
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, strings(&["data"]));
+    // A plain VACUUM, which works through a private temporary ATTACH, still works.
     exec3(&mut s, &c, "VACUUM", vec![]).unwrap();
+    let count = exec3(&mut s, &c, "SELECT count(*) FROM t", vec![]).unwrap();
+    assert!(matches!(count.rows[0].values[0], sql3::Value::Integer(1)));
+    // …and afterwards ATTACH is refused again.
+    assert!(exec3(&mut s, &c, "ATTACH '' AS x", vec![]).is_err());
+}
+
+#[test]
+fn sqlite_pragmas_and_functions_that_reach_beyond_the_database_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    let c = open_db(&mut s);
+    exec3(
+        &mut s,
+        &c,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v)",
+        vec![],
+    )
+    .unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    for sql in [
+        format!("PRAGMA temp_store_directory = '{}'", elsewhere.display()),
+        format!("PRAGMA data_store_directory = '{}'", elsewhere.display()),
+        "PRAGMA writable_schema = ON".into(),
+        "PRAGMA journal_mode = DELETE".into(),
+        "PRAGMA locking_mode = EXCLUSIVE".into(),
+        "PRAGMA mmap_size = 1000000".into(),
+        "PRAGMA soft_heap_limit = 1".into(),
+        "SELECT load_extension('/nonexistent/ext')".into(),
+    ] {
+        match exec3(&mut s, &c, &sql, vec![]) {
+            Err(sql3::Error::Io(msg)) => assert!(msg.contains("not allowed"), "{sql}: {msg}"),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // What applications do with their own database still works.
+    for sql in [
+        "PRAGMA foreign_keys = ON",
+        "PRAGMA journal_mode = WAL",
+        "PRAGMA user_version = 7",
+        "PRAGMA busy_timeout = 100",
+        "CREATE INDEX t_v ON t (v)",
+        "CREATE VIEW w AS SELECT v FROM t",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END",
+        "CREATE VIRTUAL TABLE f USING fts5 (body)",
+        "INSERT INTO f (body) VALUES ('hello world')",
+        "SAVEPOINT sp",
+        "INSERT INTO t (v) VALUES (1)",
+        "RELEASE sp",
+        "ANALYZE",
+        "ALTER TABLE t ADD COLUMN w",
+        "PRAGMA integrity_check",
+        "PRAGMA index_list(t)",
+    ] {
+        exec3(&mut s, &c, sql, vec![]).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    let v = exec3(&mut s, &c, "PRAGMA user_version", vec![]).unwrap();
+    assert!(matches!(v.rows[0].values[0], sql3::Value::Integer(7)));
+    let info = exec3(&mut s, &c, "PRAGMA table_info(t)", vec![]).unwrap();
+    assert_eq!(info.rows.len(), 3);
+    let hit = exec3(
+        &mut s,
+        &c,
+        "SELECT body FROM f WHERE f MATCH 'hello'",
+        vec![],
+    )
+    .unwrap();
+    assert_eq!(hit.rows.len(), 1);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+}
+
+#[test]
+fn kv_set_past_the_quota_fails_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let quota_state = |dir: &Path| {
+        let resources = SpinResources::new(ResourceOptions {
+            key_value: HashMap::from([
+                ("default".into(), dir.join("kv.db")),
+                ("other".into(), dir.join("kv.db")),
+            ]),
+            max_kv_store_bytes: Some(1000),
+            ..Default::default()
+        })
+        .unwrap();
+        SpinState::new(Arc::new(resources), grants())
+    };
+    let stored = |dir: &Path| -> i64 {
+        rusqlite::Connection::open(dir.join("kv.db"))
+            .unwrap()
+            .query_row(
+                "SELECT sum(length(key) + length(value)) FROM spin_key_value WHERE store = 'default'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
+    };
+    {
+        let mut s = quota_state(dir.path());
+        let st = s.open("default".into()).unwrap().unwrap();
+        let b = || Resource::<KvStore>::new_borrow(st.rep());
+        // "a" + 500 bytes: 501 of 1000.
+        wait(s.set(b(), "a".into(), vec![1; 500])).unwrap().unwrap();
+        // "b" + 600 bytes would make 1102.
+        match wait(s.set(b(), "b".into(), vec![2; 600])).unwrap() {
+            Err(kv2::Error::Other(msg)) => assert!(
+                msg.contains("quota of 1000 bytes") && msg.contains("nothing was written"),
+                "{msg}"
+            ),
+            other => panic!("a set past the quota: {other:?}"),
+        }
+        assert_eq!(wait(s.get(b(), "b".into())).unwrap().unwrap(), None);
+        assert_eq!(wait(s.get_keys(b())).unwrap().unwrap(), strings(&["a"]));
+        assert_eq!(stored(dir.path()), 501);
+        // Replacing a value counts the new size, not both.
+        wait(s.set(b(), "a".into(), vec![3; 900])).unwrap().unwrap();
+        assert_eq!(stored(dir.path()), 901);
+        // Deleting frees room.
+        wait(s.delete(b(), "a".into())).unwrap().unwrap();
+        wait(s.set(b(), "b".into(), vec![2; 600])).unwrap().unwrap();
+        // Each store has its own quota, even in a shared file.
+        let other = s.open("other".into()).unwrap().unwrap();
+        wait(s.set(other, "c".into(), vec![4; 900]))
+            .unwrap()
+            .unwrap();
+    }
+    // After a restart the quota counts what the file already holds.
+    let mut s = quota_state(dir.path());
+    let st = s.open("default".into()).unwrap().unwrap();
+    let b = || Resource::<KvStore>::new_borrow(st.rep());
+    assert!(wait(s.set(b(), "d".into(), vec![5; 500])).unwrap().is_err());
+    assert_eq!(stored(dir.path()), 601);
+    wait(s.set(b(), "d".into(), vec![5; 300])).unwrap().unwrap();
+    assert_eq!(stored(dir.path()), 902);
 }
 
 // ---- variables 2.0 ---------------------------------------------------------------------------
@@ -760,10 +1040,7 @@ async fn sqlite3_async_functions() {
             // The sync functions of the same interface work on the same resource.
             acc.with(|mut a| {
                 let s = a.get();
-                let r = sql3::HostConnection::execute(s, b(), "SELECT count(*) FROM t".into(), vec![])
-                    .unwrap()
-                    .unwrap();
-                assert!(matches!(r.rows[0].values[0], sql3::Value::Integer(3)));
+                assert_eq!(sql3::HostConnection::last_insert_rowid(s, b()).unwrap(), 3);
                 sql3::HostConnection::drop(s, c).unwrap();
             });
         })
@@ -800,4 +1077,131 @@ async fn variables3_async_get() {
         })
         .await
         .unwrap();
+}
+
+// ---- no SQLite work on the calling thread ----------------------------------------------------
+//
+// Each test holds a file's write lock on another connection and releases it from a second
+// future on the same current-thread runtime. A call that ran its statement on the calling
+// thread would block that thread, so the release could not run until the call gave up
+// ("database is locked" after the 5 s busy timeout); a call that waits on a blocking thread
+// leaves the runtime free, the lock is released, and the call succeeds.
+
+/// Takes `file`'s write lock on a connection of its own; the future releases it.
+fn hold_write_lock(file: &Path) -> impl std::future::Future<Output = ()> + Send {
+    let holder = rusqlite::Connection::open(file).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    async move {
+        // Let the call under test start first.
+        tokio::task::yield_now().await;
+        holder.execute_batch("COMMIT").unwrap();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sqlite3_async_calls_wait_off_the_async_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("data/sqlite.db");
+    let kv_file = dir.path().join("kv.db");
+    let mut store = test_store(dir.path());
+    store
+        .run_concurrent(async |acc| {
+            let acc = &acc.with_getter::<SpinData>(TestHost::spin);
+            let c = SpinData::open_async(acc, "default".into())
+                .await
+                .unwrap()
+                .unwrap();
+            let rep = c.rep();
+            let b = || Resource::<SqliteConnection>::new_borrow(rep);
+            let (_, rows, _) =
+                SpinData::execute_async(acc, b(), "CREATE TABLE t (v)".into(), vec![])
+                    .await
+                    .unwrap()
+                    .unwrap();
+            let _ = read_stream(acc, rows).await;
+
+            let release = hold_write_lock(&db_file);
+            let insert =
+                SpinData::execute_async(acc, b(), "INSERT INTO t VALUES (1)".into(), vec![]);
+            let (inserted, ()) = tokio::join!(insert, release);
+            let (_, rows, outcome) = inserted
+                .unwrap()
+                .expect("the insert waited for the lock off the runtime's thread");
+            let _ = read_stream(acc, rows).await;
+            assert!(read_future(acc, outcome).await.is_ok());
+            assert_eq!(SpinData::changes_async(acc, b()).await.unwrap(), 1);
+
+            // Key-value 3.0, the same way.
+            let st = kv3::HostStoreWithStore::open(acc, "default".into())
+                .await
+                .unwrap()
+                .unwrap();
+            let kb = || Resource::<KvStore>::new_borrow(st.rep());
+            kv3::HostStoreWithStore::set(acc, kb(), "k".into(), b"1".to_vec())
+                .await
+                .unwrap()
+                .unwrap();
+            let release = hold_write_lock(&kv_file);
+            let set = kv3::HostStoreWithStore::set(acc, kb(), "k".into(), b"2".to_vec());
+            let (set, ()) = tokio::join!(set, release);
+            set.unwrap()
+                .expect("the set waited for the lock off the runtime's thread");
+            assert_eq!(
+                kv3::HostStoreWithStore::get(acc, kb(), "k".into())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+                Some(b"2".to_vec())
+            );
+        })
+        .await
+        .unwrap();
+}
+
+#[test]
+fn sqlite2_and_kv2_calls_wait_off_the_async_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    let c = wait(sql2::HostConnection::open(&mut s, "default".into()))
+        .unwrap()
+        .unwrap();
+    wait(sql2::HostConnection::execute(
+        &mut s,
+        borrow(&c),
+        "CREATE TABLE t (v)".into(),
+        vec![],
+    ))
+    .unwrap()
+    .unwrap();
+    let st = s.open("default".into()).unwrap().unwrap();
+    let kb = || Resource::<KvStore>::new_borrow(st.rep());
+    wait(s.set(kb(), "k".into(), b"1".to_vec()))
+        .unwrap()
+        .unwrap();
+
+    let db_file = dir.path().join("data/sqlite.db");
+    let kv_file = dir.path().join("kv.db");
+    wait(async {
+        let release = hold_write_lock(&db_file);
+        let insert = sql2::HostConnection::execute(
+            &mut s,
+            borrow(&c),
+            "INSERT INTO t VALUES (1)".into(),
+            vec![],
+        );
+        let (inserted, ()) = tokio::join!(insert, release);
+        inserted
+            .unwrap()
+            .expect("the insert waited for the lock off the runtime's thread");
+
+        let release = hold_write_lock(&kv_file);
+        let set = s.set(kb(), "k".into(), b"2".to_vec());
+        let (set, ()) = tokio::join!(set, release);
+        set.unwrap()
+            .expect("the set waited for the lock off the runtime's thread");
+    });
+    assert_eq!(
+        wait(s.get(kb(), "k".into())).unwrap().unwrap(),
+        Some(b"2".to_vec())
+    );
 }

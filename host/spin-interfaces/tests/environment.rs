@@ -26,7 +26,7 @@ fn spin_variable_environment_overrides_default() {
         sqlite: HashMap::new(),
         variables,
         environment: None,
-        sqlite_statement_timeout: None,
+        max_kv_store_bytes: None,
     })
     .unwrap();
     assert_eq!(

@@ -21,6 +21,7 @@ pub const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+pub const DEFAULT_MAX_KV_STORE_BYTES: u64 = nebula_spin_interfaces::DEFAULT_MAX_KV_STORE_BYTES;
 /// What one read may return and how long its SQL may run: a page's reads
 /// are meant to be a page's worth, and a query that scans without end must
 /// not hold a reader connection and a blocking thread.
@@ -62,6 +63,8 @@ pub struct Limits {
     pub body_read_timeout_ms: u64,
     /// On SIGTERM/Ctrl-C, how long requests in flight may take to finish.
     pub shutdown_grace_ms: u64,
+    /// Spin apps: bytes (keys and values) one key-value store may hold.
+    pub max_kv_store_bytes: u64,
     /// The defaults of every read's `max_rows`, `max_bytes`, `timeout_ms`.
     pub read: ReadLimits,
 }
@@ -104,6 +107,7 @@ impl Default for Limits {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            max_kv_store_bytes: DEFAULT_MAX_KV_STORE_BYTES,
             read: ReadLimits::default(),
         }
     }
@@ -245,6 +249,15 @@ pub fn parse_limits(
         shutdown_grace_ms: c
             .range(&raw.shutdown_grace_ms, "shutdown_grace_ms", 0, u64::MAX, MS)?
             .unwrap_or(d.shutdown_grace_ms),
+        max_kv_store_bytes: c
+            .range(
+                &raw.max_kv_store_bytes,
+                "max_kv_store_bytes",
+                1,
+                u64::MAX,
+                " (bytes)",
+            )?
+            .unwrap_or(d.max_kv_store_bytes),
         read: ReadLimits {
             max_rows: c
                 .range(&raw.read_max_rows, "read_max_rows", 1, u64::MAX, " (rows)")?

@@ -77,6 +77,7 @@ pub struct RawLimits {
     pub read_max_rows: Option<Spanned<u64>>,
     pub read_max_bytes: Option<Spanned<u64>>,
     pub read_timeout_ms: Option<Spanned<u64>>,
+    pub max_kv_store_bytes: Option<Spanned<u64>>,
 }
 
 /// `[components.NAME.limits]`: what one component may use per request,

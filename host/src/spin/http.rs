@@ -20,7 +20,9 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
-use nebula_spin_interfaces::{ComponentGrants, SpinResources, SpinState, SpinView};
+use nebula_spin_interfaces::{
+    Blocking, CallLimits, ComponentGrants, SpinResources, SpinState, SpinView,
+};
 
 use super::manifest::SpinComponent;
 use super::outbound::AllowedHosts;
@@ -274,6 +276,12 @@ impl ComponentRuntime {
             key_value_stores: spin.key_value_stores.clone(),
             sqlite_databases: spin.sqlite_databases.clone(),
             variables: spin.variables.clone(),
+            // A statement stops at the component's own deadline, and no result can be
+            // larger than the memory it must be copied into.
+            limits: CallLimits {
+                statement_timeout: timeout,
+                max_result_bytes: max_memory,
+            },
         });
         resources
             .check_component(&grants)
@@ -311,6 +319,7 @@ impl ComponentRuntime {
         &self,
         engine: &Engine,
         stats: &'static ComponentStats,
+        charge: &WorkerCharge,
     ) -> Result<Store<SpinStore>> {
         let mut b = WasiCtxBuilder::new();
         b.inherit_stdout().inherit_stderr();
@@ -329,7 +338,8 @@ impl ComponentRuntime {
                 })?;
         }
         let data = SpinStore {
-            spin: SpinState::new(self.resources.clone(), self.grants.clone()),
+            spin: SpinState::new(self.resources.clone(), self.grants.clone())
+                .with_blocking(charge.blocking()),
             table: ResourceTable::new(),
             wasi: b.build(),
             http: WasiHttpCtx::new(),
@@ -407,10 +417,25 @@ impl WorkerCharge {
     fn set(&self, route: &'static RouteStats) {
         self.0.store(route as *const _ as *mut _, Ordering::Relaxed);
     }
-    fn charge_poll(&self) {
+    fn route(&self) -> &'static RouteStats {
         // SAFETY: only `&'static RouteStats` are ever stored.
-        let route: &'static RouteStats = unsafe { &*self.0.load(Ordering::Relaxed) };
-        metrics::cpu::charge_since_boundary(&route.cpu);
+        unsafe { &*self.0.load(Ordering::Relaxed) }
+    }
+    fn charge_poll(&self) {
+        metrics::cpu::charge_since_boundary(&self.route().cpu);
+    }
+    /// Spin's SQLite and key-value calls run on tokio's blocking pool, off the
+    /// async workers, their CPU charged to the route of the worker's request.
+    fn blocking(&self) -> Blocking {
+        let charge = self.clone();
+        Blocking::new(move |job| {
+            let route = charge.route();
+            let handle =
+                tokio::task::spawn_blocking(move || metrics::cpu::charge_blocking(&route.cpu, job));
+            Box::pin(async move {
+                let _ = handle.await;
+            })
+        })
     }
 }
 
@@ -423,12 +448,12 @@ impl HandlerState for ComponentHandler {
         metrics::cpu::boundary();
         let rt = &self.runtime;
         let started = Instant::now();
+        let charge = WorkerCharge::new(self.first_route);
         let mut store = rt
-            .new_store(&self.engine, self.stats)
+            .new_store(&self.engine, self.stats, &charge)
             .map_err(wasmtime::Error::from_anyhow)?;
         let proxy = rt.pre.instantiate_async(&mut store).await?;
         self.stats.instantiated(started.elapsed());
-        let charge = WorkerCharge::new(self.first_route);
         let deadlines = store.data().deadlines.clone();
         let (max_requests, max_concurrent) = if rt.is_p3() {
             (rt.reuse.max_requests, rt.reuse.max_concurrent)

@@ -685,6 +685,39 @@ watch = ["src/**/*.rs"]
     }
 
     #[test]
+    fn max_kv_store_bytes_is_read_and_checked() {
+        let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
+        assert_eq!(
+            plain.limits.max_kv_store_bytes,
+            nebula_spin_interfaces::DEFAULT_MAX_KV_STORE_BYTES
+        );
+        let set = APP.replace(
+            "[variables]",
+            "[application.tool.nebula.limits]\nmax_kv_store_bytes = 4096\n[variables]",
+        );
+        let m = SpinManifest::parse(Path::new("spin.toml"), &set).unwrap();
+        assert_eq!(m.limits.max_kv_store_bytes, 4096);
+        let bad = APP.replace(
+            "[variables]",
+            "[application.tool.nebula.limits]\nmax_kv_store_bytes = 0\n[variables]",
+        );
+        let line = bad
+            .lines()
+            .position(|l| l == "max_kv_store_bytes = 0")
+            .unwrap()
+            + 1;
+        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&format!("spin.toml:{line}"))
+                && e.contains("application.tool.nebula.limits.max_kv_store_bytes")
+                && e.contains("at least 1"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_bad_limit_in_a_tool_table_names_its_key_and_line() {
         let bad = APP.replace(
             "[component.hello.variables]",

@@ -158,7 +158,7 @@ impl SpinApp {
                 sqlite: backing.sqlite,
                 variables,
                 environment: None,
-                ..Default::default()
+                max_kv_store_bytes: Some(manifest.limits.max_kv_store_bytes),
             })
             .with_context(|| format!("{}", manifest.file.display()))?,
         );
