@@ -62,6 +62,8 @@ pub struct RawLimits {
     pub header_read_timeout_ms: Option<Spanned<u64>>,
     pub body_read_timeout_ms: Option<Spanned<u64>>,
     pub shutdown_grace_ms: Option<Spanned<u64>>,
+    pub write_timeout_ms: Option<Spanned<u64>>,
+    pub max_connections_per_ip: Option<Spanned<u64>>,
 }
 
 /// `[components.NAME.limits]`: what one component may use per request,

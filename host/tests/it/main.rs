@@ -3,9 +3,11 @@
 
 mod support;
 
+mod admin;
 mod backpressure;
 mod bad_input;
 mod crash;
+mod deadlines;
 mod errors;
 mod isolation;
 mod languages;
@@ -16,6 +18,7 @@ mod purity;
 mod scale;
 mod shutdown;
 mod site;
+mod slow_clients;
 mod spin;
 mod spin_limits;
 mod submit;
