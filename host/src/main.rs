@@ -80,8 +80,13 @@ enum Command {
         listen: SocketAddr,
         /// Serve Prometheus metrics at http://ADDR/metrics on this separate
         /// address (e.g. 127.0.0.1:9100; port 0 picks a free one). Off by default.
+        /// Must be a loopback address unless --admin-public is given.
         #[arg(long, value_name = "ADDR")]
         admin: Option<SocketAddr>,
+        /// Allow --admin on a non-loopback address. The metrics have no
+        /// authentication: put a firewall or an authenticating proxy in front.
+        #[arg(long, requires = "admin")]
+        admin_public: bool,
         /// Use this database file instead of the manifest's.
         #[arg(long)]
         db: Option<PathBuf>,
@@ -233,6 +238,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             manifest,
             listen,
             admin,
+            admin_public,
             db,
             no_build,
             no_rate_limits,
@@ -252,6 +258,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_instance_concurrent_reuse,
             watch,
         } => {
+            // Before anything is built, loaded or bound.
+            if let Some(admin) = admin {
+                nebula::server::admin::check_address(admin, admin_public)?;
+            }
             let secs = |v: Option<f64>| {
                 v.filter(|s| *s >= 0.0)
                     .map(std::time::Duration::from_secs_f64)

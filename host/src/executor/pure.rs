@@ -124,12 +124,20 @@ impl PureComponent {
         let _in_flight = deadlines.enter();
         let started = std::time::Instant::now();
         let mut instantiated = started;
-        let result = async {
+        let call = async {
             let pure = self.pre.instantiate_async(&mut store).await?;
             instantiated = std::time::Instant::now();
             pure.call_handle(&mut store, &request, &data).await
-        }
-        .await;
+        };
+        // The epoch trap above only fires while guest code runs: a guest
+        // waiting in a host call (a sleep, a pollable that never becomes
+        // ready) runs none, so the wall clock bounds the whole call too.
+        // Dropping the call at the deadline unwinds the guest's stack; the
+        // store, and with it the instance, goes right after.
+        let result = match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(result) => result,
+            Err(_elapsed) => Err(Trap::Interrupt.into()),
+        };
         let finished = std::time::Instant::now();
         let memory_peak = store.data().limits.peak();
         drop(store);

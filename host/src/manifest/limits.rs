@@ -21,6 +21,8 @@ pub const DEFAULT_QUEUE_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 10_000;
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 30_000;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 pub const DEFAULT_MAX_KV_STORE_BYTES: u64 = nebula_spin_interfaces::DEFAULT_MAX_KV_STORE_BYTES;
 /// What one read may return and how long its SQL may run: a page's reads
 /// are meant to be a page's worth, and a query that scans without end must
@@ -63,6 +65,12 @@ pub struct Limits {
     pub body_read_timeout_ms: u64,
     /// On SIGTERM/Ctrl-C, how long requests in flight may take to finish.
     pub shutdown_grace_ms: u64,
+    /// A response write that makes no progress for this long (the client
+    /// does not read) closes the connection.
+    pub write_timeout_ms: u64,
+    /// Open connections from one client address; past it, new ones from
+    /// that address are closed at once.
+    pub max_connections_per_ip: usize,
     /// Spin apps: bytes (keys and values) one key-value store may hold.
     pub max_kv_store_bytes: u64,
     /// The defaults of every read's `max_rows`, `max_bytes`, `timeout_ms`.
@@ -107,6 +115,8 @@ impl Default for Limits {
             header_read_timeout_ms: DEFAULT_HEADER_READ_TIMEOUT_MS,
             body_read_timeout_ms: DEFAULT_BODY_READ_TIMEOUT_MS,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+            write_timeout_ms: DEFAULT_WRITE_TIMEOUT_MS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             max_kv_store_bytes: DEFAULT_MAX_KV_STORE_BYTES,
             read: ReadLimits::default(),
         }
@@ -249,6 +259,18 @@ pub fn parse_limits(
         shutdown_grace_ms: c
             .range(&raw.shutdown_grace_ms, "shutdown_grace_ms", 0, u64::MAX, MS)?
             .unwrap_or(d.shutdown_grace_ms),
+        write_timeout_ms: c
+            .range(&raw.write_timeout_ms, "write_timeout_ms", 1, u64::MAX, MS)?
+            .unwrap_or(d.write_timeout_ms),
+        max_connections_per_ip: c
+            .range(
+                &raw.max_connections_per_ip,
+                "max_connections_per_ip",
+                1,
+                u64::MAX,
+                "",
+            )?
+            .map_or(d.max_connections_per_ip, |n| n as usize),
         max_kv_store_bytes: c
             .range(
                 &raw.max_kv_store_bytes,

@@ -78,6 +78,8 @@ pub struct RawLimits {
     pub read_max_bytes: Option<Spanned<u64>>,
     pub read_timeout_ms: Option<Spanned<u64>>,
     pub max_kv_store_bytes: Option<Spanned<u64>>,
+    pub write_timeout_ms: Option<Spanned<u64>>,
+    pub max_connections_per_ip: Option<Spanned<u64>>,
 }
 
 /// `[components.NAME.limits]`: what one component may use per request,

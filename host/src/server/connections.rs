@@ -25,6 +25,12 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// A response write blocked this long (the client reads nothing) closes
+    /// the connection.
+    pub write_timeout: Duration,
+    /// Open connections from one client address; past it, new ones from
+    /// that address are closed at once.
+    pub max_connections_per_ip: usize,
 }
 
 impl ConnectionLimits {
@@ -37,6 +43,8 @@ impl ConnectionLimits {
             max_header_bytes: limits.max_header_bytes,
             max_headers: limits.max_headers,
             shutdown_grace: Duration::from_millis(limits.shutdown_grace_ms),
+            write_timeout: Duration::from_millis(limits.write_timeout_ms),
+            max_connections_per_ip: limits.max_connections_per_ip,
         }
     }
 }

@@ -7,7 +7,9 @@ pub mod backpressure;
 pub mod connections;
 pub mod idle;
 pub mod pages;
+pub mod per_ip;
 pub mod static_files;
+pub mod write_timeout;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -71,6 +73,7 @@ pub async fn serve<S: Service>(
     limits: ConnectionLimits,
 ) -> Result<()> {
     let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let per_ip = per_ip::PerIp::new(limits.max_connections_per_ip);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let activity = Arc::new(idle::Activity::default());
     let watcher = {
@@ -111,6 +114,11 @@ pub async fn serve<S: Service>(
                         continue;
                     }
                 };
+                let Some(counted) = per_ip.admit(peer.ip()) else {
+                    // Closed before reading anything; its permit is free at once.
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 let activity = activity.clone();
@@ -144,12 +152,24 @@ pub async fn serve<S: Service>(
                     // pay for that when asked.
                     builder.max_headers(limits.max_headers);
                 }
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                // A client that stops reading its responses is cut off.
+                let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 let conn = graceful.watch(conn);
+                let write_timeout_ms = limits.write_timeout.as_millis() as u64;
                 tokio::spawn(crate::metrics::cpu::connection(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!("connection closed with an error: {e}");
+                        if is_write_timeout(&e) {
+                            tracing::info!(
+                                client = %peer.ip(),
+                                write_timeout_ms,
+                                "the client stopped reading its responses; connection closed"
+                            );
+                        } else {
+                            tracing::debug!("connection closed with an error: {e}");
+                        }
                     }
+                    drop(counted);
                     drop(permit);
                 }));
             }
@@ -242,6 +262,14 @@ async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Byt
         app.manifest.headers.apply(resp.headers_mut());
     }
     resp
+}
+
+/// Whether hyper gave up on a connection because [`write_timeout`] failed
+/// one of its writes.
+fn is_write_timeout(e: &hyper::Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 /// The Content-Length a message declares, if it is a number.

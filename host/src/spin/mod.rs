@@ -22,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use nebula_spin_interfaces::{AppVariable, AppVariables, ResourceOptions, SpinResources};
 use wasmtime::component::Linker;
-use wasmtime_wasi_http::handler::ProxyHandler;
+use wasmtime_wasi_http::handler::{InstantiationError, ProxyHandler};
 
 use self::capped_body::Capped;
 use self::http::{ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore};
@@ -320,7 +320,19 @@ impl SpinApp {
         let req = capped_request(req, limits);
         let started = std::time::Instant::now();
         let _in_flight = self.deadlines.enter();
-        match handler.handle(stats, req).await {
+        // The worker's own expiration (`http::Expiration`) ends a guest that
+        // waits in an async host call at its deadline, and drops its instance
+        // as it answers. This wall-clock backstop bounds what it cannot: a
+        // host call that holds the worker's thread. It fires a little later,
+        // so that in the ordinary case the instance is gone by the time the
+        // slot is handed on.
+        let handled = tokio::time::timeout(
+            caps.timeout + BACKSTOP_MARGIN,
+            handle_when_pooled(handler, stats, req),
+        )
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
+        match handled {
             Ok(mut resp) => {
                 drop_guest_headers(resp.headers_mut());
                 capped_response(resp, component, caps, slot)
@@ -347,6 +359,43 @@ impl SpinApp {
                 )
                 .map(crate::server::full_body)
             }
+        }
+    }
+}
+
+/// How long past a component's deadline the wall-clock backstop in
+/// [`SpinApp::handle`] answers 504 if the worker has not.
+const BACKSTOP_MARGIN: Duration = Duration::from_millis(250);
+
+/// Waits between tries when every instance in the pool is taken.
+const POOL_RETRY_WAIT: Duration = Duration::from_millis(5);
+
+/// `handler.handle`, tried again while the instance pool is full. The pool
+/// holds `max_instances` instances, as many as there are slots, but a slot
+/// is given back when its request's response is done (or its client gone),
+/// and the instance behind it is dropped by its worker task a moment later:
+/// the request the slot is handed to may find the pool full until then.
+/// Bounded by the caller's deadline.
+async fn handle_when_pooled(
+    handler: &ProxyHandler<ComponentHandler>,
+    stats: &'static metrics::RouteStats,
+    mut req: wasmtime_wasi_http::handler::Request,
+) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
+    type Failed = InstantiationError<&'static metrics::RouteStats>;
+    loop {
+        match handler.handle(stats, req).await {
+            Err(e)
+                if e.downcast_ref::<Failed>()
+                    .is_some_and(|f| f.error.is::<wasmtime::PoolConcurrencyLimitError>()) =>
+            {
+                let failed = e.downcast::<Failed>().expect("checked above");
+                req = failed
+                    .request
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner());
+                tokio::time::sleep(POOL_RETRY_WAIT).await;
+            }
+            done => return done,
         }
     }
 }

@@ -3,11 +3,13 @@
 
 mod support;
 
+mod admin;
 mod backpressure;
 mod bad_input;
 mod crash;
 mod deploy;
 mod data_growth;
+mod deadlines;
 mod errors;
 mod isolation;
 mod languages;
@@ -19,6 +21,7 @@ mod reads;
 mod scale;
 mod shutdown;
 mod site;
+mod slow_clients;
 mod spin;
 mod spin_limits;
 mod spin_sandbox;

@@ -8,6 +8,10 @@
 //! - `?mode=big-response&bytes=N`: answers N bytes (the response cap applies);
 //! - `?mode=busy&n=N`: N million rounds of arithmetic, then answers (a pure
 //!   guest has no clock, so its work is counted, not timed);
+//! - `?mode=sleep`: sleeps for an hour, then answers. The closed WASI's
+//!   clocks stand still, but a sleep is a wait on a `subscribe-duration`
+//!   pollable, which the host times with its own clock: the guest runs no
+//!   code while it waits, so only a wall-clock deadline can stop it;
 //! - anything else: `ok`.
 
 use std::hint::black_box;
@@ -60,6 +64,10 @@ impl kit::Guest for Component {
                     x = black_box(x.wrapping_mul(31).wrapping_add(i));
                 }
                 text(200, format!("busy done {}\n", x % 10))
+            }
+            Some("sleep") => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                text(200, "slept\n")
             }
             _ => text(200, "ok\n"),
         }

@@ -11,6 +11,9 @@
 //! - `?mode=alloc` allocates and touches memory without end;
 //! - `?mode=frame` answers HTML with `X-Frame-Options: ALLOWALL` and a CSP
 //!   allowing any frame ancestor, which the host must not pass on;
+//! - `?mode=sleep` sleeps for an hour before answering: it waits on a
+//!   `subscribe-duration` pollable and runs no code, so only a wall-clock
+//!   deadline can stop it;
 //!
 //! any other request answers `ok`.
 
@@ -101,6 +104,9 @@ impl Guest for Component {
                 hoard.push(vec![1u8; 1 << 20]);
                 black_box(&hoard);
             }
+        } else if query.contains("mode=sleep") {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            respond(out, 200, Fields::new(), std::iter::once(b"slept\n".to_vec()));
         } else if query.contains("mode=big") {
             respond(out, 200, Fields::new(), chunks());
         } else if query.contains("mode=declared") {
