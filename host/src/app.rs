@@ -577,7 +577,9 @@ impl App {
             );
         }
 
-        let mut rowid = None;
+        // A request that inserts nothing (no effects at all included) has
+        // last_insert_rowid 0, never another request's.
+        let mut rowid = Some(0);
         let mut out = out;
         if !out.response.effects.is_empty() {
             let effects = std::mem::take(&mut out.response.effects);

@@ -14,7 +14,7 @@ pub struct Sql {
     pub home: [String; 3],
     /// The read `meme` (route `/memes/:id/vote`), with `:id` its one parameter.
     pub meme: String,
-    /// The write `vote`: `?1` is the meme's id.
+    /// The write `vote`: `?1` is the meme's id, `:session_id` the visitor.
     pub vote: String,
 }
 
@@ -68,11 +68,11 @@ mod tests {
             .unwrap();
         assert!(sql.home[0].contains("ORDER BY m.created_ms DESC"));
         assert!(sql.home[1].contains("ORDER BY m.votes DESC"));
-        assert!(sql.home[2].contains("FROM meme_tags GROUP BY tag"));
+        assert!(sql.home[2].contains("FROM tag_counts"));
         assert!(sql.meme.contains("CAST(:id AS INTEGER)"));
         assert_eq!(
             sql.vote.trim(),
-            "UPDATE memes SET votes = votes + 1 WHERE id = ?1"
+            "INSERT OR IGNORE INTO votes (meme_id, visitor) VALUES (?1, :session_id)"
         );
     }
 

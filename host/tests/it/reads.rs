@@ -121,6 +121,8 @@ fn last_insert_rowid_of_a_request_that_inserts_nothing_is_0() {
     // An UPDATE inserts nothing: 0, not the previous request's 2.
     assert_eq!(post("/update?mode=rowid-update"), "/x/0");
     assert_eq!(post("/update?mode=rowid-update"), "/x/0");
+    // No effects at all: nothing inserted either.
+    assert_eq!(post("/update?mode=rowid-none"), "/x/0");
     assert_eq!(post("/insert?mode=rowid-insert"), "/x/3");
     // The updates did run: each appended a dot to every note.
     let conn = rusqlite::Connection::open(s.dir.path().join("app.db")).unwrap();

@@ -9,7 +9,8 @@
 //! - `?mode=too-many-args` / `?mode=too-few-args`: a good write, then one
 //!   with the wrong number of arguments;
 //! - `?mode=rowid-insert` / `?mode=rowid-update`: the write `note` or `touch`
-//!   (an INSERT, an UPDATE) and a redirect to `/x/{{last_insert_rowid}}`.
+//!   (an INSERT, an UPDATE) and a redirect to `/x/{{last_insert_rowid}}`;
+//!   `?mode=rowid-none`: the same redirect and no write at all.
 
 use kit::http::{effect, query, redirect, text, ResponseExt};
 use kit::{Request, Response, Table, Value};
@@ -35,6 +36,7 @@ impl kit::Guest for Component {
                 r.with_effect(note(""))
             }
             "rowid-insert" => redirect(303, ROWID_LOCATION).with_effect(note("inserted")),
+            "rowid-none" => redirect(303, ROWID_LOCATION),
             "rowid-update" => {
                 redirect(303, ROWID_LOCATION).with_effect(effect("touch", Vec::new()))
             }
