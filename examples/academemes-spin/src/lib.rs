@@ -52,8 +52,9 @@ FROM memes m JOIN templates tp ON tp.id = m.template
 -- Only the canonical spelling of an id names a meme: \"7\", not \"7.5\", \"1e9\" or \"07\".
 WHERE m.id = CAST(:id AS INTEGER) AND CAST(CAST(:id AS INTEGER) AS TEXT) = :id";
 
-/// app.toml's write `vote`.
-const VOTE_WRITE: &str = "UPDATE memes SET votes = votes + 1 WHERE id = ?1";
+/// app.toml's write `vote`: one row per (meme, visitor); `:session_id`
+/// binds after `?1`, as the second parameter.
+const VOTE_WRITE: &str = "INSERT OR IGNORE INTO votes (meme_id, visitor) VALUES (?1, :session_id)";
 
 const HTML: &str = "text/html; charset=utf-8";
 
@@ -112,8 +113,22 @@ fn vote(id: &str) -> Result<Option<i64>, sqlite::Error> {
     let Some(id) = meme.rows().next().and_then(|r| r.int("id")) else {
         return Ok(None);
     };
-    db.execute(VOTE_WRITE, &[Value::Integer(id)])?;
+    // Spin has no host session: every vote is a new visitor's, as for a
+    // client of the pure app that sends no session cookie.
+    db.execute(
+        VOTE_WRITE,
+        &[Value::Integer(id), Value::Text(new_visitor_id())],
+    )?;
     Ok(Some(id))
+}
+
+/// A visitor id nobody else gets: 64 bits from the host's randomness
+/// (std's hash keys come from `wasi:random`).
+fn new_visitor_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    format!("spin-{:016x}", h.finish())
 }
 
 /// What the pure vote component answers: JSON for a client that accepts it,
