@@ -502,9 +502,9 @@ async fn checkout(
     blocking: &Blocking,
     db: Arc<SqliteDb>,
 ) -> wasmtime::Result<Result<PooledConnection, SqlError>> {
-    Ok(blocking
+    blocking
         .run(move || db.checkout().map_err(SqlError::from))
-        .await?)
+        .await
 }
 
 macro_rules! convert_version {

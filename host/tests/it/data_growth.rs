@@ -53,7 +53,14 @@ fn grown_database(dir: &Path, memes: u32) -> std::path::PathBuf {
 
 /// The GET pages of Academemes and the values a request binds: the query
 /// string, and the route parameter `id`.
-const PAGES: &[(&str, &str, &[(&str, &str)])] = &[
+/// (route pattern, request path, the values its reads bind).
+type Page = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const PAGES: &[Page] = &[
     ("/", "/", &[]),
     ("/memes", "/memes", &[]),
     ("/memes", "/memes?page=3", &[("page", "3")]),

@@ -106,7 +106,12 @@ impl Guest for Component {
             }
         } else if query.contains("mode=sleep") {
             std::thread::sleep(std::time::Duration::from_secs(3600));
-            respond(out, 200, Fields::new(), std::iter::once(b"slept\n".to_vec()));
+            respond(
+                out,
+                200,
+                Fields::new(),
+                std::iter::once(b"slept\n".to_vec()),
+            );
         } else if query.contains("mode=big") {
             respond(out, 200, Fields::new(), chunks());
         } else if query.contains("mode=declared") {
