@@ -356,6 +356,16 @@ mod tests {
         )
     }
 
+    /// An engine, a cache folder in a temporary one, and a component
+    /// source there holding the first of [`two_components`].
+    fn with_cache() -> (Engine, tempfile::TempDir, CompileCache, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(Some(tmp.path().join("cache")));
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, two_components().0).unwrap();
+        (Engine::default(), tmp, cache, src)
+    }
+
     fn exports(engine: &Engine, c: &Component) -> usize {
         c.component_type().exports(engine).count()
     }
@@ -363,12 +373,8 @@ mod tests {
     #[test]
     fn a_byte_changed_in_an_entry_with_its_mtime_restored_is_recompiled() {
         use std::io::{Seek, SeekFrom, Write};
-        let engine = Engine::default();
-        let tmp = tempfile::tempdir().unwrap();
+        let (engine, tmp, cache, src) = with_cache();
         let dir = tmp.path().join("cache");
-        let cache = CompileCache::new(Some(dir.clone()));
-        let src = tmp.path().join("c.wasm");
-        std::fs::write(&src, two_components().0).unwrap();
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
 
@@ -461,12 +467,8 @@ mod tests {
     #[test]
     fn an_entry_others_may_write_is_refused_and_the_folder_and_key_are_private() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let engine = Engine::default();
-        let tmp = tempfile::tempdir().unwrap();
+        let (engine, tmp, cache, src) = with_cache();
         let dir = tmp.path().join("cache");
-        let cache = CompileCache::new(Some(dir.clone()));
-        let src = tmp.path().join("c.wasm");
-        std::fs::write(&src, two_components().0).unwrap();
         cache.load(&engine, &src).unwrap();
         assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         let key = seal::key_path(&dir);
