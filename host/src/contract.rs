@@ -9,3 +9,8 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::nebula::function::types::{Effect, Value};
+
+/// The token a component may put in a response header; replaced by the id
+/// of the last row its effects inserted (e.g. `location: /memes/{{last_insert_rowid}}`),
+/// or 0 if they inserted none.
+pub const LAST_INSERT_ROWID: &str = "{{last_insert_rowid}}";

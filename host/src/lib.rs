@@ -1,22 +1,36 @@
-//! Nebula: a Function-as-a-Service host for pure WebAssembly components.
+//! Nebula: a Function-as-a-Service host for WebAssembly components.
 //!
-//! The request path, module by module: [`manifest`] says what the app is;
-//! [`router`] picks a route; [`data`] runs the route's reads and applies its
-//! writes; [`executor`] runs the component; [`server`] speaks HTTP and serves
-//! static files. [`app`] ties them together; [`builder`] and [`check`] are the
-//! `nebula build` and `nebula check` commands, [`scaffold`] is `nebula new`
-//! and [`watch`] is `nebula up --watch`. [`web`] holds the host's answers to
-//! browser-borne attacks: cross-site requests, sessions, rate limits, headers.
+//! The request path, folder by folder:
+//! - [`server`]: transport — the listener, connection limits, timeouts,
+//!   HTTP/1 with hyper; hands each request to the host.
+//! - [`host`]: the one host — routes, admits (gate, cross-site, rate
+//!   limits), reads the route's data, calls the component, checks its
+//!   response, applies its effects and responds; owns the engine, limits,
+//!   metrics, request ids, swaps, idle trim and shutdown.
+//! - [`executor`]: runs one component for one request, one executor per
+//!   kind (pure, wasi:http), with the compile cache and deadlines.
+//! - [`data`]: the data store a pure app's reads and writes run on.
+//! - [`web`]: the host's answers to browser-borne attacks (cross-site
+//!   requests, sessions, rate limits, headers).
+//!
+//! What the host serves is an [`model::AppModel`], read from `app.toml` by
+//! [`manifest`] or from `spin.toml` by [`spin::manifest`]; [`spin`] also
+//! holds what a Spin app gets per app (stores, variables, files, outbound
+//! hosts). [`builder`] and [`check`] are `nebula build` and `nebula check`,
+//! [`scaffold`] is `nebula new`, [`watch`] is `nebula up --watch`, and
+//! [`metrics`] counts what everything costs.
 
 pub mod app;
+pub mod body;
 pub mod builder;
 pub mod check;
 pub mod contract;
-pub mod convert;
 pub mod data;
 pub mod executor;
+pub mod host;
 pub mod manifest;
 pub mod metrics;
+pub mod model;
 pub mod router;
 pub mod scaffold;
 pub mod server;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-use nebula::app::{App, AppOptions};
+use nebula::executor::wasi_http::ReusePolicy;
 use nebula::executor::{CompileCache, EngineOptions};
-use nebula::manifest::Manifest;
+use nebula::host::{Host, HostOptions};
+use nebula::manifest::{Limits, Manifest};
 use nebula::server::idle::IdlePolicy;
 use nebula::server::ConnectionLimits;
 use nebula::spin::manifest::SpinManifest;
-use nebula::spin::{SpinApp, SpinOptions};
 
 #[derive(Parser)]
 #[command(
@@ -72,88 +72,7 @@ fn load_any(file: &Path) -> Result<AppManifest> {
 #[derive(Subcommand)]
 enum Command {
     /// Build what is missing or stale, open the database and serve the app.
-    Up {
-        #[command(flatten)]
-        manifest: ManifestArg,
-        /// Address to listen on; port 0 picks a free one.
-        #[arg(long, default_value = "127.0.0.1:3000")]
-        listen: SocketAddr,
-        /// Serve Prometheus metrics at http://ADDR/metrics on this separate
-        /// address (e.g. 127.0.0.1:9100; port 0 picks a free one). Off by default.
-        /// Must be a loopback address unless --admin-public is given.
-        #[arg(long, value_name = "ADDR")]
-        admin: Option<SocketAddr>,
-        /// Allow --admin on a non-loopback address. The metrics have no
-        /// authentication: put a firewall or an authenticating proxy in front.
-        #[arg(long, requires = "admin")]
-        admin_public: bool,
-        /// Use this database file instead of the manifest's.
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// Do not build components before serving.
-        #[arg(long)]
-        no_build: bool,
-        /// Ignore every route's `rate_limit`: for load tests and benchmarks
-        /// that send many requests from one address, never for a public site.
-        #[arg(long)]
-        no_rate_limits: bool,
-        /// Where compiled components are cached (default: .nebula/cache beside the manifest).
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
-        /// Instances that may run at once (default: [limits] max_instances, else 256).
-        #[arg(long)]
-        max_instances: Option<u32>,
-        /// Per-request deadline in milliseconds (default: [limits] timeout_ms, else 10000).
-        #[arg(long)]
-        timeout_ms: Option<u64>,
-        /// Largest linear memory one instance may grow to, in MiB (default:
-        /// [limits] max_memory_mb, else 64).
-        #[arg(long)]
-        max_memory_mb: Option<usize>,
-        /// Requests that may wait for a busy instance slot before further
-        /// ones get 503 (default: [limits] queue_size, else max_instances).
-        #[arg(long)]
-        queue_size: Option<usize>,
-        /// How long a request may wait for a slot before it gets 503
-        /// (default: [limits] queue_timeout_ms, else 5000).
-        #[arg(long)]
-        queue_timeout_ms: Option<u64>,
-        /// On SIGTERM or Ctrl-C, how long requests in flight may take to
-        /// finish (default: [limits] shutdown_grace_ms, else 10000).
-        #[arg(long)]
-        shutdown_grace_ms: Option<u64>,
-        /// After this many seconds without requests, give memory back
-        /// (instance pool, compiled code mappings, idle connections).
-        #[arg(long, value_name = "SECS")]
-        idle_trim: Option<f64>,
-        /// With --idle-trim: keep the binary's code resident (about 12 MiB
-        /// more while idle; the first request after a trim is ~4 ms faster).
-        #[arg(long)]
-        idle_trim_keep_code: bool,
-        /// After this many seconds without requests, exit cleanly; with
-        /// socket activation the next connection starts nebula again.
-        #[arg(long, value_name = "SECS")]
-        idle_exit: Option<f64>,
-        /// Spin apps: where the default key-value store and SQLite database
-        /// live (default: .spin/ beside spin.toml).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Spin apps: a runtime configuration file ([key_value_store.X] and
-        /// [sqlite_database.X] with type = "spin" and a path).
-        #[arg(long)]
-        runtime_config_file: Option<PathBuf>,
-        /// Spin apps, WASI 0.3 components: requests one instance may serve
-        /// before it is dropped (WASI 0.2 components always get a fresh one).
-        #[arg(long, default_value_t = 128)]
-        max_instance_reuse: usize,
-        /// Spin apps, WASI 0.3 components: requests one instance may serve at once.
-        #[arg(long, default_value_t = 16)]
-        max_instance_concurrent_reuse: usize,
-        /// Rebuild a component when its watched sources change and swap it
-        /// in without a restart (app.toml apps).
-        #[arg(long)]
-        watch: bool,
-    },
+    Up(UpArgs),
     /// Create a component from a template and add it (and a route) to the manifest.
     New(nebula::scaffold::NewArgs),
     /// Run each component's build command.
@@ -168,6 +87,90 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    manifest: ManifestArg,
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Serve Prometheus metrics at http://ADDR/metrics on this separate
+    /// address (e.g. 127.0.0.1:9100; port 0 picks a free one). Off by default.
+    /// Must be a loopback address unless --admin-public is given.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Allow --admin on a non-loopback address. The metrics have no
+    /// authentication: put a firewall or an authenticating proxy in front.
+    #[arg(long, requires = "admin")]
+    admin_public: bool,
+    /// Use this database file instead of the manifest's.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Do not build components before serving.
+    #[arg(long)]
+    no_build: bool,
+    /// Ignore every route's `rate_limit`: for load tests and benchmarks
+    /// that send many requests from one address, never for a public site.
+    #[arg(long)]
+    no_rate_limits: bool,
+    /// Where compiled components are cached (default: .nebula/cache beside the manifest).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Instances that may run at once (default: [limits] max_instances, else 256).
+    #[arg(long)]
+    max_instances: Option<u32>,
+    /// Per-request deadline in milliseconds (default: [limits] timeout_ms, else 10000).
+    #[arg(long)]
+    timeout_ms: Option<u64>,
+    /// Largest linear memory one instance may grow to, in MiB (default:
+    /// [limits] max_memory_mb, else 64).
+    #[arg(long)]
+    max_memory_mb: Option<usize>,
+    /// Requests that may wait for a busy instance slot before further
+    /// ones get 503 (default: [limits] queue_size, else max_instances).
+    #[arg(long)]
+    queue_size: Option<usize>,
+    /// How long a request may wait for a slot before it gets 503
+    /// (default: [limits] queue_timeout_ms, else 5000).
+    #[arg(long)]
+    queue_timeout_ms: Option<u64>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to
+    /// finish (default: [limits] shutdown_grace_ms, else 10000).
+    #[arg(long)]
+    shutdown_grace_ms: Option<u64>,
+    /// After this many seconds without requests, give memory back
+    /// (instance pool, compiled code mappings, idle connections).
+    #[arg(long, value_name = "SECS")]
+    idle_trim: Option<f64>,
+    /// With --idle-trim: keep the binary's code resident (about 12 MiB
+    /// more while idle; the first request after a trim is ~4 ms faster).
+    #[arg(long)]
+    idle_trim_keep_code: bool,
+    /// After this many seconds without requests, exit cleanly; with
+    /// socket activation the next connection starts nebula again.
+    #[arg(long, value_name = "SECS")]
+    idle_exit: Option<f64>,
+    /// Spin apps: where the default key-value store and SQLite database
+    /// live (default: .spin/ beside spin.toml).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Spin apps: a runtime configuration file ([key_value_store.X] and
+    /// [sqlite_database.X] with type = "spin" and a path).
+    #[arg(long)]
+    runtime_config_file: Option<PathBuf>,
+    /// Spin apps, WASI 0.3 components: requests one instance may serve
+    /// before it is dropped (WASI 0.2 components always get a fresh one).
+    #[arg(long, default_value_t = 128)]
+    max_instance_reuse: usize,
+    /// Spin apps, WASI 0.3 components: requests one instance may serve at once.
+    #[arg(long, default_value_t = 16)]
+    max_instance_concurrent_reuse: usize,
+    /// Rebuild a component when its watched sources change and swap it
+    /// in without a restart; requests in flight finish on the old version.
+    #[arg(long)]
+    watch: bool,
 }
 
 fn main() -> ExitCode {
@@ -234,125 +237,89 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        Command::Up {
-            manifest,
-            listen,
-            admin,
-            admin_public,
-            db,
-            no_build,
-            no_rate_limits,
-            cache_dir,
-            max_instances,
-            timeout_ms,
-            max_memory_mb,
-            queue_size,
-            queue_timeout_ms,
-            shutdown_grace_ms,
-            idle_trim,
-            idle_trim_keep_code,
-            idle_exit,
-            data_dir,
-            runtime_config_file,
-            max_instance_reuse,
-            max_instance_concurrent_reuse,
-            watch,
-        } => {
-            // Before anything is built, loaded or bound.
-            if let Some(admin) = admin {
-                nebula::server::admin::check_address(admin, admin_public)?;
-            }
-            let secs = |v: Option<f64>| {
-                v.filter(|s| *s >= 0.0)
-                    .map(std::time::Duration::from_secs_f64)
-            };
-            let idle = IdlePolicy {
-                trim: secs(idle_trim),
-                exit: secs(idle_exit),
-            };
-            let ms = std::time::Duration::from_millis;
-            let m = match load_any(&manifest.path())? {
-                AppManifest::Pure(m) => m,
-                AppManifest::Spin(_) if watch => anyhow::bail!(
-                    "--watch is not supported for Spin apps (spin.toml) yet: rebuild with `nebula build -f {}` and restart `nebula up`",
-                    manifest.path().display()
-                ),
-                AppManifest::Spin(m) => {
-                    let max_instances = max_instances.or(m.limits.max_instances).unwrap_or(256);
-                    let max_memory_mb = max_memory_mb.or(m.limits.max_memory_mb).unwrap_or(64);
-                    let timeout_ms = timeout_ms.or(m.limits.timeout_ms).unwrap_or(10_000);
-                    if !no_build {
-                        nebula::builder::build_spin(&m, &[], true)?;
-                    }
-                    let cache = cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir));
-                    let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
-                    if let Some(g) = shutdown_grace_ms {
-                        conn_limits.shutdown_grace = ms(g);
-                    }
-                    let app = Arc::new(SpinApp::load(
-                        m,
-                        SpinOptions {
-                            cache_dir: Some(cache),
-                            data_dir,
-                            runtime_config: runtime_config_file,
-                            queue_size,
-                            queue_timeout: queue_timeout_ms.map(ms),
-                            reuse: nebula::spin::http::ReusePolicy {
-                                max_requests: max_instance_reuse.max(1),
-                                max_concurrent: max_instance_concurrent_reuse.max(1),
-                                ..Default::default()
-                            },
-                            ..SpinOptions::new(
-                                EngineOptions {
-                                    max_instances,
-                                    max_memory_bytes: max_memory_mb << 20,
-                                    ..Default::default()
-                                },
-                                std::time::Duration::from_millis(timeout_ms),
-                            )
-                        },
-                    )?);
-                    return serve(listen, admin, app, idle, conn_limits, |app, addr| {
-                        println!("Serving {} (Spin app) at http://{addr}/", app.manifest.name);
-                        for (route, component, kind) in app.routes() {
-                            println!("  {route:<24} → {component} ({kind})");
-                        }
-                    });
-                }
-            };
-            if !no_build {
+        Command::Up(args) => up(args),
+    }
+}
+
+/// `nebula up`: build, load, serve.
+fn up(args: UpArgs) -> Result<ExitCode> {
+    // Before anything is built, loaded or bound.
+    if let Some(admin) = args.admin {
+        nebula::server::admin::check_address(admin, args.admin_public)?;
+    }
+    let file = args.manifest.path();
+    let app = match load_any(&file)? {
+        AppManifest::Pure(m) => {
+            if !args.no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
-            let max_instances = max_instances.or(m.limits.max_instances).unwrap_or(256);
-            let max_memory_mb = max_memory_mb.or(m.limits.max_memory_mb).unwrap_or(64);
-            let timeout_ms = timeout_ms.or(m.limits.timeout_ms).unwrap_or(10_000);
-            let opts = AppOptions {
-                engine: EngineOptions {
-                    max_instances,
-                    max_memory_bytes: max_memory_mb << 20,
-                    ..Default::default()
-                },
-                cache_dir: Some(cache_dir.unwrap_or_else(|| default_cache_dir(&m.base_dir))),
-                database: db,
-                timeout: std::time::Duration::from_millis(timeout_ms),
-                queue_size,
-                queue_timeout: queue_timeout_ms.map(ms),
-                trim_code: !idle_trim_keep_code,
-                rate_limits: !no_rate_limits,
-            };
-            if no_rate_limits {
-                tracing::warn!("--no-rate-limits: every route's rate_limit is ignored");
-            }
-            let mut conn_limits = ConnectionLimits::from_manifest(&m.limits);
-            if let Some(g) = shutdown_grace_ms {
-                conn_limits.shutdown_grace = ms(g);
-            }
-            let app = Arc::new(App::load(m, opts)?);
-            let _watching = watch
-                .then(|| nebula::watch::start(app.clone()))
-                .transpose()?;
-            serve(listen, admin, app, idle, conn_limits, print_banner)
+            let opts = host_options(&args, &m.limits, &m.base_dir);
+            Host::load(m, opts)?
         }
+        AppManifest::Spin(m) => {
+            if !args.no_build {
+                nebula::builder::build_spin(&m, &[], true)?;
+            }
+            let opts = host_options(&args, &m.limits, &m.base_dir);
+            Host::load_spin(m, opts)?
+        }
+    };
+    if args.no_rate_limits {
+        tracing::warn!("--no-rate-limits: every route's rate_limit is ignored");
+    }
+    let mut conn_limits = ConnectionLimits::from_manifest(&app.model.limits);
+    if let Some(g) = args.shutdown_grace_ms {
+        conn_limits.shutdown_grace = std::time::Duration::from_millis(g);
+    }
+    let app = Arc::new(app);
+    let _watching = args
+        .watch
+        .then(|| nebula::watch::start(app.clone()))
+        .transpose()?;
+    serve(args.listen, args.admin, app, idle_policy(&args), conn_limits)
+}
+
+/// The command line over the manifest's `[limits]`, over the defaults.
+fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions {
+    let ms = std::time::Duration::from_millis;
+    let max_instances = args.max_instances.or(limits.max_instances).unwrap_or(256);
+    let max_memory_mb = args.max_memory_mb.or(limits.max_memory_mb).unwrap_or(64);
+    let timeout_ms = args.timeout_ms.or(limits.timeout_ms).unwrap_or(10_000);
+    HostOptions {
+        engine: EngineOptions {
+            max_instances,
+            max_memory_bytes: max_memory_mb << 20,
+            ..Default::default()
+        },
+        cache_dir: Some(
+            args.cache_dir
+                .clone()
+                .unwrap_or_else(|| default_cache_dir(base_dir)),
+        ),
+        database: args.db.clone(),
+        timeout: ms(timeout_ms),
+        queue_size: args.queue_size,
+        queue_timeout: args.queue_timeout_ms.map(ms),
+        trim_code: !args.idle_trim_keep_code,
+        rate_limits: !args.no_rate_limits,
+        reuse: ReusePolicy {
+            max_requests: args.max_instance_reuse.max(1),
+            max_concurrent: args.max_instance_concurrent_reuse.max(1),
+            ..Default::default()
+        },
+        data_dir: args.data_dir.clone(),
+        runtime_config: args.runtime_config_file.clone(),
+    }
+}
+
+fn idle_policy(args: &UpArgs) -> IdlePolicy {
+    let secs = |v: Option<f64>| {
+        v.filter(|s| *s >= 0.0)
+            .map(std::time::Duration::from_secs_f64)
+    };
+    IdlePolicy {
+        trim: secs(args.idle_trim),
+        exit: secs(args.idle_exit),
     }
 }
 
@@ -375,38 +342,42 @@ fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
     // Checking must not create the app's stores beside its manifest.
     let scratch = std::env::temp_dir().join(format!("nebula-check-{}", std::process::id()));
     let cache_dir = default_cache_dir(&m.base_dir);
-    let app = SpinApp::load(
+    let app = Host::load_spin(
         m,
-        SpinOptions {
+        HostOptions {
             data_dir: Some(scratch.clone()),
             cache_dir: Some(cache_dir),
-            ..SpinOptions::new(
-                EngineOptions {
-                    max_instances: 4,
-                    ..Default::default()
-                },
-                std::time::Duration::from_secs(30),
-            )
+            timeout: std::time::Duration::from_secs(30),
+            engine: EngineOptions {
+                max_instances: 4,
+                ..Default::default()
+            },
+            ..Default::default()
         },
     );
     let _ = std::fs::remove_dir_all(&scratch);
     let app = app?;
-    print!("{}", nebula::spin::check::imports_report(&app)?);
+    let nebula::model::Front::Spin(manifest) = &app.model.front else {
+        unreachable!("loaded from a spin.toml");
+    };
+    print!(
+        "{}",
+        nebula::spin::check::imports_report(manifest, |id| app.imports(id))?
+    );
     println!("routes:");
     for (route, component, kind) in app.routes() {
         println!("  {route:<24} → {component} ({kind})");
     }
-    println!("ok: {} loads and links", app.manifest.file.display());
+    println!("ok: {} loads and links", app.model.file.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve<S: nebula::server::Service>(
+fn serve(
     listen: SocketAddr,
     admin: Option<SocketAddr>,
-    app: Arc<S>,
+    app: Arc<Host>,
     idle: IdlePolicy,
     limits: ConnectionLimits,
-    banner: impl FnOnce(&S, SocketAddr),
 ) -> Result<ExitCode> {
     use nebula::metrics::cpu::{self, Background};
     let rt = cpu::instrument(&mut tokio::runtime::Builder::new_multi_thread())
@@ -426,12 +397,9 @@ fn serve<S: nebula::server::Service>(
                 .await
                 .with_context(|| format!("cannot listen on {admin} (--admin)"))?;
             println!("Metrics at http://{}/metrics", admin_listener.local_addr()?);
-            tokio::spawn(nebula::server::admin::serve(admin_listener, metrics));
+            tokio::spawn(nebula::server::admin::serve(admin_listener, Some(metrics)));
         }
-        let addr = listener.local_addr()?;
-        banner(&app, addr);
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        print_banner(&app, listener.local_addr()?);
         cpu::serving_started();
         // On a runtime thread (not this one), so that its CPU is measured
         // like every other task's.
@@ -440,44 +408,56 @@ fn serve<S: nebula::server::Service>(
             .await
             .context("the server task failed")?
     })?;
-    if let Some(m) = metrics {
-        nebula::metrics::print_summary(m);
-    }
+    nebula::metrics::print_summary(metrics);
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_banner(app: &App, addr: SocketAddr) {
-    let m = &app.manifest;
-    println!("Serving {} at http://{addr}/", m.name);
-    if let Some(st) = &m.static_files {
-        println!(
-            "  GET       {}/*  → static files in {}",
-            st.prefix,
-            st.dir.display()
-        );
-    }
-    for r in &m.routes {
-        let mut extra = Vec::new();
-        if !r.reads.is_empty() {
-            extra.push(format!("reads: {}", r.reads.join(", ")));
+fn print_banner(app: &Host, addr: SocketAddr) {
+    let m = &app.model;
+    if m.is_spin() {
+        println!("Serving {} (Spin app) at http://{addr}/", m.name);
+        for (route, component, kind) in app.routes() {
+            println!("  {route:<24} → {component} ({kind})");
         }
-        if !r.writes.is_empty() {
-            extra.push(format!("writes: {}", r.writes.join(", ")));
+    } else {
+        println!("Serving {} at http://{addr}/", m.name);
+        if let Some(st) = &m.static_files {
+            println!(
+                "  GET       {}/*  → static files in {}",
+                st.prefix,
+                st.dir.display()
+            );
         }
-        let extra = if extra.is_empty() {
-            String::new()
-        } else {
-            format!("  ({})", extra.join("; "))
-        };
-        println!(
-            "  {:<9} {:<18} → {}{extra}",
-            r.methods.join(","),
-            r.pattern.source(),
-            r.component
-        );
+        for r in &m.routes {
+            println!(
+                "  {:<9} {:<18} → {}{}",
+                r.methods.as_deref().unwrap_or_default().join(","),
+                r.text,
+                r.component,
+                grants(r)
+            );
+        }
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
+}
+
+/// `  (reads: a, b; writes: c)` for a route's banner line.
+fn grants(r: &nebula::model::RouteModel) -> String {
+    let mut extra = Vec::new();
+    if !r.reads.is_empty() {
+        let names: Vec<&str> = r.reads.iter().map(|x| x.name.as_str()).collect();
+        extra.push(format!("reads: {}", names.join(", ")));
+    }
+    if !r.writes.is_empty() {
+        let names: Vec<&str> = r.writes.iter().map(|(n, _)| n.as_str()).collect();
+        extra.push(format!("writes: {}", names.join(", ")));
+    }
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!("  ({})", extra.join("; "))
+    }
 }
 
 async fn shutdown_signal() {

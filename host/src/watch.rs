@@ -1,5 +1,5 @@
 //! `nebula up --watch`: rebuilds a component when one of its watched sources
-//! changes and swaps it into the running app ([`App::swap_component`]), so
+//! changes and swaps it into the running app ([`Host::swap_component`]), so
 //! requests in flight finish on the old version and new ones get the new one,
 //! without restarting the process. A failed build, or a build whose output
 //! does not load, leaves the old version serving.
@@ -14,7 +14,8 @@ use anyhow::{Context, Result};
 use notify::{Event, EventHandler, RecommendedWatcher, RecursiveMode, Watcher, WatcherKind};
 use notify_debouncer_mini::{new_debouncer_opt, Config, DebounceEventResult, Debouncer};
 
-use crate::app::App;
+use crate::host::Host;
+use crate::model::Front;
 
 /// Editors write a file in several steps (truncate, write, rename): changes
 /// closer together than this are one change.
@@ -88,9 +89,9 @@ impl Watched {
 
 /// Starts watching every component that has `build.watch` paths; changes
 /// are rebuilt one component at a time on a thread of their own.
-pub fn start(app: Arc<App>) -> Result<Watching> {
+pub fn start(app: Arc<Host>) -> Result<Watching> {
     let mut watched = Vec::new();
-    for c in app.manifest.components.values() {
+    for c in app.model.components.values() {
         let Some(build) = &c.build else {
             tracing::warn!(component = %c.name, "not watched: it has no build command");
             continue;
@@ -104,7 +105,7 @@ pub fn start(app: Arc<App>) -> Result<Watching> {
                     "not watching {}: {e}; fix [components.{}.build] watch in {}",
                     w.display(),
                     c.name,
-                    app.manifest.file.display()
+                    app.model.file.display()
                 ),
             }
         }
@@ -163,7 +164,7 @@ pub fn start(app: Arc<App>) -> Result<Watching> {
     })
 }
 
-fn rebuild_loop(app: &App, watched: &[Watched], rx: Receiver<DebounceEventResult>) {
+fn rebuild_loop(app: &Host, watched: &[Watched], rx: Receiver<DebounceEventResult>) {
     while let Ok(first) = rx.recv() {
         // Everything that changed while the previous build ran is one round,
         // and so is whatever follows within the debounce window: one save
@@ -192,10 +193,15 @@ fn rebuild_loop(app: &App, watched: &[Watched], rx: Receiver<DebounceEventResult
     }
 }
 
-fn rebuild_and_swap(app: &App, name: &str) {
+fn rebuild_and_swap(app: &Host, name: &str) {
     tracing::info!(component = name, "sources changed: rebuilding");
     let started = Instant::now();
-    if let Err(e) = crate::builder::build(&app.manifest, &[name.to_string()], false) {
+    let only = [name.to_string()];
+    let built = match &app.model.front {
+        Front::Pure(m) => crate::builder::build(m, &only, false),
+        Front::Spin(m) => crate::builder::build_spin(m, &only, false),
+    };
+    if let Err(e) = built {
         tracing::error!(
             component = name,
             "rebuild failed, still serving the previous version (the build's output is above): {e:#}"

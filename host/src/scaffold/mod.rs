@@ -130,7 +130,7 @@ fn refuse_collisions(m: &Manifest, name: &str, route: &str) -> Result<()> {
         );
     }
     if let Some(st) = &m.static_files {
-        if crate::server::static_files::strip_prefix(route, &st.prefix).is_some() {
+        if crate::host::static_files::strip_prefix(route, &st.prefix).is_some() {
             bail!(
                 "route {route} is under the static files' prefix {}, so it would never reach a component; give another with --route",
                 st.prefix

@@ -1,14 +1,16 @@
-//! HTTP: accepts connections with hyper, reads each request body up to the
-//! app's limit, and hands the request to the [`App`].
+//! Transport: the listener (or a socket handed over by systemd), connection
+//! limits per process and per address, slow clients (header, write and
+//! shutdown timeouts), HTTP/1 parsing with hyper, and the admin listener.
+//! Each request is handed to a [`Service`] — the host — with its body
+//! unread; nothing here knows what an app is.
 
 pub mod activation;
 pub mod admin;
-pub mod backpressure;
 pub mod connections;
+mod host_header;
 pub mod idle;
 pub mod pages;
 pub mod per_ip;
-pub mod static_files;
 pub mod write_timeout;
 
 use std::convert::Infallible;
@@ -17,21 +19,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
-use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::app::App;
+pub use crate::body::{full_body, Body, BoxError};
 pub use connections::ConnectionLimits;
-
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-/// A response body: whole (pure components) or streamed (wasi:http).
-pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// What the server hands each request to: a pure app or a Spin app.
 pub trait Service: Send + Sync + 'static {
@@ -56,10 +51,6 @@ pub trait Service: Send + Sync + 'static {
     /// The headers every response of the app gets, for the pages the
     /// server answers itself.
     fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders;
-}
-
-pub fn full_body(b: Bytes) -> Body {
-    Full::new(b).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Serves until `shutdown` resolves or the idle policy says to exit, then
@@ -130,7 +121,7 @@ pub async fn serve<S: Service>(
                         // Malformed whatever the app: no component sees a
                         // request whose authority is missing or ambiguous.
                         if let Some(problem) =
-                            crate::convert::host_problem(req.version(), req.headers())
+                            host_header::host_problem(req.version(), req.headers())
                         {
                             let mut r = pages::bad_request(problem);
                             app.security_headers().apply(r.headers_mut());
@@ -191,77 +182,6 @@ pub async fn serve<S: Service>(
     }
     app.shutdown();
     Ok(())
-}
-
-impl Service for App {
-    async fn call(
-        &self,
-        mut req: hyper::Request<Incoming>,
-        peer: SocketAddr,
-    ) -> hyper::Response<Body> {
-        req.extensions_mut()
-            .insert(crate::app::ClientAddr(peer.ip()));
-        handle(self, req).await.map(full_body)
-    }
-
-    fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders {
-        &self.manifest.headers
-    }
-
-    fn trim(&self) {
-        App::trim(self);
-    }
-
-    fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
-        Some(App::metrics(self))
-    }
-
-    fn shutdown(&self) {
-        App::shutdown(self);
-    }
-}
-
-async fn handle(app: &App, req: hyper::Request<Incoming>) -> hyper::Response<Bytes> {
-    let limit = app.manifest.limits.max_body_bytes;
-    let declared = content_length(req.headers());
-    let body_timeout = std::time::Duration::from_millis(app.manifest.limits.body_read_timeout_ms);
-    let resp = if declared.is_some_and(|n| n > limit as u64) {
-        pages::payload_too_large(limit)
-    } else {
-        let (parts, body) = req.into_parts();
-        let read = tokio::time::timeout(body_timeout, Limited::new(body, limit).collect()).await;
-        match read {
-            Err(_) => {
-                tracing::info!(
-                    timeout_ms = body_timeout.as_millis() as u64,
-                    "request body not received in time; answered 408"
-                );
-                pages::request_timeout(body_timeout)
-            }
-            Ok(Ok(collected)) => {
-                app.handle(http::Request::from_parts(parts, collected.to_bytes()))
-                    .await
-            }
-            Ok(Err(e))
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some() =>
-            {
-                pages::payload_too_large(limit)
-            }
-            Ok(Err(e)) => pages::bad_request(&format!("The request body could not be read: {e}")),
-        }
-    };
-    let mut resp = resp;
-    // `App::handle` sets them on its own answers; these are for the pages
-    // answered here (413, 408, 400). Inserting twice is harmless; the CSP
-    // is only added if it is not there yet.
-    if !resp
-        .headers()
-        .contains_key(http::header::CONTENT_SECURITY_POLICY)
-    {
-        app.manifest.headers.apply(resp.headers_mut());
-    }
-    resp
 }
 
 /// Whether hyper gave up on a connection because [`write_timeout`] failed

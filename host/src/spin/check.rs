@@ -6,14 +6,17 @@ use std::fmt::Write as _;
 use anyhow::Result;
 
 use super::manifest::SpinComponent;
-use super::SpinApp;
+use super::manifest::SpinManifest;
 
-/// One block per component of the loaded `app`: its source, then each
-/// import and what serves it.
-pub fn imports_report(app: &SpinApp) -> Result<String> {
+/// One block per component of `manifest` (`imports_of` gives a loaded
+/// component's imports): its source, then each import and what serves it.
+pub fn imports_report(
+    manifest: &SpinManifest,
+    imports_of: impl Fn(&str) -> Option<Vec<String>>,
+) -> Result<String> {
     let mut text = String::new();
-    for c in app.manifest.components.values() {
-        let Some(imports) = app.imports(&c.id) else {
+    for c in manifest.components.values() {
+        let Some(imports) = imports_of(&c.id) else {
             continue;
         };
         writeln!(text, "component {} ({})", c.id, c.source.display())?;
@@ -34,8 +37,8 @@ fn list(items: &[String]) -> String {
     }
 }
 
-/// How Nebula serves `import` to component `c` (spin/http.rs builds its
-/// WASI; nebula-spin-interfaces its Spin interfaces).
+/// How Nebula serves `import` to component `c` (executor/wasi_http builds
+/// its WASI; nebula-spin-interfaces its Spin interfaces).
 fn served_as(import: &str, c: &SpinComponent) -> String {
     let interface = import.split('@').next().unwrap_or(import);
     let (package, name) = interface.split_once('/').unwrap_or((interface, ""));
@@ -66,7 +69,7 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
             "the component's `environment`: {}",
             list(&c.environment.keys().cloned().collect::<Vec<_>>())
         ),
-        ("wasi:cli", "stdout" | "stderr") => "the host's stdout / stderr".to_string(),
+        ("wasi:cli", "stdout" | "stderr") => "the host log, a line at a time, with the request id".to_string(),
         ("wasi:cli", "stdin") => "empty".to_string(),
         ("wasi:clocks", _) => "the real clock, as on Spin".to_string(),
         ("wasi:random", _) => "real randomness, as on Spin".to_string(),

@@ -3,72 +3,11 @@
 
 use std::net::SocketAddr;
 
-use anyhow::{Context, Result};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::manifest::SpinManifest;
-use crate::router::{Pattern, RouteMatch, Router};
-
-/// A public route: its pattern as written (`/users/:id/...`) and its component.
-#[derive(Debug, Clone)]
-pub struct SpinRoute {
-    pub raw: String,
-    pub component: String,
-}
-
-pub struct SpinRouter {
-    router: Router,
-    routes: Vec<SpinRoute>,
-}
-
-pub struct Matched<'a> {
-    pub route: &'a SpinRoute,
-    pub params: Vec<(String, String)>,
-}
-
-impl SpinRouter {
-    /// Private endpoints (`route = { private = true }`) get no route.
-    pub fn new(manifest: &SpinManifest) -> Result<SpinRouter> {
-        let mut routes = Vec::new();
-        let mut patterns = Vec::new();
-        for t in &manifest.triggers {
-            let Some(raw) = &t.route else { continue };
-            let pattern = Pattern::parse(&to_nebula_pattern(raw))
-                .map_err(anyhow::Error::msg)
-                .with_context(|| format!("{}: route {raw:?}", manifest.file.display()))?;
-            // Spin routes answer every method; the component decides.
-            let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-                .map(String::from)
-                .to_vec();
-            patterns.push((pattern, methods));
-            routes.push(SpinRoute {
-                raw: raw.clone(),
-                component: t.component.clone(),
-            });
-        }
-        Ok(SpinRouter {
-            router: Router::new(patterns),
-            routes,
-        })
-    }
-
-    pub fn routes(&self) -> &[SpinRoute] {
-        &self.routes
-    }
-
-    pub fn route(&self, path: &str) -> Option<Matched<'_>> {
-        match self.router.route("GET", path) {
-            RouteMatch::Found { route, params } => Some(Matched {
-                route: &self.routes[route],
-                params,
-            }),
-            _ => None,
-        }
-    }
-}
 
 /// `/files/...` → `/files/*`; `:name` segments are the same in both syntaxes.
-fn to_nebula_pattern(raw: &str) -> String {
+pub fn to_nebula_pattern(raw: &str) -> String {
     if raw == "/..." {
         return "/*".into();
     }
@@ -78,11 +17,39 @@ fn to_nebula_pattern(raw: &str) -> String {
     }
 }
 
+/// Makes a request what a wasi:http component expects: Spin's headers,
+/// no transport headers (they confuse guests that forward requests), and
+/// an absolute URI (wasi:http needs a scheme and an authority).
+pub fn prepare_request<B>(
+    req: &mut http::Request<B>,
+    route: &str,
+    params: &[(String, String)],
+    client: Option<SocketAddr>,
+) {
+    let uri = req.uri().clone();
+    let client = client.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    add_spin_headers(req.headers_mut(), &uri, route, params, client);
+    req.headers_mut().remove(http::header::CONNECTION);
+    if uri.authority().is_none() {
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_string();
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        if let Ok(abs) = format!("http://{host}{path}").parse() {
+            *req.uri_mut() = abs;
+        }
+    }
+}
+
 /// Adds the headers Spin sets for every request it gives a component.
 pub fn add_spin_headers(
     headers: &mut HeaderMap,
     uri: &http::Uri,
-    m: &Matched<'_>,
+    raw: &str,
+    params: &[(String, String)],
     client: SocketAddr,
 ) {
     let host = headers
@@ -91,8 +58,7 @@ pub fn add_spin_headers(
         .unwrap_or("localhost")
         .to_string();
     let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let trailing = m
-        .params
+    let trailing = params
         .iter()
         .find(|(k, _)| k == "*")
         .map(|(_, v)| {
@@ -103,7 +69,6 @@ pub fn add_spin_headers(
             }
         })
         .unwrap_or_default();
-    let raw = m.route.raw.as_str();
     let prefix = raw.strip_suffix("/...").unwrap_or(raw);
     let mut set = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
@@ -120,7 +85,7 @@ pub fn add_spin_headers(
     set("spin-raw-component-route", raw);
     set("spin-component-route", prefix);
     set("spin-client-addr", &client.to_string());
-    for (name, value) in &m.params {
+    for (name, value) in params {
         if name != "*" {
             set(
                 &format!("spin-path-match-{}", name.to_ascii_lowercase()),
@@ -133,6 +98,9 @@ pub fn add_spin_headers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{route_models, RouteModel};
+    use crate::spin::manifest::SpinManifest;
+    use anyhow::Result;
 
     fn manifest(routes: &[&str]) -> SpinManifest {
         let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"t\"\n");
@@ -145,9 +113,41 @@ mod tests {
         SpinManifest::parse(std::path::Path::new("spin.toml"), &text).unwrap()
     }
 
+    /// The routes of `m` on Nebula's router, as the host routes them.
+    struct R(Vec<RouteModel>, crate::router::Router);
+
+    struct Hit<'a> {
+        route: Raw<'a>,
+        params: Vec<(String, String)>,
+    }
+    struct Raw<'a> {
+        raw: &'a str,
+    }
+
+    impl R {
+        fn new(m: &SpinManifest) -> Result<R> {
+            let routes = route_models(m)?;
+            let all: Vec<String> = crate::model::ALL_METHODS.iter().map(|m| m.to_string()).collect();
+            let router = crate::router::Router::new(routes.iter().map(|r| (r.pattern.clone(), all.clone())));
+            Ok(R(routes, router))
+        }
+        fn routes(&self) -> &[RouteModel] {
+            &self.0
+        }
+        fn route(&self, path: &str) -> Option<Hit<'_>> {
+            match self.1.route("GET", path) {
+                crate::router::RouteMatch::Found { route, params } => Some(Hit {
+                    route: Raw { raw: &self.0[route].text },
+                    params,
+                }),
+                _ => None,
+            }
+        }
+    }
+
     #[test]
     fn spin_precedence_exact_then_params_then_wildcards() {
-        let r = SpinRouter::new(&manifest(&[
+        let r = R::new(&manifest(&[
             "/...",
             "/users/:id",
             "/users/:id/posts/...",
@@ -175,12 +175,18 @@ mod tests {
 
     #[test]
     fn headers_are_the_ones_spin_sets() {
-        let r = SpinRouter::new(&manifest(&["/users/:id/posts/..."])).unwrap();
+        let r = R::new(&manifest(&["/users/:id/posts/..."])).unwrap();
         let m = r.route("/users/42/posts/2024/hello").unwrap();
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("127.0.0.1:3000"));
         let uri: http::Uri = "/users/42/posts/2024/hello?x=1".parse().unwrap();
-        add_spin_headers(&mut h, &uri, &m, "127.0.0.1:5555".parse().unwrap());
+        add_spin_headers(
+            &mut h,
+            &uri,
+            m.route.raw,
+            &m.params,
+            "127.0.0.1:5555".parse().unwrap(),
+        );
         let get = |k: &str| h.get(k).unwrap().to_str().unwrap().to_string();
         assert_eq!(
             get("spin-full-url"),

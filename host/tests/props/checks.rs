@@ -7,7 +7,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use nebula::contract::Response as WitResponse;
-use nebula::convert::{filter_guest_header, to_http_response, to_wit_request};
+use nebula::executor::pure::convert::{filter_guest_header, to_http_response, to_wit_request};
 use nebula::manifest::Manifest;
 use nebula::router::{Pattern, RouteMatch, Router};
 

@@ -14,6 +14,8 @@
 //! - `?mode=sleep` sleeps for an hour before answering: it waits on a
 //!   `subscribe-duration` pollable and runs no code, so only a wall-clock
 //!   deadline can stop it;
+//! - `?mode=print&tag=T` writes `stdout says T` to stdout and `stderr says T`
+//!   to stderr, which the host must log with the request's id;
 //!
 //! any other request answers `ok`.
 
@@ -136,6 +138,14 @@ impl Guest for Component {
                 headers,
                 std::iter::once(b"<p>frame me</p>\n".to_vec()),
             );
+        } else if query.contains("mode=print") {
+            let tag = query
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("tag="))
+                .unwrap_or("-");
+            println!("stdout says {tag}");
+            eprintln!("stderr says {tag}");
+            respond(out, 200, Fields::new(), std::iter::once(b"printed\n".to_vec()));
         } else if query.contains("mode=read") {
             let said = read_body(request);
             respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));

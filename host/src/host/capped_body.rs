@@ -1,5 +1,5 @@
-//! Caps on streamed bodies. A Spin component reads its request body as a
-//! stream and writes its response as one, so the size and time limits that
+//! Caps on streamed bodies. A wasi:http component reads its request body as
+//! a stream and writes its response as one, so the size and time limits that
 //! a pure component's whole bodies are checked against up front are applied
 //! here as the bytes pass: past the cap the stream ends in an error.
 
@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use crate::server::backpressure::Slot;
+use super::admission::Slot;
 
 /// Why a capped stream was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,17 +34,6 @@ impl std::fmt::Display for CapExceeded {
 }
 
 impl std::error::Error for CapExceeded {}
-
-/// What a guest reading a request body over its cap is told, in wasi:http's
-/// own error codes.
-impl From<CapExceeded> for wasmtime_wasi_http::Error {
-    fn from(e: CapExceeded) -> Self {
-        match e {
-            CapExceeded::Size(max) => wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max)),
-            CapExceeded::Time(_) => wasmtime_wasi_http::Error::ConnectionReadTimeout,
-        }
-    }
-}
 
 /// `inner`, ended with an error once it passes `max` bytes or `deadline`.
 pub struct Capped<B> {

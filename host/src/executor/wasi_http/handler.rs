@@ -1,7 +1,8 @@
-//! Running one Spin component as a `wasi:http` handler: WASI 0.2
-//! (`incoming-handler`) with a fresh instance per request, or WASI 0.3
-//! (`handler`) with instances reused up to a bound, as Spin and
-//! `wasmtime serve` do. wasmtime-wasi-http's `ProxyHandler` drives both.
+//! What wasmtime-wasi-http's `ProxyHandler` needs to run one component:
+//! the store of an instance (WASI, wasi:http, Spin's interfaces, memory cap),
+//! when a worker expires, when it takes another request, and where its CPU
+//! is charged. WASI 0.2 components get a fresh instance per request; WASI
+//! 0.3 ones are reused up to a bound.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,8 +25,9 @@ use nebula_spin_interfaces::{
     Blocking, CallLimits, ComponentGrants, SpinResources, SpinState, SpinView,
 };
 
-use super::manifest::SpinComponent;
-use super::outbound::AllowedHosts;
+use super::guest_log::{CurrentRequest, GuestLog};
+use crate::spin::manifest::SpinComponent;
+use crate::spin::outbound::AllowedHosts;
 use crate::executor::Deadlines;
 use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 
@@ -185,7 +187,7 @@ struct OutboundHooks {
     allowed: Arc<AllowedHosts>,
 }
 
-type SendResult = wasmtime_wasi_http::Result<super::outbound_connect::Sent>;
+type SendResult = wasmtime_wasi_http::Result<crate::spin::outbound_connect::Sent>;
 
 impl WasiHttpHooks for OutboundHooks {
     fn send_request(
@@ -201,7 +203,7 @@ impl WasiHttpHooks for OutboundHooks {
         }
         // The name is resolved and its addresses checked where the
         // connection is made.
-        Box::new(super::outbound_connect::send(
+        Box::new(crate::spin::outbound_connect::send(
             self.allowed.clone(),
             request,
             options,
@@ -320,9 +322,12 @@ impl ComponentRuntime {
         engine: &Engine,
         stats: &'static ComponentStats,
         charge: &WorkerCharge,
+        current: &CurrentRequest,
     ) -> Result<Store<SpinStore>> {
         let mut b = WasiCtxBuilder::new();
-        b.inherit_stdout().inherit_stderr();
+        // The guest's output becomes log lines with its request's id.
+        b.stdout(GuestLog::stream(&self.id, "stdout", current.clone()));
+        b.stderr(GuestLog::stream(&self.id, "stderr", current.clone()));
         for (k, v) in &self.component.environment {
             b.env(k, v);
         }
@@ -449,8 +454,9 @@ impl HandlerState for ComponentHandler {
         let rt = &self.runtime;
         let started = Instant::now();
         let charge = WorkerCharge::new(self.first_route);
+        let current = CurrentRequest::default();
         let mut store = rt
-            .new_store(&self.engine, self.stats, &charge)
+            .new_store(&self.engine, self.stats, &charge, &current)
             .map_err(wasmtime::Error::from_anyhow)?;
         let proxy = rt.pre.instantiate_async(&mut store).await?;
         self.stats.instantiated(started.elapsed());
@@ -477,6 +483,7 @@ impl HandlerState for ComponentHandler {
                 request_timeout: rt.timeout,
                 component: rt.id.clone(),
                 charge,
+                current,
             },
         })
     }
@@ -527,12 +534,21 @@ pub struct Worker {
     request_timeout: Duration,
     component: String,
     charge: WorkerCharge,
+    /// The id of the latest request, for the guest's output.
+    current: CurrentRequest,
+}
+
+/// What the host tells a worker about each request: the route its CPU is
+/// charged to and the request's id.
+#[derive(Clone)]
+pub struct RequestTag {
+    pub route: &'static RouteStats,
+    pub id: Arc<str>,
 }
 
 impl WorkerState for Worker {
     type StoreData = SpinStore;
-    /// The route of the request, to charge the worker's CPU to.
-    type RequestData = &'static RouteStats;
+    type RequestData = RequestTag;
 
     fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
         if total >= self.max_requests {
@@ -547,16 +563,17 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         store: StoreContextMut<'_, SpinStore>,
-        route: &'static RouteStats,
+        tag: RequestTag,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send + Sync + 'static>> {
-        self.charge.set(route);
+        self.charge.set(tag.route);
+        self.current.set(tag.id);
         Box::pin(store.data().deadlines.start(self.request_timeout))
     }
 
     fn drop(&self, store: Store<SpinStore>, result: wasmtime::Result<()>) {
         if let Err(e) = result {
-            tracing::error!(component = %self.component, "instance failed: {e:?}");
+            tracing::error!(request = %self.current.get(), component = %self.component, "instance failed: {e:?}");
         }
         // Giving the instance's memory back is part of its cost.
         drop(store);

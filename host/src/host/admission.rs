@@ -1,4 +1,4 @@
-//! Backpressure: a request needs one of `slots` to run a component. When all
+//! The admission gate: a request needs one of `slots` to run a component. When all
 //! are busy it waits in a bounded queue, in arrival order, for at most
 //! `max_wait`; when the queue is full or the wait runs out it is refused
 //! with 503 and `Retry-After`, so a flood costs a cheap answer rather than
@@ -9,12 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, RETRY_AFTER};
-use http::StatusCode;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::pages;
 
 pub struct Gate {
     slots: Arc<Semaphore>,
@@ -96,18 +92,6 @@ impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
-}
-
-/// The 503 a refused request gets.
-pub fn busy(request_id: &str, retry_after_secs: u64) -> http::Response<Bytes> {
-    let mut r = pages::error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        request_id,
-        "The server is busy; please try again in a moment.",
-    );
-    r.headers_mut()
-        .insert(RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    r
 }
 
 #[cfg(test)]

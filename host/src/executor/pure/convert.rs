@@ -7,46 +7,11 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use http::StatusCode;
 
-use crate::app::{HttpRequest, HttpResponse, LAST_INSERT_ROWID};
-use crate::contract::{Request as WitRequest, Response as WitResponse};
+use crate::contract::{Request as WitRequest, Response as WitResponse, LAST_INSERT_ROWID};
+
+type HttpRequest = http::Request<Bytes>;
+type HttpResponse = http::Response<Bytes>;
 pub use crate::web::security_headers::filter_guest_header;
-
-/// The first value named `name` among the pairs.
-pub fn lookup(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-}
-
-/// Form fields of a urlencoded body, parsed only if a read binds one.
-pub struct FormFields<'a> {
-    req: &'a WitRequest,
-    parsed: std::cell::OnceCell<Vec<(String, String)>>,
-}
-
-impl<'a> FormFields<'a> {
-    pub fn new(req: &'a WitRequest) -> Self {
-        FormFields {
-            req,
-            parsed: std::cell::OnceCell::new(),
-        }
-    }
-    pub fn get(&self, name: &str) -> Option<String> {
-        let fields = self.parsed.get_or_init(|| {
-            let is_form = self.req.headers.iter().any(|(k, v)| {
-                k == "content-type" && v.starts_with("application/x-www-form-urlencoded")
-            });
-            if !is_form {
-                return Vec::new();
-            }
-            form_urlencoded::parse(&self.req.body)
-                .into_owned()
-                .collect()
-        });
-        lookup(fields, name)
-    }
-}
 
 /// The WIT request for an HTTP request that matched `route` with `params`;
 /// the path is percent-decoded, the query parsed as urlencoded pairs, and
@@ -130,22 +95,4 @@ pub fn to_http_response(resp: WitResponse, rowid: Option<i64>) -> Result<HttpRes
         );
     }
     out.body(Bytes::from(resp.body)).map_err(|e| e.to_string())
-}
-
-/// What is wrong with a request's `Host` header, if anything (RFC 9112
-/// §3.2: an HTTP/1.1 request needs exactly one, and it must be a valid
-/// authority; it may be empty). hyper leaves this check to the server.
-pub fn host_problem(version: http::Version, headers: &http::HeaderMap) -> Option<&'static str> {
-    let mut hosts = headers.get_all(http::header::HOST).iter();
-    match (hosts.next(), hosts.next()) {
-        (None, _) if version == http::Version::HTTP_11 => {
-            Some("An HTTP/1.1 request needs a Host header.")
-        }
-        (None, _) => None,
-        (Some(_), Some(_)) => Some("The request has more than one Host header."),
-        (Some(h), None) if h.is_empty() => None,
-        (Some(h), None) => http::uri::Authority::try_from(h.as_bytes())
-            .is_err()
-            .then_some("The Host header is not a valid host[:port]."),
-    }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use http::{HeaderMap, StatusCode};
 
-use super::pages;
+use crate::server::pages;
 
 const CACHE_CONTROL_VALUE: &str = "public, max-age=3600";
 

@@ -8,8 +8,8 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::closed_wasi::{closed_ctx, ClosedOutput};
-use super::deadline::Deadlines;
+use crate::executor::closed_wasi::{closed_ctx, ClosedOutput};
+use crate::executor::Deadlines;
 use crate::contract::{PurePre, Request, Response, Table};
 use crate::metrics::PeakLimits;
 

@@ -1,0 +1,149 @@
+//! The app's components: each loaded through the compile cache, prepared by
+//! the executor of its kind, and kept behind a lock so that `--watch` can
+//! swap one and an idle trim can drop them all. A request clones its
+//! component's `Arc`, so a call in flight finishes on the version it
+//! started with.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use wasmtime::Engine;
+
+use crate::executor::{self, CallLimits, CompileCache, ComponentKind, Executor, Preparer};
+
+pub struct Components {
+    slots: RwLock<BTreeMap<String, Option<Arc<dyn Executor>>>>,
+    /// Each component's limits, resolved once at load.
+    limits: BTreeMap<String, CallLimits>,
+    sources: BTreeMap<String, PathBuf>,
+    engine: Engine,
+    cache: CompileCache,
+    pure: Option<Box<dyn Preparer>>,
+    wasi_http: Option<Box<dyn Preparer>>,
+    /// What to tell someone whose component file is missing.
+    build_hint: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+/// What [`Components`] needs to load and prepare.
+pub struct ComponentSet {
+    pub engine: Engine,
+    pub cache: CompileCache,
+    /// (name, source, limits) of every component.
+    pub components: Vec<(String, PathBuf, CallLimits)>,
+    pub pure: Option<Box<dyn Preparer>>,
+    pub wasi_http: Option<Box<dyn Preparer>>,
+    pub build_hint: Box<dyn Fn(&str) -> String + Send + Sync>,
+}
+
+impl Components {
+    pub fn new(set: ComponentSet) -> Components {
+        let mut slots = BTreeMap::new();
+        let mut limits = BTreeMap::new();
+        let mut sources = BTreeMap::new();
+        for (name, source, l) in set.components {
+            slots.insert(name.clone(), None);
+            limits.insert(name.clone(), l);
+            sources.insert(name, source);
+        }
+        Components {
+            slots: RwLock::new(slots),
+            limits,
+            sources,
+            engine: set.engine,
+            cache: set.cache,
+            pure: set.pure,
+            wasi_http: set.wasi_http,
+            build_hint: set.build_hint,
+        }
+    }
+
+    /// Loads every component, so that a missing or wrong one stops the start.
+    pub fn load_all(&self) -> Result<()> {
+        for name in self.sources.keys() {
+            self.load(name)?;
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self, name: &str) -> CallLimits {
+        self.limits[name]
+    }
+
+    /// Component `name`, loaded now if it is not yet (after an idle trim).
+    pub fn get(&self, name: &str) -> Result<Arc<dyn Executor>> {
+        if let Some(Some(c)) = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+            return Ok(c.clone());
+        }
+        // Two first requests may both load it; the cache makes that cheap
+        // and the second simply replaces the first's identical copy.
+        self.load(name)
+    }
+
+    /// The loaded component `name`, if it is loaded.
+    pub fn loaded(&self, name: &str) -> Option<Arc<dyn Executor>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+            .flatten()
+    }
+
+    /// Loads component `name` from its source (the compile cache, unless it
+    /// changed) and serves new requests with it.
+    pub fn load(&self, name: &str) -> Result<Arc<dyn Executor>> {
+        let source = self
+            .sources
+            .get(name)
+            .with_context(|| format!("no component named {name:?}"))?;
+        if !source.exists() {
+            anyhow::bail!(
+                "component {name:?}: {} does not exist; {}",
+                source.display(),
+                (self.build_hint)(name)
+            );
+        }
+        let started = std::time::Instant::now();
+        let (component, origin) = executor::load(&self.engine, &self.cache, source)
+            .with_context(|| format!("component {name:?}"))?;
+        let kind = executor::kind_of(&self.engine, &component);
+        let preparer = match kind {
+            ComponentKind::Pure => self.pure.as_ref(),
+            ComponentKind::WasiHttp02 | ComponentKind::WasiHttp03 => self.wasi_http.as_ref(),
+        }
+        .with_context(|| {
+            format!(
+                "component {name:?} is a {} component, which this kind of app does not serve (pure components go in app.toml, wasi:http ones in spin.toml)",
+                kind.label()
+            )
+        })?;
+        let executor = preparer.prepare(name, &component)?;
+        tracing::info!(
+            component = name,
+            ?origin,
+            kind = executor.kind().label(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "loaded"
+        );
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), Some(executor.clone()));
+        Ok(executor)
+    }
+
+    /// Drops every component; dropping a component's last use also purges
+    /// its memory image from the pool's warm slots.
+    pub fn unload_all(&self) {
+        let old: Vec<_> = self
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .values_mut()
+            .map(Option::take)
+            .collect();
+        drop(old);
+    }
+}

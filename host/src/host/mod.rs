@@ -1,0 +1,387 @@
+//! The host: one owner, for every kind of app, of what serving takes — the
+//! engine and its epoch ticker, the compile cache, the instance gate, the
+//! limits (resolved once, at load), metrics, request ids, component swaps,
+//! idle trim and shutdown. [`Host::load`] builds it from an
+//! [`AppModel`]; [`pipeline`] is the request path through it, stage by
+//! stage; [`failure`] is the one place an error becomes a status and a page.
+//!
+//! Where to plug in:
+//! - a kind of component: an [`crate::executor::Executor`] and its
+//!   [`crate::executor::Preparer`], chosen in [`components`];
+//! - a data store: [`crate::data`];
+//! - something in front of the call (a response cache, a recorder): a
+//!   [`hooks::CallHook`];
+//! - a Spin host interface: [`crate::spin`].
+
+pub mod admission;
+mod body;
+pub mod capped_body;
+mod components;
+pub mod failure;
+pub mod hooks;
+mod options;
+mod pipeline;
+mod reads;
+pub mod request_id;
+pub mod static_files;
+mod trim;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+
+pub use options::HostOptions;
+
+use self::admission::Gate;
+use self::components::{ComponentSet, Components};
+use self::hooks::CallHook;
+use self::request_id::RequestIds;
+use crate::data::Database;
+use crate::executor::{self, CallLimits, CompileCache, Deadlines, EngineOptions};
+use crate::manifest::Manifest;
+use crate::metrics::AppMetrics;
+use crate::model::{AppModel, Front, ALL_METHODS};
+use crate::router::Router;
+use crate::spin::manifest::SpinManifest;
+use crate::web::rate_limit::Limiter;
+use crate::web::session::Sessions;
+
+pub struct Host {
+    pub model: AppModel,
+    router: Router,
+    /// The static folder, canonicalised once so requests only resolve their own path.
+    static_root: Option<std::path::PathBuf>,
+    components: Components,
+    /// Advances the epoch while calls are in flight (deadlines, yields).
+    deadlines: Deadlines,
+    /// Instance slots and the queue in front of them.
+    gate: Gate,
+    request_ids: RequestIds,
+    metrics: &'static AppMetrics,
+    /// The pure app's database; Spin components do their own I/O.
+    store: Option<Arc<Database>>,
+    /// The visitor cookie's key and settings, with `[session]`.
+    sessions: Option<Sessions>,
+    /// Token buckets of the routes with a `rate_limit`.
+    limiter: Limiter,
+    hooks: Vec<Arc<dyn CallHook>>,
+    /// Kept alive for the Spin parts' private file trees.
+    _spin: Option<Arc<crate::spin::app::SpinParts>>,
+    opts: HostOptions,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.deadlines.stop();
+    }
+}
+
+impl Host {
+    /// A pure app (`app.toml`).
+    pub fn load(manifest: Manifest, opts: HostOptions) -> Result<Host> {
+        Host::load_model(manifest.into(), opts)
+    }
+
+    /// A Spin app (`spin.toml`).
+    pub fn load_spin(manifest: SpinManifest, opts: HostOptions) -> Result<Host> {
+        for w in &manifest.warnings {
+            tracing::warn!("{}: {w}", manifest.file.display());
+        }
+        Host::load_model(AppModel::try_from(manifest)?, opts)
+    }
+
+    /// Any app: engine, components (every one loaded, so that a missing or
+    /// wrong one stops the start), data, gate and metrics.
+    pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
+        let limits = resolve_limits(&model, &opts);
+        // The pool's memories must hold the largest cap any component asks for.
+        let max_memory_bytes = limits
+            .iter()
+            .map(|(_, _, l)| l.max_memory_bytes)
+            .fold(opts.engine.max_memory_bytes, usize::max);
+        // Pure components never use the async ABI; leaving it off saves
+        // ~3 µs per call.
+        let engine = executor::new_engine(&EngineOptions {
+            concurrency: model.is_spin(),
+            max_memory_bytes,
+            ..opts.engine.clone()
+        })?;
+        let deadlines = Deadlines::start(&engine);
+        let metrics = AppMetrics::new(
+            model.components.keys().map(String::as_str),
+            model.routes.iter().map(|r| (r.component.as_str(), r.text.as_str())),
+        );
+        let cache = CompileCache::new(opts.cache_dir.clone());
+        let (pure, wasi_http, spin): (Option<Box<dyn executor::Preparer>>, _, _) = match &model.front {
+            Front::Pure(_) => (
+                Some(Box::new(executor::pure::PurePreparer::new(&engine, deadlines.clone())?)),
+                None,
+                None,
+            ),
+            Front::Spin(m) => {
+                let parts = Arc::new(crate::spin::app::SpinParts::configure(
+                    m,
+                    spin_config(&model, &opts),
+                    &engine,
+                    &deadlines,
+                    metrics,
+                )?);
+                (None, Some(Box::new(parts.clone()) as Box<dyn executor::Preparer>), Some(parts))
+            }
+        };
+        let components = Components::new(ComponentSet {
+            engine: engine.clone(),
+            cache,
+            components: limits,
+            pure,
+            wasi_http,
+            build_hint: build_hint(&model),
+        });
+        components.load_all()?;
+        let store = match &model.front {
+            Front::Pure(m) => Some(Arc::new(match &opts.database {
+                Some(path) => Database::open_at(path, m),
+                None => Database::open(m),
+            }?)),
+            Front::Spin(_) => None,
+        };
+        // The key is kept beside the database the app really uses (--db too).
+        let sessions = match (&model.session, &store) {
+            (Some(config), Some(db)) => Some(Sessions::open(config.clone(), db.path())?),
+            _ => None,
+        };
+        Ok(Host {
+            router: router_of(&model),
+            static_root: model
+                .static_files
+                .as_ref()
+                .map(|st| st.dir.canonicalize().unwrap_or_else(|_| st.dir.clone())),
+            components,
+            deadlines,
+            gate: Gate::configured(
+                opts.engine.max_instances as usize,
+                opts.queue_size,
+                opts.queue_timeout,
+                &model.limits,
+            ),
+            request_ids: RequestIds::new(),
+            metrics,
+            store,
+            sessions,
+            limiter: Limiter::new(),
+            hooks: Vec::new(),
+            _spin: spin,
+            model,
+            opts,
+        })
+    }
+
+    /// Runs `hook` around every call from now on.
+    pub fn add_hook(&mut self, hook: Arc<dyn CallHook>) {
+        self.hooks.push(hook);
+    }
+
+    /// Gives memory back: drops the components (and with them their memory
+    /// images in the instance pool's warm slots), idle database connections
+    /// and free heap pages, and (unless `trim_code` is off) pages out the
+    /// binary's code. The engine and its pool's reservations stay: making
+    /// them again cost the first request after a trim 2–3 ms. The next
+    /// request loads its own component from the compile cache, the others
+    /// when next asked for.
+    pub fn trim(&self) {
+        self.components.unload_all();
+        if let Some(db) = &self.store {
+            db.trim();
+        }
+        trim::release_free_heap(self.opts.trim_code);
+    }
+
+    /// After the last request: checkpoint the database's WAL into the main
+    /// file and close it, so a stopped host leaves one self-contained file.
+    pub fn shutdown(&self) {
+        let Some(db) = &self.store else { return };
+        match db.close() {
+            Ok(()) => {
+                tracing::info!(db = %db.path().display(), "database checkpointed and closed")
+            }
+            Err(e) => tracing::warn!(db = %db.path().display(), "closing the database: {e:#}"),
+        }
+    }
+
+    /// Loads component `name` again from its `source` and serves new requests
+    /// with it; requests in flight finish on the old version. On any error
+    /// the old version keeps serving.
+    pub fn swap_component(&self, name: &str) -> Result<()> {
+        if !self.model.components.contains_key(name) {
+            anyhow::bail!("no component named {name:?} in {}", self.model.file.display());
+        }
+        self.components.load(name)?;
+        tracing::info!(component = name, "swapped in");
+        Ok(())
+    }
+
+    /// Requests, CPU, instantiation and memory per component and route.
+    pub fn metrics(&self) -> &'static AppMetrics {
+        self.metrics
+    }
+
+    pub fn database(&self) -> Option<&Database> {
+        self.store.as_deref()
+    }
+
+    /// Every route with its component and that component's kind.
+    pub fn routes(&self) -> Vec<(String, String, &'static str)> {
+        self.model
+            .routes
+            .iter()
+            .map(|r| {
+                let kind = self
+                    .components
+                    .loaded(&r.component)
+                    .map_or("not loaded", |c| c.kind().label());
+                (r.text.clone(), r.component.clone(), kind)
+            })
+            .collect()
+    }
+
+    /// What component `name` imports, by name.
+    pub fn imports(&self, name: &str) -> Option<Vec<String>> {
+        Some(self.components.loaded(name)?.imports())
+    }
+
+    /// Serves one in-process request with a host-chosen seed and the
+    /// current time (tests, benchmarks, embedding).
+    pub async fn handle(&self, req: http::Request<Bytes>) -> http::Response<Bytes> {
+        self.handle_with(req, rand::random(), now_ms()).await
+    }
+
+    /// Serves one in-process request with the given seed and time: the
+    /// same request, seed, time and data give the same response bytes.
+    pub async fn handle_with(
+        &self,
+        req: http::Request<Bytes>,
+        seed: u64,
+        now_ms: u64,
+    ) -> http::Response<Bytes> {
+        let req = req.map(crate::server::full_body);
+        let resp = self.serve(req, None, seed, now_ms).await;
+        let (parts, body) = resp.into_parts();
+        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        http::Response::from_parts(parts, bytes)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Each component's limits: its own, else the app's, else the command line's.
+fn resolve_limits(
+    model: &AppModel,
+    opts: &HostOptions,
+) -> Vec<(String, std::path::PathBuf, CallLimits)> {
+    model
+        .components
+        .values()
+        .map(|c| {
+            let l = &c.limits;
+            let limits = CallLimits {
+                timeout: l
+                    .timeout_ms
+                    .map_or(opts.timeout, std::time::Duration::from_millis),
+                max_memory_bytes: l
+                    .max_memory_mb
+                    .map_or(opts.engine.max_memory_bytes, |mb| mb << 20),
+                max_response_bytes: l
+                    .max_response_bytes
+                    .unwrap_or(model.limits.max_response_bytes),
+            };
+            (c.name.clone(), c.source.clone(), limits)
+        })
+        .collect()
+}
+
+/// What a Spin app's parts need from the command line and the model.
+fn spin_config(model: &AppModel, opts: &HostOptions) -> crate::spin::app::SpinConfig {
+    let mut first_routes: Vec<(String, usize)> = Vec::new();
+    for (i, r) in model.routes.iter().enumerate() {
+        if !first_routes.iter().any(|(c, _)| c == &r.component) {
+            first_routes.push((r.component.clone(), i));
+        }
+    }
+    crate::spin::app::SpinConfig {
+        data_dir: opts.data_dir.clone(),
+        runtime_config: opts.runtime_config.clone(),
+        cache_dir: opts.cache_dir.clone(),
+        default_timeout: opts.timeout,
+        default_max_memory: opts.engine.max_memory_bytes,
+        reuse: opts.reuse,
+        first_routes,
+    }
+}
+
+/// The router over the model's routes; a Spin route answers every method.
+fn router_of(model: &AppModel) -> Router {
+    let all: Vec<String> = ALL_METHODS.iter().map(|m| m.to_string()).collect();
+    Router::new(model.routes.iter().map(|r| {
+        (
+            r.pattern.clone(),
+            r.methods.clone().unwrap_or_else(|| all.clone()),
+        )
+    }))
+}
+
+/// What to tell someone whose component file is missing.
+fn build_hint(model: &AppModel) -> Box<dyn Fn(&str) -> String + Send + Sync> {
+    let file = model.file.display().to_string();
+    let spin = model.is_spin();
+    let has_build: std::collections::BTreeSet<String> = model
+        .components
+        .values()
+        .filter(|c| c.build.is_some())
+        .map(|c| c.name.clone())
+        .collect();
+    Box::new(move |name| {
+        if spin {
+            format!("build it with `nebula build -f {file}`")
+        } else if has_build.contains(name) {
+            "build it with `nebula build`".to_string()
+        } else {
+            format!("build it with `nebula build` after adding [components.{name}.build] to {file}")
+        }
+    })
+}
+
+impl crate::server::Service for Host {
+    async fn call(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<crate::server::Body> {
+        let req = req.map(|b| b.map_err(|e| Box::new(e) as crate::server::BoxError).boxed_unsync());
+        self.serve(req, Some(peer), rand::random(), now_ms()).await
+    }
+
+    fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders {
+        &self.model.headers
+    }
+
+    fn trim(&self) {
+        Host::trim(self);
+    }
+
+    fn metrics(&self) -> Option<&'static AppMetrics> {
+        Some(self.metrics)
+    }
+
+    fn shutdown(&self) {
+        Host::shutdown(self);
+    }
+}
