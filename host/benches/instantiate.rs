@@ -215,7 +215,11 @@ fn bench(c: &mut Criterion) {
             .iter()
             .map(|r| ReadPlan::bind(&academemes.manifest.reads[*r], |_| None))
             .collect();
-        academemes.database().expect("a pure app has a database").read(&plans).expect("reads for /")
+        academemes
+            .database()
+            .expect("a pure app has a database")
+            .read(&plans)
+            .expect("reads for /")
     };
     let home_data = read_home();
     eprintln!(

@@ -276,7 +276,13 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         .watch
         .then(|| nebula::watch::start(app.clone()))
         .transpose()?;
-    serve(args.listen, args.admin, app, idle_policy(&args), conn_limits)
+    serve(
+        args.listen,
+        args.admin,
+        app,
+        idle_policy(&args),
+        conn_limits,
+    )
 }
 
 /// The command line over the manifest's `[limits]`, over the defaults.

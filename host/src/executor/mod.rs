@@ -21,8 +21,8 @@ mod closed_wasi;
 mod deadline;
 mod engine;
 pub mod pure;
-mod wasm_kind;
 pub mod wasi_http;
+mod wasm_kind;
 
 pub use cache::CompileCache;
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
@@ -204,7 +204,10 @@ pub trait Preparer: Send + Sync + 'static {
 /// handler, or else the pure world (whose own check says what is missing).
 pub fn kind_of(engine: &Engine, component: &Component) -> ComponentKind {
     let exports = exports_of(engine, component);
-    if exports.iter().any(|e| e.starts_with("wasi:http/handler@0.3")) {
+    if exports
+        .iter()
+        .any(|e| e.starts_with("wasi:http/handler@0.3"))
+    {
         ComponentKind::WasiHttp03
     } else if exports.iter().any(|e| e.starts_with("wasi:http/")) {
         ComponentKind::WasiHttp02

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-
 pub struct Gate {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,

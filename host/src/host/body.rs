@@ -46,9 +46,8 @@ async fn read_whole(body: Body, max: usize, timeout: Duration) -> Result<bytes::
 async fn collect_within(mut body: Body, max: usize) -> Result<bytes::Bytes, Failure> {
     let mut whole = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            Failure::BadBody(format!("The request body could not be read: {e}"))
-        })?;
+        let frame = frame
+            .map_err(|e| Failure::BadBody(format!("The request body could not be read: {e}")))?;
         if let Ok(data) = frame.into_data() {
             if whole.len() + data.len() > max {
                 return Err(Failure::BodyTooLarge { limit: max });

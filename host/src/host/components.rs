@@ -73,7 +73,12 @@ impl Components {
 
     /// Component `name`, loaded now if it is not yet (after an idle trim).
     pub fn get(&self, name: &str) -> Result<Arc<dyn Executor>> {
-        if let Some(Some(c)) = self.slots.read().unwrap_or_else(|p| p.into_inner()).get(name) {
+        if let Some(Some(c)) = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
             return Ok(c.clone());
         }
         // Two first requests may both load it; the cache makes that cheap

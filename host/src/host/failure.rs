@@ -16,26 +16,72 @@ use crate::server::pages;
 #[derive(Debug)]
 pub enum Failure {
     // Route
-    NotFound { path: String },
-    MethodNotAllowed { allow: Vec<String> },
+    NotFound {
+        path: String,
+    },
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
     // Admit
-    CrossSite { route: String, method: String, why: String, hint: String },
-    RateLimited { route: String, client: std::net::IpAddr, limit: String, retry_after_secs: u64 },
-    BodyTooLarge { limit: usize },
-    BodyTimeout { limit: Duration },
+    CrossSite {
+        route: String,
+        method: String,
+        why: String,
+        hint: String,
+    },
+    RateLimited {
+        route: String,
+        client: std::net::IpAddr,
+        limit: String,
+        retry_after_secs: u64,
+    },
+    BodyTooLarge {
+        limit: usize,
+    },
+    BodyTimeout {
+        limit: Duration,
+    },
     BadBody(String),
-    Busy { route: String, why: Refused, waiting: usize, retry_after_secs: u64 },
-    Unavailable { component: String, error: anyhow::Error },
+    Busy {
+        route: String,
+        why: Refused,
+        waiting: usize,
+        retry_after_secs: u64,
+    },
+    Unavailable {
+        component: String,
+        error: anyhow::Error,
+    },
     // Read
-    ReadFailed { route: String, error: ReadError },
+    ReadFailed {
+        route: String,
+        error: ReadError,
+    },
     // Call
-    Timeout { component: String, timeout: Duration },
-    Trapped { component: String, message: String },
-    BadResponse { component: String, message: String },
+    Timeout {
+        component: String,
+        timeout: Duration,
+    },
+    Trapped {
+        component: String,
+        message: String,
+    },
+    BadResponse {
+        component: String,
+        message: String,
+    },
     // Check the response
-    TooLarge { component: String, size: u64, limit: usize, hint: String },
+    TooLarge {
+        component: String,
+        size: u64,
+        limit: usize,
+        hint: String,
+    },
     // Apply effects
-    WriteFailed { component: String, error: WriteError },
+    WriteFailed {
+        component: String,
+        error: WriteError,
+    },
 }
 
 impl Failure {
@@ -58,7 +104,9 @@ impl Failure {
                 StatusCode::FORBIDDEN,
                 "This request came from another site and was refused; nothing was changed.",
             ),
-            RateLimited { retry_after_secs, .. } => retry_after(
+            RateLimited {
+                retry_after_secs, ..
+            } => retry_after(
                 error(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Too many requests from your address; please wait a little and try again.",
@@ -68,16 +116,19 @@ impl Failure {
             BodyTooLarge { limit } => pages::payload_too_large(*limit),
             BodyTimeout { limit } => pages::request_timeout(*limit),
             BadBody(message) => pages::bad_request(message),
-            Busy { retry_after_secs, .. } => retry_after(
+            Busy {
+                retry_after_secs, ..
+            } => retry_after(
                 error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The server is busy; please try again in a moment.",
                 ),
                 *retry_after_secs,
             ),
-            Unavailable { .. } => {
-                error(StatusCode::SERVICE_UNAVAILABLE, "The app could not be loaded.")
-            }
+            Unavailable { .. } => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The app could not be loaded.",
+            ),
             ReadFailed { .. } => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The data for this page could not be read.",
@@ -109,12 +160,22 @@ impl Failure {
         use Failure::*;
         match self {
             NotFound { .. } | MethodNotAllowed { .. } | BodyTooLarge { .. } => {}
-            CrossSite { route, method, why, hint } => tracing::info!(
+            CrossSite {
+                route,
+                method,
+                why,
+                hint,
+            } => tracing::info!(
                 request = id,
                 route = %route,
                 "cross-site {method} refused with 403: {why} ({hint})"
             ),
-            RateLimited { route, client, limit, retry_after_secs } => tracing::info!(
+            RateLimited {
+                route,
+                client,
+                limit,
+                retry_after_secs,
+            } => tracing::info!(
                 request = id,
                 route = %route,
                 %client,
@@ -126,7 +187,12 @@ impl Failure {
                 "request body not received in time; answered 408"
             ),
             BadBody(message) => tracing::info!(request = id, "answered 400: {message}"),
-            Busy { route, why, waiting, .. } => tracing::warn!(
+            Busy {
+                route,
+                why,
+                waiting,
+                ..
+            } => tracing::warn!(
                 request = id,
                 route = %route,
                 waiting,
@@ -152,7 +218,12 @@ impl Failure {
             BadResponse { component, message } => {
                 tracing::error!(request = id, component = %component, "bad response: {message}")
             }
-            TooLarge { component, size, limit, hint } => tracing::error!(
+            TooLarge {
+                component,
+                size,
+                limit,
+                hint,
+            } => tracing::error!(
                 request = id,
                 component = %component,
                 "response of {size} bytes is over max_response_bytes = {limit}; answered 500 and applied no writes ({hint})"

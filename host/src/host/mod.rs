@@ -112,26 +112,37 @@ impl Host {
         let deadlines = Deadlines::start(&engine);
         let metrics = AppMetrics::new(
             model.components.keys().map(String::as_str),
-            model.routes.iter().map(|r| (r.component.as_str(), r.text.as_str())),
+            model
+                .routes
+                .iter()
+                .map(|r| (r.component.as_str(), r.text.as_str())),
         );
         let cache = CompileCache::new(opts.cache_dir.clone());
-        let (pure, wasi_http, spin): (Option<Box<dyn executor::Preparer>>, _, _) = match &model.front {
-            Front::Pure(_) => (
-                Some(Box::new(executor::pure::PurePreparer::new(&engine, deadlines.clone())?)),
-                None,
-                None,
-            ),
-            Front::Spin(m) => {
-                let parts = Arc::new(crate::spin::app::SpinParts::configure(
-                    m,
-                    spin_config(&model, &opts),
-                    &engine,
-                    &deadlines,
-                    metrics,
-                )?);
-                (None, Some(Box::new(parts.clone()) as Box<dyn executor::Preparer>), Some(parts))
-            }
-        };
+        let (pure, wasi_http, spin): (Option<Box<dyn executor::Preparer>>, _, _) =
+            match &model.front {
+                Front::Pure(_) => (
+                    Some(Box::new(executor::pure::PurePreparer::new(
+                        &engine,
+                        deadlines.clone(),
+                    )?)),
+                    None,
+                    None,
+                ),
+                Front::Spin(m) => {
+                    let parts = Arc::new(crate::spin::app::SpinParts::configure(
+                        m,
+                        spin_config(&model, &opts),
+                        &engine,
+                        &deadlines,
+                        metrics,
+                    )?);
+                    (
+                        None,
+                        Some(Box::new(parts.clone()) as Box<dyn executor::Preparer>),
+                        Some(parts),
+                    )
+                }
+            };
         let components = Components::new(ComponentSet {
             engine: engine.clone(),
             cache,
@@ -216,7 +227,10 @@ impl Host {
     /// the old version keeps serving.
     pub fn swap_component(&self, name: &str) -> Result<()> {
         if !self.model.components.contains_key(name) {
-            anyhow::bail!("no component named {name:?} in {}", self.model.file.display());
+            anyhow::bail!(
+                "no component named {name:?} in {}",
+                self.model.file.display()
+            );
         }
         self.components.load(name)?;
         tracing::info!(component = name, "swapped in");
@@ -269,7 +283,11 @@ impl Host {
         let req = req.map(crate::server::full_body);
         let resp = self.serve(req, None, seed, now_ms).await;
         let (parts, body) = resp.into_parts();
-        let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        let bytes = body
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
         http::Response::from_parts(parts, bytes)
     }
 }
@@ -365,7 +383,10 @@ impl crate::server::Service for Host {
         req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<crate::server::Body> {
-        let req = req.map(|b| b.map_err(|e| Box::new(e) as crate::server::BoxError).boxed_unsync());
+        let req = req.map(|b| {
+            b.map_err(|e| Box::new(e) as crate::server::BoxError)
+                .boxed_unsync()
+        });
         self.serve(req, Some(peer), rand::random(), now_ms()).await
     }
 

@@ -78,13 +78,13 @@ impl Host {
         let stats = self.metrics.route_at(index);
         metrics::cpu::charge_request_to(stats);
         self.admit(route, index, &req, peer)?;
-        let component = self
-            .components
-            .get(&route.component)
-            .map_err(|error| Failure::Unavailable {
-                component: route.component.clone(),
-                error,
-            })?;
+        let component =
+            self.components
+                .get(&route.component)
+                .map_err(|error| Failure::Unavailable {
+                    component: route.component.clone(),
+                    error,
+                })?;
         let mut req = body::prepare(req, &self.model.limits, component.wants_whole_body()).await?;
         if !component.wants_whole_body() {
             crate::spin::routes::prepare_request(&mut req, &route.text, &params, peer);
@@ -122,7 +122,9 @@ impl Host {
         };
         let (mut resp, slot) = self.check(&*component, outcome.response, slot)?;
         if let Some(effects) = outcome.effects {
-            let rowid = self.apply(&*component, route, effects, visitor.as_ref()).await?;
+            let rowid = self
+                .apply(&*component, route, effects, visitor.as_ref())
+                .await?;
             fill_in_rowid(resp.headers_mut(), rowid);
         }
         drop(slot);
@@ -303,7 +305,10 @@ impl Host {
         }
         let (parts, payload) = resp.into_parts();
         Ok(match payload {
-            Payload::Whole(b) => (http::Response::from_parts(parts, Payload::Whole(b)), Some(slot)),
+            Payload::Whole(b) => (
+                http::Response::from_parts(parts, Payload::Whole(b)),
+                Some(slot),
+            ),
             Payload::Stream(s) => {
                 let name = component.name().to_string();
                 let hint = raise_hint(&self.model, &name);
@@ -316,7 +321,10 @@ impl Host {
                         e
                     })
                     .boxed_unsync();
-                (http::Response::from_parts(parts, Payload::Stream(capped)), None)
+                (
+                    http::Response::from_parts(parts, Payload::Stream(capped)),
+                    None,
+                )
             }
         })
     }
@@ -397,7 +405,9 @@ fn fill_in_rowid(headers: &mut http::HeaderMap, rowid: i64) {
     for v in headers.values_mut() {
         let Ok(text) = v.to_str() else { continue };
         if text.contains(LAST_INSERT_ROWID) {
-            if let Ok(filled) = HeaderValue::from_str(&text.replace(LAST_INSERT_ROWID, &rowid.to_string())) {
+            if let Ok(filled) =
+                HeaderValue::from_str(&text.replace(LAST_INSERT_ROWID, &rowid.to_string()))
+            {
                 *v = filled;
             }
         }
@@ -407,7 +417,9 @@ fn fill_in_rowid(headers: &mut http::HeaderMap, rowid: i64) {
 /// Where a component's `max_response_bytes` is raised.
 fn raise_hint(model: &crate::model::AppModel, component: &str) -> String {
     if model.is_spin() {
-        format!("raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected")
+        format!(
+            "raise [component.{component}.tool.nebula.limits] max_response_bytes if it is expected"
+        )
     } else {
         format!("raise [components.{component}.limits] max_response_bytes if it is expected")
     }

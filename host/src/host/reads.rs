@@ -41,7 +41,10 @@ pub fn plans(
 
 /// The first value named `name` among the pairs.
 fn first(pairs: &[(String, String)], name: &str) -> Option<String> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
 
 /// A request's values, each parsed only if a read binds one; decoded as the
@@ -79,7 +82,10 @@ impl RequestValues<'_> {
                 .headers()
                 .get_all(http::header::CONTENT_TYPE)
                 .iter()
-                .any(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+                .any(|v| {
+                    v.as_bytes()
+                        .starts_with(b"application/x-www-form-urlencoded")
+                });
             match (is_form, self.req.body()) {
                 (true, Payload::Whole(body)) => form_urlencoded::parse(body).into_owned().collect(),
                 _ => Vec::new(),

@@ -52,4 +52,3 @@ fn page_out_own_code() {
         }
     }
 }
-

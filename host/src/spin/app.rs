@@ -115,11 +115,9 @@ impl SpinParts {
 
 impl Preparer for Arc<SpinParts> {
     fn prepare(&self, name: &str, component: &Component) -> Result<Arc<dyn Executor>> {
-        let c = self
-            .manifest
-            .components
-            .get(name)
-            .with_context(|| format!("no component {name:?} in {}", self.manifest.file.display()))?;
+        let c = self.manifest.components.get(name).with_context(|| {
+            format!("no component {name:?} in {}", self.manifest.file.display())
+        })?;
         let timeout = c
             .limits
             .timeout_ms

@@ -69,7 +69,9 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
             "the component's `environment`: {}",
             list(&c.environment.keys().cloned().collect::<Vec<_>>())
         ),
-        ("wasi:cli", "stdout" | "stderr") => "the host log, a line at a time, with the request id".to_string(),
+        ("wasi:cli", "stdout" | "stderr") => {
+            "the host log, a line at a time, with the request id".to_string()
+        }
         ("wasi:cli", "stdin") => "empty".to_string(),
         ("wasi:clocks", _) => "the real clock, as on Spin".to_string(),
         ("wasi:random", _) => "real randomness, as on Spin".to_string(),

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-
 /// `/files/...` → `/files/*`; `:name` segments are the same in both syntaxes.
 pub fn to_nebula_pattern(raw: &str) -> String {
     if raw == "/..." {
@@ -127,8 +126,12 @@ mod tests {
     impl R {
         fn new(m: &SpinManifest) -> Result<R> {
             let routes = route_models(m)?;
-            let all: Vec<String> = crate::model::ALL_METHODS.iter().map(|m| m.to_string()).collect();
-            let router = crate::router::Router::new(routes.iter().map(|r| (r.pattern.clone(), all.clone())));
+            let all: Vec<String> = crate::model::ALL_METHODS
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
+            let router =
+                crate::router::Router::new(routes.iter().map(|r| (r.pattern.clone(), all.clone())));
             Ok(R(routes, router))
         }
         fn routes(&self) -> &[RouteModel] {
@@ -137,7 +140,9 @@ mod tests {
         fn route(&self, path: &str) -> Option<Hit<'_>> {
             match self.1.route("GET", path) {
                 crate::router::RouteMatch::Found { route, params } => Some(Hit {
-                    route: Raw { raw: &self.0[route].text },
+                    route: Raw {
+                        raw: &self.0[route].text,
+                    },
                     params,
                 }),
                 _ => None,

@@ -63,10 +63,7 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// A cycle through `start`, if there is one.
-fn cycle_from(
-    start: &str,
-    deps: &BTreeMap<String, BTreeSet<String>>,
-) -> Option<Vec<String>> {
+fn cycle_from(start: &str, deps: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
         node: &str,
         start: &str,
@@ -96,7 +93,10 @@ fn cycle_from(
 #[test]
 fn no_module_of_the_host_imports_one_that_imports_it_back() {
     let deps = dependencies(&repo().join("host/src"));
-    assert!(deps.contains_key("host") && deps.contains_key("server"), "{deps:?}");
+    assert!(
+        deps.contains_key("host") && deps.contains_key("server"),
+        "{deps:?}"
+    );
     let cycles: Vec<String> = deps
         .keys()
         .filter_map(|m| cycle_from(m, &deps))

@@ -43,16 +43,22 @@ fn spin_responses_and_log_lines_carry_the_request_id() {
     assert!(!id.is_empty() && id != "-", "{id:?}");
     let other = s.get("/").header("x-request-id").unwrap().to_string();
     assert_ne!(id, other, "every request has its own id");
-    wait_for("guest output in the log", &s, Duration::from_secs(5), || {
-        s.log().contains("stderr says tag-17")
-    });
+    wait_for(
+        "guest output in the log",
+        &s,
+        Duration::from_secs(5),
+        || s.log().contains("stderr says tag-17"),
+    );
     let log = s.log();
     for said in ["stdout says tag-17", "stderr says tag-17"] {
         let line = log
             .lines()
             .find(|l| l.contains(said))
             .unwrap_or_else(|| panic!("{said:?} not logged:\n{log}"));
-        assert!(line.contains(&id), "{said:?} logged without the request id {id}: {line}");
+        assert!(
+            line.contains(&id),
+            "{said:?} logged without the request id {id}: {line}"
+        );
     }
 }
 
@@ -71,7 +77,12 @@ fn spin_idle_trim_drops_components_and_the_next_request_loads_them_again() {
     });
     let r = s.get("/");
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
-    assert_eq!(loads(&s.log()), 2, "loaded again after the trim:\n{}", s.log());
+    assert_eq!(
+        loads(&s.log()),
+        2,
+        "loaded again after the trim:\n{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -118,7 +129,9 @@ fn spin_watch_swaps_a_rebuilt_component_without_a_restart() {
     wait_for("the new version", &s, Duration::from_secs(60), || {
         s.get("/").header("x-requests-seen").is_some()
     });
-    assert!(s.log().contains("rebuilt; new requests get the new version"));
+    assert!(s
+        .log()
+        .contains("rebuilt; new requests get the new version"));
     assert_eq!(s.pid(), pid, "the same process serves the new version");
 }
 
@@ -138,6 +151,10 @@ fn spin_sigterm_lets_a_request_in_flight_finish_then_exits() {
         .wait_exit(Duration::from_secs(20))
         .unwrap_or_else(|| panic!("still running after SIGTERM:\n{}", s.log()));
     assert!(status.success(), "{status:?}");
-    assert!(s.log().contains("requests in flight finished"), "{}", s.log());
+    assert!(
+        s.log().contains("requests in flight finished"),
+        "{}",
+        s.log()
+    );
     assert!(TcpStream::connect(s.addr()).is_err(), "still accepting");
 }

@@ -145,7 +145,12 @@ impl Guest for Component {
                 .unwrap_or("-");
             println!("stdout says {tag}");
             eprintln!("stderr says {tag}");
-            respond(out, 200, Fields::new(), std::iter::once(b"printed\n".to_vec()));
+            respond(
+                out,
+                200,
+                Fields::new(),
+                std::iter::once(b"printed\n".to_vec()),
+            );
         } else if query.contains("mode=read") {
             let said = read_body(request);
             respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));

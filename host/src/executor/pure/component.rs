@@ -8,9 +8,9 @@ use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::contract::{PurePre, Request, Response, Table};
 use crate::executor::closed_wasi::{closed_ctx, ClosedOutput};
 use crate::executor::Deadlines;
-use crate::contract::{PurePre, Request, Response, Table};
 use crate::metrics::PeakLimits;
 
 /// Function-table entries one instance may grow to.

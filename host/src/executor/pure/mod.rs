@@ -144,6 +144,10 @@ impl super::Preparer for PurePreparer {
     ) -> anyhow::Result<Arc<dyn Executor>> {
         let pure = PureComponent::new(name, component, &self.linker)?;
         let imports = super::imports_of(&self.engine, component);
-        Ok(Arc::new(PureExecutor::new(pure, self.deadlines.clone(), imports)))
+        Ok(Arc::new(PureExecutor::new(
+            pure,
+            self.deadlines.clone(),
+            imports,
+        )))
     }
 }

@@ -26,10 +26,10 @@ use nebula_spin_interfaces::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
-use crate::spin::manifest::SpinComponent;
-use crate::spin::outbound::AllowedHosts;
 use crate::executor::Deadlines;
 use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
+use crate::spin::manifest::SpinComponent;
+use crate::spin::outbound::AllowedHosts;
 
 /// How instances of WASI 0.3 components are reused (WASI 0.2 components get
 /// a fresh instance for every request).
