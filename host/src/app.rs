@@ -11,7 +11,7 @@ use http::header::HeaderValue;
 use http::{Method, StatusCode};
 
 use crate::convert::{lookup, to_http_response, to_wit_request, FormFields};
-use crate::data::{Database, ReadPlan};
+use crate::data::{self, DataStore, ReadPlan};
 use crate::executor::{
     self, CallError, CompileCache, Deadlines, EngineOptions, PureComponent, PureLinker,
 };
@@ -73,7 +73,7 @@ impl Default for AppOptions {
 pub struct App {
     pub manifest: Manifest,
     router: Router,
-    db: Arc<Database>,
+    db: Arc<dyn DataStore>,
     /// Instance slots and the queue in front of them.
     gate: Gate,
     /// The engine lives as long as the app; an idle trim drops the
@@ -232,10 +232,7 @@ pub type HttpResponse = http::Response<Bytes>;
 impl App {
     pub fn load(manifest: Manifest, opts: AppOptions) -> Result<App> {
         let runtime = Runtime::load_all(&manifest, &opts)?;
-        let db = match &opts.database {
-            Some(path) => Database::open_at(path, &manifest),
-            None => Database::open(&manifest),
-        }?;
+        let db = data::open(&manifest, opts.database.as_deref())?;
         let router = Router::new(
             manifest
                 .routes
@@ -252,13 +249,22 @@ impl App {
         let sessions = manifest
             .session
             .clone()
-            .map(|config| Sessions::open(config, db.path()))
+            .map(|config| {
+                let dir = db.local_dir().with_context(|| {
+                    format!(
+                        "[session] in {}: the database {} keeps no local files, and the session key needs a folder",
+                        manifest.file.display(),
+                        db.describe()
+                    )
+                })?;
+                Sessions::open(config, dir)
+            })
             .transpose()?;
         Ok(App {
             sessions,
             limiter: Limiter::new(),
             router,
-            db: Arc::new(db),
+            db,
             gate,
             runtime,
             static_root: manifest
@@ -295,9 +301,9 @@ impl App {
     pub fn shutdown(&self) {
         match self.db.close() {
             Ok(()) => {
-                tracing::info!(db = %self.db.path().display(), "database checkpointed and closed")
+                tracing::info!(db = %self.db.describe(), "database checkpointed and closed")
             }
-            Err(e) => tracing::warn!(db = %self.db.path().display(), "closing the database: {e:#}"),
+            Err(e) => tracing::warn!(db = %self.db.describe(), "closing the database: {e:#}"),
         }
     }
 
@@ -322,8 +328,8 @@ impl App {
         self.metrics
     }
 
-    pub fn database(&self) -> &Database {
-        &self.db
+    pub fn database(&self) -> &dyn DataStore {
+        &*self.db
     }
 
     /// Serves one request with a host-chosen seed and the current time.
@@ -507,7 +513,7 @@ impl App {
                 })
             })
             .collect();
-        let data = match self.db.read_off_thread(plans).await {
+        let data = match self.db.read(plans).await {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(
@@ -589,7 +595,7 @@ impl App {
                 .map(|w| (w.clone(), self.manifest.writes[w].sql.clone()))
                 .collect();
             let session = visitor.map(|v| v.id.clone());
-            match self.db.apply_off_thread(effects, session, declared).await {
+            match self.db.apply(effects, session, declared).await {
                 Ok(r) => rowid = Some(r),
                 Err(e) => {
                     tracing::error!(

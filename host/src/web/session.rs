@@ -6,9 +6,11 @@
 //! and replaced by a new id.
 //!
 //! Cookie value: `v1.<id: 32 hex digits>.<HMAC-SHA256(key, id): 64 hex>`.
-//! The 32-byte key lives beside the database in `<db>.session-key` (mode
-//! 0600, created once), so it stays with the app's data: a copy of the
-//! data folder (or a later cluster sharing it) keeps every visitor.
+//! The 32-byte key lives in `session.key` in the folder the data store
+//! keeps its private files in (for SQLite, the database's folder; mode 0600,
+//! created once), so it stays with the app's data: a copy of the data folder
+//! (or a later cluster sharing it) keeps every visitor. Apps whose databases
+//! share a folder share the key, and so a visitor id.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -78,10 +80,10 @@ pub struct Visitor {
 type HmacSha256 = Hmac<Sha256>;
 
 impl Sessions {
-    /// Loads the key kept for the database at `db`, creating it (0600) on
-    /// first use.
-    pub fn open(config: SessionConfig, db: &Path) -> Result<Sessions> {
-        let key = load_or_create_key(&key_path(db))?;
+    /// Loads the key kept in the folder `dir` (the data store's
+    /// `local_dir`), creating it (0600) on first use.
+    pub fn open(config: SessionConfig, dir: &Path) -> Result<Sessions> {
+        let key = load_or_create_key(&key_path(dir))?;
         Ok(Sessions { config, key })
     }
 
@@ -213,11 +215,9 @@ impl Sessions {
     }
 }
 
-/// Where the key for the database at `db` is kept.
-pub fn key_path(db: &Path) -> PathBuf {
-    let mut name = db.file_name().unwrap_or_default().to_os_string();
-    name.push(".session-key");
-    db.with_file_name(name)
+/// Where the key is kept in the folder `dir`.
+pub fn key_path(dir: &Path) -> PathBuf {
+    dir.join("session.key")
 }
 
 /// Reads the key, or creates it: written to a private temporary file and
@@ -354,16 +354,16 @@ mod tests {
     #[test]
     fn the_key_is_created_private_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("app.db");
-        let a = Sessions::open(SessionConfig::default(), &db).unwrap();
-        let path = key_path(&db);
-        assert_eq!(path, dir.path().join("app.db.session-key"));
+        let folder = dir.path();
+        let a = Sessions::open(SessionConfig::default(), folder).unwrap();
+        let path = key_path(folder);
+        assert_eq!(path, dir.path().join("session.key"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let b = Sessions::open(SessionConfig::default(), &db).unwrap();
+        let b = Sessions::open(SessionConfig::default(), folder).unwrap();
         assert_eq!(a.key, b.key);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Sessions::open(SessionConfig::default(), &db)
+        let e = Sessions::open(SessionConfig::default(), folder)
             .err()
             .unwrap()
             .to_string();
