@@ -44,7 +44,7 @@ function rows(data, name) {
   return table.rows.map((row) => Object.fromEntries(table.columns.map((c, i) => [c, plain(row[i])])));
 }
 
-// A database value: integers arrive as BigInt, and every count here fits a Number.
+// A SQL value: integers arrive as BigInt, and every count here fits a Number.
 function plain(value) {
   switch (value.tag) {
     case "null":

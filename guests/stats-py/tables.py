@@ -12,7 +12,7 @@ from wit_world.imports.types import (
 
 
 def plain(value):
-    """A database value as a Python value (None, int, float, str or bytes)."""
+    """A SQL value as a Python value (None, int, float, str or bytes)."""
     if isinstance(value, Value_Null):
         return None
     if isinstance(value, (Value_Integer, Value_Real, Value_Text, Value_Blob)):

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
-use crate::data::Database;
+use crate::data;
 use crate::executor::{self, CompileCache, EngineOptions, PureComponent, PureLinker};
 use crate::manifest::Manifest;
 
@@ -27,7 +27,7 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
 
     // The SQL is checked against a throwaway in-memory copy of the schema.
     let scratch = tempfile_path()?;
-    match Database::open_at(&scratch, manifest) {
+    match data::open(manifest, Some(&scratch)) {
         Ok(_) => writeln!(
             text,
             "database: schema, seed and {} reads / {} writes prepare cleanly",

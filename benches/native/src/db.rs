@@ -35,7 +35,7 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    // Nebula's data layer's settings (host/src/data/mod.rs), so both pay the
+    // Nebula's data layer's settings (host/src/data/sqlite/mod.rs), so both pay the
     // same for a commit: in WAL mode NORMAL syncs at checkpoints, not commits.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

@@ -1,38 +1,116 @@
-//! The data layer: the app's SQLite database.
+//! The data layer: where an app's reads and writes go.
 //!
-//! One writer connection (SQLite allows one writer at a time anyway) behind a
-//! mutex, and a pool of reader connections that WAL mode lets run beside it.
-//! Every SQL text comes from the manifest; values from requests and effects
-//! are only ever bound as parameters.
+//! The request path never talks to a database directly. It binds a route's
+//! reads into [`ReadPlan`]s, hands them to a [`DataStore`] and gets tables
+//! back; it hands the component's effects to the same store and gets the last
+//! inserted id back. Which database sits behind the trait is decided once, in
+//! [`open`], from the manifest's `[database]`, so a new kind of database plugs
+//! in without touching `app.rs`.
+//!
+//! What lives where:
+//!
+//! - `store.rs`: the [`DataStore`] trait (the contract every store keeps) and
+//!   [`open`], which picks the store for an app.
+//! - this file: what crosses the trait and means the same for every store:
+//!   the bound reads ([`ReadPlan`]) and why a read or write failed
+//!   ([`ReadError`], [`WriteError`], whose texts the logs and tests rely on).
+//! - `sqlite/`: the first store, SQLite in WAL mode with one writer and a
+//!   pool of readers; everything SQLite-specific (rusqlite, pragmas, `?N` and
+//!   `:name` parameters, the progress handler that enforces a read's
+//!   deadline, the schema and seed on first start) stays in there.
+//!
+//! Adding a store (say PostgreSQL): make a folder beside `sqlite/` with a
+//! type that implements [`DataStore`] (its docs list what a store must
+//! guarantee), and add its branch to [`open`], chosen from the manifest's
+//! `[database]`. Every SQL text comes from the manifest; values from
+//! requests and effects are only ever bound as parameters, never spliced
+//! into SQL — a new store must keep that.
 
-mod init;
-mod reads;
-mod statements;
+mod sqlite;
+mod store;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
-use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use crate::manifest::{Binding, Read};
 
-use crate::contract::{Table, Value};
-use crate::manifest::Manifest;
+pub use store::{open, DataStore, StoreFuture};
 
-pub use reads::{ReadError, ReadPlan};
-pub use statements::check_statements;
-
-/// How many idle reader connections are kept for reuse.
-const MAX_IDLE_READERS: usize = 8;
-
-pub struct Database {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+/// One read with its parameter values for one request.
+pub struct ReadPlan {
+    pub read: Arc<Read>,
+    /// (parameter name as the read's `bind` names it, without the SQL
+    /// prefix such as `:`; its value, or `None` for SQL NULL). The store
+    /// maps the name onto its own parameter syntax.
+    pub args: Vec<(String, Option<String>)>,
 }
 
-/// Why a request's writes were not applied.
+impl ReadPlan {
+    /// Binds `read`'s parameters for one request: `value_of` gives the
+    /// value each binding (query string, route parameter, form field,
+    /// header, visitor id, seed) has in it.
+    pub fn bind(read: &Arc<Read>, mut value_of: impl FnMut(&Binding) -> Option<String>) -> Self {
+        let args = read
+            .bind
+            .iter()
+            .map(|(name, binding)| (name.clone(), value_of(binding)))
+            .collect();
+        ReadPlan {
+            read: read.clone(),
+            args,
+        }
+    }
+}
+
+/// Why a route's reads produced no data. Each message names the read and,
+/// for a limit, the manifest key to raise.
+#[derive(Debug)]
+pub enum ReadError {
+    TooManyRows {
+        read: String,
+        max_rows: u64,
+    },
+    TooManyBytes {
+        read: String,
+        max_bytes: u64,
+    },
+    Timeout {
+        read: String,
+        timeout_ms: u64,
+    },
+    /// The database refused the query (or no connection could be had);
+    /// `error` is its message.
+    Failed {
+        read: String,
+        error: String,
+    },
+    /// The thread running the reads panicked.
+    Aborted(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::TooManyRows { read, max_rows } => write!(
+                f,
+                "read {read:?} returned more than max_rows = {max_rows} rows; raise [reads.{read}] max_rows (or [limits] read_max_rows for every read) if that many are expected, or LIMIT the query"
+            ),
+            ReadError::TooManyBytes { read, max_bytes } => write!(
+                f,
+                "read {read:?} returned more than max_bytes = {max_bytes} bytes; raise [reads.{read}] max_bytes (or [limits] read_max_bytes for every read) if that much is expected, or LIMIT the query"
+            ),
+            ReadError::Timeout { read, timeout_ms } => write!(
+                f,
+                "read {read:?} ran longer than timeout_ms = {timeout_ms} and was stopped; raise [reads.{read}] timeout_ms (or [limits] read_timeout_ms for every read), or make the query cheaper (an index, a LIMIT)"
+            ),
+            ReadError::Failed { read, error } => write!(f, "read {read:?} failed: {error}"),
+            ReadError::Aborted(e) => write!(f, "the reads were aborted: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+/// Why a request's writes were not applied; in every case none of them was.
 #[derive(Debug)]
 pub enum WriteError {
     /// The route does not declare this write.
@@ -43,9 +121,10 @@ pub enum WriteError {
         expected: usize,
         found: usize,
     },
-    /// SQLite refused the transaction (constraint, busy, disk…).
-    Failed(rusqlite::Error),
-    /// The thread running the transaction panicked; SQLite rolled it back.
+    /// The database refused the transaction (constraint, busy, disk…);
+    /// the text is its message.
+    Failed(String),
+    /// The thread running the transaction panicked; the database rolled it back.
     Aborted(String),
 }
 
@@ -72,229 +151,4 @@ impl std::fmt::Display for WriteError {
     }
 }
 
-impl Database {
-    /// Opens the app's database, creating it from the schema and seed files
-    /// if it has not been initialised yet, and checks every declared SQL
-    /// statement against it.
-    pub fn open(manifest: &Manifest) -> Result<Database> {
-        Self::open_at(&manifest.database.path, manifest)
-    }
-
-    pub fn open_at(path: &Path, manifest: &Manifest) -> Result<Database> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
-        }
-        let mut writer = connect(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
-        )?;
-        writer
-            .pragma_update(None, "journal_mode", "WAL")
-            .context("cannot switch the database to WAL mode")?;
-        init::initialise(&mut writer, manifest)?;
-        statements::check_statements(&writer, manifest)?;
-        Ok(Database {
-            path: path.to_path_buf(),
-            writer: Mutex::new(writer),
-            readers: Mutex::new(Vec::new()),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Runs a route's reads in one read transaction, so they see one
-    /// snapshot, each within its `max_rows`, `max_bytes` and `timeout_ms`.
-    pub fn read(&self, plans: &[ReadPlan]) -> std::result::Result<Vec<Table>, ReadError> {
-        let Some(first) = plans.first() else {
-            return Ok(Vec::new());
-        };
-        let conn = self.take_reader().map_err(|e| ReadError::Failed {
-            read: first.read.name.clone(),
-            error: format!("{e:#}"),
-        })?;
-        let tables = reads::run_all(&conn, plans)?;
-        // Only a connection whose reads all succeeded is reused: one left
-        // inside a transaction (an error, an interrupt) is dropped.
-        self.give_back_reader(conn);
-        Ok(tables)
-    }
-
-    /// [`Database::read`] on tokio's blocking pool: a read waits for the
-    /// disk and may run up to its `timeout_ms`, and neither may stall the
-    /// async workers serving other requests.
-    pub async fn read_off_thread(
-        self: &Arc<Self>,
-        plans: Vec<ReadPlan>,
-    ) -> std::result::Result<Vec<Table>, ReadError> {
-        if plans.is_empty() {
-            return Ok(Vec::new());
-        }
-        let db = self.clone();
-        // Charged to the request's CPU account (metrics) like inline work.
-        crate::metrics::cpu::spawn_blocking(move || db.read(&plans))
-            .await
-            .unwrap_or_else(|e| Err(ReadError::Aborted(e.to_string())))
-    }
-
-    /// Applies a request's writes in one transaction: all or nothing.
-    /// `lookup` maps a write's name to its SQL, or `None` if the route does
-    /// not declare it. Returns SQLite's last inserted rowid.
-    ///
-    /// `session` is the request's visitor id, bound to a write's
-    /// `:session_id` (which the manifest check puts after the positional
-    /// parameters); the effect's args fill `?1`, `?2`, … before it.
-    pub fn apply<'a>(
-        &self,
-        effects: &[crate::contract::Effect],
-        session: Option<&str>,
-        lookup: impl Fn(&str) -> Option<&'a str>,
-    ) -> std::result::Result<i64, WriteError> {
-        // Check everything before taking the write lock.
-        let mut sqls = Vec::with_capacity(effects.len());
-        for e in effects {
-            sqls.push(lookup(&e.write).ok_or_else(|| WriteError::Undeclared(e.write.clone()))?);
-        }
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        // The connection remembers the last insert of an earlier request;
-        // this request's `{{last_insert_rowid}}` is 0 unless it inserts.
-        // SAFETY: the handle is the live writer connection, which the lock
-        // keeps to this thread; the call only sets an integer in it.
-        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), 0) };
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(WriteError::Failed)?;
-        for (effect, sql) in effects.iter().zip(&sqls) {
-            let mut stmt = tx.prepare_cached(sql).map_err(WriteError::Failed)?;
-            let session_idx = stmt
-                .parameter_index(crate::manifest::SESSION_PARAM)
-                .map_err(WriteError::Failed)?;
-            let expected = stmt.parameter_count() - usize::from(session_idx.is_some());
-            if expected != effect.args.len() {
-                return Err(WriteError::Arity {
-                    write: effect.write.clone(),
-                    expected,
-                    found: effect.args.len(),
-                });
-            }
-            for (i, arg) in effect.args.iter().enumerate() {
-                stmt.raw_bind_parameter(i + 1, SqlArg(arg))
-                    .map_err(WriteError::Failed)?;
-            }
-            if let Some(idx) = session_idx {
-                // Without a session (an app that has none cannot get here:
-                // the start-up check refuses the SQL) it would bind NULL.
-                stmt.raw_bind_parameter(idx, session)
-                    .map_err(WriteError::Failed)?;
-            }
-            stmt.raw_execute().map_err(WriteError::Failed)?;
-        }
-        let rowid = tx.last_insert_rowid();
-        tx.commit().map_err(WriteError::Failed)?;
-        Ok(rowid)
-    }
-
-    /// [`Database::apply`] on tokio's blocking pool: a write waits for the
-    /// one writer connection and for the disk, and neither wait may stall
-    /// the async workers serving other requests. `declared` is the route's
-    /// writes, name → SQL.
-    pub async fn apply_off_thread(
-        self: &Arc<Self>,
-        effects: Vec<crate::contract::Effect>,
-        session: Option<String>,
-        declared: Vec<(String, String)>,
-    ) -> std::result::Result<i64, WriteError> {
-        let db = self.clone();
-        // Charged to the request's CPU account (metrics) like inline work.
-        crate::metrics::cpu::spawn_blocking(move || {
-            db.apply(&effects, session.as_deref(), |w| {
-                declared
-                    .iter()
-                    .find(|(name, _)| name == w)
-                    .map(|(_, sql)| sql.as_str())
-            })
-        })
-        .await
-        .unwrap_or_else(|e| Err(WriteError::Aborted(e.to_string())))
-    }
-
-    /// Shutdown: closes the readers and copies the WAL into the main file,
-    /// truncating it, so the database is one self-contained file again. The
-    /// writer stays open (a late request still gets a working connection);
-    /// SQLite deletes the empty WAL when it closes at exit.
-    pub fn close(&self) -> Result<()> {
-        self.readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let (busy, _log, _done): (i64, i64, i64) = conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .context("WAL checkpoint failed")?;
-        if busy != 0 {
-            anyhow::bail!("WAL checkpoint incomplete: a reader still holds the database");
-        }
-        Ok(())
-    }
-
-    /// Runs one statement on the writer; for tests and admin tasks.
-    pub fn query_i64(&self, sql: &str) -> Result<i64> {
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(conn.query_row(sql, [], |r| r.get(0))?)
-    }
-
-    /// Drops idle reader connections; they are reopened on demand.
-    pub fn trim(&self) {
-        self.readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = conn.execute_batch("PRAGMA shrink_memory");
-    }
-
-    fn take_reader(&self) -> Result<Connection> {
-        if let Some(c) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            return Ok(c);
-        }
-        connect(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-    }
-
-    fn give_back_reader(&self, conn: Connection) {
-        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_READERS {
-            idle.push(conn);
-        }
-    }
-}
-
-fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
-    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("cannot open the database {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    // NORMAL is durable against a crash of this process in WAL mode: a
-    // committed transaction is in the WAL file before COMMIT returns.
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    Ok(conn)
-}
-
-/// Binds a WIT value as an SQL parameter.
-struct SqlArg<'a>(&'a Value);
-
-impl rusqlite::ToSql for SqlArg<'_> {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(match self.0 {
-            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
-            Value::Integer(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
-            Value::Real(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
-            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
-            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
-        })
-    }
-}
+impl std::error::Error for WriteError {}

@@ -39,7 +39,7 @@ use self::admission::Gate;
 use self::components::{ComponentSet, Components};
 use self::hooks::CallHook;
 use self::request_id::RequestIds;
-use crate::data::Database;
+use crate::data::DataStore;
 use crate::executor::{self, CallLimits, CompileCache, Deadlines, EngineOptions};
 use crate::manifest::Manifest;
 use crate::metrics::AppMetrics;
@@ -62,7 +62,7 @@ pub struct Host {
     request_ids: RequestIds,
     metrics: &'static AppMetrics,
     /// The pure app's database; Spin components do their own I/O.
-    store: Option<Arc<Database>>,
+    store: Option<Arc<dyn DataStore>>,
     /// The visitor cookie's key and settings, with `[session]`.
     sessions: Option<Sessions>,
     /// Token buckets of the routes with a `rate_limit`.
@@ -153,15 +153,20 @@ impl Host {
         });
         components.load_all()?;
         let store = match &model.front {
-            Front::Pure(m) => Some(Arc::new(match &opts.database {
-                Some(path) => Database::open_at(path, m),
-                None => Database::open(m),
-            }?)),
+            Front::Pure(m) => Some(crate::data::open(m, opts.database.as_deref())?),
             Front::Spin(_) => None,
         };
-        // The key is kept beside the database the app really uses (--db too).
+        // The key is kept with the data the app really uses (--db too).
         let sessions = match (&model.session, &store) {
-            (Some(config), Some(db)) => Some(Sessions::open(config.clone(), db.path())?),
+            (Some(config), Some(store)) => {
+                let key = store.host_file("session-key").ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "[session]: the data store {} has no place for the session key",
+                        store.describe()
+                    )
+                })?;
+                Some(Sessions::open(config.clone(), &key)?)
+            }
             _ => None,
         };
         Ok(Host {
@@ -215,10 +220,8 @@ impl Host {
     pub fn shutdown(&self) {
         let Some(db) = &self.store else { return };
         match db.close() {
-            Ok(()) => {
-                tracing::info!(db = %db.path().display(), "database checkpointed and closed")
-            }
-            Err(e) => tracing::warn!(db = %db.path().display(), "closing the database: {e:#}"),
+            Ok(()) => tracing::info!(db = %db.describe(), "database checkpointed and closed"),
+            Err(e) => tracing::warn!(db = %db.describe(), "closing the database: {e:#}"),
         }
     }
 
@@ -242,7 +245,7 @@ impl Host {
         self.metrics
     }
 
-    pub fn database(&self) -> Option<&Database> {
+    pub fn database(&self) -> Option<&dyn DataStore> {
         self.store.as_deref()
     }
 

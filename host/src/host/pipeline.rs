@@ -225,7 +225,7 @@ impl Host {
             return Ok(Vec::new());
         };
         store
-            .read_off_thread(plans)
+            .read(plans)
             .await
             .map_err(|error| Failure::ReadFailed {
                 route: route.text.clone(),
@@ -343,7 +343,7 @@ impl Host {
         };
         let session = visitor.map(|v| v.id.clone());
         store
-            .apply_off_thread(effects, session, route.writes.clone())
+            .apply(effects, session, route.writes.clone())
             .await
             .map_err(|error| Failure::WriteFailed {
                 component: component.name().to_string(),

@@ -78,10 +78,11 @@ pub struct Visitor {
 type HmacSha256 = Hmac<Sha256>;
 
 impl Sessions {
-    /// Loads the key kept for the database at `db`, creating it (0600) on
-    /// first use.
-    pub fn open(config: SessionConfig, db: &Path) -> Result<Sessions> {
-        let key = load_or_create_key(&key_path(db))?;
+    /// Loads the key kept in the file `key` (the data store's
+    /// `host_file("session-key")`: for SQLite `<db>.session-key`), creating
+    /// it (0600) on first use.
+    pub fn open(config: SessionConfig, key: &Path) -> Result<Sessions> {
+        let key = load_or_create_key(key)?;
         Ok(Sessions { config, key })
     }
 
@@ -355,15 +356,15 @@ mod tests {
     fn the_key_is_created_private_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("app.db");
-        let a = Sessions::open(SessionConfig::default(), &db).unwrap();
+        let a = Sessions::open(SessionConfig::default(), &key_path(&db)).unwrap();
         let path = key_path(&db);
         assert_eq!(path, dir.path().join("app.db.session-key"));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        let b = Sessions::open(SessionConfig::default(), &db).unwrap();
+        let b = Sessions::open(SessionConfig::default(), &key_path(&db)).unwrap();
         assert_eq!(a.key, b.key);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let e = Sessions::open(SessionConfig::default(), &db)
+        let e = Sessions::open(SessionConfig::default(), &key_path(&db))
             .err()
             .unwrap()
             .to_string();

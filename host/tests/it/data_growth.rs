@@ -27,7 +27,7 @@ const TOPICS: u32 = 200;
 fn grown_database(dir: &Path, memes: u32) -> std::path::PathBuf {
     let manifest = Manifest::load(&repo().join("app.toml")).unwrap();
     let path = dir.join(format!("grown-{memes}.db"));
-    nebula::data::Database::open_at(&path, &manifest)
+    nebula::data::open(&manifest, Some(&path))
         .unwrap()
         .close()
         .unwrap();

@@ -199,8 +199,17 @@ fn socket_activation_starts_serves_exits_and_starts_again_without_losing_request
     let seeded = {
         let fresh = tempfile::tempdir().unwrap();
         let m = nebula::manifest::Manifest::load(&repo().join("app.toml")).unwrap();
-        let d = nebula::data::Database::open_at(&fresh.path().join("x.db"), &m).unwrap();
-        d.query_i64("SELECT votes FROM memes WHERE id = 5").unwrap()
+        let path = fresh.path().join("x.db");
+        nebula::data::open(&m, Some(&path))
+            .unwrap()
+            .close()
+            .unwrap();
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT votes FROM memes WHERE id = 5", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap()
     };
     assert_eq!(votes, seeded + 15);
 }

@@ -11,7 +11,7 @@ use crate::manifest::Manifest;
 /// `user_version` once schema and seed are in; 0 means a new database.
 const INITIALISED: i64 = 1;
 
-pub fn initialise(conn: &mut Connection, manifest: &Manifest) -> Result<()> {
+pub(super) fn initialise(conn: &mut Connection, manifest: &Manifest) -> Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version >= INITIALISED {
         return Ok(());

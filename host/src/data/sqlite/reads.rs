@@ -1,4 +1,4 @@
-//! Running a route's reads: one snapshot, each read within its limits.
+//! Running a route's reads on SQLite: one snapshot, each read within its limits.
 //!
 //! A read is the manifest's SQL, but how much it returns depends on the data:
 //! a query that was cheap on the seed can scan a million rows a year later.
@@ -16,7 +16,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::Connection;
 
 use crate::contract::{Table, Value};
-use crate::manifest::Read;
+use crate::data::{ReadError, ReadPlan};
 
 /// How many SQLite VM instructions run between two looks at the clock:
 /// about a tenth of a millisecond of work, and the look costs nanoseconds.
@@ -25,80 +25,9 @@ const PROGRESS_INTERVAL: i32 = 10_000;
 /// Size of a number in a read's byte count.
 const NUMBER_BYTES: u64 = 8;
 
-/// One read with its parameter values for one request: (`:name`, value).
-pub struct ReadPlan {
-    pub read: Arc<Read>,
-    pub args: Vec<(String, Option<String>)>,
-}
-
-impl ReadPlan {
-    pub fn bind(
-        read: &Arc<Read>,
-        mut value_of: impl FnMut(&crate::manifest::Binding) -> Option<String>,
-    ) -> Self {
-        let args = read
-            .bind
-            .iter()
-            .map(|(name, binding)| (format!(":{name}"), value_of(binding)))
-            .collect();
-        ReadPlan {
-            read: read.clone(),
-            args,
-        }
-    }
-}
-
-/// Why a route's reads produced no data. Each message names the read and,
-/// for a limit, the manifest key to raise.
-#[derive(Debug)]
-pub enum ReadError {
-    TooManyRows {
-        read: String,
-        max_rows: u64,
-    },
-    TooManyBytes {
-        read: String,
-        max_bytes: u64,
-    },
-    Timeout {
-        read: String,
-        timeout_ms: u64,
-    },
-    /// SQLite refused the query (or the connection could not be opened).
-    Failed {
-        read: String,
-        error: String,
-    },
-    /// The thread running the reads panicked.
-    Aborted(String),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::TooManyRows { read, max_rows } => write!(
-                f,
-                "read {read:?} returned more than max_rows = {max_rows} rows; raise [reads.{read}] max_rows (or [limits] read_max_rows for every read) if that many are expected, or LIMIT the query"
-            ),
-            ReadError::TooManyBytes { read, max_bytes } => write!(
-                f,
-                "read {read:?} returned more than max_bytes = {max_bytes} bytes; raise [reads.{read}] max_bytes (or [limits] read_max_bytes for every read) if that much is expected, or LIMIT the query"
-            ),
-            ReadError::Timeout { read, timeout_ms } => write!(
-                f,
-                "read {read:?} ran longer than timeout_ms = {timeout_ms} and was stopped; raise [reads.{read}] timeout_ms (or [limits] read_timeout_ms for every read), or make the query cheaper (an index, a LIMIT)"
-            ),
-            ReadError::Failed { read, error } => write!(f, "read {read:?} failed: {error}"),
-            ReadError::Aborted(e) => write!(f, "the reads were aborted: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {}
-
 /// Runs `plans` on `conn` in one read transaction, so they see one snapshot.
 /// On error the connection may be inside that transaction: drop it.
-pub fn run_all(conn: &Connection, plans: &[ReadPlan]) -> Result<Vec<Table>, ReadError> {
+pub(super) fn run_all(conn: &Connection, plans: &[ReadPlan]) -> Result<Vec<Table>, ReadError> {
     let failed = |read: &str| {
         let read = read.to_string();
         move |e: rusqlite::Error| ReadError::Failed {
@@ -153,14 +82,21 @@ fn copy_rows(conn: &Connection, plan: &ReadPlan) -> Result<Table, ReadError> {
         error: e.to_string(),
     };
     let mut stmt = conn.prepare_cached(&read.sql).map_err(failed)?;
-    for (name, value) in &plan.args {
-        if let Some(idx) = stmt.parameter_index(name).map_err(failed)? {
-            match value {
-                Some(v) => stmt.raw_bind_parameter(idx, v.as_str()),
-                None => stmt.raw_bind_parameter(idx, rusqlite::types::Null),
-            }
-            .map_err(failed)?;
+    for idx in 1..=stmt.parameter_count() {
+        // SQLite names a parameter with its prefix (`:name`, and `@name` or
+        // `$name`, which the start-time check accepts too); the plan by the
+        // bare name its `bind` gives.
+        let value = stmt
+            .parameter_name(idx)
+            .and_then(|n| n.get(1..))
+            .and_then(|bare| plan.args.iter().find(|(name, _)| name == bare))
+            .map(|(_, value)| value);
+        match value {
+            Some(Some(v)) => stmt.raw_bind_parameter(idx, v.as_str()),
+            Some(None) => stmt.raw_bind_parameter(idx, rusqlite::types::Null),
+            None => Ok(()),
         }
+        .map_err(failed)?;
     }
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let ncols = columns.len();

@@ -1,4 +1,5 @@
-//! Checks the manifest's SQL against the database at start.
+//! Checks the manifest's SQL against the SQLite database at start: SQLite
+//! itself prepares each statement, so what is checked is what will run.
 
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
@@ -8,7 +9,7 @@ use crate::manifest::{Manifest, SESSION_PARAM};
 /// Prepares every declared read and write so that a typo in SQL, a read that
 /// would write, or a parameter without a binding stops the start with a
 /// message naming the manifest key.
-pub fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<()> {
+pub(super) fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<()> {
     let file = manifest.file.display();
     for read in manifest.reads.values() {
         let key = format!("{file}: reads.{}", read.name);

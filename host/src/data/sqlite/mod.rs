@@ -1,0 +1,285 @@
+//! The SQLite store: the app's database is one SQLite file in WAL mode.
+//!
+//! One writer connection (SQLite allows one writer at a time anyway) behind a
+//! mutex, and a pool of reader connections that WAL mode lets run beside it,
+//! so reads never wait for a write. Both kinds of work are blocking calls
+//! into SQLite, so the [`DataStore`] methods run them on tokio's blocking
+//! pool. Everything SQLite-specific lives in this folder: the pragmas, the
+//! parameter syntax (`?N` for writes, `:name` for reads), the progress
+//! handler behind a read's deadline (`reads.rs`), the start-time statement
+//! check (`statements.rs`) and the schema and seed (`init.rs`).
+
+mod init;
+mod reads;
+mod statements;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use super::{DataStore, ReadError, ReadPlan, StoreFuture, WriteError};
+use crate::contract::{Effect, Table, Value};
+use crate::manifest::Manifest;
+
+/// How many idle reader connections are kept for reuse.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The store [`super::open`] gives an app whose database is a SQLite file.
+/// The connections are shared with the blocking threads that use them.
+pub struct SqliteStore {
+    db: Arc<Database>,
+}
+
+/// The connections; their methods block, so the store calls them off the
+/// async workers.
+struct Database {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it from the schema and seed
+    /// files if it has not been initialised yet, and checks every declared
+    /// SQL statement against it.
+    pub fn open(path: &Path, manifest: &Manifest) -> Result<SqliteStore> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
+        }
+        let mut writer = connect(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .context("cannot switch the database to WAL mode")?;
+        init::initialise(&mut writer, manifest)?;
+        statements::check_statements(&writer, manifest)?;
+        Ok(SqliteStore {
+            db: Arc::new(Database {
+                path: path.to_path_buf(),
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+}
+
+impl DataStore for SqliteStore {
+    fn describe(&self) -> String {
+        format!("sqlite:{}", self.db.path.display())
+    }
+
+    /// On tokio's blocking pool: a read waits for the disk and may run up to
+    /// its `timeout_ms`, and neither may stall the async workers serving
+    /// other requests.
+    fn read(&self, plans: Vec<ReadPlan>) -> StoreFuture<'_, Result<Vec<Table>, ReadError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            if plans.is_empty() {
+                return Ok(Vec::new());
+            }
+            // Charged to the request's CPU account (metrics) like inline work.
+            crate::metrics::cpu::spawn_blocking(move || db.read(&plans))
+                .await
+                .unwrap_or_else(|e| Err(ReadError::Aborted(e.to_string())))
+        })
+    }
+
+    /// On tokio's blocking pool: a write waits for the one writer connection
+    /// and for the disk, and neither wait may stall the async workers
+    /// serving other requests.
+    fn apply(
+        &self,
+        effects: Vec<Effect>,
+        session: Option<String>,
+        declared: Vec<(String, String)>,
+    ) -> StoreFuture<'_, Result<i64, WriteError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            // Charged to the request's CPU account (metrics) like inline work.
+            crate::metrics::cpu::spawn_blocking(move || {
+                db.apply(&effects, session.as_deref(), |w| {
+                    declared
+                        .iter()
+                        .find(|(name, _)| name == w)
+                        .map(|(_, sql)| sql.as_str())
+                })
+            })
+            .await
+            .unwrap_or_else(|e| Err(WriteError::Aborted(e.to_string())))
+        })
+    }
+
+    /// Drops idle reader connections (they are reopened on demand) and
+    /// SQLite's page caches.
+    fn trim(&self) {
+        self.db.trim();
+    }
+
+    fn close(&self) -> Result<()> {
+        self.db.close()
+    }
+
+    fn host_file(&self, name: &str) -> Option<std::path::PathBuf> {
+        let mut file = self.db.path.file_name()?.to_os_string();
+        file.push(format!(".{name}"));
+        Some(self.db.path.with_file_name(file))
+    }
+}
+
+impl Database {
+    /// Runs a route's reads in one read transaction, so they see one
+    /// snapshot, each within its `max_rows`, `max_bytes` and `timeout_ms`.
+    fn read(&self, plans: &[ReadPlan]) -> std::result::Result<Vec<Table>, ReadError> {
+        let Some(first) = plans.first() else {
+            return Ok(Vec::new());
+        };
+        let conn = self.take_reader().map_err(|e| ReadError::Failed {
+            read: first.read.name.clone(),
+            error: format!("{e:#}"),
+        })?;
+        let tables = reads::run_all(&conn, plans)?;
+        // Only a connection whose reads all succeeded is reused: one left
+        // inside a transaction (an error, an interrupt) is dropped.
+        self.give_back_reader(conn);
+        Ok(tables)
+    }
+
+    /// Applies a request's writes in one transaction: all or nothing.
+    /// `lookup` maps a write's name to its SQL, or `None` if the route does
+    /// not declare it. Returns SQLite's last inserted rowid.
+    ///
+    /// `session` is the request's visitor id, bound to a write's
+    /// `:session_id` (which the manifest check puts after the positional
+    /// parameters); the effect's args fill `?1`, `?2`, … before it.
+    fn apply<'a>(
+        &self,
+        effects: &[Effect],
+        session: Option<&str>,
+        lookup: impl Fn(&str) -> Option<&'a str>,
+    ) -> std::result::Result<i64, WriteError> {
+        // Check everything before taking the write lock.
+        let mut sqls = Vec::with_capacity(effects.len());
+        for e in effects {
+            sqls.push(lookup(&e.write).ok_or_else(|| WriteError::Undeclared(e.write.clone()))?);
+        }
+        let failed = |e: rusqlite::Error| WriteError::Failed(e.to_string());
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // The connection remembers the last insert of an earlier request;
+        // this request's `{{last_insert_rowid}}` is 0 unless it inserts.
+        // SAFETY: the handle is the live writer connection, which the lock
+        // keeps to this thread; the call only sets an integer in it.
+        unsafe { rusqlite::ffi::sqlite3_set_last_insert_rowid(conn.handle(), 0) };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed)?;
+        for (effect, sql) in effects.iter().zip(&sqls) {
+            let mut stmt = tx.prepare_cached(sql).map_err(failed)?;
+            let session_idx = stmt
+                .parameter_index(crate::manifest::SESSION_PARAM)
+                .map_err(failed)?;
+            let expected = stmt.parameter_count() - usize::from(session_idx.is_some());
+            if expected != effect.args.len() {
+                return Err(WriteError::Arity {
+                    write: effect.write.clone(),
+                    expected,
+                    found: effect.args.len(),
+                });
+            }
+            for (i, arg) in effect.args.iter().enumerate() {
+                stmt.raw_bind_parameter(i + 1, SqlArg(arg))
+                    .map_err(failed)?;
+            }
+            if let Some(idx) = session_idx {
+                // Without a session (an app that has none cannot get here:
+                // the start-up check refuses the SQL) it would bind NULL.
+                stmt.raw_bind_parameter(idx, session).map_err(failed)?;
+            }
+            stmt.raw_execute().map_err(failed)?;
+        }
+        let rowid = tx.last_insert_rowid();
+        tx.commit().map_err(failed)?;
+        Ok(rowid)
+    }
+
+    /// Shutdown: closes the readers and copies the WAL into the main file,
+    /// truncating it, so the database is one self-contained file again. The
+    /// writer stays open (a late request still gets a working connection);
+    /// SQLite deletes the empty WAL when it closes at exit.
+    fn close(&self) -> Result<()> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let (busy, _log, _done): (i64, i64, i64) = conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .context("WAL checkpoint failed")?;
+        if busy != 0 {
+            anyhow::bail!("WAL checkpoint incomplete: a reader still holds the database");
+        }
+        Ok(())
+    }
+
+    /// Drops idle reader connections; they are reopened on demand.
+    fn trim(&self) {
+        self.readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = conn.execute_batch("PRAGMA shrink_memory");
+    }
+
+    fn take_reader(&self) -> Result<Connection> {
+        if let Some(c) = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(c);
+        }
+        connect(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn give_back_reader(&self, conn: Connection) {
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+    }
+}
+
+fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("cannot open the database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // NORMAL is durable against a crash of this process in WAL mode: a
+    // committed transaction is in the WAL file before COMMIT returns.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+/// Binds a WIT value as an SQL parameter.
+struct SqlArg<'a>(&'a Value);
+
+impl rusqlite::ToSql for SqlArg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self.0 {
+            Value::Null => ToSqlOutput::Owned(SqlValue::Null),
+            Value::Integer(n) => ToSqlOutput::Owned(SqlValue::Integer(*n)),
+            Value::Real(f) => ToSqlOutput::Owned(SqlValue::Real(*f)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
