@@ -68,7 +68,7 @@ impl SpinRouter {
 }
 
 /// `/files/...` → `/files/*`; `:name` segments are the same in both syntaxes.
-fn to_nebula_pattern(raw: &str) -> String {
+pub(super) fn to_nebula_pattern(raw: &str) -> String {
     if raw == "/..." {
         return "/*".into();
     }

@@ -1,19 +1,31 @@
 //! Spin application manifests (`spin.toml`, manifest version 2).
 //!
-//! Nebula reads the keys an HTTP application uses. Anything else Spin knows
-//! (other triggers, remote sources, AI models…) is named in a warning, never
-//! silently ignored; keys Spin itself does not know are warnings too, since
-//! Spin would reject them.
+//! Nebula reads the keys an HTTP application uses. What Spin would refuse
+//! (a key it does not know, a value of the wrong type, a bad id, route or
+//! `files` entry) is an error naming the file, the line and the key, as
+//! app.toml's are ([`ManifestError`]). Anything Spin knows that Nebula does
+//! not act on (other triggers, AI models, dependencies…) is named in a
+//! warning, never silently ignored; what Nebula cannot run (remote sources)
+//! is an error.
+//!
+//! [`raw`] holds the shapes serde reads; [`component`] checks one component.
+
+mod component;
+mod raw;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
+use toml::Spanned;
 
-use crate::manifest::limits::{parse_component_limits, parse_limits};
-use crate::manifest::raw::{RawComponentLimits, RawLimits};
-use crate::manifest::{ComponentLimits, Limits, ManifestError};
+use self::component::ComponentAt;
+use self::raw::{RawAppNebula, RawComponentSpec, RawHttpTrigger, RawManifest, RawTriggers};
+use crate::manifest::limits::parse_limits;
+use crate::manifest::{self as app_manifest, ComponentLimits, Limits, ManifestError, ManifestText};
+use crate::router::Pattern;
 use crate::web::csrf::CrossSite;
 use crate::web::security_headers::SecurityHeaders;
 
@@ -37,7 +49,9 @@ pub struct SpinManifest {
     pub warnings: Vec<String>,
 }
 
+/// `[variables]`: Spin refuses other keys in a variable's table.
 #[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct Variable {
     pub default: Option<String>,
     #[serde(default)]
@@ -99,279 +113,44 @@ impl std::fmt::Display for FileMount {
     }
 }
 
-#[derive(Deserialize)]
-struct RawManifest {
-    spin_manifest_version: toml::Value,
-    application: RawApplication,
-    #[serde(default)]
-    variables: BTreeMap<String, Variable>,
-    #[serde(default)]
-    trigger: BTreeMap<String, Vec<toml::Value>>,
-    #[serde(default)]
-    component: BTreeMap<String, RawComponent>,
-}
-
-#[derive(Deserialize)]
-struct RawApplication {
-    name: String,
-    version: Option<String>,
-    description: Option<String>,
-    #[serde(default)]
-    tool: RawAppTools,
-}
-
-/// `[application.tool.*]`: Spin's place for other tools' settings. Nebula
-/// reads its own table and leaves the others alone.
-#[derive(Deserialize, Default)]
-struct RawAppTools {
-    nebula: Option<RawAppNebula>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAppNebula {
-    limits: Option<RawLimits>,
-    headers: Option<BTreeMap<String, toml::Spanned<String>>>,
-}
-
-/// `[component.ID.tool.*]`, as [`RawAppTools`].
-#[derive(Deserialize, Default, Clone)]
-struct RawComponentTools {
-    nebula: Option<RawComponentNebula>,
-}
-
-#[derive(Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawComponentNebula {
-    limits: Option<RawComponentLimits>,
-    cross_site: Option<toml::Spanned<String>>,
-}
-
-#[derive(Deserialize, Clone)]
-struct RawComponent {
-    source: toml::Value,
-    #[serde(default)]
-    files: Vec<toml::Value>,
-    #[serde(default)]
-    exclude_files: Vec<String>,
-    #[serde(default)]
-    environment: BTreeMap<String, String>,
-    #[serde(default)]
-    variables: BTreeMap<String, String>,
-    #[serde(default)]
-    key_value_stores: Vec<String>,
-    #[serde(default)]
-    sqlite_databases: Vec<String>,
-    #[serde(default)]
-    allowed_outbound_hosts: Vec<String>,
-    build: Option<RawBuild>,
-    #[serde(default)]
-    tool: RawComponentTools,
-}
-
-#[derive(Deserialize, Clone)]
-struct RawBuild {
-    command: toml::Value,
-    workdir: Option<PathBuf>,
-    #[serde(default)]
-    watch: Vec<String>,
-}
-
-const APP_KEYS: &[&str] = &[
-    "name",
-    "version",
-    "description",
-    "authors",
-    "trigger",
-    "tool",
-];
-const COMPONENT_KEYS: &[&str] = &[
-    "source",
-    "description",
-    "files",
-    "exclude_files",
-    "environment",
-    "variables",
-    "key_value_stores",
-    "sqlite_databases",
-    "allowed_outbound_hosts",
-    "build",
-    "tool",
-];
-/// Keys Spin knows that Nebula does not act on.
-const UNSUPPORTED_COMPONENT_KEYS: &[&str] = &[
-    "ai_models",
-    "allowed_http_hosts",
-    "dependencies",
-    "dependencies_inherit_configuration",
-];
-const TRIGGER_KEYS: &[&str] = &["route", "component", "executor", "id", "static_response"];
-
 impl SpinManifest {
+    /// Whether `file` is read as spin.toml rather than app.toml: its name,
+    /// its version key, or a table only Spin has (so that a spin.toml that
+    /// lost its version is told that, not about app.toml's keys).
     pub fn is_spin_manifest(file: &Path, text: &str) -> bool {
-        file.file_name().is_some_and(|n| n == "spin.toml") || text.contains("spin_manifest_version")
+        file.file_name().is_some_and(|n| n == "spin.toml")
+            || text.contains("spin_manifest_version")
+            || text.lines().map(str::trim_start).any(|l| {
+                l.starts_with("[application")
+                    || l.starts_with("[[trigger.")
+                    || l.starts_with("[component.")
+            })
     }
 
-    pub fn load(file: &Path) -> Result<SpinManifest> {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        Self::parse(file, &text)
-    }
-
-    pub fn parse(file: &Path, text: &str) -> Result<SpinManifest> {
-        let fname = file.display();
-        let doc: toml::Table =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{fname}: {}", e.message().trim()))?;
+    /// Parses spin.toml's text; `file` is used for error messages and to
+    /// resolve relative paths.
+    pub fn parse(file: &Path, text: &str) -> Result<SpinManifest, ManifestError> {
+        let doc = ManifestText { file, text };
+        check_version(doc)?;
+        let raw: RawManifest = toml::from_str(text).map_err(|e| toml_error(doc, &e))?;
+        let base_dir = app_manifest::base_dir_of(file);
         let mut warnings = Vec::new();
-        check_keys(&doc, &mut warnings);
-        let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
-            match line {
-                Some(l) => anyhow::anyhow!("{fname}:{l}: {}", e.message().trim()),
-                None => anyhow::anyhow!("{fname}: {}", e.message().trim()),
-            }
-        })?;
-        if raw.spin_manifest_version.as_integer() != Some(2) {
-            bail!(
-                "{fname}: spin_manifest_version: Nebula runs Spin manifest version 2, found {}; run `spin doctor` or upgrade the manifest",
-                raw.spin_manifest_version
-            );
+        for kind in raw.application.trigger.keys() {
+            warnings.push(format!(
+                "application.trigger.{kind} is not used by Nebula and is ignored"
+            ));
         }
-        let base_dir = file
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-
-        let (app_limits, app_headers) = match raw.application.tool.nebula {
-            Some(n) => (n.limits, n.headers),
-            None => (None, None),
-        };
-        let limits = parse_limits(
-            file,
-            text,
-            "application.tool.nebula.limits",
-            app_limits.unwrap_or_default(),
-        )?;
-        let headers = match app_headers {
-            None => SecurityHeaders::default(),
-            Some(h) => SecurityHeaders::with_overrides(
-                h.iter().map(|(k, v)| (k.as_str(), v.get_ref().as_str())),
-            )
-            .map_err(|(name, m)| {
-                ManifestError::at_span(
-                    file,
-                    text,
-                    h.get(&name).map(|v| v.span()),
-                    &format!("application.tool.nebula.headers.{name}"),
-                    m,
-                )
-            })?,
-        };
-        let mut components = BTreeMap::new();
-        for (id, c) in raw.component.clone() {
-            let own = c.tool.nebula.clone().and_then(|n| n.limits);
-            let cross_site = match c.tool.nebula.as_ref().and_then(|n| n.cross_site.as_ref()) {
-                None => CrossSite::default(),
-                Some(v) => CrossSite::parse(v.get_ref()).map_err(|m| {
-                    ManifestError::at_span(
-                        file,
-                        text,
-                        Some(v.span()),
-                        &format!("component.{id}.tool.nebula.cross_site"),
-                        m,
-                    )
-                })?,
-            };
-            let mut parsed = component(&fname.to_string(), &base_dir, &id, c)?;
-            parsed.cross_site = cross_site;
-            parsed.limits = parse_component_limits(
-                file,
-                text,
-                &format!("component.{id}.tool.nebula.limits"),
-                own.unwrap_or_default(),
-            )?;
-            components.insert(id.clone(), parsed);
-        }
-
-        let mut triggers = Vec::new();
-        for (kind, list) in &raw.trigger {
-            if kind != "http" {
-                warnings.push(format!(
-                    "[[trigger.{kind}]] is not supported by Nebula (HTTP triggers only); its {} trigger(s) are not run",
-                    list.len()
-                ));
-                continue;
-            }
-            for (i, t) in list.iter().enumerate() {
-                let key = format!("trigger.http[{i}]");
-                let table = t
-                    .as_table()
-                    .with_context(|| format!("{fname}: {key}: expected a table"))?;
-                if table.contains_key("executor") {
-                    let ex = &table["executor"];
-                    let kind = ex.get("type").and_then(|v| v.as_str()).unwrap_or("");
-                    if kind != "spin" && kind != "http" {
-                        warnings.push(format!("{key}.executor: the {kind:?} executor is not supported; the component runs as a wasi:http component"));
-                    }
-                }
-                let route = match table.get("route") {
-                    Some(toml::Value::String(r)) => {
-                        if !r.starts_with('/') {
-                            bail!("{fname}: {key}.route: a route must start with '/', found {r:?}");
-                        }
-                        Some(r.clone())
-                    }
-                    Some(toml::Value::Table(t)) if t.get("private").and_then(|v| v.as_bool()) == Some(true) => None,
-                    Some(other) => bail!("{fname}: {key}.route: expected a path like \"/hello/...\" or {{ private = true }}, found {other}"),
-                    None => bail!("{fname}: {key}: missing `route`"),
-                };
-                let component_id = match table.get("component") {
-                    Some(toml::Value::String(id)) => {
-                        if !components.contains_key(id) {
-                            bail!(
-                                "{fname}: {key}.component: unknown component {id:?}; declare it as [component.{id}]"
-                            );
-                        }
-                        id.clone()
-                    }
-                    Some(toml::Value::Table(inline)) => {
-                        // An inline component gets a synthetic id, as Spin does.
-                        let id = format!("inline-component-{i}");
-                        let raw: RawComponent = toml::Value::Table(inline.clone())
-                            .try_into()
-                            .with_context(|| format!("{fname}: {key}.component"))?;
-                        components.insert(
-                            id.clone(),
-                            component(&fname.to_string(), &base_dir, &id, raw)?,
-                        );
-                        id
-                    }
-                    _ => bail!(
-                        "{fname}: {key}: missing `component` (a component id or an inline table)"
-                    ),
-                };
-                triggers.push(HttpTrigger {
-                    route,
-                    component: component_id,
-                });
-            }
-        }
-        if triggers.is_empty() {
-            bail!("{fname}: no [[trigger.http]] entries; Nebula serves HTTP triggers");
-        }
-        for (name, v) in &raw.variables {
-            if v.required && v.default.is_some() {
-                bail!("{fname}: variables.{name}: a variable cannot be both `required` and have a `default`");
-            }
-        }
+        let (limits, headers) = app_settings(doc, raw.application.tool.nebula)?;
+        let mut components = components(doc, &base_dir, raw.component, &mut warnings)?;
+        let triggers = http_triggers(doc, &base_dir, raw.trigger, &mut components, &mut warnings)?;
+        let variables = variables(doc, raw.variables)?;
         Ok(SpinManifest {
             file: file.to_path_buf(),
             base_dir,
             name: raw.application.name,
             version: raw.application.version,
             description: raw.application.description,
-            variables: raw.variables,
+            variables,
             triggers,
             components,
             limits,
@@ -381,385 +160,339 @@ impl SpinManifest {
     }
 }
 
-fn component(fname: &str, base: &Path, id: &str, c: RawComponent) -> Result<SpinComponent> {
-    let source = match &c.source {
-        toml::Value::String(s) => base.join(s),
-        toml::Value::Table(t) if t.contains_key("url") => bail!(
-            "{fname}: component.{id}.source: remote sources ({{ url = ... }}) are not supported; download the .wasm and give its path"
-        ),
-        other => bail!("{fname}: component.{id}.source: expected the path of a .wasm file, found {other}"),
-    };
-    let key = format!("{fname}: component.{id}.files");
-    let mut files = Vec::new();
-    for f in &c.files {
-        files.push(match f {
-            toml::Value::String(pattern) => {
-                super::files::check_relative("entry", pattern).with_context(|| key.clone())?;
-                FileMount::Pattern(pattern.clone())
-            }
-            toml::Value::Table(t) => {
-                let source = t.get("source").and_then(|v| v.as_str());
-                let dest = t.get("destination").and_then(|v| v.as_str());
-                match (source, dest) {
-                    (Some(s), Some(d)) => {
-                        super::files::check_relative("source", s).with_context(|| key.clone())?;
-                        super::files::check_destination(d).with_context(|| key.clone())?;
-                        FileMount::Placement {
-                            source: s.to_string(),
-                            destination: d.to_string(),
-                        }
-                    }
-                    _ => bail!("{key}: expected {{ source = \"dir\", destination = \"/path\" }}"),
-                }
-            }
-            other => bail!("{key}: expected a path, a glob or a table, found {other}"),
-        });
-    }
-    for pattern in &c.exclude_files {
-        super::files::check_exclude(pattern)
-            .with_context(|| format!("{fname}: component.{id}.exclude_files"))?;
-    }
-    let build = match c.build {
-        None => None,
-        Some(b) => {
-            let command = match b.command {
-                toml::Value::String(s) => s,
-                toml::Value::Array(parts) => parts
-                    .iter()
-                    .filter_map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" && "),
-                other => {
-                    bail!("{fname}: component.{id}.build.command: expected a string, found {other}")
-                }
-            };
-            let workdir = base.join(b.workdir.unwrap_or_else(|| PathBuf::from(".")));
-            // Spin's watch entries are globs; their leading folder is what
-            // staleness needs.
-            let watch = b
-                .watch
-                .iter()
-                .map(|w| {
-                    let dir: Vec<&str> = w
-                        .split('/')
-                        .take_while(|s| !s.contains(['*', '?', '[']))
-                        .collect();
-                    workdir.join(dir.join("/"))
-                })
-                .collect();
-            Some(crate::manifest::Build {
-                command,
-                workdir,
-                watch,
-            })
-        }
-    };
-    Ok(SpinComponent {
-        id: id.to_string(),
-        source,
-        files,
-        exclude_files: c.exclude_files,
-        environment: c.environment,
-        variables: c.variables,
-        key_value_stores: c.key_value_stores,
-        sqlite_databases: c.sqlite_databases,
-        allowed_outbound_hosts: c.allowed_outbound_hosts,
-        build,
-        limits: ComponentLimits::default(),
-        cross_site: CrossSite::default(),
-    })
-}
+const VERSION_KEY: &str = "spin_manifest_version";
 
-fn check_keys(doc: &toml::Table, warnings: &mut Vec<String>) {
-    for key in doc.keys() {
-        if ![
-            "spin_manifest_version",
-            "application",
-            "variables",
-            "trigger",
-            "component",
-        ]
-        .contains(&key.as_str())
-        {
-            warnings.push(format!("unknown top-level key `{key}` is ignored"));
-        }
-    }
-    if let Some(app) = doc.get("application").and_then(|a| a.as_table()) {
-        for key in app.keys() {
-            if !APP_KEYS.contains(&key.as_str()) {
-                warnings.push(format!("application.{key} is not supported and is ignored"));
-            }
-        }
-    }
-    if let Some(comps) = doc.get("component").and_then(|c| c.as_table()) {
-        for (id, c) in comps {
-            let Some(c) = c.as_table() else { continue };
-            for key in c.keys() {
-                if UNSUPPORTED_COMPONENT_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!(
-                        "component.{id}.{key} is not supported by Nebula and is ignored"
-                    ));
-                } else if !COMPONENT_KEYS.contains(&key.as_str()) {
-                    warnings.push(format!(
-                        "component.{id}.{key} is not a Spin component key and is ignored"
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(http) = doc
-        .get("trigger")
-        .and_then(|t| t.get("http"))
-        .and_then(|h| h.as_array())
-    {
-        for (i, t) in http.iter().enumerate() {
-            if let Some(t) = t.as_table() {
-                for key in t.keys() {
-                    if !TRIGGER_KEYS.contains(&key.as_str()) {
-                        warnings.push(format!(
-                            "trigger.http[{i}].{key} is not supported and is ignored"
-                        ));
-                    }
-                }
-            }
-        }
+/// `spin_manifest_version = 2`, checked before the rest: the other
+/// versions have other keys.
+fn check_version(doc: ManifestText) -> Result<(), ManifestError> {
+    let raw: raw::RawVersion = toml::from_str(doc.text).map_err(|e| doc.toml_error(&e))?;
+    match raw.spin_manifest_version {
+        Some(v) if v.get_ref().as_integer() == Some(2) => Ok(()),
+        Some(v) => Err(doc.error(
+            Some(v.span()),
+            VERSION_KEY,
+            format!(
+                "Nebula runs Spin manifest version 2, found {}; run `spin doctor` or upgrade the manifest",
+                v.get_ref()
+            ),
+        )),
+        // Where the key belongs: the first line.
+        None => Err(ManifestError::new(
+            doc.file,
+            Some(1),
+            VERSION_KEY,
+            "missing; Nebula runs Spin manifest version 2: add `spin_manifest_version = 2` at the top".into(),
+        )),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const APP: &str = r#"
-spin_manifest_version = 2
-[application]
-name = "demo"
-version = "1.0.0"
-authors = ["me"]
-[variables]
-greeting = { default = "hello" }
-api_key = { required = true, secret = true }
-[[trigger.http]]
-route = "/hello/..."
-component = "hello"
-[[trigger.http]]
-route = { private = true }
-component = "hello"
-[[trigger.http]]
-route = "/inline"
-component = { source = "inline.wasm" }
-[[trigger.redis]]
-channel = "x"
-component = "hello"
-[component.hello]
-source = "target/hello.wasm"
-files = [{ source = "assets", destination = "/assets" }, "static/**/*"]
-exclude_files = ["static/drafts/*"]
-key_value_stores = ["default"]
-allowed_outbound_hosts = ["http://127.0.0.1:*"]
-ai_models = ["llama2-chat"]
-colour = "blue"
-[component.hello.variables]
-greeting = "{{ greeting }}"
-[component.hello.build]
-command = "cargo build --release"
-watch = ["src/**/*.rs"]
-"#;
-
-    #[test]
-    fn parses_an_http_app_and_warns_about_the_rest() {
-        let m = SpinManifest::parse(Path::new("app/spin.toml"), APP).unwrap();
-        assert_eq!(m.name, "demo");
-        assert_eq!(m.triggers.len(), 3);
-        assert_eq!(m.triggers[0].route.as_deref(), Some("/hello/..."));
-        assert_eq!(m.triggers[1].route, None);
-        assert!(m.components.contains_key("inline-component-2"));
-        let c = &m.components["hello"];
-        assert_eq!(c.source, Path::new("app/target/hello.wasm"));
-        assert_eq!(
-            c.files,
-            vec![
-                FileMount::Placement {
-                    source: "assets".into(),
-                    destination: "/assets".into()
-                },
-                FileMount::Pattern("static/**/*".into()),
-            ]
-        );
-        assert_eq!(c.exclude_files, ["static/drafts/*"]);
-        assert_eq!(c.variables["greeting"], "{{ greeting }}");
-        assert!(m.variables["api_key"].required);
-        let w = m.warnings.join("\n");
-        assert!(w.contains("trigger.redis"), "{w}");
-        assert!(
-            w.contains("component.hello.ai_models is not supported"),
-            "{w}"
-        );
-        assert!(
-            w.contains("component.hello.colour is not a Spin component key"),
-            "{w}"
-        );
-        assert!(
-            !w.contains("exclude_files"),
-            "exclude_files is applied: {w}"
-        );
+/// toml's error, with what to do where serde's message only says what is
+/// wrong, and the index of the `[[trigger.http]]` table it is in.
+fn toml_error(doc: ManifestText, e: &toml::de::Error) -> ManifestError {
+    let mut err = doc.toml_error(e);
+    if let (Some(line), Some(rest)) = (err.line, err.key.strip_prefix("trigger.http")) {
+        let i = trigger_index(doc.text, line);
+        err.key = format!("trigger.http[{i}]{rest}");
     }
-
-    #[test]
-    fn files_that_would_leave_the_app_folder_are_errors_naming_the_key() {
-        for (files, said) in [
-            (r#"files = ["../secrets/*"]"#, "'..' is not allowed"),
-            (r#"files = ["/etc/passwd"]"#, "must be relative"),
-            (
-                r#"files = [{ source = "assets", destination = "static" }]"#,
-                "must be an absolute guest path",
-            ),
-            (
-                r#"files = [{ source = "assets", destination = "/a/../.." }]"#,
-                "must not contain '..'",
-            ),
-            (r#"exclude_files = ["a/[b"]"#, "not a valid glob"),
-        ] {
-            let bad = APP.replace(
-                "files = [{ source = \"assets\", destination = \"/assets\" }, \"static/**/*\"]\nexclude_files = [\"static/drafts/*\"]",
-                files,
-            );
-            assert_ne!(bad, APP);
-            let e = format!(
-                "{:#}",
-                SpinManifest::parse(Path::new("spin.toml"), &bad).unwrap_err()
-            );
-            assert!(e.contains("spin.toml: component.hello."), "{e}");
-            assert!(e.contains(said), "{files}: {e}");
-        }
+    if err.message.starts_with("unknown field") {
+        let hint = if err.key.contains(".tool.nebula") {
+            "; Nebula reads only these keys in its tool table: correct the key or remove it"
+        } else {
+            "; Spin refuses keys it does not know: correct the key or remove it"
+        };
+        err.message.push_str(hint);
+    } else if err.message.starts_with("missing field") {
+        err.message.push_str("; add it");
     }
+    err
+}
 
-    #[test]
-    fn errors_name_the_file_and_key() {
-        let bad = APP.replace(
-            "component = \"hello\"\n[[trigger.http]]\nroute = { private",
-            "component = \"helo\"\n[[trigger.http]]\nroute = { private",
-        );
-        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("spin.toml: trigger.http[0].component: unknown component \"helo\""),
-            "{e}"
-        );
-        let e = SpinManifest::parse(Path::new("spin.toml"), &APP.replace("= 2", "= 1"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("manifest version 2"), "{e}");
-    }
+/// Which `[[trigger.http]]` table line `line` (1-based) is in: the headers
+/// at or above it, less one.
+fn trigger_index(text: &str, line: usize) -> usize {
+    text.lines()
+        .take(line)
+        .filter(|l| l.trim() == "[[trigger.http]]")
+        .count()
+        .saturating_sub(1)
+}
 
-    #[test]
-    fn nebulas_limits_are_read_from_the_tool_tables_spin_ignores() {
-        let with = APP
-            .replace(
-                "[variables]",
-                "[application.tool.nebula.limits]\nmax_instances = 2\nqueue_size = 1\nmax_body_bytes = 100\n[application.tool.other]\nanything = true\n[variables]",
+/// `[application.tool.nebula]`: app.toml's `[limits]` and `[headers]`, in
+/// the table Spin keeps for other tools (Spin itself ignores it).
+fn app_settings(
+    doc: ManifestText,
+    raw: Option<RawAppNebula>,
+) -> Result<(Limits, SecurityHeaders), ManifestError> {
+    let (limits, headers) = raw.map_or((None, None), |n| (n.limits, n.headers));
+    let limits = parse_limits(
+        doc.file,
+        doc.text,
+        "application.tool.nebula.limits",
+        limits.unwrap_or_default(),
+    )?;
+    let headers = app_manifest::headers(doc, "application.tool.nebula.headers", headers)?;
+    Ok((limits, headers))
+}
+
+/// `[component.ID]`: ids in kebab-case, as Spin requires.
+fn components(
+    doc: ManifestText,
+    base_dir: &Path,
+    raw: BTreeMap<Spanned<String>, raw::RawComponent>,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, SpinComponent>, ManifestError> {
+    let mut components = BTreeMap::new();
+    for (id, c) in raw {
+        let key = format!("component.{}", id.get_ref());
+        check_id(id.get_ref(), '-', false).map_err(|m| {
+            doc.error(
+                Some(id.span()),
+                &key,
+                format!("a component id must be kebab-case, such as \"my-component\": {m}"),
             )
-            .replace(
-                "[component.hello.variables]",
-                "[component.hello.tool.nebula.limits]\ntimeout_ms = 250\nmax_response_bytes = 1000\nmax_instance_reuse = 1\n[component.hello.variables]",
-            );
-        let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
-        assert_eq!(m.limits.max_instances, Some(2));
-        assert_eq!(m.limits.queue_size, Some(1));
-        assert_eq!(m.limits.max_body_bytes, 100);
-        let c = &m.components["hello"].limits;
-        assert_eq!(c.timeout_ms, Some(250));
-        assert_eq!(c.max_response_bytes, Some(1000));
-        assert_eq!(c.max_memory_mb, None);
-        assert_eq!(c.max_instance_reuse, Some(1));
-        let w = m.warnings.join("\n");
-        assert!(
-            !w.contains("tool"),
-            "tool tables are Spin's, not unknown: {w}"
-        );
-        // Without them, the defaults.
-        let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
-        assert_eq!(plain.limits.max_instances, None);
-        assert_eq!(plain.components["hello"].limits.timeout_ms, None);
+        })?;
+        let at = ComponentAt { doc, key };
+        let parsed = component::component(&at, base_dir, id.get_ref(), c, warnings)?;
+        components.insert(id.into_inner(), parsed);
     }
+    Ok(components)
+}
 
-    #[test]
-    fn max_kv_store_bytes_is_read_and_checked() {
-        let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
-        assert_eq!(
-            plain.limits.max_kv_store_bytes,
-            nebula_spin_interfaces::DEFAULT_MAX_KV_STORE_BYTES
-        );
-        let set = APP.replace(
-            "[variables]",
-            "[application.tool.nebula.limits]\nmax_kv_store_bytes = 4096\n[variables]",
-        );
-        let m = SpinManifest::parse(Path::new("spin.toml"), &set).unwrap();
-        assert_eq!(m.limits.max_kv_store_bytes, 4096);
-        let bad = APP.replace(
-            "[variables]",
-            "[application.tool.nebula.limits]\nmax_kv_store_bytes = 0\n[variables]",
-        );
-        let line = bad
-            .lines()
-            .position(|l| l == "max_kv_store_bytes = 0")
-            .unwrap()
-            + 1;
-        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(&format!("spin.toml:{line}"))
-                && e.contains("application.tool.nebula.limits.max_kv_store_bytes")
-                && e.contains("at least 1"),
-            "{e}"
-        );
+/// `[[trigger.http]]`, in order; other trigger types are named in a
+/// warning, as they are not run.
+fn http_triggers(
+    doc: ManifestText,
+    base_dir: &Path,
+    raw: RawTriggers,
+    components: &mut BTreeMap<String, SpinComponent>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<HttpTrigger>, ManifestError> {
+    for (kind, n) in &raw.other {
+        warnings.push(format!(
+            "[[trigger.{kind}]] is not supported by Nebula (HTTP triggers only); its {n} trigger(s) are not run"
+        ));
     }
+    let mut triggers = Vec::new();
+    for (i, t) in raw.http.into_iter().enumerate() {
+        let at = TriggerAt {
+            doc,
+            i,
+            key: format!("trigger.http[{i}]"),
+            span: t.span(),
+        };
+        let t = t.into_inner();
+        triggers.push(http_trigger(&at, base_dir, t, components, warnings)?);
+    }
+    if triggers.is_empty() {
+        // At the other triggers, if there are any.
+        let line = doc
+            .text
+            .lines()
+            .position(|l| l.trim_start().starts_with("[[trigger."))
+            .map(|i| i + 1);
+        return Err(ManifestError::new(
+            doc.file,
+            line,
+            "trigger",
+            "no [[trigger.http]] entries; Nebula serves HTTP triggers: add one with a `route` and a `component`".into(),
+        ));
+    }
+    Ok(triggers)
+}
 
-    #[test]
-    fn a_bad_limit_in_a_tool_table_names_its_key_and_line() {
-        let bad = APP.replace(
-            "[component.hello.variables]",
-            "[component.hello.tool.nebula.limits]\ntimeout_ms = 0\n[component.hello.variables]",
-        );
-        let line = bad.lines().position(|l| l == "timeout_ms = 0").unwrap() + 1;
-        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(&format!("spin.toml:{line}"))
-                && e.contains("component.hello.tool.nebula.limits.timeout_ms"),
-            "{e}"
-        );
-        let bad = APP.replace(
-            "[component.hello.variables]",
-            "[component.hello.tool.nebula.limits]\nmax_instance_reuse = 0\n[component.hello.variables]",
-        );
-        let line = bad
-            .lines()
-            .position(|l| l == "max_instance_reuse = 0")
-            .unwrap()
-            + 1;
-        let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains(&format!("spin.toml:{line}"))
-                && e.contains("component.hello.tool.nebula.limits.max_instance_reuse")
-                && e.contains("between 1 and 1000000"),
-            "{e}"
-        );
-        let typo = APP.replace(
-            "[variables]",
-            "[application.tool.nebula]\nlimit = {}\n[variables]",
-        );
-        let e = SpinManifest::parse(Path::new("spin.toml"), &typo)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("limit"),
-            "an unknown key in Nebula's table is an error: {e}"
-        );
+/// The `i`th `[[trigger.http]]`: its key and where its table is.
+struct TriggerAt<'a> {
+    doc: ManifestText<'a>,
+    i: usize,
+    key: String,
+    span: std::ops::Range<usize>,
+}
+
+impl TriggerAt<'_> {
+    /// An error at `span`, or at the trigger's table when a key is missing.
+    fn error(
+        &self,
+        span: Option<std::ops::Range<usize>>,
+        key: &str,
+        message: String,
+    ) -> ManifestError {
+        let span = span.unwrap_or_else(|| self.span.clone());
+        self.doc
+            .error(Some(span), &format!("{}.{key}", self.key), message)
     }
+}
+
+fn http_trigger(
+    at: &TriggerAt,
+    base_dir: &Path,
+    t: RawHttpTrigger,
+    components: &mut BTreeMap<String, SpinComponent>,
+    warnings: &mut Vec<String>,
+) -> Result<HttpTrigger, ManifestError> {
+    warn_ignored_keys(at, &t, warnings);
+    let route = route(at, t.route)?;
+    let component = trigger_component(at, base_dir, t.component, components, warnings)?;
+    Ok(HttpTrigger { route, component })
+}
+
+/// The trigger keys Spin knows that Nebula does not act on.
+fn warn_ignored_keys(at: &TriggerAt, t: &RawHttpTrigger, warnings: &mut Vec<String>) {
+    if let Some(ex) = &t.executor {
+        let kind = ex
+            .get_ref()
+            .get("type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        if kind != "spin" && kind != "http" {
+            warnings.push(format!("{}.executor: the {kind:?} executor is not supported; the component runs as a wasi:http component", at.key));
+        }
+    }
+    for (key, given) in [
+        ("static_response", t.static_response.is_some()),
+        ("components", t.components.is_some()),
+    ] {
+        if given {
+            warnings.push(format!(
+                "{}.{key} is not supported by Nebula and is ignored",
+                at.key
+            ));
+        }
+    }
+}
+
+/// A trigger's `component`: the id of a declared component, or an inline
+/// one, which is checked and added to `components` under a synthetic id.
+fn trigger_component(
+    at: &TriggerAt,
+    base_dir: &Path,
+    raw: Option<Spanned<RawComponentSpec>>,
+    components: &mut BTreeMap<String, SpinComponent>,
+    warnings: &mut Vec<String>,
+) -> Result<String, ManifestError> {
+    let Some(spec) = raw else {
+        return Err(at.error(
+            None,
+            "component",
+            "missing; give the id of a [component.ID] (component = \"my-component\") or an inline table (component = { source = \"app.wasm\" })".into(),
+        ));
+    };
+    let span = spec.span();
+    match spec.into_inner() {
+        RawComponentSpec::Id(id) if components.contains_key(&id) => Ok(id),
+        RawComponentSpec::Id(id) => Err(at.error(
+            Some(span),
+            "component",
+            format!(
+                "unknown component {id:?}; declare it as [component.{id}] or use one of: {}",
+                app_manifest::names(components.keys())
+            ),
+        )),
+        RawComponentSpec::Inline(c) => {
+            // As Spin names them.
+            let id = format!("inline-component-{}", at.i);
+            let c_at = ComponentAt {
+                doc: at.doc,
+                key: format!("{}.component", at.key),
+            };
+            let parsed = component::component(&c_at, base_dir, &id, *c, warnings)?;
+            components.insert(id.clone(), parsed);
+            Ok(id)
+        }
+    }
+}
+
+/// A trigger's `route`: a path in Spin's syntax, which must parse as a
+/// Nebula route, or `{ private = true }` (no route).
+fn route(
+    at: &TriggerAt,
+    raw: Option<Spanned<toml::Value>>,
+) -> Result<Option<String>, ManifestError> {
+    let Some(v) = raw else {
+        return Err(at.error(
+            None,
+            "route",
+            "missing; add a path (route = \"/hello/...\") or route = { private = true }".into(),
+        ));
+    };
+    match v.get_ref() {
+        toml::Value::String(r) => {
+            Pattern::parse(&super::routes::to_nebula_pattern(r))
+                .map_err(|m| at.error(Some(v.span()), "route", m))?;
+            Ok(Some(r.clone()))
+        }
+        toml::Value::Table(t) if t.get("private").and_then(|p| p.as_bool()) == Some(true) => {
+            Ok(None)
+        }
+        other => Err(at.error(
+            Some(v.span()),
+            "route",
+            format!("expected a path like \"/hello/...\" or {{ private = true }}, found {other}"),
+        )),
+    }
+}
+
+/// `[variables]`: names in lower snake_case, and a value either required
+/// or defaulted, as Spin requires.
+fn variables(
+    doc: ManifestText,
+    raw: BTreeMap<Spanned<String>, Spanned<Variable>>,
+) -> Result<BTreeMap<String, Variable>, ManifestError> {
+    let mut variables = BTreeMap::new();
+    for (name, v) in raw {
+        let key = format!("variables.{}", name.get_ref());
+        check_id(name.get_ref(), '_', true).map_err(|m| {
+            doc.error(
+                Some(name.span()),
+                &key,
+                format!("a variable name must be lower snake_case, such as \"api_key\": {m}"),
+            )
+        })?;
+        if v.get_ref().required && v.get_ref().default.is_some() {
+            return Err(doc.error(
+                Some(v.span()),
+                &key,
+                "a variable cannot be both `required` and have a `default`; remove one of them"
+                    .into(),
+            ));
+        }
+        variables.insert(name.into_inner(), v.into_inner());
+    }
+    Ok(variables)
+}
+
+/// Spin's ids (its manifest's `KebabId`, `SnakeId`, `LowerSnakeId`): words
+/// of ASCII letters and digits joined by `delim`, each starting with a
+/// letter and all lower-case or all upper-case (only lower-case with
+/// `lower`). The error says what was found.
+fn check_id(id: &str, delim: char, lower: bool) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("found an empty name".into());
+    }
+    for word in id.split(delim) {
+        let Some(first) = word.chars().next() else {
+            return Err(format!("found an empty word between {delim:?}s in {id:?}"));
+        };
+        if !first.is_ascii_alphabetic() {
+            return Err(format!(
+                "each word must start with a letter, found {first:?} in {id:?}"
+            ));
+        }
+        let upper = first.is_ascii_uppercase();
+        for ch in word.chars() {
+            if !ch.is_ascii_alphanumeric() {
+                return Err(format!(
+                    "found {ch:?} in {id:?}; use only letters, digits and {delim:?}"
+                ));
+            }
+            if lower && ch.is_ascii_uppercase() {
+                return Err(format!("found upper-case {ch:?} in {id:?}"));
+            }
+            if ch.is_ascii_alphabetic() && ch.is_ascii_uppercase() != upper {
+                return Err(format!(
+                    "word {word:?} in {id:?} mixes upper and lower case"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
