@@ -44,6 +44,27 @@ impl ManifestError {
     }
 }
 
+/// The manifest being read, so that each check can point its error at the
+/// file, line and key without carrying the file and text separately.
+#[derive(Clone, Copy)]
+pub(crate) struct ManifestText<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl ManifestText<'_> {
+    /// An error at `span` (a value's place in the text), or, without one,
+    /// at the line where `key` is written.
+    pub fn error(&self, span: Option<Range<usize>>, key: &str, message: String) -> ManifestError {
+        ManifestError::at_span(self.file, self.text, span, key, message)
+    }
+
+    /// A TOML syntax or shape (serde) error, at the line toml found it on.
+    pub fn toml_error(&self, e: &toml::de::Error) -> ManifestError {
+        ManifestError::from_toml(self.file, self.text, e)
+    }
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }

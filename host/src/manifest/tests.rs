@@ -1,46 +1,30 @@
-//! Each `tests/manifests/NAME.toml` is a broken manifest whose expected error
-//! message is in `NAME.err` beside it (regenerate with NEBULA_BLESS=1 and
-//! read the diff). The message must name the file, the line and the key.
+//! Each `tests/manifests/NAME.toml` that is not a Spin manifest is a broken
+//! app.toml whose expected error message is in `NAME.err` beside it (see
+//! [`super::golden`]). The message must name the file, the line and the key.
 
 use std::path::Path;
 
+use super::golden::{check_broken_manifests, Reader};
 use super::Manifest;
 
 #[test]
 fn every_broken_manifest_gives_its_expected_error() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
-    let bless = std::env::var_os("NEBULA_BLESS").is_some();
-    let mut cases = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "toml") {
-            continue;
-        }
-        cases += 1;
-        let name = path.file_name().unwrap().to_str().unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let err = match Manifest::parse(Path::new(name), &text) {
-            Ok(_) => panic!("{name}: expected an error, the manifest was accepted"),
-            Err(e) => e.to_string(),
-        };
-        let expected_path = path.with_extension("err");
-        if bless {
-            std::fs::write(&expected_path, format!("{err}\n")).unwrap();
-            continue;
-        }
-        let expected = std::fs::read_to_string(&expected_path).unwrap_or_else(|_| {
-            panic!(
-                "{name}: no {} (run with NEBULA_BLESS=1)",
-                expected_path.display()
-            )
-        });
-        assert_eq!(err, expected.trim_end(), "{name}");
+    let cases = check_broken_manifests(Reader::AppToml, |file, text| {
+        Manifest::parse(file, text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(
+        cases.len() >= 12,
+        "only {} manifest cases found",
+        cases.len()
+    );
+    for name in cases {
         assert!(
-            err.starts_with(&format!("{name}:")),
-            "{name}: the message must start with the file: {err}"
+            !name.starts_with("spin-"),
+            "{name} is read as app.toml; spin-* cases are spin.toml's"
         );
     }
-    assert!(cases >= 12, "only {cases} manifest cases found");
 }
 
 #[test]

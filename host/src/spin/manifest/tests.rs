@@ -1,0 +1,388 @@
+//! spin.toml's reader. Each `tests/manifests/spin-*.toml` is a broken
+//! spin.toml whose expected error is in the `.err` file beside it (see
+//! [`crate::manifest::golden`]).
+
+use std::path::Path;
+
+use super::*;
+use crate::manifest::golden::{check_broken_manifests, Reader};
+
+const APP: &str = r#"
+spin_manifest_version = 2
+[application]
+name = "demo"
+version = "1.0.0"
+authors = ["me"]
+[variables]
+greeting = { default = "hello" }
+api_key = { required = true, secret = true }
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[[trigger.http]]
+route = { private = true }
+component = "hello"
+[[trigger.http]]
+route = "/inline"
+component = { source = "inline.wasm" }
+[[trigger.redis]]
+channel = "x"
+component = "hello"
+[component.hello]
+source = "target/hello.wasm"
+files = [{ source = "assets", destination = "/assets" }, "static/**/*"]
+exclude_files = ["static/drafts/*"]
+key_value_stores = ["default"]
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+ai_models = ["llama2-chat"]
+[component.hello.variables]
+greeting = "{{ greeting }}"
+[component.hello.build]
+command = "cargo build --release"
+watch = ["src/**/*.rs"]
+"#;
+
+#[test]
+fn parses_an_http_app_and_warns_about_the_rest() {
+    let m = SpinManifest::parse(Path::new("app/spin.toml"), APP).unwrap();
+    assert_eq!(m.name, "demo");
+    assert_eq!(m.triggers.len(), 3);
+    assert_eq!(m.triggers[0].route.as_deref(), Some("/hello/..."));
+    assert_eq!(m.triggers[1].route, None);
+    assert!(m.components.contains_key("inline-component-2"));
+    let c = &m.components["hello"];
+    assert_eq!(c.source, Path::new("app/target/hello.wasm"));
+    assert_eq!(
+        c.files,
+        vec![
+            FileMount::Placement {
+                source: "assets".into(),
+                destination: "/assets".into()
+            },
+            FileMount::Pattern("static/**/*".into()),
+        ]
+    );
+    assert_eq!(c.exclude_files, ["static/drafts/*"]);
+    assert_eq!(c.variables["greeting"], "{{ greeting }}");
+    assert!(m.variables["api_key"].required);
+    let w = m.warnings.join("\n");
+    assert!(w.contains("trigger.redis"), "{w}");
+    assert!(
+        w.contains("component.hello.ai_models is not supported"),
+        "{w}"
+    );
+    assert!(
+        !w.contains("exclude_files"),
+        "exclude_files is applied: {w}"
+    );
+}
+
+#[test]
+fn files_that_would_leave_the_app_folder_are_errors_naming_the_key() {
+    for (files, said) in [
+        (r#"files = ["../secrets/*"]"#, "'..' is not allowed"),
+        (r#"files = ["/etc/passwd"]"#, "must be relative"),
+        (
+            r#"files = [{ source = "assets", destination = "static" }]"#,
+            "must be an absolute guest path",
+        ),
+        (
+            r#"files = [{ source = "assets", destination = "/a/../.." }]"#,
+            "must not contain '..'",
+        ),
+        (r#"exclude_files = ["a/[b"]"#, "not a valid glob"),
+    ] {
+        let bad = APP.replace(
+            "files = [{ source = \"assets\", destination = \"/assets\" }, \"static/**/*\"]\nexclude_files = [\"static/drafts/*\"]",
+            files,
+        );
+        assert_ne!(bad, APP);
+        let e = format!(
+            "{:#}",
+            SpinManifest::parse(Path::new("spin.toml"), &bad).unwrap_err()
+        );
+        assert!(
+            e.starts_with("spin.toml:") && e.contains(": component.hello."),
+            "{e}"
+        );
+        assert!(e.contains(said), "{files}: {e}");
+    }
+}
+
+#[test]
+fn errors_name_the_file_and_key() {
+    let bad = APP.replace(
+        "component = \"hello\"\n[[trigger.http]]\nroute = { private",
+        "component = \"helo\"\n[[trigger.http]]\nroute = { private",
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spin.toml:12: trigger.http[0].component: unknown component \"helo\""),
+        "{e}"
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &APP.replace("= 2", "= 1"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("manifest version 2"), "{e}");
+}
+
+#[test]
+fn nebulas_limits_are_read_from_the_tool_tables_spin_ignores() {
+    let with = APP
+        .replace(
+            "[variables]",
+            "[application.tool.nebula.limits]\nmax_instances = 2\nqueue_size = 1\nmax_body_bytes = 100\n[application.tool.other]\nanything = true\n[variables]",
+        )
+        .replace(
+            "[component.hello.variables]",
+            "[component.hello.tool.nebula.limits]\ntimeout_ms = 250\nmax_response_bytes = 1000\nmax_instance_reuse = 1\n[component.hello.variables]",
+        );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
+    assert_eq!(m.limits.max_instances, Some(2));
+    assert_eq!(m.limits.queue_size, Some(1));
+    assert_eq!(m.limits.max_body_bytes, 100);
+    let c = &m.components["hello"].limits;
+    assert_eq!(c.timeout_ms, Some(250));
+    assert_eq!(c.max_response_bytes, Some(1000));
+    assert_eq!(c.max_memory_mb, None);
+    assert_eq!(c.max_instance_reuse, Some(1));
+    let w = m.warnings.join("\n");
+    assert!(
+        !w.contains("tool"),
+        "tool tables are Spin's, not unknown: {w}"
+    );
+    // Without them, the defaults.
+    let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
+    assert_eq!(plain.limits.max_instances, None);
+    assert_eq!(plain.components["hello"].limits.timeout_ms, None);
+}
+
+#[test]
+fn max_kv_store_bytes_is_read_and_checked() {
+    let plain = SpinManifest::parse(Path::new("spin.toml"), APP).unwrap();
+    assert_eq!(
+        plain.limits.max_kv_store_bytes,
+        nebula_spin_interfaces::DEFAULT_MAX_KV_STORE_BYTES
+    );
+    let set = APP.replace(
+        "[variables]",
+        "[application.tool.nebula.limits]\nmax_kv_store_bytes = 4096\n[variables]",
+    );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &set).unwrap();
+    assert_eq!(m.limits.max_kv_store_bytes, 4096);
+    let bad = APP.replace(
+        "[variables]",
+        "[application.tool.nebula.limits]\nmax_kv_store_bytes = 0\n[variables]",
+    );
+    let line = bad
+        .lines()
+        .position(|l| l == "max_kv_store_bytes = 0")
+        .unwrap()
+        + 1;
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("spin.toml:{line}"))
+            && e.contains("application.tool.nebula.limits.max_kv_store_bytes")
+            && e.contains("at least 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_bad_limit_in_a_tool_table_names_its_key_and_line() {
+    let bad = APP.replace(
+        "[component.hello.variables]",
+        "[component.hello.tool.nebula.limits]\ntimeout_ms = 0\n[component.hello.variables]",
+    );
+    let line = bad.lines().position(|l| l == "timeout_ms = 0").unwrap() + 1;
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("spin.toml:{line}"))
+            && e.contains("component.hello.tool.nebula.limits.timeout_ms"),
+        "{e}"
+    );
+    let bad = APP.replace(
+        "[component.hello.variables]",
+        "[component.hello.tool.nebula.limits]\nmax_instance_reuse = 0\n[component.hello.variables]",
+    );
+    let line = bad
+        .lines()
+        .position(|l| l == "max_instance_reuse = 0")
+        .unwrap()
+        + 1;
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("spin.toml:{line}"))
+            && e.contains("component.hello.tool.nebula.limits.max_instance_reuse")
+            && e.contains("between 1 and 1000000"),
+        "{e}"
+    );
+    let typo = APP.replace(
+        "[variables]",
+        "[application.tool.nebula]\nlimit = {}\n[variables]",
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &typo)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("limit"),
+        "an unknown key in Nebula's table is an error: {e}"
+    );
+}
+
+#[test]
+fn every_broken_spin_manifest_gives_its_expected_error() {
+    let cases = check_broken_manifests(Reader::SpinToml, |file, text| {
+        SpinManifest::parse(file, text)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    assert!(
+        cases.len() >= 10,
+        "only {} spin.toml cases found",
+        cases.len()
+    );
+    for name in cases {
+        assert!(
+            name.starts_with("spin-"),
+            "{name} is read as spin.toml; name it spin-*.toml"
+        );
+    }
+}
+
+#[test]
+fn a_key_spin_does_not_know_is_an_error_on_its_line() {
+    let bad = APP.replace(
+        "[component.hello.variables]",
+        "colour = \"blue\"\n[component.hello.variables]",
+    );
+    let line = bad.lines().position(|l| l == "colour = \"blue\"").unwrap() + 1;
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad).unwrap_err();
+    assert_eq!(e.line, Some(line), "{e}");
+    assert_eq!(e.key, "component.hello.colour", "{e}");
+    assert!(
+        e.message.starts_with("unknown field `colour`") && e.message.contains("remove it"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_inline_component_has_the_same_checks_and_settings() {
+    let with = APP.replace(
+        "component = { source = \"inline.wasm\" }",
+        "component = { source = \"inline.wasm\", ai_models = [\"x\"], tool.nebula = { cross_site = \"allow\", limits = { timeout_ms = 5 } } }",
+    );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
+    let c = &m.components["inline-component-2"];
+    assert_eq!(c.cross_site, CrossSite::Allow);
+    assert_eq!(c.limits.timeout_ms, Some(5));
+    assert!(
+        m.warnings.iter().any(|w| w
+            == "trigger.http[2].component.ai_models is not supported by Nebula and is ignored"),
+        "{:?}",
+        m.warnings
+    );
+    let bad = APP.replace(
+        "component = { source = \"inline.wasm\" }",
+        "component = { source = \"inline.wasm\", files = [\"../up\"] }",
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &bad).unwrap_err();
+    assert_eq!(e.key, "trigger.http[2].component.files", "{e}");
+    assert_eq!(e.line, Some(18), "{e}");
+}
+
+#[test]
+fn spin_keys_nebula_ignores_are_warnings() {
+    let with = APP
+        .replace(
+            "[variables]",
+            "[application.trigger.redis]\naddress = \"redis://127.0.0.1\"\n[variables]",
+        )
+        .replace(
+            "route = \"/inline\"",
+            "route = \"/inline\"\nstatic_response = { status_code = 200 }\nexecutor = { type = \"wagi\" }",
+        );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
+    let w = m.warnings.join("\n");
+    for said in [
+        "application.trigger.redis is not used by Nebula",
+        "trigger.http[2].static_response is not supported",
+        "trigger.http[2].executor: the \"wagi\" executor is not supported",
+        "[[trigger.redis]] is not supported by Nebula (HTTP triggers only); its 1 trigger(s)",
+    ] {
+        assert!(w.contains(said), "{said}: {w}");
+    }
+}
+
+#[test]
+fn a_spin_manifest_is_told_from_an_app_toml() {
+    let is = |f: &str, t: &str| SpinManifest::is_spin_manifest(Path::new(f), t);
+    assert!(is("spin.toml", ""));
+    assert!(is("x.toml", "spin_manifest_version = 2"));
+    assert!(is("x.toml", "[application]\nname = \"a\""));
+    assert!(is("x.toml", "[component.a]\nsource = \"a.wasm\""));
+    assert!(is("x.toml", "  [[trigger.http]]\nroute = \"/\""));
+    assert!(!is(
+        "app.toml",
+        "[app]\nname = \"a\"\n[components.a]\nsource = \"a.wasm\"\n[[routes]]\npath = \"/\""
+    ));
+}
+
+#[test]
+fn spin_ids_follow_spins_rules() {
+    for ok in ["hello", "my-component", "HTTP-server2", "a1"] {
+        assert!(check_id(ok, '-', false).is_ok(), "{ok}");
+    }
+    for bad in ["", "my_component", "-a", "a--b", "2a", "Hello", "a.b"] {
+        assert!(check_id(bad, '-', false).is_err(), "{bad}");
+    }
+    assert!(check_id("api_key", '_', true).is_ok());
+    assert!(check_id("API_KEY", '_', true).is_err());
+    assert!(check_id("API_KEY", '_', false).is_ok());
+}
+
+#[test]
+fn every_spin_manifest_the_repository_ships_parses() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<_> = [
+        "examples/academemes-spin/spin.toml",
+        "guests/http-hello/spin.toml",
+        "guests/spin-compat/sdk-v5/spin.toml",
+        "guests/spin-compat/sdk-v7/spin.toml",
+        "host/tests/apps/spin-files/spin.toml",
+    ]
+    .iter()
+    .map(|f| repo.join(f))
+    .collect();
+    for entry in std::fs::read_dir(repo.join("host/tests/apps")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        if name.starts_with("spin-") && name.ends_with(".toml") {
+            files.push(path);
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            SpinManifest::is_spin_manifest(&file, &text),
+            "{}",
+            file.display()
+        );
+        let m = SpinManifest::parse(&file, &text).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            m.warnings.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            m.warnings
+        );
+    }
+}
