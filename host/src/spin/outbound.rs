@@ -1,275 +1,147 @@
-//! `allowed_outbound_hosts`: which URLs a component may send requests to.
-//! Entries look like `https://example.com`, `http://127.0.0.1:*`,
-//! `*://localhost:3000`, `https://*.example.com:8443`, `http://10.0.0.0/8:*`
-//! (a CIDR range, as Spin writes it). Nothing else is reachable: an empty
-//! list means no outbound HTTP at all.
+//! Outbound HTTP as a host unit (see `nebula_spin_interfaces::HostUnit`): a component
+//! sends requests through wasi:http (`outgoing-handler` in 0.2, `client` in 0.3) to the
+//! hosts its `allowed_outbound_hosts` lists, and nowhere else.
 //!
-//! A host name is only text: what it resolves to is checked too (see
-//! [`super::outbound_connect`]). An address on the loopback, link-local
-//! (cloud metadata services live there), private or shared (CGNAT) ranges is
-//! reached only if an IP-literal or CIDR entry allows it, so a name allowed
-//! for the outside world cannot be pointed at the host's own network.
+//! It lives here rather than beside the other units because wasmtime-wasi-http serves it:
+//! the unit's part is the `send_request` hook, which checks the URL against the allowed-hosts
+//! unit (`nebula_spin_interfaces::allowed_hosts`) and sends through
+//! [`super::outbound_connect`], which connects only to addresses that unit allows.
 
-use std::net::IpAddr;
+use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi_http::{WasiBody, WasiHttp, WasiHttpHooks};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AllowedHost {
-    scheme: Option<String>,
-    host: HostPattern,
-    port: PortPattern,
+use nebula_spin_interfaces::{granted_list, interface_of, HostUnit, InstanceContext};
+
+// The allowed-hosts unit, under the names it had when it lived here.
+pub use nebula_spin_interfaces::allowed_hosts::{is_internal, AllowedHost, AllowedHosts};
+
+/// The interfaces this unit serves, without their versions.
+const INTERFACES: [&str; 2] = ["wasi:http/outgoing-handler", "wasi:http/client"];
+
+/// The outbound HTTP unit. It keeps nothing per app: what a component may reach is its own.
+pub struct OutboundHttp;
+
+/// What one component may reach.
+#[derive(Clone, Debug, Default)]
+pub struct OutboundHttpGrants {
+    /// `allowed_outbound_hosts = [...]`, as written.
+    pub allowed_hosts: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
-    Any,
-    Exact(String),
-    Subdomain(String),
-    /// An IP literal or a CIDR range (`127.0.0.1`, `10.0.0.0/8`, `[::1]`).
-    Network(ipnet::IpNet),
+/// One component's allowed hosts, parsed once at load.
+pub struct OutboundHttpComponent {
+    allowed: Arc<AllowedHosts>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum PortPattern {
-    Any,
-    /// No port written: the scheme's default.
-    Default,
-    Range(u16, u16),
+/// One instance's hook: wasmtime-wasi-http calls it for every request the guest sends.
+pub struct OutboundHooks {
+    allowed: Arc<AllowedHosts>,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct AllowedHosts(Vec<AllowedHost>);
+type SendResult = wasmtime_wasi_http::Result<super::outbound_connect::Sent>;
 
-impl AllowedHosts {
-    pub fn parse(entries: &[String]) -> Result<AllowedHosts> {
-        entries
-            .iter()
-            .map(|e| AllowedHost::parse(e))
-            .collect::<Result<_>>()
-            .map(AllowedHosts)
-    }
-
-    pub fn allows(&self, uri: &http::Uri) -> bool {
-        let Some(scheme) = uri.scheme_str() else {
-            return false;
-        };
-        let Some(host) = uri.host() else { return false };
-        let port = uri.port_u16().or(match scheme {
-            "http" => Some(80),
-            "https" => Some(443),
-            _ => None,
-        });
-        self.0.iter().any(|a| a.allows(scheme, host, port))
-    }
-
-    /// Whether an entry written as an IP literal or CIDR range allows
-    /// `ip:port` for `scheme`: what an internal address needs.
-    pub fn allows_address(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
-        self.0.iter().any(|a| {
-            matches!(&a.host, HostPattern::Network(net) if net.contains(&ip))
-                && a.scheme.as_deref().is_none_or(|s| s == scheme)
-                && a.port_allows(scheme, Some(port))
-        })
-    }
-}
-
-/// Whether `ip` belongs to the host's own or a private network rather than
-/// the public internet: unspecified, loopback, link-local (169.254.0.0/16,
-/// fe80::/10: cloud metadata services), private (10/8, 172.16/12,
-/// 192.168/16, fc00::/7), shared CGNAT space (100.64/10), broadcast and
-/// multicast; IPv4 addresses written as IPv6 (::ffff:a.b.c.d, 64:ff9b::/96)
-/// are judged as the IPv4 address they carry.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_unspecified()
-                || a == 0
-                || v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || (a == 100 && (64..128).contains(&b))
-                || v4.is_broadcast()
-                || v4.is_multicast()
+impl WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        drop(fut);
+        if !self.allowed.allows(request.uri()) {
+            tracing::warn!(url = %request.uri(), "outbound request refused: not in allowed_outbound_hosts");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let seg = v6.segments();
-            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let o = v6.octets();
-                return is_internal(IpAddr::V4([o[12], o[13], o[14], o[15]].into()));
-            }
-            v6.is_unspecified()
-                || v6.is_loopback()
-                || (seg[0] & 0xffc0) == 0xfe80
-                || (seg[0] & 0xfe00) == 0xfc00
-                || v6.is_multicast()
-        }
+        // The name is resolved and its addresses checked where the
+        // connection is made.
+        Box::new(super::outbound_connect::send(
+            self.allowed.clone(),
+            request,
+            options,
+        ))
     }
 }
 
-impl AllowedHost {
-    fn parse(entry: &str) -> Result<AllowedHost> {
-        let Some((scheme, rest)) = entry.split_once("://") else {
-            bail!("allowed_outbound_hosts: {entry:?} needs a scheme, e.g. \"https://{entry}\"");
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => (h, Some(p)),
-            _ => (rest, None),
-        };
-        let port = match port {
-            None => PortPattern::Default,
-            Some("*") => PortPattern::Any,
-            Some(p) => match p.split_once("..") {
-                Some((a, b)) => {
-                    PortPattern::Range(port_num(entry, a)?, port_num(entry, b)?.saturating_sub(1))
-                }
-                None => {
-                    let n = port_num(entry, p)?;
-                    PortPattern::Range(n, n)
-                }
-            },
-        };
-        let bare = host.trim_matches(['[', ']']);
-        let network = bare
-            .parse::<ipnet::IpNet>()
-            .ok()
-            .or_else(|| bare.parse::<IpAddr>().ok().map(ipnet::IpNet::from));
-        let host = match (network, host) {
-            (Some(net), _) => HostPattern::Network(net),
-            (None, "*") => HostPattern::Any,
-            (None, h) if h.starts_with("*.") => HostPattern::Subdomain(h[1..].to_ascii_lowercase()),
-            (None, h) if h.contains('*') => bail!("allowed_outbound_hosts: {entry:?}: '*' may only be the whole host or a leading '*.'"),
-            (None, h) => HostPattern::Exact(h.trim_matches(['[', ']']).to_ascii_lowercase()),
-        };
-        Ok(AllowedHost {
-            scheme: (scheme != "*").then(|| scheme.to_ascii_lowercase()),
-            host,
-            port,
+impl HostUnit for OutboundHttp {
+    type AppConfig = ();
+    type Grants = OutboundHttpGrants;
+    type Component = OutboundHttpComponent;
+    type Instance = OutboundHooks;
+    /// wasmtime-wasi-http's view, which holds this unit's hooks beside the WASI table its
+    /// requests and responses live in.
+    type Data = WasiHttp;
+
+    /// Adds the functions that send: 0.2's `outgoing-handler` and 0.3's `client`. wasi:http's
+    /// `types` are the host's to add, since they carry the incoming request too.
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> <WasiHttp as HasData>::Data<'_>,
+    ) -> anyhow::Result<()> {
+        wasmtime_wasi_http::p2::bindings::http::outgoing_handler::add_to_linker::<T, WasiHttp>(
+            linker, get,
+        )?;
+        wasmtime_wasi_http::p3::bindings::http::client::add_to_linker::<T, WasiHttp>(linker, get)?;
+        Ok(())
+    }
+
+    fn configure_app((): ()) -> anyhow::Result<Self> {
+        Ok(OutboundHttp)
+    }
+
+    /// Fails on an entry that is not a valid pattern, quoting it.
+    fn configure_component(
+        self: &Arc<Self>,
+        grants: OutboundHttpGrants,
+    ) -> anyhow::Result<OutboundHttpComponent> {
+        Ok(OutboundHttpComponent {
+            allowed: Arc::new(AllowedHosts::parse(&grants.allowed_hosts)?),
         })
     }
 
-    fn allows(&self, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        let host = host.trim_matches(['[', ']']).to_ascii_lowercase();
-        if self.scheme.as_deref().is_some_and(|s| s != scheme) {
-            return false;
-        }
-        let host_ok = match &self.host {
-            HostPattern::Any => true,
-            HostPattern::Exact(h) => *h == host,
-            HostPattern::Subdomain(suffix) => host.ends_with(suffix.as_str()),
-            HostPattern::Network(net) => host.parse::<IpAddr>().is_ok_and(|ip| net.contains(&ip)),
-        };
-        host_ok && self.port_allows(scheme, port)
-    }
-
-    fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
-        match self.port {
-            PortPattern::Any => true,
-            PortPattern::Default => {
-                port == match scheme {
-                    "http" => Some(80),
-                    "https" => Some(443),
-                    _ => None,
-                }
-            }
-            PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
+    fn prepare(component: &Arc<OutboundHttpComponent>, _: &InstanceContext) -> OutboundHooks {
+        OutboundHooks {
+            allowed: component.allowed.clone(),
         }
     }
-}
 
-fn port_num(entry: &str, p: &str) -> Result<u16> {
-    p.parse()
-        .map_err(|_| anyhow::anyhow!("allowed_outbound_hosts: {entry:?}: {p:?} is not a port, '*' or a range like 8000..8010"))
+    fn serves(import: &str, grants: &OutboundHttpGrants) -> Option<String> {
+        INTERFACES.contains(&interface_of(import)).then(|| {
+            format!(
+                "outbound HTTP to allowed_outbound_hosts only: {}",
+                granted_list(&grants.allowed_hosts)
+            )
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn allows(entries: &[&str], url: &str) -> bool {
-        let a = AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .unwrap();
-        a.allows(&url.parse().unwrap())
-    }
-
     #[test]
-    fn matches_scheme_host_and_port() {
-        assert!(allows(&["http://127.0.0.1:*"], "http://127.0.0.1:8080/x"));
-        assert!(!allows(&["http://127.0.0.1:*"], "http://localhost:8080/x"));
-        assert!(!allows(&["http://127.0.0.1:*"], "https://127.0.0.1:8080/x"));
-        assert!(allows(&["https://example.com"], "https://example.com/a"));
-        assert!(!allows(
-            &["https://example.com"],
-            "https://example.com:8443/a"
-        ));
-        assert!(allows(&["*://localhost:3000"], "http://localhost:3000/"));
-        assert!(allows(
-            &["https://*.example.com"],
-            "https://api.example.com/"
-        ));
-        assert!(!allows(&["https://*.example.com"], "https://example.org/"));
-        assert!(allows(&["http://[::1]:*"], "http://[::1]:9/"));
-        assert!(!allows(&[], "http://127.0.0.1/"));
-        // CIDR ranges, as Spin writes them.
-        assert!(allows(&["http://10.0.0.0/8:*"], "http://10.1.2.3:80/"));
-        assert!(!allows(&["http://10.0.0.0/8:*"], "http://11.1.2.3:80/"));
-        assert!(allows(&["*://fd00::/8:443"], "https://[fd12::1]/"));
-    }
-
-    #[test]
-    fn internal_addresses_need_an_ip_or_cidr_entry() {
-        let a = |entries: &[&str]| {
-            AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
+    fn serves_the_sending_interfaces_only() {
+        let grants = OutboundHttpGrants {
+            allowed_hosts: vec!["http://127.0.0.1:*".into()],
         };
-        let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!a(&["http://localhost:*"]).allows_address("http", lo, 80));
-        assert!(!a(&["*://*:*"]).allows_address("http", lo, 80));
-        assert!(a(&["http://127.0.0.1:*"]).allows_address("http", lo, 80));
-        assert!(a(&["http://127.0.0.0/8:80"]).allows_address("http", lo, 80));
-        assert!(!a(&["http://127.0.0.0/8:81"]).allows_address("http", lo, 80));
-        assert!(!a(&["https://127.0.0.1:*"]).allows_address("http", lo, 80));
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "172.31.255.255",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "::",
-            "fe80::1",
-            "fd00:ec2::254",
-            "::ffff:127.0.0.1",
-            "64:ff9b::a9fe:a9fe",
+        for import in [
+            "wasi:http/outgoing-handler@0.2.6",
+            "wasi:http/client@0.3.0-rc-2025-09-16",
         ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+            assert_eq!(
+                OutboundHttp::serves(import, &grants).as_deref(),
+                Some("outbound HTTP to allowed_outbound_hosts only: http://127.0.0.1:*"),
+                "{import}"
+            );
         }
-        for ip in [
-            "93.184.216.34",
-            "172.32.0.1",
-            "100.128.0.1",
-            "2606:4700::1111",
-        ] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        for import in ["wasi:http/types@0.2.6", "wasi:http/handler@0.3.0"] {
+            assert_eq!(OutboundHttp::serves(import, &grants), None, "{import}");
         }
-    }
-
-    #[test]
-    fn bad_entries_are_explained() {
-        assert!(AllowedHosts::parse(&["example.com".into()])
-            .unwrap_err()
-            .to_string()
-            .contains("needs a scheme"));
-        assert!(AllowedHosts::parse(&["http://a:b".into()])
-            .unwrap_err()
-            .to_string()
-            .contains("not a port"));
+        assert!(
+            OutboundHttp::serves("wasi:http/client@0.3.0", &Default::default())
+                .unwrap()
+                .ends_with("none granted")
+        );
     }
 }
