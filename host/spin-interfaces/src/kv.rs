@@ -9,12 +9,141 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use rusqlite::{OpenFlags, OptionalExtension as _};
-use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureReader, HasData, HasSelf, Linker, Resource, ResourceTable, StreamReader,
+};
 
 use crate::bindings::fermyon::spin::key_value as v2;
 use crate::bindings::spin::key_value::key_value as v3;
-use crate::{Blocking, SpinData, SpinState, MAX_OPEN_HANDLES};
+use crate::unit::{granted_list, interface_of, InstanceContext, OpenHandles};
+use crate::{prepare_path, Blocking, CallLimits, HostUnit, DEFAULT_MAX_KV_STORE_BYTES};
+
+/// The interfaces this unit serves, without their versions.
+const INTERFACES: [&str; 2] = ["fermyon:spin/key-value", "spin:key-value/key-value"];
+
+/// The key-value unit, configured for one app: the file behind each store label.
+pub struct KeyValue {
+    stores: HashMap<String, Arc<KvFile>>,
+}
+
+/// What the app gives the key-value unit.
+#[derive(Debug, Default)]
+pub struct KeyValueConfig {
+    /// Store label → SQLite file holding it (`"default"` is the usual one).
+    pub stores: HashMap<String, PathBuf>,
+    /// Bytes one store may hold, keys and values together; a `set` that would go past it
+    /// fails and writes nothing. `None` means [`DEFAULT_MAX_KV_STORE_BYTES`].
+    pub max_store_bytes: Option<u64>,
+}
+
+/// What one component may use.
+#[derive(Clone, Debug, Default)]
+pub struct KeyValueGrants {
+    /// `key_value_stores = [...]`
+    pub stores: Vec<String>,
+    /// Its result cap bounds what one call returns.
+    pub limits: CallLimits,
+}
+
+/// One component's grants over the app's stores.
+pub struct KeyValueComponent {
+    unit: Arc<KeyValue>,
+    stores: Vec<String>,
+    max_result_bytes: usize,
+}
+
+impl KeyValueComponent {
+    pub(crate) fn new(unit: Arc<KeyValue>, grants: KeyValueGrants) -> Self {
+        Self {
+            unit,
+            stores: grants.stores,
+            max_result_bytes: grants.limits.result_cap(),
+        }
+    }
+}
+
+/// One instance's open stores.
+pub struct KeyValueInstance {
+    component: Arc<KeyValueComponent>,
+    /// A table of the unit's own: no other interface shares its handles.
+    table: ResourceTable,
+    handles: OpenHandles,
+    blocking: Blocking,
+}
+
+impl KeyValueInstance {
+    /// Runs this instance's work with `blocking` from now on.
+    pub(crate) fn set_blocking(&mut self, blocking: Blocking) {
+        self.blocking = blocking;
+    }
+
+    /// Stores and connections the instance holds, all units together.
+    #[cfg(test)]
+    pub(crate) fn open_handles(&self) -> usize {
+        self.handles.count()
+    }
+}
+
+impl HostUnit for KeyValue {
+    type AppConfig = KeyValueConfig;
+    type Grants = KeyValueGrants;
+    type Component = KeyValueComponent;
+    type Instance = KeyValueInstance;
+    type Data = HasSelf<KeyValueInstance>;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> <Self::Data as HasData>::Data<'_>,
+    ) -> anyhow::Result<()> {
+        v2::add_to_linker::<T, Self::Data>(linker, get)?;
+        v3::add_to_linker::<T, Self::Data>(linker, get)?;
+        Ok(())
+    }
+
+    /// Prepares the stores' folders; files are created when a component first opens them.
+    fn configure_app(config: KeyValueConfig) -> anyhow::Result<Self> {
+        // Labels given the same file share one connection, so they never contend for the
+        // file's write lock against each other.
+        let quota = config.max_store_bytes.unwrap_or(DEFAULT_MAX_KV_STORE_BYTES);
+        let mut files: HashMap<PathBuf, Arc<KvFile>> = HashMap::new();
+        let mut stores = HashMap::new();
+        for (label, path) in config.stores {
+            let path = prepare_path(&path).with_context(|| format!("key-value store {label:?}"))?;
+            let file = files
+                .entry(path.clone())
+                .or_insert_with(|| Arc::new(KvFile::new(path, quota)))
+                .clone();
+            stores.insert(label, file);
+        }
+        Ok(Self { stores })
+    }
+
+    /// Never fails: a granted label without a file answers `no-such-store` when opened, as
+    /// in Spin.
+    fn configure_component(
+        self: &Arc<Self>,
+        grants: KeyValueGrants,
+    ) -> anyhow::Result<KeyValueComponent> {
+        Ok(KeyValueComponent::new(self.clone(), grants))
+    }
+
+    fn prepare(component: &Arc<KeyValueComponent>, instance: &InstanceContext) -> KeyValueInstance {
+        KeyValueInstance {
+            component: component.clone(),
+            table: ResourceTable::new(),
+            handles: instance.handles.clone(),
+            blocking: instance.blocking.clone(),
+        }
+    }
+
+    fn serves(import: &str, grants: &KeyValueGrants) -> Option<String> {
+        INTERFACES
+            .contains(&interface_of(import))
+            .then(|| format!("stores: {}", granted_list(&grants.stores)))
+    }
+}
 
 /// One SQLite file holding key-value stores; several labels may share it.
 ///
@@ -261,32 +390,33 @@ fn too_large(cap: usize) -> KvError {
     ))
 }
 
-impl SpinState {
+impl KeyValueInstance {
     /// Spin's order of checks: a label the component was not granted is `access-denied`
     /// whether or not it exists; a granted one the host did not back is `no-such-store`.
     pub(crate) fn kv_open(&mut self, label: &str) -> Result<KvStore, KvError> {
-        if !self.grants.key_value_stores.iter().any(|l| l == label) {
+        let component = &self.component;
+        if !component.stores.iter().any(|l| l == label) {
             return Err(KvError::AccessDenied);
         }
-        let file = self
-            .resources
-            .key_value
+        let file = component
+            .unit
+            .stores
             .get(label)
             .ok_or(KvError::NoSuchStore)?
             .clone();
-        if self.open_handles >= MAX_OPEN_HANDLES {
+        if self.handles.full() {
             return Err(KvError::StoreTableFull);
         }
         Ok(KvStore {
             file,
             label: label.to_string(),
-            max_result_bytes: self.grants.limits.result_cap(),
+            max_result_bytes: component.max_result_bytes,
         })
     }
 
     fn kv_push(&mut self, store: KvStore) -> wasmtime::Result<Resource<KvStore>> {
         let res = self.table.push(store)?;
-        self.open_handles += 1;
+        self.handles.opened();
         Ok(res)
     }
 
@@ -296,7 +426,7 @@ impl SpinState {
 
     fn kv_drop(&mut self, res: Resource<KvStore>) -> wasmtime::Result<()> {
         self.table.delete(res)?;
-        self.open_handles -= 1;
+        self.handles.closed();
         Ok(())
     }
 }
@@ -325,9 +455,9 @@ impl From<KvError> for v3::Error {
 
 type V2Result<T> = wasmtime::Result<Result<T, v2::Error>>;
 
-impl v2::Host for SpinState {}
+impl v2::Host for KeyValueInstance {}
 
-impl v2::HostStore for SpinState {
+impl v2::HostStore for KeyValueInstance {
     fn open(&mut self, label: String) -> V2Result<Resource<KvStore>> {
         match self.kv_open(&label) {
             Ok(store) => Ok(Ok(self.kv_push(store)?)),
@@ -360,7 +490,7 @@ impl v2::HostStore for SpinState {
     }
 }
 
-impl SpinState {
+impl KeyValueInstance {
     /// Runs `op` on a blocking thread, for the v2 functions (which hold the store's data
     /// while they wait, as a synchronous WIT function does).
     async fn kv_run<E: From<KvError>>(
@@ -377,7 +507,7 @@ impl SpinState {
 /// The v3 functions let go of the store's data while the operation runs, so the guest's
 /// other tasks go on meanwhile.
 async fn kv_run3<T: Send>(
-    accessor: &Accessor<T, SpinData>,
+    accessor: &Accessor<T, HasSelf<KeyValueInstance>>,
     store: &Resource<KvStore>,
     op: Op,
 ) -> wasmtime::Result<Result<Out, v3::Error>> {
@@ -424,16 +554,16 @@ impl Out {
 
 type V3Result<T> = wasmtime::Result<Result<T, v3::Error>>;
 
-impl v3::Host for SpinState {}
+impl v3::Host for KeyValueInstance {}
 
-impl v3::HostStore for SpinState {
+impl v3::HostStore for KeyValueInstance {
     fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
         self.kv_drop(store)
     }
 }
 
 /// The 3.0 functions are `async` in WIT: each runs its statement on a blocking thread.
-impl<T: Send> v3::HostStoreWithStore<T> for SpinData {
+impl<T: Send> v3::HostStoreWithStore<T> for HasSelf<KeyValueInstance> {
     async fn open(accessor: &Accessor<T, Self>, label: String) -> V3Result<Resource<KvStore>> {
         accessor.with(|mut access| {
             let state = access.get();

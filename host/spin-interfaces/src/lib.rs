@@ -1,6 +1,6 @@
 //! The host interfaces Spin gives HTTP components — key-value, SQLite and variables —
 //! implemented for Nebula on wasmtime's component model, so that a component built with the
-//! Spin SDK runs unchanged.
+//! Spin SDK runs unchanged; and the allowed-hosts check every outbound interface shares.
 //!
 //! | interface | imported by | functions |
 //! |---|---|---|
@@ -14,9 +14,47 @@
 //!
 //! The WIT files are Spin's own, copied from the SDK crates into `wit/deps/`.
 //!
+//! # Units
+//!
+//! Each interface is a unit of its own, a [`HostUnit`] (after Spin's factors): [`KeyValue`],
+//! [`Sqlite`], [`Variables`]; outbound HTTP is one too, in the host (it is served through
+//! wasmtime-wasi-http). A unit has four steps, each at the level its state lives:
+//!
+//! 1. [`add_to_linker`](HostUnit::add_to_linker), once per linker: no app is known yet;
+//! 2. [`configure_app`](HostUnit::configure_app), once per app: backing files, `[variables]`;
+//! 3. [`configure_component`](HostUnit::configure_component), once per component, at load:
+//!    what its manifest entry grants, checked, so that a mistake fails the load;
+//! 4. [`prepare`](HostUnit::prepare), once per instance: cheap, a few `Arc` clones and an
+//!    empty table.
+//!
+//! and it says how it serves its imports ([`serves`](HostUnit::serves)), which
+//! `nebula check` prints. No unit reads another's state or the host's store type, so each
+//! is linked, tested and replaced on its own.
+//!
+//! [`allowed_hosts`] is the one piece outbound interfaces share: which hosts a component may
+//! reach, and a connection that checks the addresses a name resolves to.
+//!
+//! ## Adding a host interface
+//!
+//! 1. Copy its WIT into `wit/deps/`, import it in `wit/world.wit`'s `host` world and say in
+//!    `bindings` below which functions are `async` on the host.
+//! 2. Write a module with the unit (the per-app state) and its config, grants, component and
+//!    instance types; implement the generated `Host` traits on the instance type and
+//!    [`HostUnit`] on the unit. `kv.rs` is the pattern; an outbound one keeps the
+//!    component's [`allowed_hosts::AllowedHosts`] and connects through it.
+//! 3. Wire it in beside the others. A Spin interface goes into this crate's bundle:
+//!    [`ResourceOptions`] and [`SpinResources`] (per app), [`ComponentGrants`] and
+//!    [`ComponentUnits`] (per component), [`SpinState`] (per instance), [`add_to_linker`],
+//!    and [`ComponentGrants::serves`], which `nebula check` asks; the host fills in the
+//!    grants from the manifest (`SpinComponent::spin_grants`, host/src/spin/manifest.rs).
+//!    A unit served through another crate is wired by the host itself, as outbound HTTP is
+//!    (host/src/spin/outbound.rs; linked, configured and prepared in host/src/spin/http.rs,
+//!    asked in host/src/spin/check.rs).
+//!
 //! # Use
 //!
-//! Three steps, after Spin's factors: link once, configure per app, prepare per instance.
+//! Spin's three interfaces together, as the Spin host uses them: link once, configure per
+//! app, check each component, prepare per instance.
 //!
 //! ```no_run
 //! use std::collections::{BTreeMap, HashMap};
@@ -48,20 +86,46 @@
 //! })?);
 //!
 //! // Once per component: what its manifest grants; fails on a bad variable template.
-//! let grants = Arc::new(ComponentGrants {
+//! let component = resources.configure_component(&ComponentGrants {
 //!     key_value_stores: vec!["default".into()],
 //!     sqlite_databases: vec!["default".into()],
 //!     variables: BTreeMap::from([("message".into(), "{{ greeting }}, world".into())]),
 //!     // Its own deadline and memory cap bound a statement's run time and a call's result.
 //!     limits: CallLimits::default(),
-//! });
-//! resources.check_component(&grants)?;
+//! })?;
 //!
-//! // Per instance (per request): cheap, two `Arc` clones and an empty table. SQLite and
-//! // key-value calls run on tokio's blocking pool unless the host gives its own spawner.
+//! // Per instance (per request): SQLite and key-value calls run on tokio's blocking pool
+//! // unless the host gives its own spawner.
 //! let host = Host {
-//!     spin: SpinState::new(resources.clone(), grants.clone()).with_blocking(Blocking::tokio()),
+//!     spin: SpinState::prepare(&component, &InstanceContext::new(Blocking::tokio())),
 //! };
+//! # let _ = host; Ok(()) }
+//! ```
+//!
+//! One unit alone, e.g. key-value for a host that offers nothing else:
+//!
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::sync::Arc;
+//! use nebula_spin_interfaces::*;
+//! use wasmtime::component::Linker;
+//!
+//! struct Host { kv: KeyValueInstance }
+//! fn kv(host: &mut Host) -> &mut KeyValueInstance { &mut host.kv }
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let engine = wasmtime::Engine::default();
+//! let mut linker = Linker::<Host>::new(&engine);
+//! KeyValue::add_to_linker(&mut linker, kv)?;
+//! let app = Arc::new(KeyValue::configure_app(KeyValueConfig {
+//!     stores: HashMap::from([("default".into(), ".nebula/kv.db".into())]),
+//!     max_store_bytes: None,
+//! })?);
+//! let component = Arc::new(app.configure_component(KeyValueGrants {
+//!     stores: vec!["default".into()],
+//!     limits: CallLimits::default(),
+//! })?);
+//! let host = Host { kv: KeyValue::prepare(&component, &InstanceContext::new(Blocking::tokio())) };
 //! # let _ = host; Ok(()) }
 //! ```
 //!
@@ -73,14 +137,14 @@
 //! - Key-value stores live in the `spin_key_value` table of their file, the layout of Spin's
 //!   default store; several labels may share a file.
 //! - Application variables take `SPIN_VARIABLE_<NAME>` from the environment, else their
-//!   default, once, when [`SpinResources::new`] runs. A component sees only the variables its
+//!   default, once, when the app is configured ([`Variables::configure_app`]). A component sees only the variables its
 //!   manifest declares (`undefined` otherwise); names that break Spin's naming rule are
 //!   `invalid-name`.
 //! - Results are capped at 128 MiB per call, as in Spin, and at the component's own
 //!   [`CallLimits::max_result_bytes`] (its memory cap) when that is smaller; a guest may hold
 //!   at most 256 open stores and connections together (`store-table-full`, or an `io` error
 //!   for SQLite).
-//! - Unlike Spin, a key-value store holds at most [`ResourceOptions::max_kv_store_bytes`]
+//! - Unlike Spin, a key-value store holds at most [`KeyValueConfig::max_store_bytes`]
 //!   (keys and values, 64 MiB by default): a `set` past it fails with `other` and writes
 //!   nothing, so one tenant cannot fill the host's disk.
 //!
@@ -105,10 +169,12 @@
 //! `PRAGMA x = y`) are closed instead of going back to the pool, and an open transaction is
 //! rolled back, so nothing per-connection carries over to another request.
 
+pub mod allowed_hosts;
 mod blocking;
 mod kv;
 mod sql_policy;
 mod sqlite;
+mod unit;
 mod variables;
 
 use std::collections::{BTreeMap, HashMap};
@@ -117,12 +183,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::Linker;
 
 pub use blocking::{Blocking, BlockingDone, BlockingJob};
-pub use kv::KvStore;
-pub use sqlite::SqliteConnection;
-pub use variables::{env_key as variable_env_key, AppVariable, AppVariables};
+pub use kv::{
+    KeyValue, KeyValueComponent, KeyValueConfig, KeyValueGrants, KeyValueInstance, KvStore,
+};
+pub use sqlite::{
+    Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
+};
+pub use unit::{granted_list, interface_of, HostUnit, InstanceContext};
+pub use variables::{
+    env_key as variable_env_key, AppVariable, AppVariables, Variables, VariablesComponent,
+    VariablesConfig, VariablesGrants, VariablesInstance,
+};
 
 /// Largest result one call returns, as Spin's `MAX_HOST_BUFFERED_BYTES`; a component's own
 /// cap ([`CallLimits::max_result_bytes`]) may only lower it.
@@ -134,7 +208,7 @@ pub const DEFAULT_MAX_KV_STORE_BYTES: u64 = 64 << 20;
 /// How long one SQLite statement may run when the host gives the component no deadline.
 pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Open stores and connections one instance may hold at once.
+/// Open stores and connections one instance may hold at once, all units together.
 const MAX_OPEN_HANDLES: usize = 256;
 
 mod bindings {
@@ -165,7 +239,9 @@ mod bindings {
     });
 }
 
-/// What the host decides per app: where each label's data lives, and the app's variables.
+/// What the host decides per app for Spin's three interfaces: where each label's data
+/// lives, and the app's variables. Each unit's part goes to its
+/// [`configure_app`](HostUnit::configure_app).
 #[derive(Debug, Default)]
 pub struct ResourceOptions {
     /// Key-value store label → SQLite file holding it (`"default"` is the usual one).
@@ -182,64 +258,60 @@ pub struct ResourceOptions {
     pub max_kv_store_bytes: Option<u64>,
 }
 
-/// Per-app state shared by every instance: backing files and resolved variables.
+/// Spin's three units configured for one app; shared by every component and instance.
 pub struct SpinResources {
-    key_value: HashMap<String, Arc<kv::KvFile>>,
-    sqlite: HashMap<String, Arc<sqlite::SqliteDb>>,
-    variables: variables::ResolvedVariables,
+    key_value: Arc<KeyValue>,
+    sqlite: Arc<Sqlite>,
+    variables: Arc<Variables>,
 }
 
 impl SpinResources {
-    /// Resolves the app's variables and prepares the backing files' folders. Files are
-    /// created when a component first opens them.
+    /// Configures each unit for the app: resolves the app's variables and prepares the
+    /// backing files' folders. Files are created when a component first opens them.
     ///
     /// Fails if an application variable has no value (required, and no `SPIN_VARIABLE_*` is
     /// set), has an invalid name, or is both required and defaulted; the message names it.
     pub fn new(opts: ResourceOptions) -> anyhow::Result<Self> {
-        let variables = match &opts.environment {
-            Some(env) => {
-                variables::ResolvedVariables::resolve(&opts.variables, &|k| env.get(k).cloned())
-            }
-            None => {
-                variables::ResolvedVariables::resolve(&opts.variables, &|k| std::env::var(k).ok())
-            }
-        }?;
-
-        // Labels given the same file share one connection, so they never contend for the
-        // file's write lock against each other.
-        let quota = opts
-            .max_kv_store_bytes
-            .unwrap_or(DEFAULT_MAX_KV_STORE_BYTES);
-        let mut files: HashMap<PathBuf, Arc<kv::KvFile>> = HashMap::new();
-        let mut key_value = HashMap::new();
-        for (label, path) in opts.key_value {
-            let path = prepare_path(&path).with_context(|| format!("key-value store {label:?}"))?;
-            let file = files
-                .entry(path.clone())
-                .or_insert_with(|| Arc::new(kv::KvFile::new(path, quota)))
-                .clone();
-            key_value.insert(label, file);
-        }
-
-        let mut sqlite = HashMap::new();
-        for (label, path) in opts.sqlite {
-            let path = prepare_path(&path).with_context(|| format!("SQLite database {label:?}"))?;
-            sqlite.insert(label, Arc::new(sqlite::SqliteDb::new(path)));
-        }
-
+        // Variables first, so that a manifest's variable problem is the one reported.
+        let variables = Variables::configure_app(VariablesConfig {
+            variables: opts.variables,
+            environment: opts.environment,
+        })?;
+        let key_value = KeyValue::configure_app(KeyValueConfig {
+            stores: opts.key_value,
+            max_store_bytes: opts.max_kv_store_bytes,
+        })?;
+        let sqlite = Sqlite::configure_app(SqliteConfig {
+            databases: opts.sqlite,
+        })?;
         Ok(Self {
-            key_value,
-            sqlite,
-            variables,
+            key_value: Arc::new(key_value),
+            sqlite: Arc::new(sqlite),
+            variables: Arc::new(variables),
         })
     }
 
-    /// Checks a component against the app before it serves: its variable templates must
-    /// parse and name only application variables. Labels of stores and databases without a
-    /// file are not an error here; opening them answers `no-such-store` /
+    /// Configures each unit for one component, checking its grants: its variable templates
+    /// must parse and name only application variables. Labels of stores and databases
+    /// without a file are not an error here; opening them answers `no-such-store` /
     /// `no-such-database`.
+    pub fn configure_component(&self, grants: &ComponentGrants) -> anyhow::Result<ComponentUnits> {
+        Ok(ComponentUnits {
+            key_value: Arc::new(
+                self.key_value
+                    .configure_component(grants.key_value_grants())?,
+            ),
+            sqlite: Arc::new(self.sqlite.configure_component(grants.sqlite_grants())?),
+            variables: Arc::new(
+                self.variables
+                    .configure_component(grants.variables_grants())?,
+            ),
+        })
+    }
+
+    /// Only checks a component against the app (see [`Self::configure_component`]).
     pub fn check_component(&self, grants: &ComponentGrants) -> anyhow::Result<()> {
-        self.variables.check_component(&grants.variables)
+        self.variables.check(&grants.variables_grants())
     }
 
     /// Renders a template over the application variables, e.g. `"https://{{ host }}"`; for
@@ -247,11 +319,26 @@ impl SpinResources {
     pub fn resolve_template(&self, template: &str) -> anyhow::Result<String> {
         self.variables.render(template)
     }
+
+    /// The key-value unit, for a host that wires the units itself.
+    pub fn key_value(&self) -> &Arc<KeyValue> {
+        &self.key_value
+    }
+
+    /// The SQLite unit, for a host that wires the units itself.
+    pub fn sqlite(&self) -> &Arc<Sqlite> {
+        &self.sqlite
+    }
+
+    /// The variables unit, for a host that wires the units itself.
+    pub fn variables(&self) -> &Arc<Variables> {
+        &self.variables
+    }
 }
 
 /// Makes the path absolute (so that two spellings of one file share a connection) and
 /// creates its folder, so that a folder that cannot be created fails the load.
-fn prepare_path(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn prepare_path(path: &std::path::Path) -> anyhow::Result<PathBuf> {
     let path = std::path::absolute(path)
         .with_context(|| format!("cannot resolve the path {}", path.display()))?;
     if let Some(dir) = path.parent() {
@@ -261,7 +348,7 @@ fn prepare_path(path: &std::path::Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// What one component's manifest entry grants it.
+/// What one component's manifest entry grants it, for Spin's three units.
 #[derive(Clone, Debug, Default)]
 pub struct ComponentGrants {
     /// `key_value_stores = [...]`
@@ -272,6 +359,47 @@ pub struct ComponentGrants {
     pub variables: BTreeMap<String, String>,
     /// What one call of this component may take.
     pub limits: CallLimits,
+}
+
+impl ComponentGrants {
+    /// The key-value unit's part.
+    pub fn key_value_grants(&self) -> KeyValueGrants {
+        KeyValueGrants {
+            stores: self.key_value_stores.clone(),
+            limits: self.limits,
+        }
+    }
+
+    /// The SQLite unit's part.
+    pub fn sqlite_grants(&self) -> SqliteGrants {
+        SqliteGrants {
+            databases: self.sqlite_databases.clone(),
+            limits: self.limits,
+        }
+    }
+
+    /// The variables unit's part.
+    pub fn variables_grants(&self) -> VariablesGrants {
+        VariablesGrants {
+            templates: self.variables.clone(),
+        }
+    }
+
+    /// How one of the three units serves `import` to this component (for `nebula check`),
+    /// or `None` if it is none of theirs.
+    pub fn serves(&self, import: &str) -> Option<String> {
+        KeyValue::serves(import, &self.key_value_grants())
+            .or_else(|| Sqlite::serves(import, &self.sqlite_grants()))
+            .or_else(|| Variables::serves(import, &self.variables_grants()))
+    }
+}
+
+/// One component configured in Spin's three units; cloned into each instance.
+#[derive(Clone)]
+pub struct ComponentUnits {
+    pub key_value: Arc<KeyValueComponent>,
+    pub sqlite: Arc<SqliteComponent>,
+    pub variables: Arc<VariablesComponent>,
 }
 
 /// One component's bounds on its SQLite and key-value calls, from its own limits.
@@ -302,54 +430,74 @@ impl CallLimits {
     }
 }
 
-/// Per-instance state: the stores and connections the guest has open.
+/// Per-instance state of Spin's three units: the stores and connections the guest has open.
 ///
 /// Dropping it (with the instance's store) closes them and returns SQLite connections to
 /// their pool.
 pub struct SpinState {
-    resources: Arc<SpinResources>,
-    grants: Arc<ComponentGrants>,
-    /// A table of its own rather than the host's WASI one: the two never share handles, and
-    /// it keeps [`SpinView`] to one method.
-    table: ResourceTable,
-    open_handles: usize,
-    /// Where SQLite work runs, off the calling thread.
-    blocking: Blocking,
+    pub key_value: KeyValueInstance,
+    pub sqlite: SqliteInstance,
+    pub variables: VariablesInstance,
 }
 
 impl SpinState {
-    pub fn new(resources: Arc<SpinResources>, grants: Arc<ComponentGrants>) -> Self {
+    /// One instance of `component`.
+    pub fn prepare(component: &ComponentUnits, instance: &InstanceContext) -> Self {
         Self {
-            resources,
-            grants,
-            table: ResourceTable::new(),
-            open_handles: 0,
-            blocking: Blocking::tokio(),
+            key_value: KeyValue::prepare(&component.key_value, instance),
+            sqlite: Sqlite::prepare(&component.sqlite, instance),
+            variables: Variables::prepare(&component.variables, instance),
         }
+    }
+
+    /// One instance of a component configured on the spot, its grants unchecked (a bad
+    /// variable template answers `other` when read), its work on tokio's blocking pool: for
+    /// tests and hosts that check grants on their own. A host that serves many requests
+    /// configures each component once ([`SpinResources::configure_component`]) and uses
+    /// [`SpinState::prepare`].
+    pub fn new(resources: Arc<SpinResources>, grants: Arc<ComponentGrants>) -> Self {
+        let component = ComponentUnits {
+            key_value: Arc::new(KeyValueComponent::new(
+                resources.key_value.clone(),
+                grants.key_value_grants(),
+            )),
+            sqlite: Arc::new(SqliteComponent::new(
+                resources.sqlite.clone(),
+                grants.sqlite_grants(),
+            )),
+            variables: Arc::new(VariablesComponent::unchecked(
+                resources.variables.clone(),
+                grants.variables_grants(),
+            )),
+        };
+        Self::prepare(&component, &InstanceContext::new(Blocking::tokio()))
     }
 
     /// Runs this instance's SQLite and key-value work with `blocking` instead of tokio's
     /// blocking pool: per instance, so that a host can charge the work to the request the
     /// instance is serving.
     pub fn with_blocking(mut self, blocking: Blocking) -> Self {
-        self.blocking = blocking;
+        self.key_value.set_blocking(blocking.clone());
+        self.sqlite.set_blocking(blocking);
         self
     }
 }
 
-/// Implemented by the host's store data to give these interfaces their state.
+#[cfg(test)]
+impl SpinState {
+    /// Stores and connections the instance holds, all units together.
+    fn open_handles(&self) -> usize {
+        self.key_value.open_handles()
+    }
+}
+
+/// Implemented by the host's store data to give Spin's three units their state.
 pub trait SpinView: Send {
     fn spin(&mut self) -> &mut SpinState;
 }
 
-/// The [`HasData`] projection used by the generated bindings: `T` → `&mut SpinState`.
-pub(crate) struct SpinData;
-
-impl HasData for SpinData {
-    type Data<'a> = &'a mut SpinState;
-}
-
-/// Adds every interface in the table at the top of this page to `linker`.
+/// Adds every interface in the table at the top of this page to `linker`: each of Spin's
+/// three units, with its state found through [`SpinView`].
 ///
 /// The `@3.x` interfaces have `async` functions, streams and futures: the engine must be
 /// built with wasmtime's `component-model-async` cargo feature, which this crate turns on;
@@ -358,19 +506,18 @@ impl HasData for SpinData {
 /// called as usual (`call_async`, or `run_concurrent` for `wasi:http@0.3`); a guest that
 /// lowers these imports synchronously simply blocks until they return.
 pub fn add_to_linker<T: SpinView + 'static>(linker: &mut Linker<T>) -> anyhow::Result<()> {
-    use bindings::{fermyon, spin};
-    let get: fn(&mut T) -> &mut SpinState = T::spin;
-    fermyon::spin::key_value::add_to_linker::<T, SpinData>(linker, get)?;
-    fermyon::spin::sqlite::add_to_linker::<T, SpinData>(linker, get)?;
-    fermyon::spin::variables::add_to_linker::<T, SpinData>(linker, get)?;
-    spin::key_value::key_value::add_to_linker::<T, SpinData>(linker, get)?;
-    spin::sqlite3_1_0::sqlite::add_to_linker::<T, SpinData>(linker, get)?;
-    // wasmtime would resolve an `@3.0.0` import to `@3.1.0` by semver on its own, but
-    // `Linker::define_unknown_imports_as_traps` matches names exactly and would stub it with
-    // traps; naming 3.0.0 explicitly (3.1.0's functions are a superset) avoids that.
-    let mut v3_0 = linker.instance("spin:sqlite/sqlite@3.0.0")?;
-    spin::sqlite3_1_0::sqlite::add_to_linker_instance::<T, SpinData>(&mut v3_0, get)?;
-    spin::variables::variables::add_to_linker::<T, SpinData>(linker, get)?;
+    fn key_value<T: SpinView>(host: &mut T) -> &mut KeyValueInstance {
+        &mut host.spin().key_value
+    }
+    fn sqlite<T: SpinView>(host: &mut T) -> &mut SqliteInstance {
+        &mut host.spin().sqlite
+    }
+    fn variables<T: SpinView>(host: &mut T) -> &mut VariablesInstance {
+        &mut host.spin().variables
+    }
+    KeyValue::add_to_linker(linker, key_value::<T>)?;
+    Sqlite::add_to_linker(linker, sqlite::<T>)?;
+    Variables::add_to_linker(linker, variables::<T>)?;
     Ok(())
 }
 

@@ -7,19 +7,146 @@
 //! `BEGIN … COMMIT` from interleaving with another request's statements and makes `changes`
 //! and `last-insert-rowid` describe this guest's statements only.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::OpenFlags;
-use wasmtime::component::{Accessor, FutureReader, Resource, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureReader, HasData, HasSelf, Linker, Resource, ResourceTable, StreamReader,
+};
 
 use crate::bindings::fermyon::spin::sqlite as v2;
 use crate::bindings::spin::sqlite3_1_0::sqlite as v3;
 use crate::sql_policy::Policy;
-use crate::{Blocking, CallLimits, SpinData, SpinState, MAX_OPEN_HANDLES};
+use crate::unit::{granted_list, interface_of, InstanceContext, OpenHandles};
+use crate::{prepare_path, Blocking, CallLimits, HostUnit};
+
+/// The interfaces this unit serves, without their versions (`spin:sqlite/sqlite` in both
+/// 3.0.0 and 3.1.0).
+const INTERFACES: [&str; 2] = ["fermyon:spin/sqlite", "spin:sqlite/sqlite"];
+
+/// The SQLite unit, configured for one app: the database behind each label, with its pool.
+pub struct Sqlite {
+    databases: HashMap<String, Arc<SqliteDb>>,
+}
+
+/// What the app gives the SQLite unit.
+#[derive(Debug, Default)]
+pub struct SqliteConfig {
+    /// Database label → database file.
+    pub databases: HashMap<String, PathBuf>,
+}
+
+/// What one component may use.
+#[derive(Clone, Debug, Default)]
+pub struct SqliteGrants {
+    /// `sqlite_databases = [...]`
+    pub databases: Vec<String>,
+    /// Its deadline bounds one statement, its memory cap one result.
+    pub limits: CallLimits,
+}
+
+/// One component's grants over the app's databases.
+pub struct SqliteComponent {
+    unit: Arc<Sqlite>,
+    databases: Vec<String>,
+    limits: CallLimits,
+}
+
+impl SqliteComponent {
+    pub(crate) fn new(unit: Arc<Sqlite>, grants: SqliteGrants) -> Self {
+        Self {
+            unit,
+            databases: grants.databases,
+            limits: grants.limits,
+        }
+    }
+}
+
+/// One instance's open connections.
+pub struct SqliteInstance {
+    component: Arc<SqliteComponent>,
+    /// A table of the unit's own: no other interface shares its handles.
+    table: ResourceTable,
+    handles: OpenHandles,
+    blocking: Blocking,
+}
+
+impl SqliteInstance {
+    /// Runs this instance's statements with `blocking` from now on.
+    pub(crate) fn set_blocking(&mut self, blocking: Blocking) {
+        self.blocking = blocking;
+    }
+}
+
+impl Sqlite {
+    #[cfg(test)]
+    pub(crate) fn database(&self, label: &str) -> Arc<SqliteDb> {
+        self.databases[label].clone()
+    }
+}
+
+impl HostUnit for Sqlite {
+    type AppConfig = SqliteConfig;
+    type Grants = SqliteGrants;
+    type Component = SqliteComponent;
+    type Instance = SqliteInstance;
+    type Data = HasSelf<SqliteInstance>;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> <Self::Data as HasData>::Data<'_>,
+    ) -> anyhow::Result<()> {
+        v2::add_to_linker::<T, Self::Data>(linker, get)?;
+        v3::add_to_linker::<T, Self::Data>(linker, get)?;
+        // wasmtime would resolve an `@3.0.0` import to `@3.1.0` by semver on its own, but
+        // `Linker::define_unknown_imports_as_traps` matches names exactly and would stub it
+        // with traps; naming 3.0.0 explicitly (3.1.0's functions are a superset) avoids that.
+        let mut v3_0 = linker.instance("spin:sqlite/sqlite@3.0.0")?;
+        v3::add_to_linker_instance::<T, Self::Data>(&mut v3_0, get)?;
+        Ok(())
+    }
+
+    /// Prepares the databases' folders; files are created when a component first opens
+    /// them.
+    fn configure_app(config: SqliteConfig) -> anyhow::Result<Self> {
+        let mut databases = HashMap::new();
+        for (label, path) in config.databases {
+            let path = prepare_path(&path).with_context(|| format!("SQLite database {label:?}"))?;
+            databases.insert(label, Arc::new(SqliteDb::new(path)));
+        }
+        Ok(Self { databases })
+    }
+
+    /// Never fails: a granted label without a file answers `no-such-database` when opened,
+    /// as in Spin.
+    fn configure_component(
+        self: &Arc<Self>,
+        grants: SqliteGrants,
+    ) -> anyhow::Result<SqliteComponent> {
+        Ok(SqliteComponent::new(self.clone(), grants))
+    }
+
+    fn prepare(component: &Arc<SqliteComponent>, instance: &InstanceContext) -> SqliteInstance {
+        SqliteInstance {
+            component: component.clone(),
+            table: ResourceTable::new(),
+            handles: instance.handles.clone(),
+            blocking: instance.blocking.clone(),
+        }
+    }
+
+    fn serves(import: &str, grants: &SqliteGrants) -> Option<String> {
+        INTERFACES
+            .contains(&interface_of(import))
+            .then(|| format!("databases: {}", granted_list(&grants.databases)))
+    }
+}
 
 /// Idle connections kept per database; more are opened under load and closed when returned.
 const MAX_IDLE_CONNECTIONS: usize = 16;
@@ -409,22 +536,23 @@ fn read_row(
     Ok(values)
 }
 
-impl SpinState {
+impl SqliteInstance {
     /// Spin's order of checks: a label the component was not granted is `access-denied`
     /// whether or not it exists; a granted one the host did not back is `no-such-database`.
     /// Returns the database to take a connection from (on a blocking thread: opening one
     /// may touch the file).
     fn sqlite_check_open(&self, label: &str) -> Result<Arc<SqliteDb>, SqlError> {
-        if !self.grants.sqlite_databases.iter().any(|l| l == label) {
+        let component = &self.component;
+        if !component.databases.iter().any(|l| l == label) {
             return Err(SqlError::AccessDenied);
         }
-        let db = self
-            .resources
-            .sqlite
+        let db = component
+            .unit
+            .databases
             .get(label)
             .ok_or(SqlError::NoSuchDatabase)?
             .clone();
-        if self.open_handles >= MAX_OPEN_HANDLES {
+        if self.handles.full() {
             return Err(SqlError::Io("too many connections opened".into()));
         }
         Ok(db)
@@ -434,7 +562,7 @@ impl SpinState {
         SqliteConnection {
             pooled: Some(pooled),
             db,
-            limits: self.grants.limits,
+            limits: self.component.limits,
             changes: 0,
             last_insert_rowid: 0,
         }
@@ -479,7 +607,7 @@ impl SpinState {
         conn: SqliteConnection,
     ) -> wasmtime::Result<Resource<SqliteConnection>> {
         let res = self.table.push(conn)?;
-        self.open_handles += 1;
+        self.handles.opened();
         Ok(res)
     }
 
@@ -492,7 +620,7 @@ impl SpinState {
 
     fn sqlite_drop(&mut self, res: Resource<SqliteConnection>) -> wasmtime::Result<()> {
         self.table.delete(res)?;
-        self.open_handles -= 1;
+        self.handles.closed();
         Ok(())
     }
 }
@@ -543,9 +671,9 @@ macro_rules! convert_version {
             }
         }
 
-        impl $v::Host for SpinState {}
+        impl $v::Host for SqliteInstance {}
 
-        impl $v::HostConnection for SpinState {
+        impl $v::HostConnection for SqliteInstance {
             async fn open(
                 &mut self,
                 database: String,
@@ -603,7 +731,7 @@ convert_version!(v3);
 
 /// The 3.1 `-async` functions. Each lets go of the instance's data while its statement
 /// runs on a blocking thread, so the guest's other tasks go on meanwhile.
-impl<T: Send> v3::HostConnectionWithStore<T> for SpinData {
+impl<T: Send> v3::HostConnectionWithStore<T> for HasSelf<SqliteInstance> {
     async fn open_async(
         accessor: &Accessor<T, Self>,
         database: String,

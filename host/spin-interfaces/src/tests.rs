@@ -1,5 +1,6 @@
 //! Exercises the host functions directly, through the generated traits: the sync ones on a
-//! `SpinState`, the `async` ones inside `Store::run_concurrent` as wasmtime calls them.
+//! unit's instance state (in a `SpinState`), the `async` ones inside `Store::run_concurrent`
+//! as wasmtime calls them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -9,8 +10,8 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 use wasmtime::component::{
-    Accessor, FutureConsumer, FutureReader, Resource, Source, StreamConsumer, StreamReader,
-    StreamResult,
+    Accessor, FutureConsumer, FutureReader, HasSelf, Resource, Source, StreamConsumer,
+    StreamReader, StreamResult,
 };
 use wasmtime::{Engine, Store, StoreContextMut};
 
@@ -107,34 +108,49 @@ fn state(dir: &Path) -> SpinState {
 fn kv_set_get_delete_exists_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
-    let store = s.open("default".into()).unwrap().unwrap();
+    let store = s.key_value.open("default".into()).unwrap().unwrap();
     let b = || Resource::<KvStore>::new_borrow(store.rep());
 
-    assert_eq!(wait(s.get(b(), "missing".into())).unwrap().unwrap(), None);
-    assert!(!wait(s.exists(b(), "a".into())).unwrap().unwrap());
-    wait(s.set(b(), "a".into(), b"one".to_vec()))
+    assert_eq!(
+        wait(s.key_value.get(b(), "missing".into()))
+            .unwrap()
+            .unwrap(),
+        None
+    );
+    assert!(!wait(s.key_value.exists(b(), "a".into())).unwrap().unwrap());
+    wait(s.key_value.set(b(), "a".into(), b"one".to_vec()))
         .unwrap()
         .unwrap();
-    wait(s.set(b(), "b".into(), vec![])).unwrap().unwrap();
-    wait(s.set(b(), "a".into(), b"uno".to_vec()))
+    wait(s.key_value.set(b(), "b".into(), vec![]))
+        .unwrap()
+        .unwrap();
+    wait(s.key_value.set(b(), "a".into(), b"uno".to_vec()))
         .unwrap()
         .unwrap();
     assert_eq!(
-        wait(s.get(b(), "a".into())).unwrap().unwrap(),
+        wait(s.key_value.get(b(), "a".into())).unwrap().unwrap(),
         Some(b"uno".to_vec())
     );
-    assert_eq!(wait(s.get(b(), "b".into())).unwrap().unwrap(), Some(vec![]));
-    assert!(wait(s.exists(b(), "a".into())).unwrap().unwrap());
-    let mut keys = wait(s.get_keys(b())).unwrap().unwrap();
+    assert_eq!(
+        wait(s.key_value.get(b(), "b".into())).unwrap().unwrap(),
+        Some(vec![])
+    );
+    assert!(wait(s.key_value.exists(b(), "a".into())).unwrap().unwrap());
+    let mut keys = wait(s.key_value.get_keys(b())).unwrap().unwrap();
     keys.sort();
     assert_eq!(keys, strings(&["a", "b"]));
 
-    wait(s.delete(b(), "a".into())).unwrap().unwrap();
-    wait(s.delete(b(), "never-there".into())).unwrap().unwrap();
-    assert!(!wait(s.exists(b(), "a".into())).unwrap().unwrap());
-    assert_eq!(wait(s.get_keys(b())).unwrap().unwrap(), strings(&["b"]));
-    kv2::HostStore::drop(&mut s, store).unwrap();
-    assert_eq!(s.open_handles, 0);
+    wait(s.key_value.delete(b(), "a".into())).unwrap().unwrap();
+    wait(s.key_value.delete(b(), "never-there".into()))
+        .unwrap()
+        .unwrap();
+    assert!(!wait(s.key_value.exists(b(), "a".into())).unwrap().unwrap());
+    assert_eq!(
+        wait(s.key_value.get_keys(b())).unwrap().unwrap(),
+        strings(&["b"])
+    );
+    kv2::HostStore::drop(&mut s.key_value, store).unwrap();
+    assert_eq!(s.open_handles(), 0);
 }
 
 #[test]
@@ -150,18 +166,18 @@ fn kv_access_denied_and_no_such_store() {
         }),
     );
     assert!(matches!(
-        narrow.open("other".into()).unwrap(),
+        narrow.key_value.open("other".into()).unwrap(),
         Err(kv2::Error::AccessDenied)
     ));
     assert!(matches!(
-        s.open("nowhere".into()).unwrap(),
+        s.key_value.open("nowhere".into()).unwrap(),
         Err(kv2::Error::AccessDenied)
     ));
     assert!(matches!(
-        s.open("unbacked".into()).unwrap(),
+        s.key_value.open("unbacked".into()).unwrap(),
         Err(kv2::Error::NoSuchStore)
     ));
-    assert_eq!(s.open_handles, 0);
+    assert_eq!(s.open_handles(), 0);
 }
 
 #[test]
@@ -169,18 +185,18 @@ fn kv_labels_sharing_a_file_are_separate_stores_and_persist() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut s = state(dir.path());
-        let a = s.open("default".into()).unwrap().unwrap();
-        let b = s.open("other".into()).unwrap().unwrap();
-        wait(s.set(a, "k".into(), b"from default".to_vec()))
+        let a = s.key_value.open("default".into()).unwrap().unwrap();
+        let b = s.key_value.open("other".into()).unwrap().unwrap();
+        wait(s.key_value.set(a, "k".into(), b"from default".to_vec()))
             .unwrap()
             .unwrap();
-        assert_eq!(wait(s.get(b, "k".into())).unwrap().unwrap(), None);
+        assert_eq!(wait(s.key_value.get(b, "k".into())).unwrap().unwrap(), None);
     }
     // A new app load over the same file sees what the first wrote.
     let mut s = state(dir.path());
-    let a = s.open("default".into()).unwrap().unwrap();
+    let a = s.key_value.open("default".into()).unwrap().unwrap();
     assert_eq!(
-        wait(s.get(a, "k".into())).unwrap().unwrap(),
+        wait(s.key_value.get(a, "k".into())).unwrap().unwrap(),
         Some(b"from default".to_vec())
     );
     // Spin's table layout, so Spin's own store file is interchangeable.
@@ -201,20 +217,88 @@ fn kv_store_table_fills_up() {
     let mut s = state(dir.path());
     let mut open = Vec::new();
     for _ in 0..MAX_OPEN_HANDLES {
-        open.push(s.open("default".into()).unwrap().unwrap());
+        open.push(s.key_value.open("default".into()).unwrap().unwrap());
     }
     assert!(matches!(
-        s.open("default".into()).unwrap(),
+        s.key_value.open("default".into()).unwrap(),
         Err(kv2::Error::StoreTableFull)
     ));
-    kv2::HostStore::drop(&mut s, open.pop().unwrap()).unwrap();
-    assert!(s.open("default".into()).unwrap().is_ok());
+    kv2::HostStore::drop(&mut s.key_value, open.pop().unwrap()).unwrap();
+    assert!(s.key_value.open("default".into()).unwrap().is_ok());
+}
+
+/// The bound on open handles is the instance's, not each unit's: key-value stores and SQLite
+/// connections count together.
+#[test]
+fn open_handles_are_counted_across_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = state(dir.path());
+    let mut open = Vec::new();
+    for _ in 0..MAX_OPEN_HANDLES {
+        open.push(s.key_value.open("default".into()).unwrap().unwrap());
+    }
+    match wait(sql3::HostConnection::open(&mut s.sqlite, "default".into())).unwrap() {
+        Err(sql3::Error::Io(msg)) => assert!(msg.contains("too many"), "{msg}"),
+        other => panic!(
+            "a connection past the instance's bound: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    kv2::HostStore::drop(&mut s.key_value, open.pop().unwrap()).unwrap();
+    let c = open_db(&mut s);
+    assert!(matches!(
+        s.key_value.open("default".into()).unwrap(),
+        Err(kv2::Error::StoreTableFull)
+    ));
+    sql3::HostConnection::drop(&mut s.sqlite, c).unwrap();
+    assert_eq!(s.open_handles(), MAX_OPEN_HANDLES - 1);
+}
+
+/// `nebula check` asks the units how they serve a component's imports.
+#[test]
+fn units_say_how_they_serve_their_imports() {
+    let g = grants();
+    let serves = |import: &str| g.serves(import);
+    for import in [
+        "fermyon:spin/key-value@2.0.0",
+        "spin:key-value/key-value@3.0.0",
+    ] {
+        assert_eq!(
+            serves(import).as_deref(),
+            Some("stores: default, other, unbacked"),
+            "{import}"
+        );
+    }
+    for import in ["fermyon:spin/sqlite@2.0.0", "spin:sqlite/sqlite@3.0.0"] {
+        assert_eq!(
+            serves(import).as_deref(),
+            Some("databases: default, unbacked"),
+            "{import}"
+        );
+    }
+    assert_eq!(
+        serves("spin:variables/variables@3.0.0").as_deref(),
+        Some("variables: key, message, plain, prefixed")
+    );
+    for other in [
+        "wasi:http/types@0.2.6",
+        "fermyon:spin/redis@2.0.0",
+        "key-value",
+    ] {
+        assert_eq!(serves(other), None, "{other}");
+    }
+    assert_eq!(
+        ComponentGrants::default()
+            .serves("fermyon:spin/sqlite@2.0.0")
+            .as_deref(),
+        Some("databases: none granted")
+    );
 }
 
 // ---- SQLite 2.0 / 3.x sync -----------------------------------------------------------------
 
 fn open_db(s: &mut SpinState) -> Resource<SqliteConnection> {
-    wait(sql3::HostConnection::open(s, "default".into()))
+    wait(sql3::HostConnection::open(&mut s.sqlite, "default".into()))
         .unwrap()
         .unwrap()
 }
@@ -230,7 +314,7 @@ fn exec3(
     params: Vec<sql3::Value>,
 ) -> Result<sql3::QueryResult, sql3::Error> {
     wait(sql3::HostConnection::execute(
-        s,
+        &mut s.sqlite,
         borrow(c),
         sql.into(),
         params,
@@ -243,12 +327,12 @@ fn sqlite_values_round_trip_with_parameters() {
     use sql2::Value as V;
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
-    let c = wait(sql2::HostConnection::open(&mut s, "default".into()))
+    let c = wait(sql2::HostConnection::open(&mut s.sqlite, "default".into()))
         .unwrap()
         .unwrap();
     let mut exec = |sql: &str, params: Vec<V>| {
         wait(sql2::HostConnection::execute(
-            &mut s,
+            &mut s.sqlite,
             borrow(&c),
             sql.into(),
             params,
@@ -309,11 +393,15 @@ fn sqlite_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     assert!(matches!(
-        wait(sql2::HostConnection::open(&mut s, "elsewhere".into())).unwrap(),
+        wait(sql2::HostConnection::open(
+            &mut s.sqlite,
+            "elsewhere".into()
+        ))
+        .unwrap(),
         Err(sql2::Error::AccessDenied)
     ));
     assert!(matches!(
-        wait(sql3::HostConnection::open(&mut s, "unbacked".into())).unwrap(),
+        wait(sql3::HostConnection::open(&mut s.sqlite, "unbacked".into())).unwrap(),
         Err(sql3::Error::NoSuchDatabase)
     ));
     let c = open_db(&mut s);
@@ -341,8 +429,11 @@ fn sqlite_changes_and_last_insert_rowid() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
     let c = open_db(&mut s);
-    let rowid = |s: &mut SpinState| sql3::HostConnection::last_insert_rowid(s, borrow(&c)).unwrap();
-    let changes = |s: &mut SpinState| sql3::HostConnection::changes(s, borrow(&c)).unwrap();
+    let rowid = |s: &mut SpinState| {
+        sql3::HostConnection::last_insert_rowid(&mut s.sqlite, borrow(&c)).unwrap()
+    };
+    let changes =
+        |s: &mut SpinState| sql3::HostConnection::changes(&mut s.sqlite, borrow(&c)).unwrap();
     assert_eq!((rowid(&mut s), changes(&mut s)), (0, 0));
 
     exec3(
@@ -365,19 +456,19 @@ fn sqlite_changes_and_last_insert_rowid() {
 
     // A second guest connection (another request) starts from zero, even though it may be
     // the same pooled SQLite connection.
-    sql3::HostConnection::drop(&mut s, c).unwrap();
+    sql3::HostConnection::drop(&mut s.sqlite, c).unwrap();
     let c2 = open_db(&mut s);
     assert_eq!(
-        sql3::HostConnection::last_insert_rowid(&mut s, borrow(&c2)).unwrap(),
+        sql3::HostConnection::last_insert_rowid(&mut s.sqlite, borrow(&c2)).unwrap(),
         0
     );
     assert_eq!(
-        sql3::HostConnection::changes(&mut s, borrow(&c2)).unwrap(),
+        sql3::HostConnection::changes(&mut s.sqlite, borrow(&c2)).unwrap(),
         0
     );
     exec3(&mut s, &c2, "INSERT INTO t (id, v) VALUES (10, 0)", vec![]).unwrap();
     assert_eq!(
-        sql3::HostConnection::last_insert_rowid(&mut s, borrow(&c2)).unwrap(),
+        sql3::HostConnection::last_insert_rowid(&mut s.sqlite, borrow(&c2)).unwrap(),
         10
     );
 }
@@ -407,7 +498,7 @@ fn sqlite_connections_do_not_carry_state_between_guests() {
 fn sqlite_pool_keeps_clean_connections_only() {
     let dir = tempfile::tempdir().unwrap();
     let resources = resources(dir.path());
-    let db = resources.sqlite["default"].clone();
+    let db = resources.sqlite().database("default");
     {
         let mut s = SpinState::new(resources.clone(), grants());
         let c = open_db(&mut s);
@@ -530,12 +621,12 @@ fn sqlite_result_over_the_components_memory_is_refused() {
     let small = exec3(&mut s, &c, "SELECT b FROM t WHERE id = 2", vec![]).unwrap();
     assert!(matches!(&small.rows[0].values[0], sql3::Value::Blob(b) if b == &[1]));
     // The key-value store obeys the same cap.
-    let store = s.open("default".into()).unwrap().unwrap();
+    let store = s.key_value.open("default".into()).unwrap().unwrap();
     let b = || Resource::<KvStore>::new_borrow(store.rep());
-    wait(s.set(b(), "big".into(), vec![7; 100_000]))
+    wait(s.key_value.set(b(), "big".into(), vec![7; 100_000]))
         .unwrap()
         .unwrap();
-    match wait(s.get(b(), "big".into())).unwrap() {
+    match wait(s.key_value.get(b(), "big".into())).unwrap() {
         Err(kv2::Error::Other(msg)) => assert!(msg.contains("65536 bytes"), "{msg}"),
         other => panic!("{:?}", other.map(|v| v.map(|v| v.len()))),
     }
@@ -709,40 +800,56 @@ fn kv_set_past_the_quota_fails_and_writes_nothing() {
     };
     {
         let mut s = quota_state(dir.path());
-        let st = s.open("default".into()).unwrap().unwrap();
+        let st = s.key_value.open("default".into()).unwrap().unwrap();
         let b = || Resource::<KvStore>::new_borrow(st.rep());
         // "a" + 500 bytes: 501 of 1000.
-        wait(s.set(b(), "a".into(), vec![1; 500])).unwrap().unwrap();
+        wait(s.key_value.set(b(), "a".into(), vec![1; 500]))
+            .unwrap()
+            .unwrap();
         // "b" + 600 bytes would make 1102.
-        match wait(s.set(b(), "b".into(), vec![2; 600])).unwrap() {
+        match wait(s.key_value.set(b(), "b".into(), vec![2; 600])).unwrap() {
             Err(kv2::Error::Other(msg)) => assert!(
                 msg.contains("quota of 1000 bytes") && msg.contains("nothing was written"),
                 "{msg}"
             ),
             other => panic!("a set past the quota: {other:?}"),
         }
-        assert_eq!(wait(s.get(b(), "b".into())).unwrap().unwrap(), None);
-        assert_eq!(wait(s.get_keys(b())).unwrap().unwrap(), strings(&["a"]));
+        assert_eq!(
+            wait(s.key_value.get(b(), "b".into())).unwrap().unwrap(),
+            None
+        );
+        assert_eq!(
+            wait(s.key_value.get_keys(b())).unwrap().unwrap(),
+            strings(&["a"])
+        );
         assert_eq!(stored(dir.path()), 501);
         // Replacing a value counts the new size, not both.
-        wait(s.set(b(), "a".into(), vec![3; 900])).unwrap().unwrap();
+        wait(s.key_value.set(b(), "a".into(), vec![3; 900]))
+            .unwrap()
+            .unwrap();
         assert_eq!(stored(dir.path()), 901);
         // Deleting frees room.
-        wait(s.delete(b(), "a".into())).unwrap().unwrap();
-        wait(s.set(b(), "b".into(), vec![2; 600])).unwrap().unwrap();
+        wait(s.key_value.delete(b(), "a".into())).unwrap().unwrap();
+        wait(s.key_value.set(b(), "b".into(), vec![2; 600]))
+            .unwrap()
+            .unwrap();
         // Each store has its own quota, even in a shared file.
-        let other = s.open("other".into()).unwrap().unwrap();
-        wait(s.set(other, "c".into(), vec![4; 900]))
+        let other = s.key_value.open("other".into()).unwrap().unwrap();
+        wait(s.key_value.set(other, "c".into(), vec![4; 900]))
             .unwrap()
             .unwrap();
     }
     // After a restart the quota counts what the file already holds.
     let mut s = quota_state(dir.path());
-    let st = s.open("default".into()).unwrap().unwrap();
+    let st = s.key_value.open("default".into()).unwrap().unwrap();
     let b = || Resource::<KvStore>::new_borrow(st.rep());
-    assert!(wait(s.set(b(), "d".into(), vec![5; 500])).unwrap().is_err());
+    assert!(wait(s.key_value.set(b(), "d".into(), vec![5; 500]))
+        .unwrap()
+        .is_err());
     assert_eq!(stored(dir.path()), 601);
-    wait(s.set(b(), "d".into(), vec![5; 300])).unwrap().unwrap();
+    wait(s.key_value.set(b(), "d".into(), vec![5; 300]))
+        .unwrap()
+        .unwrap();
     assert_eq!(stored(dir.path()), 902);
 }
 
@@ -752,7 +859,7 @@ fn kv_set_past_the_quota_fails_and_writes_nothing() {
 fn variables_resolve_for_the_component() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
-    let mut get = |name: &str| var2::Host::get(&mut s, name.into()).unwrap();
+    let mut get = |name: &str| var2::Host::get(&mut s.variables, name.into()).unwrap();
     assert_eq!(get("plain").unwrap(), "hello");
     assert_eq!(get("message").unwrap(), "hello, nebula!");
     assert_eq!(get("prefixed").unwrap(), "prefix-nebula");
@@ -815,6 +922,23 @@ impl SpinView for TestHost {
     fn spin(&mut self) -> &mut SpinState {
         &mut self.spin
     }
+}
+
+/// What each unit's host functions get from the store, and the getters wasmtime uses.
+type KvData = HasSelf<KeyValueInstance>;
+type SqlData = HasSelf<SqliteInstance>;
+type VarData = HasSelf<VariablesInstance>;
+
+fn kv_of(host: &mut TestHost) -> &mut KeyValueInstance {
+    &mut host.spin.key_value
+}
+
+fn sqlite_of(host: &mut TestHost) -> &mut SqliteInstance {
+    &mut host.spin.sqlite
+}
+
+fn variables_of(host: &mut TestHost) -> &mut VariablesInstance {
+    &mut host.spin.variables
 }
 
 fn test_store(dir: &Path) -> Store<TestHost> {
@@ -915,51 +1039,39 @@ async fn kv3_async_functions() {
     let mut store = test_store(dir.path());
     store
         .run_concurrent(async |acc| {
-            let acc = &acc.with_getter::<SpinData>(TestHost::spin);
+            let acc = &acc.with_getter::<KvData>(kv_of);
             assert!(matches!(
-                SpinData::open(acc, "nowhere".into()).await.unwrap(),
+                KvData::open(acc, "nowhere".into()).await.unwrap(),
                 Err(kv3::Error::AccessDenied)
             ));
             assert!(matches!(
-                SpinData::open(acc, "unbacked".into()).await.unwrap(),
+                KvData::open(acc, "unbacked".into()).await.unwrap(),
                 Err(kv3::Error::NoSuchStore)
             ));
-            let st = SpinData::open(acc, "default".into())
-                .await
-                .unwrap()
-                .unwrap();
+            let st = KvData::open(acc, "default".into()).await.unwrap().unwrap();
             let b = || Resource::<KvStore>::new_borrow(st.rep());
             for key in ["x", "y", "z"] {
-                SpinData::set(acc, b(), key.into(), key.as_bytes().to_vec())
+                KvData::set(acc, b(), key.into(), key.as_bytes().to_vec())
                     .await
                     .unwrap()
                     .unwrap();
             }
             assert_eq!(
-                SpinData::get(acc, b(), "y".into()).await.unwrap().unwrap(),
+                KvData::get(acc, b(), "y".into()).await.unwrap().unwrap(),
                 Some(b"y".to_vec())
             );
-            SpinData::delete(acc, b(), "y".into())
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(!SpinData::exists(acc, b(), "y".into())
-                .await
-                .unwrap()
-                .unwrap());
-            assert!(SpinData::exists(acc, b(), "z".into())
-                .await
-                .unwrap()
-                .unwrap());
+            KvData::delete(acc, b(), "y".into()).await.unwrap().unwrap();
+            assert!(!KvData::exists(acc, b(), "y".into()).await.unwrap().unwrap());
+            assert!(KvData::exists(acc, b(), "z".into()).await.unwrap().unwrap());
 
-            let (keys, outcome) = SpinData::get_keys(acc, b()).await.unwrap();
+            let (keys, outcome) = KvData::get_keys(acc, b()).await.unwrap();
             let mut keys = read_stream(acc, keys).await;
             keys.sort();
             assert_eq!(keys, strings(&["x", "z"]));
             assert!(read_future(acc, outcome).await.is_ok());
 
             acc.with(|mut a| kv3::HostStore::drop(a.get(), st)).unwrap();
-            assert_eq!(acc.with(|mut a| a.get().open_handles), 0);
+            assert_eq!(acc.with(|mut a| a.get().open_handles()), 0);
         })
         .await
         .unwrap();
@@ -971,19 +1083,19 @@ async fn sqlite3_async_functions() {
     let mut store = test_store(dir.path());
     store
         .run_concurrent(async |acc| {
-            let acc = &acc.with_getter::<SpinData>(TestHost::spin);
+            let acc = &acc.with_getter::<SqlData>(sqlite_of);
             assert!(matches!(
-                SpinData::open_async(acc, "nowhere".into()).await.unwrap(),
+                SqlData::open_async(acc, "nowhere".into()).await.unwrap(),
                 Err(sql3::Error::AccessDenied)
             ));
-            let c = SpinData::open_async(acc, "default".into())
+            let c = SqlData::open_async(acc, "default".into())
                 .await
                 .unwrap()
                 .unwrap();
             let rep = c.rep();
             let b = || Resource::<SqliteConnection>::new_borrow(rep);
             let exec = async |sql: &str, params: Vec<sql3::Value>| {
-                SpinData::execute_async(acc, b(), sql.into(), params)
+                SqlData::execute_async(acc, b(), sql.into(), params)
                     .await
                     .unwrap()
             };
@@ -1007,8 +1119,8 @@ async fn sqlite3_async_functions() {
             .unwrap();
             let _ = read_stream(acc, rows).await;
             assert!(read_future(acc, outcome).await.is_ok());
-            assert_eq!(SpinData::last_insert_rowid_async(acc, b()).await.unwrap(), 3);
-            assert_eq!(SpinData::changes_async(acc, b()).await.unwrap(), 3);
+            assert_eq!(SqlData::last_insert_rowid_async(acc, b()).await.unwrap(), 3);
+            assert_eq!(SqlData::changes_async(acc, b()).await.unwrap(), 3);
 
             let (cols, rows, outcome) = exec("SELECT id, v FROM t ORDER BY id", vec![])
                 .await
@@ -1039,9 +1151,9 @@ async fn sqlite3_async_functions() {
 
             // The sync functions of the same interface work on the same resource.
             acc.with(|mut a| {
-                let s = a.get();
-                assert_eq!(sql3::HostConnection::last_insert_rowid(s, b()).unwrap(), 3);
-                sql3::HostConnection::drop(s, c).unwrap();
+                let conn = a.get();
+                assert_eq!(sql3::HostConnection::last_insert_rowid(conn, b()).unwrap(), 3);
+                sql3::HostConnection::drop(conn, c).unwrap();
             });
         })
         .await
@@ -1054,22 +1166,22 @@ async fn variables3_async_get() {
     let mut store = test_store(dir.path());
     store
         .run_concurrent(async |acc| {
-            let acc = &acc.with_getter::<SpinData>(TestHost::spin);
+            let acc = &acc.with_getter::<VarData>(variables_of);
             assert_eq!(
-                <SpinData as var3::HostWithStore<TestHost>>::get(acc, "message".into())
+                <VarData as var3::HostWithStore<TestHost>>::get(acc, "message".into())
                     .await
                     .unwrap()
                     .unwrap(),
                 "hello, nebula!"
             );
             assert!(matches!(
-                <SpinData as var3::HostWithStore<TestHost>>::get(acc, "greeting".into())
+                <VarData as var3::HostWithStore<TestHost>>::get(acc, "greeting".into())
                     .await
                     .unwrap(),
                 Err(var3::Error::Undefined(_))
             ));
             assert!(matches!(
-                <SpinData as var3::HostWithStore<TestHost>>::get(acc, "Bad-Name".into())
+                <VarData as var3::HostWithStore<TestHost>>::get(acc, "Bad-Name".into())
                     .await
                     .unwrap(),
                 Err(var3::Error::InvalidName(_))
@@ -1106,15 +1218,16 @@ async fn sqlite3_async_calls_wait_off_the_async_thread() {
     let mut store = test_store(dir.path());
     store
         .run_concurrent(async |acc| {
-            let acc = &acc.with_getter::<SpinData>(TestHost::spin);
-            let c = SpinData::open_async(acc, "default".into())
+            let kv = &acc.with_getter::<KvData>(kv_of);
+            let acc = &acc.with_getter::<SqlData>(sqlite_of);
+            let c = SqlData::open_async(acc, "default".into())
                 .await
                 .unwrap()
                 .unwrap();
             let rep = c.rep();
             let b = || Resource::<SqliteConnection>::new_borrow(rep);
             let (_, rows, _) =
-                SpinData::execute_async(acc, b(), "CREATE TABLE t (v)".into(), vec![])
+                SqlData::execute_async(acc, b(), "CREATE TABLE t (v)".into(), vec![])
                     .await
                     .unwrap()
                     .unwrap();
@@ -1122,32 +1235,32 @@ async fn sqlite3_async_calls_wait_off_the_async_thread() {
 
             let release = hold_write_lock(&db_file);
             let insert =
-                SpinData::execute_async(acc, b(), "INSERT INTO t VALUES (1)".into(), vec![]);
+                SqlData::execute_async(acc, b(), "INSERT INTO t VALUES (1)".into(), vec![]);
             let (inserted, ()) = tokio::join!(insert, release);
             let (_, rows, outcome) = inserted
                 .unwrap()
                 .expect("the insert waited for the lock off the runtime's thread");
             let _ = read_stream(acc, rows).await;
             assert!(read_future(acc, outcome).await.is_ok());
-            assert_eq!(SpinData::changes_async(acc, b()).await.unwrap(), 1);
+            assert_eq!(SqlData::changes_async(acc, b()).await.unwrap(), 1);
 
             // Key-value 3.0, the same way.
-            let st = kv3::HostStoreWithStore::open(acc, "default".into())
+            let st = kv3::HostStoreWithStore::open(kv, "default".into())
                 .await
                 .unwrap()
                 .unwrap();
             let kb = || Resource::<KvStore>::new_borrow(st.rep());
-            kv3::HostStoreWithStore::set(acc, kb(), "k".into(), b"1".to_vec())
+            kv3::HostStoreWithStore::set(kv, kb(), "k".into(), b"1".to_vec())
                 .await
                 .unwrap()
                 .unwrap();
             let release = hold_write_lock(&kv_file);
-            let set = kv3::HostStoreWithStore::set(acc, kb(), "k".into(), b"2".to_vec());
+            let set = kv3::HostStoreWithStore::set(kv, kb(), "k".into(), b"2".to_vec());
             let (set, ()) = tokio::join!(set, release);
             set.unwrap()
                 .expect("the set waited for the lock off the runtime's thread");
             assert_eq!(
-                kv3::HostStoreWithStore::get(acc, kb(), "k".into())
+                kv3::HostStoreWithStore::get(kv, kb(), "k".into())
                     .await
                     .unwrap()
                     .unwrap(),
@@ -1162,20 +1275,20 @@ async fn sqlite3_async_calls_wait_off_the_async_thread() {
 fn sqlite2_and_kv2_calls_wait_off_the_async_thread() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = state(dir.path());
-    let c = wait(sql2::HostConnection::open(&mut s, "default".into()))
+    let c = wait(sql2::HostConnection::open(&mut s.sqlite, "default".into()))
         .unwrap()
         .unwrap();
     wait(sql2::HostConnection::execute(
-        &mut s,
+        &mut s.sqlite,
         borrow(&c),
         "CREATE TABLE t (v)".into(),
         vec![],
     ))
     .unwrap()
     .unwrap();
-    let st = s.open("default".into()).unwrap().unwrap();
+    let st = s.key_value.open("default".into()).unwrap().unwrap();
     let kb = || Resource::<KvStore>::new_borrow(st.rep());
-    wait(s.set(kb(), "k".into(), b"1".to_vec()))
+    wait(s.key_value.set(kb(), "k".into(), b"1".to_vec()))
         .unwrap()
         .unwrap();
 
@@ -1184,7 +1297,7 @@ fn sqlite2_and_kv2_calls_wait_off_the_async_thread() {
     wait(async {
         let release = hold_write_lock(&db_file);
         let insert = sql2::HostConnection::execute(
-            &mut s,
+            &mut s.sqlite,
             borrow(&c),
             "INSERT INTO t VALUES (1)".into(),
             vec![],
@@ -1195,13 +1308,13 @@ fn sqlite2_and_kv2_calls_wait_off_the_async_thread() {
             .expect("the insert waited for the lock off the runtime's thread");
 
         let release = hold_write_lock(&kv_file);
-        let set = s.set(kb(), "k".into(), b"2".to_vec());
+        let set = s.key_value.set(kb(), "k".into(), b"2".to_vec());
         let (set, ()) = tokio::join!(set, release);
         set.unwrap()
             .expect("the set waited for the lock off the runtime's thread");
     });
     assert_eq!(
-        wait(s.get(kb(), "k".into())).unwrap().unwrap(),
+        wait(s.key_value.get(kb(), "k".into())).unwrap().unwrap(),
         Some(b"2".to_vec())
     );
 }

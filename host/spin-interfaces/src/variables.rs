@@ -3,16 +3,131 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context as _};
-use wasmtime::component::Accessor;
+use wasmtime::component::{Accessor, HasData, HasSelf, Linker};
 
 use crate::bindings::fermyon::spin::variables as v2;
 use crate::bindings::spin::variables::variables as v3;
-use crate::{SpinData, SpinState};
+use crate::unit::{granted_list, interface_of, InstanceContext};
+use crate::HostUnit;
 
 /// Prefix of the environment variables that override application variables, as in Spin.
 const ENV_PREFIX: &str = "SPIN_VARIABLE_";
+
+/// The interfaces this unit serves, without their versions.
+const INTERFACES: [&str; 2] = ["fermyon:spin/variables", "spin:variables/variables"];
+
+/// The variables unit, configured for one app: its variables with their values.
+pub struct Variables {
+    resolved: ResolvedVariables,
+}
+
+/// What the app gives the variables unit.
+#[derive(Debug, Default)]
+pub struct VariablesConfig {
+    /// The manifest's `[variables]`.
+    pub variables: AppVariables,
+    /// Where `SPIN_VARIABLE_*` overrides are read: `None` for the process environment, or a
+    /// fixed map (for tests, or a host that reads a `.env` file itself).
+    pub environment: Option<HashMap<String, String>>,
+}
+
+/// What one component may read: `[component.<id>.variables]`, name → template such as
+/// `"{{ greeting }}"`.
+#[derive(Clone, Debug, Default)]
+pub struct VariablesGrants {
+    pub templates: BTreeMap<String, String>,
+}
+
+/// One component's variables, as templates over the app's.
+pub struct VariablesComponent {
+    unit: Arc<Variables>,
+    templates: BTreeMap<String, String>,
+}
+
+impl VariablesComponent {
+    /// Without checking the templates: a bad one answers `other` when read. For hosts (and
+    /// tests) that check them on their own, or not at all.
+    pub(crate) fn unchecked(unit: Arc<Variables>, grants: VariablesGrants) -> Self {
+        Self {
+            unit,
+            templates: grants.templates,
+        }
+    }
+}
+
+/// One instance's view of its component's variables; nothing of its own to open.
+pub struct VariablesInstance {
+    component: Arc<VariablesComponent>,
+}
+
+impl Variables {
+    /// Renders a template over the application variables, e.g. `"https://{{ host }}"`; for
+    /// the manifest fields where Spin allows them, such as `allowed_outbound_hosts`.
+    pub fn render(&self, template: &str) -> anyhow::Result<String> {
+        self.resolved.render(template)
+    }
+
+    /// Checks a component's templates: they must parse and name only application
+    /// variables.
+    pub fn check(&self, grants: &VariablesGrants) -> anyhow::Result<()> {
+        self.resolved.check_component(&grants.templates)
+    }
+}
+
+impl HostUnit for Variables {
+    type AppConfig = VariablesConfig;
+    type Grants = VariablesGrants;
+    type Component = VariablesComponent;
+    type Instance = VariablesInstance;
+    type Data = HasSelf<VariablesInstance>;
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut Linker<T>,
+        get: fn(&mut T) -> <Self::Data as HasData>::Data<'_>,
+    ) -> anyhow::Result<()> {
+        v2::add_to_linker::<T, Self::Data>(linker, get)?;
+        v3::add_to_linker::<T, Self::Data>(linker, get)?;
+        Ok(())
+    }
+
+    /// Resolves every application variable, once: `SPIN_VARIABLE_<NAME>` from the
+    /// environment, else its default. Fails if one has no value (required, and no
+    /// `SPIN_VARIABLE_*` is set), has an invalid name, or is both required and defaulted;
+    /// the message names it.
+    fn configure_app(config: VariablesConfig) -> anyhow::Result<Self> {
+        let resolved = match &config.environment {
+            Some(env) => ResolvedVariables::resolve(&config.variables, &|k| env.get(k).cloned()),
+            None => ResolvedVariables::resolve(&config.variables, &|k| std::env::var(k).ok()),
+        }?;
+        Ok(Self { resolved })
+    }
+
+    /// Fails on a template that does not parse or names something that is not an
+    /// application variable.
+    fn configure_component(
+        self: &Arc<Self>,
+        grants: VariablesGrants,
+    ) -> anyhow::Result<VariablesComponent> {
+        self.check(&grants)?;
+        Ok(VariablesComponent::unchecked(self.clone(), grants))
+    }
+
+    fn prepare(component: &Arc<VariablesComponent>, _: &InstanceContext) -> VariablesInstance {
+        VariablesInstance {
+            component: component.clone(),
+        }
+    }
+
+    fn serves(import: &str, grants: &VariablesGrants) -> Option<String> {
+        INTERFACES.contains(&interface_of(import)).then(|| {
+            let names: Vec<&str> = grants.templates.keys().map(String::as_str).collect();
+            format!("variables: {}", granted_list(&names))
+        })
+    }
+}
 
 /// The application's `[variables]` table: name → declaration.
 #[derive(Clone, Debug, Default)]
@@ -47,8 +162,9 @@ impl AppVariables {
         Self::default()
     }
 
-    /// Adds (or replaces) a variable. Names are checked by [`crate::SpinResources::new`], so
-    /// that every problem in a manifest is reported the same way.
+    /// Adds (or replaces) a variable. Names are checked when the app is configured
+    /// ([`Variables::configure_app`]), so that every problem in a manifest is reported the
+    /// same way.
     pub fn insert(&mut self, name: impl Into<String>, variable: AppVariable) {
         self.0.insert(name.into(), variable);
     }
@@ -222,19 +338,20 @@ pub(crate) enum GetError {
     Other(String),
 }
 
-impl SpinState {
+impl VariablesInstance {
     pub(crate) fn variable(&self, name: &str) -> Result<String, GetError> {
         validate_name(name)
             .map_err(|reason| GetError::InvalidName(format!("{name:?}: {reason}")))?;
-        let template = self.grants.variables.get(name).ok_or_else(|| {
+        let component = &self.component;
+        let template = component.templates.get(name).ok_or_else(|| {
             GetError::Undefined(format!(
                 "no variable {name:?} is defined for this component"
             ))
         })?;
-        // Templates were checked at load when the host called `check_component`; one that
-        // was not checked and is bad is the host's problem, reported as `other`.
-        self.resources
-            .variables
+        // Templates were checked at load by `configure_component`; one that was not checked
+        // and is bad is the host's problem, reported as `other`.
+        component
+            .unit
             .render(template)
             .map_err(|err| GetError::Other(format!("variable {name:?}: {err:#}")))
     }
@@ -260,15 +377,15 @@ impl From<GetError> for v3::Error {
     }
 }
 
-impl v2::Host for SpinState {
+impl v2::Host for VariablesInstance {
     fn get(&mut self, name: String) -> wasmtime::Result<Result<String, v2::Error>> {
         Ok(self.variable(&name).map_err(Into::into))
     }
 }
 
-impl v3::Host for SpinState {}
+impl v3::Host for VariablesInstance {}
 
-impl<T: Send> v3::HostWithStore<T> for SpinData {
+impl<T: Send> v3::HostWithStore<T> for HasSelf<VariablesInstance> {
     async fn get(
         accessor: &Accessor<T, Self>,
         name: String,

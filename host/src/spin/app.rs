@@ -126,10 +126,17 @@ impl Preparer for Arc<SpinParts> {
             .limits
             .max_memory_mb
             .map_or(self.default_max_memory, |mb| mb << 20);
+        let spec = wasi_http::ComponentSpec {
+            id: c.id.clone(),
+            environment: c.environment.clone(),
+            grants: c.spin_grants(),
+            outbound: c.outbound_http_grants(),
+            max_instance_reuse: c.limits.max_instance_reuse,
+        };
         let runtime = ComponentRuntime::new(
             &self.linker,
             component,
-            c,
+            &spec,
             self.resources.clone(),
             max_memory,
             timeout,

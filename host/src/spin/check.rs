@@ -1,12 +1,16 @@
 //! `nebula check -f spin.toml`: what each Spin component imports and how
-//! Nebula serves it, from the component's own grants in the manifest.
+//! Nebula serves it, from the component's own grants in the manifest. The
+//! host units describe their own imports, so a new unit appears here by
+//! being asked in `served_as`.
 
 use std::fmt::Write as _;
 
 use anyhow::Result;
+use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
 
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
+use crate::executor::wasi_http::outbound::OutboundHttp;
 
 /// One block per component of `manifest` (`imports_of` gives a loaded
 /// component's imports): its source, then each import and what serves it.
@@ -29,30 +33,20 @@ pub fn imports_report(
     Ok(text)
 }
 
-fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "none granted".to_string()
-    } else {
-        items.join(", ")
-    }
-}
-
-/// How Nebula serves `import` to component `c` (executor/wasi_http builds
-/// its WASI; nebula-spin-interfaces its Spin interfaces).
+/// How Nebula serves `import` to component `c`: the host units say so for
+/// their own imports (each unit's `serves`); the rest is the WASI that
+/// executor/wasi_http builds.
 fn served_as(import: &str, c: &SpinComponent) -> String {
-    let interface = import.split('@').next().unwrap_or(import);
+    if let Some(how) = c
+        .spin_grants()
+        .serves(import)
+        .or_else(|| OutboundHttp::serves(import, &c.outbound_http_grants()))
+    {
+        return how;
+    }
+    let interface = interface_of(import);
     let (package, name) = interface.split_once('/').unwrap_or((interface, ""));
     match (package, name) {
-        (_, "key-value") => format!("stores: {}", list(&c.key_value_stores)),
-        (_, "sqlite") => format!("databases: {}", list(&c.sqlite_databases)),
-        (_, "variables") => format!(
-            "variables: {}",
-            list(&c.variables.keys().cloned().collect::<Vec<_>>())
-        ),
-        ("wasi:http", "outgoing-handler" | "client") => format!(
-            "outbound HTTP to allowed_outbound_hosts only: {}",
-            list(&c.allowed_outbound_hosts)
-        ),
         ("wasi:http", "incoming-handler" | "handler" | "types") => {
             "the request and response".to_string()
         }
@@ -61,13 +55,13 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
             mounts.extend(c.exclude_files.iter().map(|e| format!("except {e}")));
             format!(
                 "read-only, exactly the files `files` matches: {}",
-                list(&mounts)
+                granted_list(&mounts)
             )
         }
         ("wasi:sockets", _) => "every address denied".to_string(),
         ("wasi:cli", "environment") => format!(
             "the component's `environment`: {}",
-            list(&c.environment.keys().cloned().collect::<Vec<_>>())
+            granted_list(&c.environment.keys().collect::<Vec<_>>())
         ),
         ("wasi:cli", "stdout" | "stderr") => {
             "the host log, a line at a time, with the request id".to_string()

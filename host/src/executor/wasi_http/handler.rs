@@ -19,17 +19,17 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState,
     WorkerStatus,
 };
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use nebula_spin_interfaces::{
-    Blocking, CallLimits, ComponentGrants, SpinResources, SpinState, SpinView,
+    Blocking, CallLimits, ComponentGrants, ComponentUnits, HostUnit, InstanceContext,
+    SpinResources, SpinState, SpinView,
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
+use super::outbound::{OutboundHooks, OutboundHttp, OutboundHttpComponent};
 use crate::executor::Deadlines;
 use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
-use crate::spin::manifest::SpinComponent;
-use crate::spin::outbound::AllowedHosts;
 
 /// How instances of WASI 0.3 components are reused (WASI 0.2 components get
 /// a fresh instance for every request).
@@ -54,10 +54,12 @@ impl Default for ReusePolicy {
 }
 
 pub struct SpinStore {
+    /// The key-value, SQLite and variables units' instance state.
     spin: SpinState,
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// The outbound HTTP unit's instance state.
     hooks: OutboundHooks,
     limits: PeakLimits,
     /// The deadlines of the requests on this instance: past the earliest,
@@ -182,57 +184,53 @@ impl WasiHttpView for SpinStore {
     }
 }
 
-/// Outbound HTTP, limited to the component's `allowed_outbound_hosts`.
-struct OutboundHooks {
-    allowed: Arc<AllowedHosts>,
-}
-
-type SendResult = wasmtime_wasi_http::Result<crate::spin::outbound_connect::Sent>;
-
-impl WasiHttpHooks for OutboundHooks {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        options: Option<wasmtime_wasi_http::RequestOptions>,
-        fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
-        drop(fut);
-        if !self.allowed.allows(request.uri()) {
-            tracing::warn!(url = %request.uri(), "outbound request refused: not in allowed_outbound_hosts");
-            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
-        }
-        // The name is resolved and its addresses checked where the
-        // connection is made.
-        Box::new(crate::spin::outbound_connect::send(
-            self.allowed.clone(),
-            request,
-            options,
-        ))
-    }
-}
-
 /// Adds everything a Spin HTTP component may import: WASI 0.2 and 0.3 (CLI,
 /// clocks, random, filesystem limited to its `files`, sockets denied),
-/// wasi:http in both versions, and Spin's key-value, SQLite and variables.
+/// wasi:http in both versions, and the host units: Spin's key-value, SQLite
+/// and variables, and outbound HTTP.
 pub fn add_to_linker(linker: &mut Linker<SpinStore>) -> Result<()> {
+    use wasmtime_wasi_http::{p2, p3, WasiHttp};
     nebula_spin_interfaces::add_to_linker(linker)?;
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     wasmtime_wasi::p3::add_to_linker(linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    // wasi:http's types carry the incoming request as well as outbound ones,
+    // so they are the host's; the outbound HTTP unit adds the functions that
+    // send. Together, what wasmtime-wasi-http's `add_only_http_to_linker_async`
+    // (0.2) and `p3::add_to_linker` add.
+    let p2_options = p2::bindings::LinkOptions::default();
+    p2::bindings::http::types::add_to_linker::<_, WasiHttp>(
+        linker,
+        &p2_options.into(),
+        SpinStore::http,
+    )?;
+    p3::bindings::http::types::add_to_linker::<_, WasiHttp>(linker, SpinStore::http)?;
+    OutboundHttp::add_to_linker(linker, SpinStore::http)?;
     Ok(())
+}
+
+/// What a component is served with, from its manifest entry (for a Spin
+/// app, `spin::app` makes it from the component's `[component.ID]`).
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    pub id: String,
+    pub environment: std::collections::BTreeMap<String, String>,
+    /// Key-value stores, SQLite databases and variables it may use.
+    pub grants: ComponentGrants,
+    pub outbound: super::outbound::OutboundHttpGrants,
+    /// Its own bound on requests per instance, over the app's.
+    pub max_instance_reuse: Option<usize>,
 }
 
 /// Everything needed to make a store for one component.
 pub struct ComponentRuntime {
     pub id: String,
     pub pre: ProxyPre<SpinStore>,
-    component: SpinComponent,
+    spec: ComponentSpec,
     /// The private tree of exactly the files `files` matched, seen at `/`.
     files: Option<std::path::PathBuf>,
-    allowed: Arc<AllowedHosts>,
-    resources: Arc<SpinResources>,
-    grants: Arc<ComponentGrants>,
+    /// The component in each host unit, shared by its instances.
+    spin: ComponentUnits,
+    outbound_http: Arc<OutboundHttpComponent>,
     max_memory: usize,
     timeout: Duration,
     reuse: ReusePolicy,
@@ -242,7 +240,7 @@ impl ComponentRuntime {
     pub fn new(
         linker: &Linker<SpinStore>,
         component: &Component,
-        spin: &SpinComponent,
+        spin: &ComponentSpec,
         resources: Arc<SpinResources>,
         max_memory: usize,
         timeout: Duration,
@@ -270,44 +268,43 @@ impl ComponentRuntime {
                     })?,
             ),
         };
-        let allowed = Arc::new(
-            AllowedHosts::parse(&spin.allowed_outbound_hosts)
+        // Outbound HTTP keeps nothing per app, so configuring it here, per
+        // component, costs nothing.
+        let outbound_http = Arc::new(
+            Arc::new(OutboundHttp::configure_app(())?)
+                .configure_component(spin.outbound.clone())
                 .with_context(|| format!("component.{}.allowed_outbound_hosts", spin.id))?,
         );
-        let grants = Arc::new(ComponentGrants {
-            key_value_stores: spin.key_value_stores.clone(),
-            sqlite_databases: spin.sqlite_databases.clone(),
-            variables: spin.variables.clone(),
-            // A statement stops at the component's own deadline, and no result can be
-            // larger than the memory it must be copied into.
-            limits: CallLimits {
-                statement_timeout: timeout,
-                max_result_bytes: max_memory,
-            },
-        });
-        resources
-            .check_component(&grants)
+        let units = resources
+            .configure_component(&ComponentGrants {
+                // A statement stops at the component's own deadline, and no result can be
+                // larger than the memory it must be copied into.
+                limits: CallLimits {
+                    statement_timeout: timeout,
+                    max_result_bytes: max_memory,
+                },
+                ..spin.grants.clone()
+            })
             .with_context(|| format!("component {:?}", spin.id))?;
         Ok(ComponentRuntime {
-            resources,
-            grants,
+            spin: units,
+            outbound_http,
             id: spin.id.clone(),
             pre,
-            component: spin.clone(),
+            spec: spin.clone(),
             files: None,
-            allowed,
             max_memory,
             timeout,
             // `[component.ID.tool.nebula.limits] max_instance_reuse`, e.g. 1
             // for a component whose requests must not share memory.
             reuse: ReusePolicy {
-                max_requests: spin.limits.max_instance_reuse.unwrap_or(reuse.max_requests),
+                max_requests: spin.max_instance_reuse.unwrap_or(reuse.max_requests),
                 ..reuse
             },
         })
     }
 
-    /// Preopens `tree` (built by [`super::files::MountedFiles`]) at `/`.
+    /// Preopens `tree` (built by `spin::files::MountedFiles`) at `/`.
     pub fn mount_files(mut self, tree: Option<&std::path::Path>) -> Self {
         self.files = tree.map(std::path::Path::to_path_buf);
         self
@@ -328,7 +325,7 @@ impl ComponentRuntime {
         // The guest's output becomes log lines with its request's id.
         b.stdout(GuestLog::stream(&self.id, "stdout", current.clone()));
         b.stderr(GuestLog::stream(&self.id, "stderr", current.clone()));
-        for (k, v) in &self.component.environment {
+        for (k, v) in &self.spec.environment {
             b.env(k, v);
         }
         if let Some(tree) = &self.files {
@@ -342,15 +339,13 @@ impl ComponentRuntime {
                     )
                 })?;
         }
+        let units = InstanceContext::new(charge.blocking());
         let data = SpinStore {
-            spin: SpinState::new(self.resources.clone(), self.grants.clone())
-                .with_blocking(charge.blocking()),
+            spin: SpinState::prepare(&self.spin, &units),
             table: ResourceTable::new(),
             wasi: b.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHooks {
-                allowed: self.allowed.clone(),
-            },
+            hooks: OutboundHttp::prepare(&self.outbound_http, &units),
             limits: PeakLimits::new(
                 StoreLimitsBuilder::new()
                     .memory_size(self.max_memory)

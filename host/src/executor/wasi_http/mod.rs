@@ -7,12 +7,14 @@
 //! the request id.
 //!
 //! The component streams its request body and its response body; the host
-//! caps both ([`crate::host::capped_body`]). What the component may import
-//! besides WASI and wasi:http — Spin's host interfaces — is added to the
-//! linker by [`crate::spin`].
+//! caps both. Its outbound HTTP ([`outbound`], [`outbound_connect`]) reaches
+//! only the hosts its grants allow; Spin's key-value, SQLite and variables
+//! interfaces come from the `nebula-spin-interfaces` units.
 
 mod guest_log;
 pub mod handler;
+pub mod outbound;
+pub mod outbound_connect;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,9 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use wasmtime_wasi_http::handler::{InstantiationError, ProxyHandler};
 
-pub use handler::{ComponentHandler, ComponentRuntime, RequestTag, ReusePolicy, SpinStore};
+pub use handler::{
+    ComponentHandler, ComponentRuntime, ComponentSpec, RequestTag, ReusePolicy, SpinStore,
+};
 
 use super::{
     BoxError, Call, CallError, CallFuture, ComponentKind, Cost, Deadlines, Executor, Outcome,

@@ -89,6 +89,28 @@ pub struct SpinComponent {
     pub cross_site: CrossSite,
 }
 
+/// What a component's manifest entry grants the host units, in one place for
+/// serving it (`executor::wasi_http`) and for `nebula check`.
+impl SpinComponent {
+    /// The key-value, SQLite and variables units' grants, with default call
+    /// limits: the host sets the component's own.
+    pub fn spin_grants(&self) -> nebula_spin_interfaces::ComponentGrants {
+        nebula_spin_interfaces::ComponentGrants {
+            key_value_stores: self.key_value_stores.clone(),
+            sqlite_databases: self.sqlite_databases.clone(),
+            variables: self.variables.clone(),
+            limits: Default::default(),
+        }
+    }
+
+    /// The outbound HTTP unit's grants.
+    pub fn outbound_http_grants(&self) -> crate::executor::wasi_http::outbound::OutboundHttpGrants {
+        crate::executor::wasi_http::outbound::OutboundHttpGrants {
+            allowed_hosts: self.allowed_outbound_hosts.clone(),
+        }
+    }
+}
+
 /// One entry of a component's `files` (see [`super::files`] for what each
 /// mounts).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,15 +1,14 @@
 //! Sending a guest's outbound request where its check holds.
 //!
-//! The host name is resolved once, here; every address it gave is checked
-//! (an internal one needs an IP-literal or CIDR entry in
-//! `allowed_outbound_hosts`, see [`super::outbound`]) and the connection goes
-//! to one of the addresses that passed, never through a second lookup, so a
-//! name cannot answer with a public address for the check and a private one
-//! for the connection (DNS rebinding). Redirects are not followed: the guest
-//! receives the 3xx and decides, and whatever it asks next is checked anew.
+//! The connection comes from the allowed-hosts unit
+//! ([`AllowedHosts::connect`]): the host name is resolved once there, every address it gave
+//! is checked (an internal one needs an IP-literal or CIDR entry in
+//! `allowed_outbound_hosts`) and the connection goes to one of the addresses that passed,
+//! never through a second lookup, so a name cannot answer with a public address for the
+//! check and a private one for the connection (DNS rebinding). Redirects are not followed:
+//! the guest receives the 3xx and decides, and whatever it asks next is checked anew.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody};
 
-use super::outbound::{is_internal, AllowedHosts};
+use nebula_spin_interfaces::allowed_hosts::{AllowedHosts, ConnectError};
 
 /// What wasmtime-wasi-http's `send_request` hook returns: the response and a
 /// future that drives the connection to its end.
@@ -57,19 +56,28 @@ pub async fn send(
     let first_byte_timeout = opt(|o| o.first_byte_timeout);
     let between_bytes_timeout = opt(|o| o.between_bytes_timeout).max(Duration::from_nanos(1));
 
-    let resolved = resolve(&host, port, connect_timeout).await?;
-    let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
-        .into_iter()
-        .partition(|a| !is_internal(a.ip()) || allowed.allows_address(&scheme, a.ip(), port));
-    if passed.is_empty() {
-        tracing::warn!(
-            url = %uri,
-            addresses = ?refused,
-            "outbound request refused: {host} resolves to internal addresses that no IP or CIDR entry of allowed_outbound_hosts allows"
-        );
-        return Err(Error::HttpRequestDenied);
-    }
-    let stream = connect(&passed, connect_timeout).await?;
+    let stream = allowed
+        .connect(&scheme, &host, port, connect_timeout)
+        .await
+        .map_err(|e| match e {
+            ConnectError::DnsTimeout => Error::DnsTimeout,
+            ConnectError::Dns(e) => Error::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            },
+            ConnectError::NotFound => Error::DestinationNotFound,
+            ConnectError::Internal(refused) => {
+                tracing::warn!(
+                    url = %uri,
+                    addresses = ?refused,
+                    "outbound request refused: {host} resolves to internal addresses that no IP or CIDR entry of allowed_outbound_hosts allows"
+                );
+                Error::HttpRequestDenied
+            }
+            ConnectError::Timeout => Error::ConnectionTimeout,
+            ConnectError::Refused => Error::ConnectionRefused,
+            ConnectError::Io(e) => Error::Connect(e),
+        })?;
     let stream: Box<dyn Stream> = if tls {
         Box::new(tls_connect(&host, stream).await?)
     } else {
@@ -118,41 +126,6 @@ pub async fn send(
         .boxed_unsync()
     });
     Ok((response, io))
-}
-
-/// The addresses of `host` (itself, if it is an IP literal).
-async fn resolve(host: &str, port: u16, within: Duration) -> Result<Vec<SocketAddr>, Error> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    let found = tokio::time::timeout(within, tokio::net::lookup_host((host, port)))
-        .await
-        .map_err(|_| Error::DnsTimeout)?
-        .map_err(|e| Error::DnsError {
-            rcode: Some(e.to_string()),
-            info_code: None,
-        })?;
-    let addrs: Vec<SocketAddr> = found.collect();
-    if addrs.is_empty() {
-        return Err(Error::DestinationNotFound);
-    }
-    Ok(addrs)
-}
-
-/// A connection to the first of `addrs` that answers.
-async fn connect(addrs: &[SocketAddr], within: Duration) -> Result<TcpStream, Error> {
-    let mut last = Error::DestinationUnavailable;
-    for addr in addrs {
-        match tokio::time::timeout(within, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => return Ok(s),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                last = Error::ConnectionRefused
-            }
-            Ok(Err(e)) => last = Error::Connect(e),
-            Err(_) => last = Error::ConnectionTimeout,
-        }
-    }
-    Err(last)
 }
 
 async fn tls_connect(

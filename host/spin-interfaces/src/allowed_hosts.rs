@@ -1,18 +1,31 @@
-//! `allowed_outbound_hosts`: which URLs a component may send requests to.
-//! Entries look like `https://example.com`, `http://127.0.0.1:*`,
-//! `*://localhost:3000`, `https://*.example.com:8443`, `http://10.0.0.0/8:*`
-//! (a CIDR range, as Spin writes it). Nothing else is reachable: an empty
-//! list means no outbound HTTP at all.
+//! The allowed-hosts unit: which addresses a component may reach, shared by every outbound
+//! interface (HTTP today; TCP, Redis, PostgreSQL, MQTT as they come) so that all of them
+//! allow and refuse the same things.
 //!
-//! A host name is only text: what it resolves to is checked too (see
-//! [`super::outbound_connect`]). An address on the loopback, link-local
-//! (cloud metadata services live there), private or shared (CGNAT) ranges is
-//! reached only if an IP-literal or CIDR entry allows it, so a name allowed
-//! for the outside world cannot be pointed at the host's own network.
+//! It serves no import of its own and holds no per-app state, so it is not a [`HostUnit`]:
+//! an outbound unit parses its component's `allowed_outbound_hosts` with
+//! [`AllowedHosts::parse`] in `configure_component`, keeps the result for its instances, and
+//! connects only through [`AllowedHosts::connect`].
+//!
+//! Entries look like `https://example.com`, `http://127.0.0.1:*`, `*://localhost:3000`,
+//! `https://*.example.com:8443`, `http://10.0.0.0/8:*` (a CIDR range, as Spin writes it).
+//! Nothing else is reachable: an empty list means no outbound connection at all.
+//!
+//! A host name is only text: what it resolves to is checked too. An address on the
+//! loopback, link-local (cloud metadata services live there), private or shared (CGNAT)
+//! ranges is reached only if an IP-literal or CIDR entry allows it, so a name allowed for the
+//! outside world cannot be pointed at the host's own network. The name is resolved once, in
+//! [`AllowedHosts::connect`]; every address it gave is checked and the connection goes to one
+//! that passed, never through a second lookup, so a name cannot answer with a public address
+//! for the check and a private one for the connection (DNS rebinding).
+//!
+//! [`HostUnit`]: crate::HostUnit
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+use tokio::net::TcpStream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowedHost {
@@ -38,10 +51,13 @@ enum PortPattern {
     Range(u16, u16),
 }
 
+/// One component's `allowed_outbound_hosts`, parsed.
 #[derive(Debug, Clone, Default)]
 pub struct AllowedHosts(Vec<AllowedHost>);
 
 impl AllowedHosts {
+    /// Fails on the first entry that is not a valid pattern, quoting it and saying what
+    /// was expected.
     pub fn parse(entries: &[String]) -> Result<AllowedHosts> {
         entries
             .iter()
@@ -72,6 +88,99 @@ impl AllowedHosts {
                 && a.port_allows(scheme, Some(port))
         })
     }
+
+    /// Resolves `host` once (an IP literal is its own address), keeps the addresses this
+    /// list allows for `scheme` and `port` (see [`is_internal`]) and connects to the first
+    /// of them that answers, each try bounded by `within`. The caller has already checked
+    /// the URL text with [`AllowedHosts::allows`].
+    pub async fn connect(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        within: Duration,
+    ) -> Result<TcpStream, ConnectError> {
+        let resolved = resolve(host, port, within).await?;
+        let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
+            .into_iter()
+            .partition(|a| !is_internal(a.ip()) || self.allows_address(scheme, a.ip(), port));
+        if passed.is_empty() {
+            return Err(ConnectError::Internal(refused));
+        }
+        connect(&passed, within).await
+    }
+}
+
+/// Why [`AllowedHosts::connect`] made no connection; each outbound unit says it in its own
+/// interface's error type.
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The name did not resolve within the time given.
+    DnsTimeout,
+    /// The lookup failed.
+    Dns(std::io::Error),
+    /// The name has no address.
+    NotFound,
+    /// Every address the name gave is internal and no IP or CIDR entry allows it: these.
+    Internal(Vec<SocketAddr>),
+    /// No address answered within the time given.
+    Timeout,
+    /// The last address tried refused the connection.
+    Refused,
+    /// The last address tried failed otherwise.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::DnsTimeout => f.write_str("the name did not resolve in time"),
+            ConnectError::Dns(e) => write!(f, "the name did not resolve: {e}"),
+            ConnectError::NotFound => f.write_str("the name has no address"),
+            ConnectError::Internal(addrs) => write!(
+                f,
+                "the name resolves to internal addresses ({addrs:?}) that no IP or CIDR entry \
+                 of allowed_outbound_hosts allows"
+            ),
+            ConnectError::Timeout => f.write_str("no address answered in time"),
+            ConnectError::Refused => f.write_str("the connection was refused"),
+            ConnectError::Io(e) => write!(f, "cannot connect: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The addresses of `host` (itself, if it is an IP literal).
+async fn resolve(host: &str, port: u16, within: Duration) -> Result<Vec<SocketAddr>, ConnectError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let found = tokio::time::timeout(within, tokio::net::lookup_host((host, port)))
+        .await
+        .map_err(|_| ConnectError::DnsTimeout)?
+        .map_err(ConnectError::Dns)?;
+    let addrs: Vec<SocketAddr> = found.collect();
+    if addrs.is_empty() {
+        return Err(ConnectError::NotFound);
+    }
+    Ok(addrs)
+}
+
+/// A connection to the first of `addrs` that answers.
+async fn connect(addrs: &[SocketAddr], within: Duration) -> Result<TcpStream, ConnectError> {
+    let mut last = ConnectError::NotFound;
+    for addr in addrs {
+        match tokio::time::timeout(within, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                last = ConnectError::Refused
+            }
+            Ok(Err(e)) => last = ConnectError::Io(e),
+            Err(_) => last = ConnectError::Timeout,
+        }
+    }
+    Err(last)
 }
 
 /// Whether `ip` belongs to the host's own or a private network rather than
@@ -259,6 +368,28 @@ mod tests {
         ] {
             assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// A name allowed as text that resolves to the host's own network is refused unless
+    /// an IP entry allows the address; the connection goes to the checked address.
+    #[tokio::test]
+    async fn connect_checks_the_addresses_a_name_resolves_to() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let within = Duration::from_secs(5);
+        let by_name = AllowedHosts::parse(&["http://localhost:*".into()]).unwrap();
+        match by_name.connect("http", "localhost", port, within).await {
+            Err(ConnectError::Internal(refused)) => {
+                assert!(refused.iter().all(|a| a.ip().is_loopback()), "{refused:?}")
+            }
+            other => panic!("localhost by name: {other:?}"),
+        }
+        let by_ip = AllowedHosts::parse(&["http://127.0.0.1:*".into()]).unwrap();
+        let stream = by_ip
+            .connect("http", "127.0.0.1", port, within)
+            .await
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap().port(), port);
     }
 
     #[test]
