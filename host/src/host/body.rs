@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 
-use super::capped_body::{CapExceeded, Capped};
 use super::failure::Failure;
+use crate::body::capped::{CapExceeded, Capped};
 use crate::executor::{Body, BoxError, Payload};
 use crate::manifest::Limits;
 

@@ -15,7 +15,6 @@
 
 pub mod admission;
 mod body;
-pub mod capped_body;
 mod components;
 pub mod failure;
 pub mod hooks;
@@ -118,31 +117,11 @@ impl Host {
                 .map(|r| (r.component.as_str(), r.text.as_str())),
         );
         let cache = CompileCache::new(opts.cache_dir.clone());
-        let (pure, wasi_http, spin): (Option<Box<dyn executor::Preparer>>, _, _) =
-            match &model.front {
-                Front::Pure(_) => (
-                    Some(Box::new(executor::pure::PurePreparer::new(
-                        &engine,
-                        deadlines.clone(),
-                    )?)),
-                    None,
-                    None,
-                ),
-                Front::Spin(m) => {
-                    let parts = Arc::new(crate::spin::app::SpinParts::configure(
-                        m,
-                        spin_config(&model, &opts),
-                        &engine,
-                        &deadlines,
-                        metrics,
-                    )?);
-                    (
-                        None,
-                        Some(Box::new(parts.clone()) as Box<dyn executor::Preparer>),
-                        Some(parts),
-                    )
-                }
-            };
+        let Preparers {
+            pure,
+            wasi_http,
+            spin,
+        } = preparers(&model, &opts, &engine, &deadlines, metrics)?;
         let components = Components::new(ComponentSet {
             engine: engine.clone(),
             cache,
@@ -156,19 +135,7 @@ impl Host {
             Front::Pure(m) => Some(crate::data::open(m, opts.database.as_deref())?),
             Front::Spin(_) => None,
         };
-        // The key is kept with the data the app really uses (--db too).
-        let sessions = match (&model.session, &store) {
-            (Some(config), Some(store)) => {
-                let key = store.host_file("session-key").ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "[session]: the data store {} has no place for the session key",
-                        store.describe()
-                    )
-                })?;
-                Some(Sessions::open(config.clone(), &key)?)
-            }
-            _ => None,
-        };
+        let sessions = sessions(&model, store.as_deref())?;
         Ok(Host {
             router: router_of(&model),
             static_root: model
@@ -293,6 +260,62 @@ impl Host {
             .unwrap_or_default();
         http::Response::from_parts(parts, bytes)
     }
+}
+
+/// The preparers of the kinds of component the app serves.
+struct Preparers {
+    pure: Option<Box<dyn executor::Preparer>>,
+    wasi_http: Option<Box<dyn executor::Preparer>>,
+    /// Kept by the host too: it owns the Spin app's private file trees.
+    spin: Option<Arc<crate::spin::app::SpinParts>>,
+}
+
+fn preparers(
+    model: &AppModel,
+    opts: &HostOptions,
+    engine: &wasmtime::Engine,
+    deadlines: &Deadlines,
+    metrics: &'static AppMetrics,
+) -> Result<Preparers> {
+    Ok(match &model.front {
+        Front::Pure(_) => Preparers {
+            pure: Some(Box::new(executor::pure::PurePreparer::new(
+                engine,
+                deadlines.clone(),
+            )?)),
+            wasi_http: None,
+            spin: None,
+        },
+        Front::Spin(m) => {
+            let parts = Arc::new(crate::spin::app::SpinParts::configure(
+                m,
+                spin_config(model, opts),
+                engine,
+                deadlines,
+                metrics,
+            )?);
+            Preparers {
+                pure: None,
+                wasi_http: Some(Box::new(parts.clone())),
+                spin: Some(parts),
+            }
+        }
+    })
+}
+
+/// The visitor cookie's keys, with `[session]`: kept with the data the app
+/// really uses (`--db` too).
+fn sessions(model: &AppModel, store: Option<&dyn DataStore>) -> Result<Option<Sessions>> {
+    let (Some(config), Some(store)) = (&model.session, store) else {
+        return Ok(None);
+    };
+    let key = store.host_file("session-key").ok_or_else(|| {
+        anyhow::anyhow!(
+            "[session]: the data store {} has no place for the session key",
+            store.describe()
+        )
+    })?;
+    Ok(Some(Sessions::open(config.clone(), &key)?))
 }
 
 /// Milliseconds since the Unix epoch.

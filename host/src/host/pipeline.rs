@@ -13,10 +13,10 @@ use http::Method;
 use http_body_util::BodyExt;
 
 use super::admission::Slot;
-use super::capped_body::{CapExceeded, Capped};
 use super::failure::Failure;
 use super::hooks::CallView;
 use super::{body, reads, static_files, Host};
+use crate::body::capped::{CapExceeded, Capped};
 use crate::contract::LAST_INSERT_ROWID;
 use crate::executor::{Body, BoxError, Call, CallError, Executor, Outcome, Payload};
 use crate::metrics;

@@ -110,59 +110,8 @@ pub async fn serve<S: Service>(
                     drop(stream);
                     continue;
                 };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let activity = activity.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    let activity = activity.clone();
-                    async move {
-                        let _busy = activity.begin();
-                        // Malformed whatever the app: no component sees a
-                        // request whose authority is missing or ambiguous.
-                        if let Some(problem) =
-                            host_header::host_problem(req.version(), req.headers())
-                        {
-                            let mut r = pages::bad_request(problem);
-                            app.security_headers().apply(r.headers_mut());
-                            return Ok(r.map(full_body));
-                        }
-                        Ok::<_, Infallible>(app.call(req, peer).await)
-                    }
-                });
-                let mut builder = http1::Builder::new();
-                builder
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    // Slow clients: the request line and headers must arrive
-                    // in time; the body has its own timeout (`read_body`).
-                    .header_read_timeout(limits.header_read_timeout)
-                    // Over either, hyper answers 431.
-                    .max_buf_size(limits.max_header_bytes.max(8192));
-                if limits.max_headers != crate::manifest::limits::DEFAULT_MAX_HEADERS {
-                    // Setting it moves hyper's header array to the heap; only
-                    // pay for that when asked.
-                    builder.max_headers(limits.max_headers);
-                }
-                // A client that stops reading its responses is cut off.
-                let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
-                let conn = builder.serve_connection(TokioIo::new(io), service);
-                let conn = graceful.watch(conn);
-                let write_timeout_ms = limits.write_timeout.as_millis() as u64;
-                tokio::spawn(crate::metrics::cpu::connection(async move {
-                    if let Err(e) = conn.await {
-                        if is_write_timeout(&e) {
-                            tracing::info!(
-                                client = %peer.ip(),
-                                write_timeout_ms,
-                                "the client stopped reading its responses; connection closed"
-                            );
-                        } else {
-                            tracing::debug!("connection closed with an error: {e}");
-                        }
-                    }
-                    drop(counted);
-                    drop(permit);
-                }));
+                let held = (counted, permit);
+                spawn_connection(stream, peer, app.clone(), activity.clone(), &limits, &graceful, held);
             }
             _ = &mut shutdown => break,
         }
@@ -182,6 +131,68 @@ pub async fn serve<S: Service>(
     }
     app.shutdown();
     Ok(())
+}
+
+/// Serves one accepted connection on a task of its own: HTTP/1 with the
+/// header and write timeouts, every request handed to `app`. `held` (its
+/// per-address count and its connection permit) is released when it closes.
+fn spawn_connection<S: Service>(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: Arc<S>,
+    activity: Arc<idle::Activity>,
+    limits: &ConnectionLimits,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+    held: (per_ip::Counted, tokio::sync::OwnedSemaphorePermit),
+) {
+    let _ = stream.set_nodelay(true);
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        let activity = activity.clone();
+        async move {
+            let _busy = activity.begin();
+            // Malformed whatever the app: no component sees a
+            // request whose authority is missing or ambiguous.
+            if let Some(problem) = host_header::host_problem(req.version(), req.headers()) {
+                let mut r = pages::bad_request(problem);
+                app.security_headers().apply(r.headers_mut());
+                return Ok(r.map(full_body));
+            }
+            Ok::<_, Infallible>(app.call(req, peer).await)
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        // Slow clients: the request line and headers must arrive
+        // in time; the body has its own timeout (the host reads it).
+        .header_read_timeout(limits.header_read_timeout)
+        // Over either, hyper answers 431.
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    if limits.max_headers != crate::manifest::limits::DEFAULT_MAX_HEADERS {
+        // Setting it moves hyper's header array to the heap; only
+        // pay for that when asked.
+        builder.max_headers(limits.max_headers);
+    }
+    // A client that stops reading its responses is cut off.
+    let io = write_timeout::WriteTimeout::new(stream, limits.write_timeout);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let conn = graceful.watch(conn);
+    let write_timeout_ms = limits.write_timeout.as_millis() as u64;
+    tokio::spawn(crate::metrics::cpu::connection(async move {
+        if let Err(e) = conn.await {
+            if is_write_timeout(&e) {
+                tracing::info!(
+                    client = %peer.ip(),
+                    write_timeout_ms,
+                    "the client stopped reading its responses; connection closed"
+                );
+            } else {
+                tracing::debug!("connection closed with an error: {e}");
+            }
+        }
+        drop(held);
+    }));
 }
 
 /// Whether hyper gave up on a connection because [`write_timeout`] failed

@@ -24,6 +24,10 @@ fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             continue;
         }
         let text = std::fs::read_to_string(&entry).unwrap();
+        // A module only tests compile (`#[cfg(test)] mod tests;` and the like).
+        if is_test_module(&entry) {
+            continue;
+        }
         // Unit tests may reach anywhere; only the code counts.
         let code: String = text
             .split("#[cfg(test)]")
@@ -47,6 +51,23 @@ fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
         // `use super::…` inside a folder stays inside it.
     }
     deps
+}
+
+/// Whether the file is a module its parent declares under `#[cfg(test)]`.
+fn is_test_module(file: &Path) -> bool {
+    let name = file.file_stem().unwrap().to_string_lossy().to_string();
+    let dir = file.parent().unwrap();
+    let parents = [dir.join("mod.rs"), dir.with_extension("rs")];
+    parents.iter().any(|p| {
+        std::fs::read_to_string(p).is_ok_and(|text| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines.windows(2).any(|w| {
+                w[0].trim() == "#[cfg(test)]"
+                    && (w[1].trim() == format!("mod {name};")
+                        || w[1].trim() == format!("pub(crate) mod {name};"))
+            })
+        })
+    })
 }
 
 fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {

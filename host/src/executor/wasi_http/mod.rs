@@ -130,8 +130,17 @@ impl WasiHttpExecutor {
     }
 }
 
-/// A request body error as wasi:http reports it to the guest.
+/// A request body error as wasi:http reports it to the guest: past the
+/// host's cap, wasi:http's own body-size or read-timeout error.
 fn to_wasi_error(e: BoxError) -> wasmtime_wasi_http::Error {
+    use crate::body::capped::CapExceeded;
+    match e.downcast_ref::<CapExceeded>() {
+        Some(CapExceeded::Size(max)) => {
+            return wasmtime_wasi_http::Error::HttpRequestBodySize(Some(*max))
+        }
+        Some(CapExceeded::Time(_)) => return wasmtime_wasi_http::Error::ConnectionReadTimeout,
+        None => {}
+    }
     match e.downcast::<hyper::Error>() {
         Ok(h) => wasmtime_wasi_http::Error::Hyper(*h),
         Err(e) => match e.downcast::<wasmtime_wasi_http::Error>() {

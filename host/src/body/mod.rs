@@ -1,5 +1,8 @@
 //! The HTTP body types every layer passes along: a request or response
-//! body is a boxed stream of bytes, whole or streamed.
+//! body is a boxed stream of bytes, whole or streamed; [`capped`] ends a
+//! stream past a size or time limit.
+
+pub mod capped;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;

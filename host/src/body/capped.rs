@@ -11,8 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 
-use super::admission::Slot;
-
 /// Why a capped stream was cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CapExceeded {
@@ -43,9 +41,10 @@ pub struct Capped<B> {
     /// Once cut, the stream has ended.
     cut: bool,
     deadline: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
-    /// The request's instance slot, for a response body: the instance
-    /// behind the stream is in use until the stream is done.
-    _slot: Option<Slot>,
+    /// Held until the body is dropped: for a response body, the request's
+    /// instance slot (the instance behind the stream is in use until the
+    /// stream is done).
+    _held: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl<B> Capped<B> {
@@ -56,7 +55,7 @@ impl<B> Capped<B> {
             max,
             cut: false,
             deadline: None,
-            _slot: None,
+            _held: None,
         }
     }
 
@@ -66,9 +65,9 @@ impl<B> Capped<B> {
         self
     }
 
-    /// Keeps `slot` until the body is dropped.
-    pub fn holding(mut self, slot: Slot) -> Capped<B> {
-        self._slot = Some(slot);
+    /// Keeps `guard` until the body is dropped.
+    pub fn holding(mut self, guard: impl Send + 'static) -> Capped<B> {
+        self._held = Some(Box::new(guard));
         self
     }
 }
