@@ -15,7 +15,7 @@ use crate::manifest::Limits;
 
 /// The body as the component will get it.
 pub async fn prepare(
-    req: http::Request<Body>,
+    req: http::Request<Payload>,
     limits: &Limits,
     whole: bool,
 ) -> Result<http::Request<Payload>, Failure> {
@@ -25,10 +25,17 @@ pub async fn prepare(
     }
     let timeout = Duration::from_millis(limits.body_read_timeout_ms);
     let (parts, body) = req.into_parts();
-    let payload = if whole {
-        Payload::Whole(read_whole(body, max, timeout).await?)
-    } else {
-        Payload::Stream(capped_stream(body, max, timeout))
+    let payload = match (body, whole) {
+        // Already whole (the in-process API): only its size is checked.
+        (Payload::Whole(b), true) if b.len() > max => {
+            return Err(Failure::BodyTooLarge { limit: max })
+        }
+        (Payload::Whole(b), true) => Payload::Whole(b),
+        (Payload::Whole(b), false) => {
+            Payload::Stream(capped_stream(crate::server::full_body(b), max, timeout))
+        }
+        (Payload::Stream(s), true) => Payload::Whole(read_whole(s, max, timeout).await?),
+        (Payload::Stream(s), false) => Payload::Stream(capped_stream(s, max, timeout)),
     };
     Ok(http::Request::from_parts(parts, payload))
 }

@@ -250,14 +250,16 @@ impl Host {
         seed: u64,
         now_ms: u64,
     ) -> http::Response<Bytes> {
-        let req = req.map(crate::server::full_body);
-        let resp = self.serve(req, None, seed, now_ms).await;
+        let resp = self
+            .serve_payload(req.map(executor::Payload::Whole), None, seed, now_ms)
+            .await;
         let (parts, body) = resp.into_parts();
-        let bytes = body
-            .collect()
-            .await
-            .map(|c| c.to_bytes())
-            .unwrap_or_default();
+        let bytes = match body {
+            executor::Payload::Whole(b) => b,
+            executor::Payload::Stream(s) => {
+                s.collect().await.map(|c| c.to_bytes()).unwrap_or_default()
+            }
+        };
         http::Response::from_parts(parts, bytes)
     }
 }

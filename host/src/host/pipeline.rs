@@ -42,6 +42,24 @@ impl Host {
         seed: u64,
         now_ms: u64,
     ) -> http::Response<Body> {
+        let resp = self
+            .serve_payload(req.map(Payload::Stream), peer, seed, now_ms)
+            .await;
+        resp.map(|payload| match payload {
+            Payload::Whole(b) => crate::server::full_body(b),
+            Payload::Stream(s) => s,
+        })
+    }
+
+    /// [`Host::serve`] for a request whose body may already be whole (the
+    /// in-process API), answering with a whole body where the component did.
+    pub(super) async fn serve_payload(
+        &self,
+        req: http::Request<Payload>,
+        peer: Option<SocketAddr>,
+        seed: u64,
+        now_ms: u64,
+    ) -> http::Response<Payload> {
         let id = self.request_ids.next();
         let is_head = req.method() == Method::HEAD;
         let (result, stats) = metrics::cpu::request(
@@ -55,17 +73,18 @@ impl Host {
         if let Ok(v) = HeaderValue::from_str(&id) {
             resp.headers_mut().insert("x-request-id", v);
         }
-        resp.map(|payload| match payload {
-            Payload::Whole(_) if is_head => crate::server::full_body(Bytes::new()),
-            Payload::Whole(b) => crate::server::full_body(b),
-            Payload::Stream(s) => s,
-        })
+        if is_head {
+            if let Payload::Whole(b) = resp.body_mut() {
+                *b = Bytes::new();
+            }
+        }
+        resp
     }
 
     async fn stages(
         &self,
         id: &Arc<str>,
-        req: http::Request<Body>,
+        req: http::Request<Payload>,
         peer: Option<SocketAddr>,
         seed: u64,
         now_ms: u64,
@@ -137,7 +156,7 @@ impl Host {
     /// Static files, if the app has them and the path is under their prefix.
     fn static_file(
         &self,
-        req: &http::Request<Body>,
+        req: &http::Request<Payload>,
     ) -> Result<Option<http::Response<Bytes>>, Failure> {
         let Some(st) = &self.model.static_files else {
             return Ok(None);
@@ -156,7 +175,7 @@ impl Host {
     }
 
     /// Route: which route, with which parameters.
-    fn route(&self, req: &http::Request<Body>) -> Result<Routed, Failure> {
+    fn route(&self, req: &http::Request<Payload>) -> Result<Routed, Failure> {
         let path = req.uri().path();
         // A Spin route answers every method; the component decides.
         let method = if self.model.is_spin() {
@@ -181,7 +200,7 @@ impl Host {
         &self,
         route: &RouteModel,
         index: usize,
-        req: &http::Request<Body>,
+        req: &http::Request<Payload>,
         peer: Option<SocketAddr>,
     ) -> Result<(), Failure> {
         if route.cross_site == CrossSite::Refuse {
