@@ -80,6 +80,24 @@ pub struct RouteModel {
     pub cross_site: CrossSite,
 }
 
+impl ComponentModel {
+    /// (name, model): what both front ends put in `AppModel::components`.
+    fn entry(
+        name: &str,
+        source: &std::path::Path,
+        build: &Option<Build>,
+        limits: &ComponentLimits,
+    ) -> (String, ComponentModel) {
+        let model = ComponentModel {
+            name: name.to_string(),
+            source: source.to_path_buf(),
+            build: build.clone(),
+            limits: limits.clone(),
+        };
+        (name.to_string(), model)
+    }
+}
+
 impl AppModel {
     pub fn is_spin(&self) -> bool {
         matches!(self.front, Front::Spin(_))
@@ -99,15 +117,7 @@ impl From<Manifest> for AppModel {
         let components = m
             .components
             .values()
-            .map(|c| {
-                let model = ComponentModel {
-                    name: c.name.clone(),
-                    source: c.source.clone(),
-                    build: c.build.clone(),
-                    limits: c.limits.clone(),
-                };
-                (c.name.clone(), model)
-            })
+            .map(|c| ComponentModel::entry(&c.name, &c.source, &c.build, &c.limits))
             .collect();
         let routes = m
             .routes
@@ -150,15 +160,7 @@ impl TryFrom<SpinManifest> for AppModel {
         let components = m
             .components
             .values()
-            .map(|c| {
-                let model = ComponentModel {
-                    name: c.id.clone(),
-                    source: c.source.clone(),
-                    build: c.build.clone(),
-                    limits: c.limits.clone(),
-                };
-                (c.id.clone(), model)
-            })
+            .map(|c| ComponentModel::entry(&c.id, &c.source, &c.build, &c.limits))
             .collect();
         let routes = route_models(&m)?;
         Ok(AppModel {

@@ -94,6 +94,11 @@ impl PureComponent {
         &self.name
     }
 
+    /// The pre-linked component.
+    pub fn instance_pre(&self) -> &wasmtime::component::InstancePre<HostState> {
+        self.pre.instance_pre()
+    }
+
     pub async fn call(
         &self,
         deadlines: &Deadlines,

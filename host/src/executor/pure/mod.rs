@@ -19,15 +19,13 @@ use super::{
 pub struct PureExecutor {
     component: PureComponent,
     deadlines: Deadlines,
-    imports: Vec<String>,
 }
 
 impl PureExecutor {
-    pub fn new(component: PureComponent, deadlines: Deadlines, imports: Vec<String>) -> Self {
+    pub fn new(component: PureComponent, deadlines: Deadlines) -> Self {
         PureExecutor {
             component,
             deadlines,
-            imports,
         }
     }
 }
@@ -41,8 +39,10 @@ impl Executor for PureExecutor {
         ComponentKind::Pure
     }
 
+    /// Read from the component when asked (`nebula check`), not at every load.
     fn imports(&self) -> Vec<String> {
-        self.imports.clone()
+        let pre = self.component.instance_pre();
+        super::imports_of(pre.engine(), pre.component())
     }
 
     fn wants_whole_body(&self) -> bool {
@@ -121,7 +121,6 @@ pub type SharedPure = Arc<PureExecutor>;
 
 /// Prepares pure components: the closed WASI set and nothing else.
 pub struct PurePreparer {
-    engine: wasmtime::Engine,
     linker: PureLinker,
     deadlines: Deadlines,
 }
@@ -129,7 +128,6 @@ pub struct PurePreparer {
 impl PurePreparer {
     pub fn new(engine: &wasmtime::Engine, deadlines: Deadlines) -> anyhow::Result<Self> {
         Ok(PurePreparer {
-            engine: engine.clone(),
             linker: PureLinker::new(engine)?,
             deadlines,
         })
@@ -143,11 +141,6 @@ impl super::Preparer for PurePreparer {
         component: &wasmtime::component::Component,
     ) -> anyhow::Result<Arc<dyn Executor>> {
         let pure = PureComponent::new(name, component, &self.linker)?;
-        let imports = super::imports_of(&self.engine, component);
-        Ok(Arc::new(PureExecutor::new(
-            pure,
-            self.deadlines.clone(),
-            imports,
-        )))
+        Ok(Arc::new(PureExecutor::new(pure, self.deadlines.clone())))
     }
 }
