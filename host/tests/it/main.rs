@@ -3,6 +3,9 @@
 
 mod support;
 
+/// Every test here runs on SQLite; `tests/postgres` runs the site's again on PostgreSQL.
+pub const STORE: support::Store = support::Store::Sqlite;
+
 mod admin;
 mod backpressure;
 mod bad_input;
