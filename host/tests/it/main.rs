@@ -31,6 +31,7 @@ mod spin;
 mod spin_host;
 mod spin_limits;
 mod spin_sandbox;
+mod spin_shared_kv;
 mod submit;
 mod swap;
 mod votes;
