@@ -33,10 +33,13 @@ pub struct Key {
 
 /// The request's key, if it has one; a malformed key is a 400.
 ///
-/// The key is scoped by the visitor (with `[session]`) and the route, so
-/// that one client's key never finds another's response; the fingerprint
-/// (method, path and query, body) tells a retry from a different request
-/// that reuses the key.
+/// The key is scoped by the route and, when the request carried a valid
+/// visitor cookie, by the visitor, so that one visitor's key never finds
+/// another's response. A client without a cookie (an API client, curl) is a
+/// new visitor on every request, retries included, so its keys are scoped
+/// by the route alone: its retry must find the first attempt's record. The
+/// fingerprint (method, path and query, body) tells a retry from a
+/// different request that reuses the key.
 pub fn key_of(
     req: &http::Request<Payload>,
     route: &str,
@@ -58,7 +61,8 @@ pub fn key_of(
         )));
     }
     let mut scope = Sha256::new();
-    for part in [visitor.map_or("", |v| v.id.as_str()), route, key] {
+    let known = visitor.filter(|v| v.set_cookie.is_none());
+    for part in [known.map_or("", |v| v.id.as_str()), route, key] {
         scope.update(part.len().to_le_bytes());
         scope.update(part.as_bytes());
     }

@@ -77,6 +77,22 @@ fn a_retried_vote_with_the_same_idempotency_key_counts_once_and_gets_the_same_an
         .unwrap();
     assert_eq!(r.status(), 422);
     assert_eq!(s.sql_i64("SELECT votes FROM memes WHERE id = 5"), five);
+
+    // A client that keeps no cookie (curl, an API client) is a new visitor
+    // on every request, its retry too: the retry still finds the record.
+    let cookieless = |key: &str| {
+        agent()
+            .post(s.url("/memes/5/vote"))
+            .header("accept", "application/json")
+            .header("idempotency-key", key)
+            .send_empty()
+            .unwrap()
+    };
+    assert_eq!(cookieless("cookieless-1").status(), 200);
+    let again = cookieless("cookieless-1");
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(s.sql_i64("SELECT votes FROM memes WHERE id = 5"), five + 1);
 }
 
 #[test]
