@@ -133,7 +133,7 @@ impl From<Manifest> for AppModel {
                     .iter()
                     .map(|w| (w.clone(), m.writes[w].sql.clone()))
                     .collect(),
-                rate_limit: r.rate_limit.clone(),
+                rate_limit: r.rate_limit,
                 cross_site: r.cross_site,
             })
             .collect();

@@ -108,9 +108,9 @@ fn from_folder(dir: &Path, dialect: Dialect) -> Result<Vec<Migration>> {
             dir.display()
         )
     })?;
-    // version → (generic file, this dialect's file)
-    let mut found: BTreeMap<i64, (Option<(String, PathBuf)>, Option<(String, PathBuf)>)> =
-        BTreeMap::new();
+    // version → (generic file, this dialect's file), each as (name, path)
+    type Named = Option<(String, PathBuf)>;
+    let mut found: BTreeMap<i64, (Named, Named)> = BTreeMap::new();
     for entry in entries {
         let path = entry?.path();
         let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {

@@ -14,6 +14,7 @@ mod data_growth;
 mod deadlines;
 mod deploy;
 mod errors;
+mod health;
 mod hooks;
 mod isolation;
 mod languages;

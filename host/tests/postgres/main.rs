@@ -10,6 +10,8 @@ mod support;
 
 pub const STORE: support::Store = support::Store::Postgres;
 
+#[path = "../it/health.rs"]
+mod health;
 #[path = "../it/site.rs"]
 mod site;
 #[path = "../it/submit.rs"]

@@ -128,10 +128,12 @@ pub(super) async fn apply(
                     let ms = rand::random::<u64>() % (1u64 << attempt.min(5)) + 1;
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                 }
-                Err(Failed::Retry(e)) => return Err(WriteError::Failed(format!(
+                Err(Failed::Retry(e)) => {
+                    return Err(WriteError::Failed(format!(
                     "still conflicting with concurrent requests after {MAX_ATTEMPTS} attempts: {}",
                     message(&e)
-                ))),
+                )))
+                }
                 Err(Failed::Final(e)) => return Err(e),
             }
         }
@@ -144,7 +146,11 @@ pub(super) async fn apply(
                 ANSWER_WITHIN.as_secs()
             )))
         })?;
-    if once.is_some() && RECORDED.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+    if once.is_some()
+        && RECORDED
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+    {
         sweep(pool).await;
     }
     Ok(applied)
