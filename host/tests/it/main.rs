@@ -1,11 +1,13 @@
 //! Integration tests: each starts `nebula up` as a separate process on an
 //! ephemeral loopback port and checks what it serves.
 
+mod cluster_support;
 mod support;
 
 mod admin;
 mod backpressure;
 mod bad_input;
+mod cluster;
 mod crash;
 mod data_growth;
 mod deadlines;
