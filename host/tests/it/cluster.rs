@@ -563,3 +563,35 @@ fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
         reads.len()
     );
 }
+
+/// A client without the session cookie that retries a write with its
+/// Idempotency-Key (or HAProxy resending it to another node) must get the
+/// first answer, not a second write. Today `once::key_of` scopes the key by
+/// the visitor, and a request without a cookie gets a new random visitor
+/// each time, so the retry is a new key: the meme is stored twice.
+#[test]
+#[ignore = "host/src/host/once.rs key_of: a cookieless request's key is scoped by a fresh random visitor, so its retry writes again (observed: 2 rows)"]
+fn a_retry_without_a_cookie_is_answered_from_its_key() {
+    let c = Cluster::up(1, "--no-rate-limits");
+    let template = c.sql("SELECT id FROM templates ORDER BY id LIMIT 1");
+    let text = format!("cookieless-{}", c.base);
+    let body = format!("template={template}&top_text={text}&bottom_text=x");
+    let post = || {
+        send(
+            &client(),
+            "POST",
+            &c.url("/memes"),
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("idempotency-key", &text),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let first = post();
+    let again = post();
+    assert_eq!((first.status(), again.status()), (Some(303), Some(303)));
+    let replayed = again.answer.as_ref().unwrap().header("idempotent-replayed");
+    assert_eq!(replayed, Some("true"), "the retry is answered from the record");
+    assert_eq!(memes_by_text(&c, &text).get(&text), Some(&1), "stored once");
+}
