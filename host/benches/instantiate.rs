@@ -191,7 +191,9 @@ fn bench(c: &mut Criterion) {
     let academemes = App::load(
         Manifest::load(&app_toml).expect("app.toml"),
         AppOptions {
-            database: Some(dir.path().join("academemes.db")),
+            database: Some(nebula::data::Location::Sqlite(
+                dir.path().join("academemes.db"),
+            )),
             cache_dir: Some(cache_dir.clone()),
             ..Default::default()
         },
@@ -200,7 +202,7 @@ fn bench(c: &mut Criterion) {
     let probe = App::load(
         Manifest::load(&probe_toml).expect("probe.toml"),
         AppOptions {
-            database: Some(dir.path().join("probe.db")),
+            database: Some(nebula::data::Location::Sqlite(dir.path().join("probe.db"))),
             ..Default::default()
         },
     )

@@ -27,7 +27,7 @@ pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
 
     // The SQL is checked against a throwaway in-memory copy of the schema.
     let scratch = tempfile_path()?;
-    match data::open(manifest, Some(&scratch)) {
+    match data::open(manifest, Some(&data::Location::Sqlite(scratch.clone()))) {
         Ok(_) => writeln!(
             text,
             "database: schema, seed and {} reads / {} writes prepare cleanly",

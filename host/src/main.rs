@@ -105,9 +105,11 @@ struct UpArgs {
     /// authentication: put a firewall or an authenticating proxy in front.
     #[arg(long, requires = "admin")]
     admin_public: bool,
-    /// Use this database file instead of the manifest's.
-    #[arg(long)]
-    db: Option<PathBuf>,
+    /// Use this database instead of the manifest's: a SQLite file, or a
+    /// PostgreSQL URL (postgres://USER@HOST:PORT/DB; several hosts with
+    /// ?target_session_attrs=read-write find the primary after a failover).
+    #[arg(long, value_name = "PATH|URL", env = "NEBULA_DB")]
+    db: Option<String>,
     /// Do not build components before serving.
     #[arg(long)]
     no_build: bool,
@@ -140,6 +142,12 @@ struct UpArgs {
     /// finish (default: [limits] shutdown_grace_ms, else 10000).
     #[arg(long)]
     shutdown_grace_ms: Option<u64>,
+    /// On SIGTERM, how long to fail the health check
+    /// (/.well-known/nebula/health) while still serving, before the
+    /// listener closes: a few health-check intervals of the load balancer
+    /// in front (default 0: close at once).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    drain_delay_ms: u64,
     /// After this many seconds without requests, give memory back
     /// (instance pool, compiled code mappings, idle connections).
     #[arg(long, value_name = "SECS")]
@@ -268,6 +276,7 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         tracing::warn!("--no-rate-limits: every route's rate_limit is ignored");
     }
     let mut conn_limits = ConnectionLimits::from_manifest(&app.model.limits);
+    conn_limits.drain_delay = std::time::Duration::from_millis(args.drain_delay_ms);
     if let Some(g) = args.shutdown_grace_ms {
         conn_limits.shutdown_grace = std::time::Duration::from_millis(g);
     }
@@ -302,7 +311,7 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
                 .clone()
                 .unwrap_or_else(|| default_cache_dir(base_dir)),
         ),
-        database: args.db.clone(),
+        database: args.db.as_deref().map(nebula::data::Location::parse),
         timeout: ms(timeout_ms),
         queue_size: args.queue_size,
         queue_timeout: args.queue_timeout_ms.map(ms),

@@ -28,18 +28,18 @@ const READS: [(&str, &str); 3] = [
     (
         "newest",
         "SELECT m.id, m.template, m.top_text, m.bottom_text, m.votes, m.created_ms,
-       (SELECT group_concat(tag, ',') FROM (SELECT tag FROM meme_tags t WHERE t.meme_id = m.id ORDER BY tag)) AS tags
+       (SELECT string_agg(t.tag, ',' ORDER BY t.tag) FROM meme_tags t WHERE t.meme_id = m.id) AS tags
 FROM memes m ORDER BY m.created_ms DESC, m.id DESC LIMIT 6",
     ),
     (
         "top",
         "SELECT m.id, m.template, m.top_text, m.bottom_text, m.votes, m.created_ms,
-       (SELECT group_concat(tag, ',') FROM (SELECT tag FROM meme_tags t WHERE t.meme_id = m.id ORDER BY tag)) AS tags
+       (SELECT string_agg(t.tag, ',' ORDER BY t.tag) FROM meme_tags t WHERE t.meme_id = m.id) AS tags
 FROM memes m ORDER BY m.votes DESC, m.id DESC LIMIT 6",
     ),
     (
         "tags",
-        "SELECT tag, memes FROM (SELECT tag, memes FROM tag_counts ORDER BY memes DESC, tag LIMIT 40)
+        "SELECT tag, memes FROM (SELECT tag, memes FROM tag_counts ORDER BY memes DESC, tag LIMIT 40) AS cloud
 ORDER BY tag",
     ),
 ];
@@ -47,14 +47,17 @@ ORDER BY tag",
 /// app.toml's read `meme`, which the vote route declares (`:id` is its only
 /// parameter, bound by position).
 const MEME_READ: &str = "SELECT m.id, m.template, tp.name AS template_name, m.top_text, m.bottom_text, m.votes, m.created_ms,
-       (SELECT group_concat(tag, ',') FROM (SELECT tag FROM meme_tags t WHERE t.meme_id = m.id ORDER BY tag)) AS tags
+       (SELECT string_agg(t.tag, ',' ORDER BY t.tag) FROM meme_tags t WHERE t.meme_id = m.id) AS tags
 FROM memes m JOIN templates tp ON tp.id = m.template
--- Only the canonical spelling of an id names a meme: \"7\", not \"7.5\", \"1e9\" or \"07\".
-WHERE m.id = CAST(:id AS INTEGER) AND CAST(CAST(:id AS INTEGER) AS TEXT) = :id";
+-- Only the canonical spelling of an id names a meme: \"7\", not \"7.5\", \"1e9\" or
+-- \"07\". Only digits are cast (a bad cast is an error on PostgreSQL).
+WHERE m.id = CASE WHEN length(:id) BETWEEN 1 AND 18 AND trim(:id, '0123456789') = ''
+                  THEN CAST(:id AS BIGINT) END
+  AND CAST(m.id AS TEXT) = :id";
 
 /// app.toml's write `vote`: one row per (meme, visitor); `:session_id`
 /// binds after `?1`, as the second parameter.
-const VOTE_WRITE: &str = "INSERT OR IGNORE INTO votes (meme_id, visitor) VALUES (?1, :session_id)";
+const VOTE_WRITE: &str = "INSERT INTO votes (meme_id, visitor) VALUES (?1, :session_id) ON CONFLICT DO NOTHING";
 
 const HTML: &str = "text/html; charset=utf-8";
 

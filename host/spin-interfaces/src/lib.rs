@@ -78,7 +78,10 @@
 //! let mut variables = AppVariables::new();
 //! variables.insert("greeting", AppVariable { default: Some("hello".into()), ..Default::default() });
 //! let resources = Arc::new(SpinResources::new(ResourceOptions {
-//!     key_value: HashMap::from([("default".into(), ".nebula/spin/key_value.db".into())]),
+//!     key_value: HashMap::from([(
+//!         "default".into(),
+//!         KvBacking::Sqlite(".nebula/spin/key_value.db".into()),
+//!     )]),
 //!     sqlite: HashMap::from([("default".into(), ".nebula/spin/sqlite.db".into())]),
 //!     variables,
 //!     environment: None, // read SPIN_VARIABLE_* from the process environment
@@ -118,7 +121,8 @@
 //! let mut linker = Linker::<Host>::new(&engine);
 //! KeyValue::add_to_linker(&mut linker, kv)?;
 //! let app = Arc::new(KeyValue::configure_app(KeyValueConfig {
-//!     stores: HashMap::from([("default".into(), ".nebula/kv.db".into())]),
+//!     // Or `KvBacking::Redis { url: "redis://127.0.0.1:6379".into() }`, shared by hosts.
+//!     stores: HashMap::from([("default".into(), KvBacking::Sqlite(".nebula/kv.db".into()))]),
 //!     max_store_bytes: None,
 //! })?);
 //! let component = Arc::new(app.configure_component(KeyValueGrants {
@@ -135,7 +139,10 @@
 //!   or not it exists; a granted label the host gave no file is `no-such-store` /
 //!   `no-such-database`.
 //! - Key-value stores live in the `spin_key_value` table of their file, the layout of Spin's
-//!   default store; several labels may share a file.
+//!   default store; several labels may share a file. A store may live on a Redis server
+//!   instead (Spin's layout there: the keys as they are, one keyspace per URL) or in a
+//!   PostgreSQL database (table `spin_key_value`, Nebula's own), so that several hosts
+//!   serving one app share it; the same operations answer the same there.
 //! - Application variables take `SPIN_VARIABLE_<NAME>` from the environment, else their
 //!   default, once, when the app is configured ([`Variables::configure_app`]). A component sees only the variables its
 //!   manifest declares (`undefined` otherwise); names that break Spin's naming rule are
@@ -146,17 +153,22 @@
 //!   for SQLite).
 //! - Unlike Spin, a key-value store holds at most [`KeyValueConfig::max_store_bytes`]
 //!   (keys and values, 64 MiB by default): a `set` past it fails with `other` and writes
-//!   nothing, so one tenant cannot fill the host's disk.
+//!   nothing, so one tenant cannot fill the host's disk (SQLite files and PostgreSQL; a
+//!   Redis server is bounded by its own `maxmemory`).
 //!
 //! # Blocking
 //!
 //! No SQLite statement runs on the thread that calls the host function: every key-value
-//! operation and SQLite `open`/`execute` is handed to a [`Blocking`] spawner (tokio's
+//! operation on a SQLite file and SQLite `open`/`execute` is handed to a [`Blocking`] spawner (tokio's
 //! blocking pool by default; the host passes one that charges the CPU to the request) and
 //! awaited, so an async runtime's worker stays free for other requests while a statement
 //! waits on a lock (up to the 5 s busy timeout) or runs. A statement is interrupted at the
 //! component's own deadline ([`CallLimits::statement_timeout`]), and at once if the call is
 //! abandoned (its future dropped, as when the request's deadline passes).
+//!
+//! Key-value stores on Redis or PostgreSQL use async drivers (`redis`, `tokio-postgres`),
+//! which never block the worker: their calls are awaited where they are made, each given at
+//! most the component's own deadline, and dropped with the call if it is abandoned.
 //!
 //! # Isolation
 //!
@@ -187,7 +199,8 @@ use wasmtime::component::Linker;
 
 pub use blocking::{Blocking, BlockingDone, BlockingJob};
 pub use kv::{
-    KeyValue, KeyValueComponent, KeyValueConfig, KeyValueGrants, KeyValueInstance, KvStore,
+    KeyValue, KeyValueComponent, KeyValueConfig, KeyValueGrants, KeyValueInstance, KvBacking,
+    KvStore,
 };
 pub use sqlite::{
     Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
@@ -244,8 +257,9 @@ mod bindings {
 /// [`configure_app`](HostUnit::configure_app).
 #[derive(Debug, Default)]
 pub struct ResourceOptions {
-    /// Key-value store label → SQLite file holding it (`"default"` is the usual one).
-    pub key_value: HashMap<String, PathBuf>,
+    /// Key-value store label → where it lives: a SQLite file (`PathBuf::into()`), a Redis
+    /// server or a PostgreSQL database (`"default"` is the usual label).
+    pub key_value: HashMap<String, KvBacking>,
     /// SQLite database label → database file.
     pub sqlite: HashMap<String, PathBuf>,
     /// The manifest's `[variables]`.

@@ -54,8 +54,8 @@ fn resources(dir: &Path) -> Arc<SpinResources> {
     Arc::new(
         SpinResources::new(ResourceOptions {
             key_value: HashMap::from([
-                ("default".into(), dir.join("kv.db")),
-                ("other".into(), dir.join("kv.db")),
+                ("default".into(), dir.join("kv.db").into()),
+                ("other".into(), dir.join("kv.db").into()),
             ]),
             sqlite: HashMap::from([("default".into(), dir.join("data/sqlite.db"))]),
             variables,
@@ -779,8 +779,8 @@ fn kv_set_past_the_quota_fails_and_writes_nothing() {
     let quota_state = |dir: &Path| {
         let resources = SpinResources::new(ResourceOptions {
             key_value: HashMap::from([
-                ("default".into(), dir.join("kv.db")),
-                ("other".into(), dir.join("kv.db")),
+                ("default".into(), dir.join("kv.db").into()),
+                ("other".into(), dir.join("kv.db").into()),
             ]),
             max_kv_store_bytes: Some(1000),
             ..Default::default()

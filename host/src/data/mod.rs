@@ -26,6 +26,9 @@
 //! requests and effects are only ever bound as parameters, never spliced
 //! into SQL — a new store must keep that.
 
+pub mod idempotency;
+pub mod migrations;
+mod postgres;
 mod sqlite;
 mod store;
 
@@ -33,7 +36,10 @@ use std::sync::Arc;
 
 use crate::manifest::{Binding, Read};
 
-pub use store::{open, DataStore, StoreFuture};
+pub use store::{open, DataStore, Location, StoreFuture};
+
+#[cfg(test)]
+mod tests;
 
 /// One read with its parameter values for one request.
 pub struct ReadPlan {
@@ -83,6 +89,9 @@ pub enum ReadError {
         read: String,
         error: String,
     },
+    /// The database cannot be reached (down, failing over, cut off): the
+    /// request is answered 503 so that a client or balancer may retry.
+    Unavailable(String),
     /// The thread running the reads panicked.
     Aborted(String),
 }
@@ -103,6 +112,7 @@ impl std::fmt::Display for ReadError {
                 "read {read:?} ran longer than timeout_ms = {timeout_ms} and was stopped; raise [reads.{read}] timeout_ms (or [limits] read_timeout_ms for every read), or make the query cheaper (an index, a LIMIT)"
             ),
             ReadError::Failed { read, error } => write!(f, "read {read:?} failed: {error}"),
+            ReadError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             ReadError::Aborted(e) => write!(f, "the reads were aborted: {e}"),
         }
     }
@@ -124,6 +134,10 @@ pub enum WriteError {
     /// The database refused the transaction (constraint, busy, disk…);
     /// the text is its message.
     Failed(String),
+    /// The database cannot be reached, or the connection broke before the
+    /// commit was confirmed: answered 503. (A commit whose answer was lost
+    /// may have happened; a retry with the same `Idempotency-Key` is safe.)
+    Unavailable(String),
     /// The thread running the transaction panicked; the database rolled it back.
     Aborted(String),
 }
@@ -146,6 +160,7 @@ impl std::fmt::Display for WriteError {
                 )
             }
             WriteError::Failed(e) => write!(f, "the transaction failed and was rolled back: {e}"),
+            WriteError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             WriteError::Aborted(e) => write!(f, "the transaction was aborted and rolled back: {e}"),
         }
     }

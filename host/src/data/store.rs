@@ -1,12 +1,13 @@
 //! The seam between the request path and a database: [`DataStore`], and
 //! [`open`], the one place that decides which store an app gets.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::contract::{Effect, Table};
 use crate::manifest::Manifest;
 
+use super::idempotency::{Applied, Once, Recorded};
 use super::{ReadError, ReadPlan, WriteError};
 
 /// What [`DataStore`]'s async calls return. A boxed future, because a trait
@@ -43,14 +44,25 @@ pub trait DataStore: Send + Sync + 'static {
     fn describe(&self) -> String;
     /// A route's reads in one snapshot, each within its limits (off the async workers).
     fn read(&self, plans: Vec<ReadPlan>) -> StoreFuture<'_, Result<Vec<Table>, ReadError>>;
-    /// A response's effects in one transaction: all or nothing; returns the last inserted id (0 if none).
+    /// A response's effects in one transaction: all or nothing; gives the last inserted id (0 if none).
     /// `declared` = the route's writes as (name, sql); `session` binds `:session_id`.
+    /// With `once`, the response is recorded under its key in the same
+    /// transaction; if the key is already recorded nothing is written and
+    /// the record comes back as [`Applied::Duplicate`].
     fn apply(
         &self,
         effects: Vec<Effect>,
         session: Option<String>,
         declared: Vec<(String, String)>,
-    ) -> StoreFuture<'_, Result<i64, WriteError>>;
+        once: Option<Once>,
+    ) -> StoreFuture<'_, Result<Applied, WriteError>>;
+    /// The recorded (fingerprint, response) of an idempotency key, if any.
+    fn recall(
+        &self,
+        key: String,
+    ) -> StoreFuture<'_, Result<Option<(String, Recorded)>, WriteError>>;
+    /// Whether the database answers now (the health check), within a second or so.
+    fn ping(&self) -> StoreFuture<'_, Result<(), String>>;
     /// Give memory back while idle (idle connections, caches).
     fn trim(&self);
     /// After the last request: flush and close (SQLite: WAL checkpoint).
@@ -60,15 +72,53 @@ pub trait DataStore: Send + Sync + 'static {
     /// copy of the data folder keeps it. `None` for a store with no files
     /// (the session key moves into the database in the next issue).
     fn host_file(&self, name: &str) -> Option<std::path::PathBuf>;
+    /// The session signing key kept in the database itself (shared by every
+    /// node), for a store with no files; `None`: use [`host_file`](Self::host_file).
+    fn session_key(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        Ok(None)
+    }
 }
 
-/// Opens the app's store: `path` overrides the manifest's `[database] path` (nebula up --db).
-/// Creates it from schema and seed if new, and checks every declared statement at start
-/// (a statement that does not prepare is a start-time error naming the read/write, as today).
+/// Where an app's data lives: `nebula up --db` or the manifest's `[database]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Sqlite(PathBuf),
+    /// A libpq-style URL, e.g. `postgres://nebula@db1,db2/app?target_session_attrs=read-write`.
+    Postgres(String),
+}
+
+impl Location {
+    /// `postgres://…` or `postgresql://…` is PostgreSQL; anything else a SQLite file.
+    pub fn parse(text: &str) -> Location {
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Location::Postgres(text.to_string())
+        } else {
+            Location::Sqlite(PathBuf::from(text))
+        }
+    }
+
+    /// The manifest's: `url` if set, else `path`.
+    pub fn of(manifest: &Manifest) -> Location {
+        match &manifest.database.url {
+            Some(url) => Location::parse(url),
+            None => Location::Sqlite(manifest.database.path.clone()),
+        }
+    }
+}
+
+/// Opens the app's store: `location` overrides the manifest's `[database]` (nebula up --db).
+/// Applies the migrations it has not run yet (schema and seed on a new
+/// database), and checks every declared statement at start (a statement that
+/// does not prepare is a start-time error naming the read/write).
 ///
-/// A new kind of store gets its branch here, chosen from the manifest's
-/// `[database]`; today every app's database is a SQLite file.
-pub fn open(manifest: &Manifest, path: Option<&Path>) -> anyhow::Result<Arc<dyn DataStore>> {
-    let path = path.unwrap_or(manifest.database.path.as_path());
-    Ok(Arc::new(super::sqlite::SqliteStore::open(path, manifest)?))
+/// A new kind of store gets its branch here.
+pub fn open(
+    manifest: &Manifest,
+    location: Option<&Location>,
+) -> anyhow::Result<Arc<dyn DataStore>> {
+    let location = location.cloned().unwrap_or_else(|| Location::of(manifest));
+    Ok(match location {
+        Location::Sqlite(path) => Arc::new(super::sqlite::SqliteStore::open(&path, manifest)?),
+        Location::Postgres(url) => Arc::new(super::postgres::PostgresStore::open(&url, manifest)?),
+    })
 }

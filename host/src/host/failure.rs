@@ -52,6 +52,8 @@ pub enum Failure {
         component: String,
         error: anyhow::Error,
     },
+    /// An `Idempotency-Key` used before with a different request.
+    KeyReused,
     // Read
     ReadFailed {
         route: String,
@@ -129,6 +131,24 @@ impl Failure {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The app could not be loaded.",
             ),
+            KeyReused => error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "This Idempotency-Key was already used for a different request; use a new key for a new request.",
+            ),
+            ReadFailed {
+                error: ReadError::Unavailable(_),
+                ..
+            }
+            | WriteFailed {
+                error: WriteError::Unavailable(_),
+                ..
+            } => retry_after(
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database cannot be reached right now; please try again in a moment.",
+                ),
+                1,
+            ),
             ReadFailed { .. } => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The data for this page could not be read.",
@@ -187,6 +207,10 @@ impl Failure {
                 "request body not received in time; answered 408"
             ),
             BadBody(message) => tracing::info!(request = id, "answered 400: {message}"),
+            KeyReused => tracing::info!(
+                request = id,
+                "Idempotency-Key reused for a different request; answered 422"
+            ),
             Busy {
                 route,
                 why,
@@ -203,6 +227,10 @@ impl Failure {
                 component = %component,
                 "cannot load the component: {error:#}"
             ),
+            ReadFailed {
+                route,
+                error: error @ ReadError::Unavailable(_),
+            } => tracing::warn!(request = id, route = %route, "answered 503: {error}"),
             ReadFailed { route, error } => {
                 tracing::error!(request = id, route = %route, "answered 500: {error}")
             }
@@ -227,6 +255,14 @@ impl Failure {
                 request = id,
                 component = %component,
                 "response of {size} bytes is over max_response_bytes = {limit}; answered 500 and applied no writes ({hint})"
+            ),
+            WriteFailed {
+                component,
+                error: error @ WriteError::Unavailable(_),
+            } => tracing::warn!(
+                request = id,
+                component = %component,
+                "answered 503, nothing written (or, if the commit's answer was lost, a retry with the same Idempotency-Key is safe): {error}"
             ),
             WriteFailed { component, error } => {
                 tracing::error!(request = id, component = %component, "writes refused: {error}")

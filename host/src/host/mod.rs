@@ -17,7 +17,9 @@ pub mod admission;
 mod body;
 mod components;
 pub mod failure;
+mod health;
 pub mod hooks;
+mod once;
 mod options;
 mod pipeline;
 mod reads;
@@ -67,6 +69,8 @@ pub struct Host {
     /// Token buckets of the routes with a `rate_limit`.
     limiter: Limiter,
     hooks: Vec<Arc<dyn CallHook>>,
+    /// Set on SIGTERM: the health check fails while requests still get served.
+    draining: std::sync::atomic::AtomicBool,
     /// Kept alive for the Spin parts' private file trees.
     _spin: Option<Arc<crate::spin::app::SpinParts>>,
     opts: HostOptions,
@@ -132,7 +136,7 @@ impl Host {
         });
         components.load_all()?;
         let store = match &model.front {
-            Front::Pure(m) => Some(crate::data::open(m, opts.database.as_deref())?),
+            Front::Pure(m) => Some(crate::data::open(m, opts.database.as_ref())?),
             Front::Spin(_) => None,
         };
         let sessions = sessions(&model, store.as_deref())?;
@@ -156,6 +160,7 @@ impl Host {
             sessions,
             limiter: Limiter::new(),
             hooks: Vec::new(),
+            draining: Default::default(),
             _spin: spin,
             model,
             opts,
@@ -311,6 +316,9 @@ fn sessions(model: &AppModel, store: Option<&dyn DataStore>) -> Result<Option<Se
     let (Some(config), Some(store)) = (&model.session, store) else {
         return Ok(None);
     };
+    if let Some(key) = store.session_key()? {
+        return Ok(Some(Sessions::with_key(config.clone(), key)));
+    }
     let key = store.host_file("session-key").ok_or_else(|| {
         anyhow::anyhow!(
             "[session]: the data store {} has no place for the session key",
@@ -432,5 +440,9 @@ impl crate::server::Service for Host {
 
     fn shutdown(&self) {
         Host::shutdown(self);
+    }
+
+    fn drain(&self) {
+        Host::begin_drain(self);
     }
 }

@@ -11,8 +11,9 @@ use crate::executor::EngineOptions;
 pub struct HostOptions {
     pub engine: EngineOptions,
     pub cache_dir: Option<PathBuf>,
-    /// Overrides the manifest's database path.
-    pub database: Option<PathBuf>,
+    /// Overrides the manifest's `[database]` (`nebula up --db`: a SQLite
+    /// file or a `postgres://` URL).
+    pub database: Option<crate::data::Location>,
     /// The deadline of components that do not set their own.
     pub timeout: Duration,
     /// Requests that may wait for a slot (default: `[limits] queue_size`,

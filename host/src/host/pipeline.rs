@@ -15,9 +15,10 @@ use http_body_util::BodyExt;
 use super::admission::Slot;
 use super::failure::Failure;
 use super::hooks::CallView;
-use super::{body, reads, static_files, Host};
+use super::{body, health, once, reads, static_files, Host};
 use crate::body::capped::{CapExceeded, Capped};
 use crate::contract::LAST_INSERT_ROWID;
+use crate::data::idempotency::{Applied, Once};
 use crate::executor::{Body, BoxError, Call, CallError, Executor, Outcome, Payload};
 use crate::metrics;
 use crate::model::RouteModel;
@@ -89,6 +90,9 @@ impl Host {
         seed: u64,
         now_ms: u64,
     ) -> Result<http::Response<Payload>, Failure> {
+        if req.uri().path() == health::PATH {
+            return Ok(self.health(req.uri()).await.map(Payload::Whole));
+        }
         if let Some(resp) = self.static_file(&req)? {
             return Ok(resp.map(Payload::Whole));
         }
@@ -113,6 +117,27 @@ impl Host {
             s.strip(req.headers_mut());
             v
         });
+        // A retry of a request that committed gets its recorded response
+        // and runs nothing.
+        let key = match &self.store {
+            Some(_) if !route.writes.is_empty() => {
+                once::key_of(&req, &route.text, visitor.as_ref())?
+            }
+            _ => None,
+        };
+        if let (Some(key), Some(store)) = (&key, &self.store) {
+            let found =
+                store
+                    .recall(key.scoped.clone())
+                    .await
+                    .map_err(|error| Failure::WriteFailed {
+                        component: route.component.clone(),
+                        error,
+                    })?;
+            if let Some((fingerprint, recorded)) = found {
+                return once::replay(key, &fingerprint, recorded);
+            }
+        }
         // A slot before anything costly (reads, an instance); refused
         // requests cost a small page.
         let slot = self.gate.enter().await.map_err(|why| Failure::Busy {
@@ -140,11 +165,26 @@ impl Host {
             Called::Hooked(resp) => return Ok(resp.map(Payload::Whole)),
         };
         let (mut resp, slot) = self.check(&*component, outcome.response, slot)?;
-        if let Some(effects) = outcome.effects {
-            let rowid = self
-                .apply(&*component, route, effects, visitor.as_ref())
-                .await?;
-            fill_in_rowid(resp.headers_mut(), rowid);
+        let record = key.as_ref().and_then(|k| once::once(k, &resp));
+        if outcome.effects.is_some() || record.is_some() {
+            let effects = outcome.effects.unwrap_or_default();
+            match self
+                .apply(&*component, route, effects, visitor.as_ref(), record)
+                .await?
+            {
+                Applied::Committed { last_insert_rowid } => {
+                    fill_in_rowid(resp.headers_mut(), last_insert_rowid)
+                }
+                // A twin of this request (same key) committed first; this
+                // one wrote nothing and answers as the twin did.
+                Applied::Duplicate {
+                    fingerprint,
+                    recorded,
+                } => {
+                    let key = key.as_ref().expect("a duplicate needs a key");
+                    return once::replay(key, &fingerprint, recorded);
+                }
+            }
         }
         drop(slot);
         if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
@@ -348,21 +388,29 @@ impl Host {
         })
     }
 
-    /// Apply effects: all of them in one transaction, or none. A response
-    /// that asks for none has last_insert_rowid 0, never another request's.
+    /// Apply effects: all of them in one transaction, or none, with the
+    /// idempotency record if the request has a key. A response that asks
+    /// for none has last_insert_rowid 0, never another request's.
     async fn apply(
         &self,
         component: &dyn Executor,
         route: &RouteModel,
         effects: Vec<crate::contract::Effect>,
         visitor: Option<&Visitor>,
-    ) -> Result<i64, Failure> {
-        let Some(store) = self.store.as_ref().filter(|_| !effects.is_empty()) else {
-            return Ok(0);
+        record: Option<Once>,
+    ) -> Result<Applied, Failure> {
+        let Some(store) = self
+            .store
+            .as_ref()
+            .filter(|_| !effects.is_empty() || record.is_some())
+        else {
+            return Ok(Applied::Committed {
+                last_insert_rowid: 0,
+            });
         };
         let session = visitor.map(|v| v.id.clone());
         store
-            .apply(effects, session, route.writes.clone())
+            .apply(effects, session, route.writes.clone(), record)
             .await
             .map_err(|error| Failure::WriteFailed {
                 component: component.name().to_string(),

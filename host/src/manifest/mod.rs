@@ -59,9 +59,15 @@ pub struct StaticFiles {
 
 #[derive(Debug, Clone)]
 pub struct Database {
+    /// The SQLite file (used unless `url` names another store).
     pub path: PathBuf,
+    /// `url = "postgres://…"`: the app's data lives in PostgreSQL.
+    pub url: Option<String>,
     pub schema: Option<PathBuf>,
     pub seed: Option<PathBuf>,
+    /// A folder of numbered migrations (`data::migrations`), instead of
+    /// `schema` and `seed`.
+    pub migrations: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +171,7 @@ impl Manifest {
             .and_then(|a| a.name)
             .unwrap_or_else(|| "app".to_string());
         let static_files = static_files(doc, &base_dir, raw.r#static)?;
-        let database = database(&base_dir, &name, raw.database);
+        let database = database(doc, &base_dir, &name, raw.database)?;
         let limits =
             limits::parse_limits(doc.file, doc.text, "limits", raw.limits.unwrap_or_default())?;
         let session = session(doc, raw.session)?;
@@ -227,20 +233,39 @@ fn static_files(
 }
 
 /// `[database]`, defaulting to `data/NAME.db` beside the manifest.
-fn database(base_dir: &Path, name: &str, raw: Option<raw::RawDatabase>) -> Database {
+fn database(
+    doc: ManifestText,
+    base_dir: &Path,
+    name: &str,
+    raw: Option<raw::RawDatabase>,
+) -> Result<Database, ManifestError> {
     let default_path = || PathBuf::from(format!("data/{name}.db"));
-    match raw {
+    if let Some(url) = raw.as_ref().and_then(|d| d.url.as_ref()) {
+        let text = url.get_ref();
+        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+            return Err(doc.error(
+                Some(url.span()),
+                "database.url",
+                "expected a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE (for SQLite, set `path` instead)".to_string(),
+            ));
+        }
+    }
+    Ok(match raw {
         None => Database {
             path: base_dir.join("data").join(format!("{name}.db")),
+            url: None,
             schema: None,
             seed: None,
+            migrations: None,
         },
         Some(d) => Database {
             path: base_dir.join(d.path.unwrap_or_else(default_path)),
+            url: d.url.map(Spanned::into_inner),
             schema: d.schema.map(|p| base_dir.join(p)),
             seed: d.seed.map(|p| base_dir.join(p)),
+            migrations: d.migrations.map(|p| base_dir.join(p)),
         },
-    }
+    })
 }
 
 /// `[session]`: the cookie's name and lifetime.

@@ -53,6 +53,8 @@ pub struct RawStatic {
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub path: Option<PathBuf>,
+    pub url: Option<Spanned<String>>,
+    pub migrations: Option<PathBuf>,
     pub schema: Option<PathBuf>,
     pub seed: Option<PathBuf>,
 }

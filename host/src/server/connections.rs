@@ -25,6 +25,9 @@ pub struct ConnectionLimits {
     pub max_headers: usize,
     /// On shutdown, how long requests in flight may take to finish.
     pub shutdown_grace: Duration,
+    /// On shutdown, how long the health check fails while connections are
+    /// still accepted, before the listener closes (0: at once).
+    pub drain_delay: Duration,
     /// A response write blocked this long (the client reads nothing) closes
     /// the connection.
     pub write_timeout: Duration,
@@ -43,6 +46,7 @@ impl ConnectionLimits {
             max_header_bytes: limits.max_header_bytes,
             max_headers: limits.max_headers,
             shutdown_grace: Duration::from_millis(limits.shutdown_grace_ms),
+            drain_delay: Duration::ZERO,
             write_timeout: Duration::from_millis(limits.write_timeout_ms),
             max_connections_per_ip: limits.max_connections_per_ip,
         }

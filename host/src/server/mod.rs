@@ -48,6 +48,10 @@ pub trait Service: Send + Sync + 'static {
     /// ran out): close what must be closed cleanly, such as the database.
     fn shutdown(&self) {}
 
+    /// Called when shutdown begins, before the drain delay: fail the health
+    /// check so load balancers stop sending requests here.
+    fn drain(&self) {}
+
     /// The headers every response of the app gets, for the pages the
     /// server answers itself.
     fn security_headers(&self) -> &crate::web::security_headers::SecurityHeaders;
@@ -78,9 +82,20 @@ pub async fn serve<S: Service>(
             tracing::info!("idle: exiting");
         }
     };
+    let drain_delay = limits.drain_delay;
+    let draining = app.clone();
     let shutdown = async move {
         tokio::select! {
-            _ = shutdown => {}
+            _ = shutdown => {
+                // Fail the health check, then keep accepting for the drain
+                // delay: a balancer that checks every so often learns that
+                // this node is going before it refuses connections.
+                draining.drain();
+                if !drain_delay.is_zero() {
+                    tracing::info!(delay_ms = drain_delay.as_millis() as u64, "draining: health fails, still serving");
+                    tokio::time::sleep(drain_delay).await;
+                }
+            }
             _ = watcher => {}
         }
     };

@@ -69,6 +69,14 @@ impl SpinParts {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
         let backing = runtime_config::Backing::new(&data_dir, opts.runtime_config.as_deref())?;
+        let used_databases: std::collections::BTreeSet<&String> = manifest
+            .components
+            .values()
+            .flat_map(|c| &c.sqlite_databases)
+            .collect();
+        if let Some(w) = backing.cluster_warning(used_databases) {
+            tracing::warn!("{}: {w}", manifest.file.display());
+        }
         let mounted = files::MountedFiles::build(
             &manifest.file,
             &manifest.base_dir,

@@ -146,7 +146,11 @@ impl std::fmt::Debug for MountedFiles {
 pub fn host_state(backing: &Backing, data_dir: &Path, cache_dir: Option<&Path>) -> Vec<PathBuf> {
     let mut out = vec![data_dir.to_path_buf()];
     out.extend(cache_dir.map(Path::to_path_buf));
-    for db in backing.key_value.values().chain(backing.sqlite.values()) {
+    let kv_files = backing.key_value.values().filter_map(|b| match b {
+        nebula_spin_interfaces::KvBacking::Sqlite(path) => Some(path),
+        _ => None,
+    });
+    for db in kv_files.chain(backing.sqlite.values()) {
         out.push(db.clone());
         for suffix in ["-journal", "-wal", "-shm"] {
             let mut name = db.as_os_str().to_owned();

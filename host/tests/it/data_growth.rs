@@ -27,10 +27,13 @@ const TOPICS: u32 = 200;
 fn grown_database(dir: &Path, memes: u32) -> std::path::PathBuf {
     let manifest = Manifest::load(&repo().join("app.toml")).unwrap();
     let path = dir.join(format!("grown-{memes}.db"));
-    nebula::data::open(&manifest, Some(&path))
-        .unwrap()
-        .close()
-        .unwrap();
+    nebula::data::open(
+        &manifest,
+        Some(&nebula::data::Location::Sqlite(path.clone())),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(&format!(
         "BEGIN;

@@ -41,7 +41,7 @@ fn hooks_see_every_call_and_may_answer_before_it() {
     let mut app = nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
-            database: Some(dir.path().join("p.db")),
+            database: Some(nebula::data::Location::Sqlite(dir.path().join("p.db"))),
             cache_dir: Some(repo().join("target/nebula-test-cache")),
             ..Default::default()
         },

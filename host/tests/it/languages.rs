@@ -317,7 +317,7 @@ fn in_process(manifest: &str, dir: &std::path::Path) -> nebula::app::App {
     nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
-            database: Some(dir.join("app.db")),
+            database: Some(nebula::data::Location::Sqlite(dir.join("app.db"))),
             cache_dir: Some(repo().join("target/nebula-test-cache")),
             ..Default::default()
         },

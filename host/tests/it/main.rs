@@ -4,6 +4,9 @@
 mod cluster_support;
 mod support;
 
+/// Every test here runs on SQLite; `tests/postgres` runs the site's again on PostgreSQL.
+pub const STORE: support::Store = support::Store::Sqlite;
+
 mod admin;
 mod backpressure;
 mod bad_input;
@@ -30,6 +33,7 @@ mod spin;
 mod spin_host;
 mod spin_limits;
 mod spin_sandbox;
+mod spin_shared_kv;
 mod submit;
 mod swap;
 mod votes;

@@ -167,7 +167,7 @@ fn probe_app() -> (nebula::app::App, tempfile::TempDir) {
     let app = nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
-            database: Some(dir.path().join("p.db")),
+            database: Some(nebula::data::Location::Sqlite(dir.path().join("p.db"))),
             ..Default::default()
         },
     )

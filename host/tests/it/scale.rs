@@ -200,7 +200,7 @@ fn socket_activation_starts_serves_exits_and_starts_again_without_losing_request
         let fresh = tempfile::tempdir().unwrap();
         let m = nebula::manifest::Manifest::load(&repo().join("app.toml")).unwrap();
         let path = fresh.path().join("x.db");
-        nebula::data::open(&m, Some(&path))
+        nebula::data::open(&m, Some(&nebula::data::Location::Sqlite(path.clone())))
             .unwrap()
             .close()
             .unwrap();

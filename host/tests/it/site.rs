@@ -332,7 +332,7 @@ fn same_seed_and_time_give_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = nebula::manifest::Manifest::load(&repo.join("app.toml")).unwrap();
     let opts = nebula::app::AppOptions {
-        database: Some(dir.path().join("d.db")),
+        database: Some(nebula::data::Location::Sqlite(dir.path().join("d.db"))),
         ..Default::default()
     };
     let app = nebula::app::App::load(manifest, opts).unwrap();

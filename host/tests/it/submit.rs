@@ -1,21 +1,13 @@
 //! Submitting a meme through the HTML form: validation and escaping.
 
-use rusqlite::Connection;
-
 use crate::support::Server;
 
 fn meme_count(s: &Server) -> i64 {
-    let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT count(*) FROM memes", [], |r| r.get(0))
-        .unwrap()
+    s.sql_i64("SELECT count(*) FROM memes")
 }
 
 fn template(s: &Server) -> String {
-    let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT id FROM templates ORDER BY id LIMIT 1", [], |r| {
-        r.get(0)
-    })
-    .unwrap()
+    s.sql("SELECT id FROM templates ORDER BY id LIMIT 1")[0][0].clone()
 }
 
 #[test]
@@ -50,25 +42,21 @@ fn a_valid_submission_is_stored_and_shown_escaped() {
     let id: i64 = loc.strip_prefix("/memes/").unwrap().parse().unwrap();
     assert_eq!(meme_count(&s), before + 1);
 
-    let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    let (top, bottom): (String, String) = conn
-        .query_row(
-            "SELECT top_text, bottom_text FROM memes WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let row = &s.sql(&format!(
+        "SELECT top_text, bottom_text FROM memes WHERE id = {id}"
+    ))[0];
+    let (top, bottom) = (row[0].clone(), row[1].clone());
     assert_eq!(
         top, "<script>alert('x')</script> & co",
         "stored verbatim, trimmed"
     );
     assert_eq!(bottom, "'; DROP TABLE memes; --");
-    let tags: Vec<String> = conn
-        .prepare("SELECT tag FROM meme_tags WHERE meme_id = ?1 ORDER BY tag")
-        .unwrap()
-        .query_map([id], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let tags: Vec<String> = s
+        .sql(&format!(
+            "SELECT tag FROM meme_tags WHERE meme_id = {id} ORDER BY tag"
+        ))
+        .into_iter()
+        .map(|r| r[0].clone())
         .collect();
     assert_eq!(tags, ["security", "testing"]);
 

@@ -69,6 +69,96 @@ pub fn succeeded(cmd: &mut Command) -> String {
     stdout
 }
 
+/// Where a test server keeps the site's data: each test crate says which
+/// (`crate::STORE`): `it` runs everything on SQLite, `postgres` runs the
+/// site's tests again on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests use (trust auth on loopback).
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// A database of its own on the local PostgreSQL server, dropped with it.
+pub struct PgDatabase {
+    pub name: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> PgDatabase {
+        let name = format!("nebula_it_{:016x}", rand_u64());
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        PgDatabase { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{PG_SERVER}/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-qAtc",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+/// Runs `sql` with psql on `database`; its rows, columns split on `|`.
+pub fn psql(database: &str, sql: &str) -> Vec<Vec<String>> {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            database,
+            "-qAt",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("run psql (is PostgreSQL's client installed?)");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_string).collect())
+        .collect()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish()
+}
+
 pub struct Server {
     child: Child,
     pub base: String,
@@ -76,16 +166,79 @@ pub struct Server {
     pub admin: Option<String>,
     pub dir: tempfile::TempDir,
     log: PathBuf,
+    /// The site's database when the crate runs on PostgreSQL (dropped with it).
+    pg: Option<PgDatabase>,
+    /// The PostgreSQL database it serves from, if any, for [`Server::sql`].
+    pg_name: Option<String>,
 }
 
 impl Server {
-    /// `nebula up -f MANIFEST` with a fresh database in a temporary folder.
+    /// `nebula up -f MANIFEST` with a fresh database: a file in a temporary
+    /// folder, or for the site (`app.toml`) in the `postgres` test crate a
+    /// fresh PostgreSQL database.
     pub fn start(manifest: &str, extra: &[&str]) -> Server {
         build_guests();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nebula.log");
+        if manifest == "app.toml" && crate::STORE == Store::Postgres {
+            let pg = PgDatabase::create();
+            let opts = vec!["--db".into(), pg.url().into()];
+            let mut s = Self::launch(manifest, dir, log, opts, &[], extra, None);
+            s.pg_name = Some(pg.name.clone());
+            s.pg = Some(pg);
+            return s;
+        }
         let db = dir.path().join("app.db");
         Self::start_with(manifest, &db, dir, log, extra)
+    }
+
+    /// `nebula up -f MANIFEST --db URL`: a node on a PostgreSQL database
+    /// the test made (several nodes may share it; tests/postgres).
+    #[allow(dead_code)]
+    pub fn start_on_db(manifest: &str, url: &str, extra: &[&str]) -> Server {
+        build_guests();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("nebula.log");
+        let opts = vec!["--db".into(), url.into()];
+        let mut s = Self::launch(manifest, dir, log, opts, &[], extra, None);
+        s.pg_name = url.rsplit('/').next().map(str::to_string);
+        s
+    }
+
+    /// Runs one query on the server's database (SQLite file `app.db`, or
+    /// its PostgreSQL database); the rows as text, NULL as "".
+    pub fn sql(&self, sql: &str) -> Vec<Vec<String>> {
+        if let Some(name) = &self.pg_name {
+            return psql(name, sql);
+        }
+        let conn = rusqlite::Connection::open(self.dir.path().join("app.db")).unwrap();
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => String::new(),
+                        rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                        rusqlite::types::ValueRef::Text(t) | rusqlite::types::ValueRef::Blob(t) => {
+                            String::from_utf8_lossy(t).into_owned()
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// The one integer `sql` selects.
+    pub fn sql_i64(&self, sql: &str) -> i64 {
+        let rows = self.sql(sql);
+        rows[0][0]
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql}: {rows:?}"))
     }
 
     pub fn start_with(
@@ -199,6 +352,8 @@ impl Server {
             admin,
             dir,
             log,
+            pg: None,
+            pg_name: None,
         }
     }
 
@@ -329,6 +484,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // Then `pg` drops its database (no connection is left to it).
     }
 }
 

@@ -26,7 +26,7 @@ fn load(dir: &Path, source: &Path) -> Arc<nebula::app::App> {
     let app = nebula::app::App::load(
         manifest,
         nebula::app::AppOptions {
-            database: Some(dir.join("swap.db")),
+            database: Some(nebula::data::Location::Sqlite(dir.join("swap.db"))),
             cache_dir: Some(dir.join("cache")),
             timeout: Duration::from_secs(120),
             engine: nebula::executor::EngineOptions {

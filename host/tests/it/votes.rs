@@ -6,9 +6,7 @@ use rusqlite::Connection;
 use crate::support::{agent, Server};
 
 fn votes(s: &Server, id: i64) -> i64 {
-    let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT votes FROM memes WHERE id = ?1", [id], |r| r.get(0))
-        .unwrap()
+    s.sql_i64(&format!("SELECT votes FROM memes WHERE id = {id}"))
 }
 
 #[test]
@@ -68,9 +66,7 @@ fn a_thousand_concurrent_votes_over_ten_memes_add_exactly_a_thousand() {
 }
 
 fn total_votes(s: &Server) -> i64 {
-    let conn = Connection::open(s.dir.path().join("app.db")).unwrap();
-    conn.query_row("SELECT sum(votes) FROM memes", [], |r| r.get(0))
-        .unwrap()
+    s.sql_i64("SELECT sum(votes) FROM memes")
 }
 
 fn notes(s: &Server) -> Vec<String> {

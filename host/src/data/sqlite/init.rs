@@ -1,52 +1,105 @@
-//! First start: create the schema and load the seed data.
+//! Opening a SQLite database: the host's tables and the app's new migrations.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::Connection;
 
+use crate::data::migrations::{self, Dialect, Migration};
 use crate::manifest::Manifest;
 
-/// `user_version` once schema and seed are in; 0 means a new database.
-const INITIALISED: i64 = 1;
+/// What `PRAGMA user_version` was set to by hosts from before numbered
+/// migrations, once the schema and seed were in.
+const LEGACY_INITIALISED: i64 = 1;
+
+/// The host's tables, beside the app's (their names start with `nebula_`).
+const HOST_TABLES: &str = "
+CREATE TABLE IF NOT EXISTS nebula_migrations (
+  version    INTEGER PRIMARY KEY,
+  name       TEXT    NOT NULL,
+  checksum   TEXT    NOT NULL,
+  applied_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nebula_idempotency (
+  key         TEXT    PRIMARY KEY,
+  fingerprint TEXT    NOT NULL,
+  status      INTEGER NOT NULL,
+  headers     TEXT    NOT NULL,
+  body        BLOB    NOT NULL,
+  created_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nebula_idempotency_created ON nebula_idempotency (created_ms);
+";
 
 pub(super) fn initialise(conn: &mut Connection, manifest: &Manifest) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version >= INITIALISED {
-        return Ok(());
+    let legacy: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let fresh_host_tables: bool = conn.query_row(
+        "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'nebula_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    conn.execute_batch(HOST_TABLES)
+        .context("cannot create the host's tables (nebula_migrations, nebula_idempotency)")?;
+    let plan = migrations::plan(&manifest.database, Dialect::Sqlite)?;
+    if fresh_host_tables && legacy >= LEGACY_INITIALISED {
+        adopt_legacy(conn, &plan)?;
     }
-    let schema = read_sql(manifest.database.schema.as_deref(), "database.schema")?;
-    let seed = read_sql(manifest.database.seed.as_deref(), "database.seed")?;
-
-    // Seed files may pull text from the static folder (the meme templates are
-    // both served as files and stored for the components that draw them).
+    let applied: HashMap<i64, String> = conn
+        .prepare("SELECT version, checksum FROM nebula_migrations")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
     let static_dir = manifest.static_files.as_ref().map(|s| s.dir.clone());
-    register_static_file(conn, static_dir)?;
-
-    let tx = conn.transaction()?;
-    if let Some((path, sql)) = &schema {
-        tx.execute_batch(sql)
-            .with_context(|| format!("{}: the schema failed", path.display()))?;
-    }
-    if let Some((path, sql)) = &seed {
-        tx.execute_batch(sql)
-            .with_context(|| format!("{}: the seed data failed", path.display()))?;
-    }
-    tx.pragma_update(None, "user_version", INITIALISED)?;
-    tx.commit()?;
-    conn.remove_function("static_file", 1)?;
-    if schema.is_some() || seed.is_some() {
-        tracing::info!("created the database from its schema and seed data");
+    for m in &plan {
+        match applied.get(&m.version) {
+            Some(sum) if *sum == m.checksum => {}
+            Some(sum) => return Err(m.changed_error(sum)),
+            None => apply(conn, m, static_dir.clone())?,
+        }
     }
     Ok(())
 }
 
-fn read_sql(path: Option<&Path>, key: &str) -> Result<Option<(PathBuf, String)>> {
-    let Some(path) = path else { return Ok(None) };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{key} = {}: cannot read the file", path.display()))?;
-    Ok(Some((path.to_path_buf(), text)))
+/// A database made before numbered migrations has its schema and seed
+/// (versions 1 and 2) but no record of them: record them as applied, so
+/// that only later migrations run.
+fn adopt_legacy(conn: &Connection, plan: &[Migration]) -> Result<()> {
+    for m in plan.iter().filter(|m| m.version <= 2) {
+        conn.execute(
+            "INSERT INTO nebula_migrations (version, name, checksum, applied_ms) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![m.version, m.name, m.checksum, 0],
+        )?;
+    }
+    tracing::info!("recorded the schema and seed of an existing database as migrations 1 and 2");
+    Ok(())
+}
+
+/// One migration and its record, in one transaction.
+fn apply(conn: &mut Connection, m: &Migration, static_dir: Option<PathBuf>) -> Result<()> {
+    // Seed files may pull text from the static folder (the meme templates are
+    // both served as files and stored for the components that draw them).
+    register_static_file(conn, static_dir)?;
+    let tx = conn.transaction()?;
+    tx.execute_batch(&m.sql)
+        .with_context(|| format!("{}: migration {} failed", m.file.display(), m.version))?;
+    tx.execute(
+        "INSERT INTO nebula_migrations (version, name, checksum, applied_ms) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![m.version, m.name, m.checksum, now_ms()],
+    )?;
+    // Older hosts read this to know the database is set up.
+    tx.pragma_update(None, "user_version", LEGACY_INITIALISED)?;
+    tx.commit()?;
+    conn.remove_function("static_file", 1)?;
+    tracing::info!(version = m.version, file = %m.file.display(), "applied migration");
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn register_static_file(conn: &Connection, static_dir: Option<PathBuf>) -> Result<()> {

@@ -21,6 +21,7 @@ use anyhow::{Context, Result};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::idempotency::{Applied, Once, Recorded, KEEP_MS};
 use super::{DataStore, ReadError, ReadPlan, StoreFuture, WriteError};
 use crate::contract::{Effect, Table, Value};
 use crate::manifest::Manifest;
@@ -99,12 +100,18 @@ impl DataStore for SqliteStore {
         effects: Vec<Effect>,
         session: Option<String>,
         declared: Vec<(String, String)>,
-    ) -> StoreFuture<'_, Result<i64, WriteError>> {
+        once: Option<Once>,
+    ) -> StoreFuture<'_, Result<Applied, WriteError>> {
         let db = self.db.clone();
         Box::pin(async move {
+            if effects.is_empty() && once.is_none() {
+                return Ok(Applied::Committed {
+                    last_insert_rowid: 0,
+                });
+            }
             // Charged to the request's CPU account (metrics) like inline work.
             crate::metrics::cpu::spawn_blocking(move || {
-                db.apply(&effects, session.as_deref(), |w| {
+                db.apply(&effects, session.as_deref(), once.as_ref(), |w| {
                     declared
                         .iter()
                         .find(|(name, _)| name == w)
@@ -114,6 +121,26 @@ impl DataStore for SqliteStore {
             .await
             .unwrap_or_else(|e| Err(WriteError::Aborted(e.to_string())))
         })
+    }
+
+    fn recall(
+        &self,
+        key: String,
+    ) -> StoreFuture<'_, Result<Option<(String, Recorded)>, WriteError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            crate::metrics::cpu::spawn_blocking(move || {
+                let conn = db.writer.lock().unwrap_or_else(|p| p.into_inner());
+                recorded(&conn, &key).map_err(|e| WriteError::Failed(e.to_string()))
+            })
+            .await
+            .unwrap_or_else(|e| Err(WriteError::Aborted(e.to_string())))
+        })
+    }
+
+    /// A file on this machine is reachable while the process runs.
+    fn ping(&self) -> StoreFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
     }
 
     /// Drops idle reader connections (they are reopened on demand) and
@@ -162,8 +189,9 @@ impl Database {
         &self,
         effects: &[Effect],
         session: Option<&str>,
+        once: Option<&Once>,
         lookup: impl Fn(&str) -> Option<&'a str>,
-    ) -> std::result::Result<i64, WriteError> {
+    ) -> std::result::Result<Applied, WriteError> {
         // Check everything before taking the write lock.
         let mut sqls = Vec::with_capacity(effects.len());
         for e in effects {
@@ -179,6 +207,16 @@ impl Database {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed)?;
+        // The write lock is held: a twin request cannot commit in between.
+        if let Some(once) = once {
+            if let Some((fingerprint, recorded)) = recorded(&tx, &once.key).map_err(failed)? {
+                return Ok(Applied::Duplicate {
+                    fingerprint,
+                    recorded,
+                });
+            }
+        }
+        let mut returned = None;
         for (effect, sql) in effects.iter().zip(&sqls) {
             let mut stmt = tx.prepare_cached(sql).map_err(failed)?;
             let session_idx = stmt
@@ -201,11 +239,44 @@ impl Database {
                 // the start-up check refuses the SQL) it would bind NULL.
                 stmt.raw_bind_parameter(idx, session).map_err(failed)?;
             }
-            stmt.raw_execute().map_err(failed)?;
+            if stmt.column_count() == 0 {
+                stmt.raw_execute().map_err(failed)?;
+            } else {
+                // `INSERT … RETURNING id` (the portable way, PostgreSQL has
+                // no rowid): its first value is `{{last_insert_rowid}}`.
+                let mut rows = stmt.raw_query();
+                if let Some(row) = rows.next().map_err(failed)? {
+                    if let Ok(id) = row.get::<_, i64>(0) {
+                        returned = Some(id);
+                    }
+                }
+                while rows.next().map_err(failed)?.is_some() {}
+            }
         }
-        let rowid = tx.last_insert_rowid();
+        let last_insert_rowid = returned.unwrap_or_else(|| tx.last_insert_rowid());
+        if let Some(once) = once {
+            let response = (once.response)(last_insert_rowid);
+            tx.execute(
+                "INSERT INTO nebula_idempotency (key, fingerprint, status, headers, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![
+                    once.key,
+                    once.fingerprint,
+                    response.status,
+                    response.headers_json(),
+                    response.body,
+                    now_ms()
+                ],
+            )
+            .map_err(failed)?;
+            // Records past a day go with the next one (cheap: indexed).
+            tx.execute(
+                "DELETE FROM nebula_idempotency WHERE created_ms < ?1",
+                [now_ms() - KEEP_MS],
+            )
+            .map_err(failed)?;
+        }
         tx.commit().map_err(failed)?;
-        Ok(rowid)
+        Ok(Applied::Committed { last_insert_rowid })
     }
 
     /// Shutdown: closes the readers and copies the WAL into the main file,
@@ -254,6 +325,30 @@ impl Database {
     }
 }
 
+/// The recorded (fingerprint, response) under an idempotency key.
+fn recorded(conn: &Connection, key: &str) -> rusqlite::Result<Option<(String, Recorded)>> {
+    use rusqlite::OptionalExtension;
+    conn.query_row(
+        "SELECT fingerprint, status, headers, body FROM nebula_idempotency WHERE key = ?1",
+        [key],
+        |r| {
+            let headers: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                Recorded::from_parts(r.get(1)?, &headers, r.get(3)?),
+            ))
+        },
+    )
+    .optional()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("cannot open the database {}", path.display()))?;
@@ -280,6 +375,3 @@ impl rusqlite::ToSql for SqlArg<'_> {
         })
     }
 }
-
-#[cfg(test)]
-mod tests;

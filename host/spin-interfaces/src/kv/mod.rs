@@ -1,16 +1,24 @@
-//! Spin key-value: `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0`,
-//! backed by SQLite files chosen by the host.
+//! Spin key-value: `fermyon:spin/key-value@2.0.0` and `spin:key-value/key-value@3.0.0`.
 //!
-//! The table layout is the one Spin's default store uses (`spin_key_value`, keyed by store
-//! label and key), so a store file written by `spin up` can be served by Nebula and back.
+//! This module is the WIT-facing unit: grants, handles, the two interface versions. Where a
+//! store's data lives is a [`backend::KvBackend`] per label, chosen by the host's
+//! [`KvBacking`]: a local SQLite file ([`sqlite`], Spin's default), a Redis server
+//! ([`redis`], as Spin's `type = "redis"`) or a PostgreSQL database ([`postgres`], a
+//! Nebula extension). The last two are shared: several hosts serving one app see the same
+//! stores.
+
+mod backend;
+mod postgres;
+mod redis;
+mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use rusqlite::{OpenFlags, OptionalExtension as _};
 use wasmtime::component::{
     Accessor, FutureReader, HasData, HasSelf, Linker, Resource, ResourceTable, StreamReader,
 };
@@ -19,22 +27,25 @@ use crate::bindings::fermyon::spin::key_value as v2;
 use crate::bindings::spin::key_value::key_value as v3;
 use crate::unit::{granted_list, interface_of, InstanceContext, OpenHandles};
 use crate::{prepare_path, Blocking, CallLimits, HostUnit, DEFAULT_MAX_KV_STORE_BYTES};
+pub use backend::KvBacking;
+use backend::{Call, KvBackend, KvError, KvResult};
 
 /// The interfaces this unit serves, without their versions.
 const INTERFACES: [&str; 2] = ["fermyon:spin/key-value", "spin:key-value/key-value"];
 
-/// The key-value unit, configured for one app: the file behind each store label.
+/// The key-value unit, configured for one app: the backend behind each store label.
 pub struct KeyValue {
-    stores: HashMap<String, Arc<KvFile>>,
+    stores: HashMap<String, Arc<dyn KvBackend>>,
 }
 
 /// What the app gives the key-value unit.
 #[derive(Debug, Default)]
 pub struct KeyValueConfig {
-    /// Store label → SQLite file holding it (`"default"` is the usual one).
-    pub stores: HashMap<String, PathBuf>,
+    /// Store label → where it lives (`"default"` is the usual one).
+    pub stores: HashMap<String, KvBacking>,
     /// Bytes one store may hold, keys and values together; a `set` that would go past it
-    /// fails and writes nothing. `None` means [`DEFAULT_MAX_KV_STORE_BYTES`].
+    /// fails and writes nothing. `None` means [`DEFAULT_MAX_KV_STORE_BYTES`]. Kept for
+    /// SQLite files and PostgreSQL; a Redis server is bounded by its own `maxmemory`.
     pub max_store_bytes: Option<u64>,
 }
 
@@ -52,6 +63,8 @@ pub struct KeyValueComponent {
     unit: Arc<KeyValue>,
     stores: Vec<String>,
     max_result_bytes: usize,
+    /// The component's deadline, which bounds a call to a networked store.
+    timeout: Duration,
 }
 
 impl KeyValueComponent {
@@ -60,6 +73,7 @@ impl KeyValueComponent {
             unit,
             stores: grants.stores,
             max_result_bytes: grants.limits.result_cap(),
+            timeout: grants.limits.statement_timeout,
         }
     }
 }
@@ -102,25 +116,37 @@ impl HostUnit for KeyValue {
         Ok(())
     }
 
-    /// Prepares the stores' folders; files are created when a component first opens them.
+    /// Prepares the stores' folders and checks the servers' URLs; files are created, and
+    /// servers connected, when a component first uses them.
     fn configure_app(config: KeyValueConfig) -> anyhow::Result<Self> {
-        // Labels given the same file share one connection, so they never contend for the
-        // file's write lock against each other.
         let quota = config.max_store_bytes.unwrap_or(DEFAULT_MAX_KV_STORE_BYTES);
-        let mut files: HashMap<PathBuf, Arc<KvFile>> = HashMap::new();
+        // Labels given the same file share one connection, so they never contend for the
+        // file's write lock against each other; labels given one server share its
+        // connection or pool.
+        let mut shared: HashMap<KvBacking, Arc<dyn KvBackend>> = HashMap::new();
         let mut stores = HashMap::new();
-        for (label, path) in config.stores {
-            let path = prepare_path(&path).with_context(|| format!("key-value store {label:?}"))?;
-            let file = files
-                .entry(path.clone())
-                .or_insert_with(|| Arc::new(KvFile::new(path, quota)))
-                .clone();
-            stores.insert(label, file);
+        for (label, backing) in config.stores {
+            let backing = match backing {
+                KvBacking::Sqlite(path) => KvBacking::Sqlite(
+                    prepare_path(&path).with_context(|| format!("key-value store {label:?}"))?,
+                ),
+                other => other,
+            };
+            let backend = match shared.get(&backing) {
+                Some(b) => b.clone(),
+                None => {
+                    let b = open_backend(&backing, quota)
+                        .with_context(|| format!("key-value store {label:?}"))?;
+                    shared.insert(backing, b.clone());
+                    b
+                }
+            };
+            stores.insert(label, backend);
         }
         Ok(Self { stores })
     }
 
-    /// Never fails: a granted label without a file answers `no-such-store` when opened, as
+    /// Never fails: a granted label without a backing answers `no-such-store` when opened, as
     /// in Spin.
     fn configure_component(
         self: &Arc<Self>,
@@ -145,118 +171,28 @@ impl HostUnit for KeyValue {
     }
 }
 
-/// One SQLite file holding key-value stores; several labels may share it.
-///
-/// A single connection serves every store in the file: each operation is one short
-/// statement, so a mutex costs less than a pool would.
-pub(crate) struct KvFile {
-    path: PathBuf,
-    /// Bytes each store in this file may hold.
-    quota: u64,
-    /// Opened on first use, like Spin, so that a host that maps a label no component opens
-    /// does not create files.
-    conn: Mutex<Option<KvConn>>,
-}
-
-struct KvConn {
-    conn: rusqlite::Connection,
-    /// Bytes (keys and values) each store holds, summed once per label and then kept up to
-    /// date by `set` and `delete`, which all go through this connection.
-    usage: HashMap<String, u64>,
-}
-
-impl KvConn {
-    fn usage(&mut self, label: &str) -> rusqlite::Result<u64> {
-        if let Some(&n) = self.usage.get(label) {
-            return Ok(n);
-        }
-        let n: i64 = self.conn.query_row(
-            "SELECT coalesce(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)
-             FROM spin_key_value WHERE store = ?1",
-            [label],
-            |row| row.get(0),
-        )?;
-        self.usage.insert(label.to_string(), n as u64);
-        Ok(n as u64)
-    }
-}
-
-impl KvFile {
-    pub(crate) fn new(path: PathBuf, quota: u64) -> Self {
-        Self {
-            path,
+/// The backend for one backing.
+fn open_backend(backing: &KvBacking, quota: u64) -> anyhow::Result<Arc<dyn KvBackend>> {
+    Ok(match backing {
+        KvBacking::Sqlite(path) => Arc::new(sqlite::SqliteBackend(Arc::new(sqlite::KvFile::new(
+            path.clone(),
             quota,
-            conn: Mutex::new(None),
-        }
-    }
-
-    fn with_conn<R>(
-        &self,
-        f: impl FnOnce(&mut KvConn) -> Result<R, KvError>,
-    ) -> Result<R, KvError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let conn = match &mut *guard {
-            Some(conn) => conn,
-            slot => slot.insert(KvConn {
-                conn: open(&self.path).map_err(|err| {
-                    KvError::Other(format!(
-                        "cannot open the key-value file {}: {err}",
-                        self.path.display()
-                    ))
-                })?,
-                usage: HashMap::new(),
-            }),
-        };
-        f(conn)
-    }
-}
-
-fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
-    // No URI file names: the path is the host's, taken literally.
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS spin_key_value (
-            store TEXT NOT NULL,
-            key   TEXT NOT NULL,
-            value BLOB NOT NULL,
-            PRIMARY KEY (store, key)
-        )",
-    )?;
-    Ok(conn)
+        )))),
+        KvBacking::Redis { url } => Arc::new(redis::RedisBackend::new(url)?),
+        KvBacking::Postgres { url } => Arc::new(postgres::PostgresBackend::new(url, quota)?),
+    })
 }
 
 /// A guest's open store: the resource behind both versions' `store`.
 pub struct KvStore {
-    file: Arc<KvFile>,
+    backend: Arc<dyn KvBackend>,
     label: String,
-    /// The component's result cap.
+    /// The component's bounds on a call.
     max_result_bytes: usize,
+    timeout: Duration,
 }
 
-/// Errors shared by both interface versions (their `error` variants are identical).
-#[derive(Debug, PartialEq)]
-pub(crate) enum KvError {
-    StoreTableFull,
-    NoSuchStore,
-    AccessDenied,
-    Other(String),
-}
-
-impl From<rusqlite::Error> for KvError {
-    fn from(err: rusqlite::Error) -> Self {
-        KvError::Other(err.to_string())
-    }
-}
-
-/// One operation on a store, run on a blocking thread.
+/// One operation on a store.
 enum Op {
     Get(String),
     Set(String, Vec<u8>),
@@ -274,120 +210,32 @@ enum Out {
 }
 
 impl KvStore {
-    /// Runs `op` off the calling thread (see [`Blocking`]).
-    async fn run(&self, blocking: &Blocking, op: Op) -> wasmtime::Result<Result<Out, KvError>> {
-        let file = self.file.clone();
-        let label = self.label.clone();
-        let cap = self.max_result_bytes;
-        blocking
-            .run(move || match op {
-                Op::Get(key) => get(&file, &label, &key, cap).map(Out::Value),
-                Op::Set(key, value) => set(&file, &label, &key, &value).map(|()| Out::Done),
-                Op::Delete(key) => delete(&file, &label, &key).map(|()| Out::Done),
-                Op::Exists(key) => exists(&file, &label, &key).map(Out::Exists),
-                Op::Keys => keys(&file, &label, cap).map(Out::Keys),
-            })
-            .await
+    /// Runs `op` on the store's backend; blocking work goes to `blocking`.
+    async fn run(&self, blocking: &Blocking, op: Op) -> KvResult<Out> {
+        let call = Call {
+            blocking: blocking.clone(),
+            max_result_bytes: self.max_result_bytes,
+            timeout: self.timeout,
+        };
+        let (b, label) = (&self.backend, self.label.as_str());
+        Ok(match op {
+            Op::Get(key) => b.get(&call, label, &key).await?.map(Out::Value),
+            Op::Set(key, value) => b.set(&call, label, &key, value).await?.map(|()| Out::Done),
+            Op::Delete(key) => b.delete(&call, label, &key).await?.map(|()| Out::Done),
+            Op::Exists(key) => b.exists(&call, label, &key).await?.map(Out::Exists),
+            Op::Keys => b.keys(&call, label).await?.map(Out::Keys),
+        })
     }
-}
 
-fn get(file: &KvFile, label: &str, key: &str, cap: usize) -> Result<Option<Vec<u8>>, KvError> {
-    let value = file.with_conn(|c| {
-        Ok(c.conn
-            .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-            .query_row((label, key), |row| row.get::<_, Vec<u8>>(0))
-            .optional()?)
-    })?;
-    match value {
-        Some(v) if v.len() > cap => Err(too_large(cap)),
-        value => Ok(value),
-    }
-}
-
-/// Writes the value unless the store would then hold more than its quota; a write that
-/// does not grow the store always succeeds (so a store over a lowered quota can shrink).
-fn set(file: &KvFile, label: &str, key: &str, value: &[u8]) -> Result<(), KvError> {
-    let quota = file.quota;
-    file.with_conn(|c| {
-        let used = c.usage(label)?;
-        let old: Option<i64> = c
-            .conn
-            .prepare_cached(
-                "SELECT length(CAST(value AS BLOB)) FROM spin_key_value
-                 WHERE store = ?1 AND key = ?2",
-            )?
-            .query_row((label, key), |row| row.get(0))
-            .optional()?;
-        let old = old.map_or(0, |n| key.len() as u64 + n as u64);
-        let new = (key.len() + value.len()) as u64;
-        let after = used.saturating_sub(old).saturating_add(new);
-        if after > quota && after > used {
-            return Err(KvError::Other(format!(
-                "key-value store {label:?} is full: this set would make it hold {after} bytes \
-                 (keys and values), over its quota of {quota} bytes; nothing was written \
-                 (delete keys, or raise the host's max_kv_store_bytes)"
-            )));
+    /// The same store for a v3 call, which runs after letting go of the instance's data.
+    fn share(&self) -> KvStore {
+        KvStore {
+            backend: self.backend.clone(),
+            label: self.label.clone(),
+            max_result_bytes: self.max_result_bytes,
+            timeout: self.timeout,
         }
-        c.conn
-            .prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute((label, key, value))?;
-        c.usage.insert(label.to_string(), after);
-        Ok(())
-    })
-}
-
-fn delete(file: &KvFile, label: &str, key: &str) -> Result<(), KvError> {
-    file.with_conn(|c| {
-        let used = c.usage(label)?;
-        let freed: Option<i64> = c
-            .conn
-            .prepare_cached(
-                "DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2
-                 RETURNING length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))",
-            )?
-            .query_row((label, key), |row| row.get(0))
-            .optional()?;
-        if let Some(n) = freed {
-            c.usage
-                .insert(label.to_string(), used.saturating_sub(n as u64));
-        }
-        Ok(())
-    })
-}
-
-fn exists(file: &KvFile, label: &str, key: &str) -> Result<bool, KvError> {
-    file.with_conn(|c| {
-        Ok(c.conn
-            .prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-            .exists((label, key))?)
-    })
-}
-
-fn keys(file: &KvFile, label: &str, cap: usize) -> Result<Vec<String>, KvError> {
-    let keys = file.with_conn(|c| {
-        Ok(c.conn
-            .prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?
-            .query_map([label], |row| row.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?)
-    })?;
-    let bytes: usize = keys
-        .iter()
-        .map(|k| k.len() + std::mem::size_of::<String>())
-        .sum();
-    if bytes > cap {
-        return Err(too_large(cap));
     }
-    Ok(keys)
-}
-
-fn too_large(cap: usize) -> KvError {
-    KvError::Other(format!(
-        "the result is larger than this component may receive ({cap} bytes, its memory \
-         limit); store smaller values or fewer keys"
-    ))
 }
 
 impl KeyValueInstance {
@@ -398,7 +246,7 @@ impl KeyValueInstance {
         if !component.stores.iter().any(|l| l == label) {
             return Err(KvError::AccessDenied);
         }
-        let file = component
+        let backend = component
             .unit
             .stores
             .get(label)
@@ -408,9 +256,10 @@ impl KeyValueInstance {
             return Err(KvError::StoreTableFull);
         }
         Ok(KvStore {
-            file,
+            backend,
             label: label.to_string(),
             max_result_bytes: component.max_result_bytes,
+            timeout: component.timeout,
         })
     }
 
@@ -491,8 +340,8 @@ impl v2::HostStore for KeyValueInstance {
 }
 
 impl KeyValueInstance {
-    /// Runs `op` on a blocking thread, for the v2 functions (which hold the store's data
-    /// while they wait, as a synchronous WIT function does).
+    /// Runs `op`, for the v2 functions (which hold the store's data while they wait, as a
+    /// synchronous WIT function does).
     async fn kv_run<E: From<KvError>>(
         &mut self,
         store: &Resource<KvStore>,
@@ -511,21 +360,11 @@ async fn kv_run3<T: Send>(
     store: &Resource<KvStore>,
     op: Op,
 ) -> wasmtime::Result<Result<Out, v3::Error>> {
-    let (file, label, cap, blocking) = accessor.with(|mut access| {
+    let (store, blocking) = accessor.with(|mut access| {
         let state = access.get();
         let s = state.kv_store(store)?;
-        Ok::<_, wasmtime::Error>((
-            s.file.clone(),
-            s.label.clone(),
-            s.max_result_bytes,
-            state.blocking.clone(),
-        ))
+        Ok::<_, wasmtime::Error>((s.share(), state.blocking.clone()))
     })?;
-    let store = KvStore {
-        file,
-        label,
-        max_result_bytes: cap,
-    };
     Ok(store.run(&blocking, op).await?.map_err(Into::into))
 }
 
@@ -562,7 +401,7 @@ impl v3::HostStore for KeyValueInstance {
     }
 }
 
-/// The 3.0 functions are `async` in WIT: each runs its statement on a blocking thread.
+/// The 3.0 functions are `async` in WIT: each awaits its backend without the store's data.
 impl<T: Send> v3::HostStoreWithStore<T> for HasSelf<KeyValueInstance> {
     async fn open(accessor: &Accessor<T, Self>, label: String) -> V3Result<Resource<KvStore>> {
         accessor.with(|mut access| {

@@ -1,0 +1,277 @@
+//! The PostgreSQL store: every node of a cluster shares one database.
+//!
+//! Nodes are stateless; everything that must survive a node lives here: the
+//! app's tables, the migrations applied, the session signing key and the
+//! idempotency records. The driver is tokio-postgres (async, so a request
+//! waiting on the database holds no thread), pooled by deadpool-postgres;
+//! a URL may list several hosts with `target_session_attrs=read-write`, so
+//! after a failover new connections find the promoted standby by themselves.
+//!
+//! - `params.rs`: the manifest's `?N`/`:name` markers as `$N`.
+//! - `values.rs`: WIT values to parameters, columns to WIT values.
+//! - `init.rs`: first connection: host tables, migrations, session key.
+//! - `statements.rs`: every read and write prepared at start.
+//! - `reads.rs`, `writes.rs`: one snapshot per route; one serializable
+//!   transaction per request's effects, retried on serialization failure.
+
+mod init;
+mod params;
+mod reads;
+mod statements;
+mod values;
+mod writes;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::NoTls;
+
+use super::idempotency::{Applied, Once, Recorded};
+use super::{DataStore, ReadError, ReadPlan, StoreFuture, WriteError};
+use crate::contract::{Effect, Table};
+use crate::manifest::Manifest;
+
+pub(crate) use params::{translate, Translated};
+
+/// Connections one node keeps to the database at most. PostgreSQL's default
+/// `max_connections` is 100: three nodes at 16 leave room for the rest.
+const POOL_SIZE: usize = 16;
+
+/// How long a request waits for a connection, for a new connection to be
+/// made, or for a pooled one to be checked, before it is answered 503: a
+/// database that is down must cost a client a quick 503, never a hang.
+const CONNECT_WAIT: Duration = Duration::from_secs(2);
+
+pub struct PostgresStore {
+    pool: Pool,
+    /// The URL without its password, for logs.
+    described: String,
+    /// Each declared write's SQL with PostgreSQL's markers, by manifest SQL.
+    writes: Arc<HashMap<String, Translated>>,
+    reads: Arc<HashMap<String, Translated>>,
+    session_key: Option<[u8; 32]>,
+}
+
+impl PostgresStore {
+    /// Connects, applies what migrations are new, prepares every statement
+    /// (a start-time error names the read or write), and makes the pool.
+    pub fn open(url: &str, manifest: &Manifest) -> Result<PostgresStore> {
+        let config = config(url)?;
+        let described = describe(&config);
+        let reads: HashMap<String, Translated> = manifest
+            .reads
+            .values()
+            .map(|r| (r.sql.clone(), translate(&r.sql)))
+            .collect();
+        let writes: HashMap<String, Translated> = manifest
+            .writes
+            .values()
+            .map(|w| (w.sql.clone(), translate(&w.sql)))
+            .collect();
+        // The start-up work runs on a runtime of its own: `open` is called
+        // from synchronous code that may itself be inside a runtime.
+        let session_key = {
+            let (config, described) = (config.clone(), described.clone());
+            let manifest = manifest.clone();
+            std::thread::scope(|s| {
+                s.spawn(|| -> Result<Option<[u8; 32]>> {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(async {
+                        let (mut client, conn) = config
+                            .connect(NoTls)
+                            .await
+                            .with_context(|| format!("cannot connect to {described}"))?;
+                        let conn = tokio::spawn(conn);
+                        init::initialise(&mut client, &manifest).await?;
+                        statements::check(&client, &manifest).await?;
+                        let key = if manifest.session.is_some() {
+                            Some(init::session_key(&client).await?)
+                        } else {
+                            None
+                        };
+                        drop(client);
+                        let _ = conn.await;
+                        Ok(key)
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the database set-up thread panicked")))
+            })?
+        };
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A closed connection (the server restarted, a failover) is
+                // noticed without a round trip; one that broke silently fails
+                // its query, which is answered 503 and the connection dropped.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(CONNECT_WAIT),
+                create: Some(CONNECT_WAIT),
+                recycle: Some(CONNECT_WAIT),
+            })
+            .build()
+            .context("cannot make the connection pool")?;
+        tracing::info!(database = %described, "PostgreSQL store ready");
+        Ok(PostgresStore {
+            pool,
+            described,
+            writes: Arc::new(writes),
+            reads: Arc::new(reads),
+            session_key,
+        })
+    }
+}
+
+impl DataStore for PostgresStore {
+    fn describe(&self) -> String {
+        self.described.clone()
+    }
+
+    fn read(&self, plans: Vec<ReadPlan>) -> StoreFuture<'_, Result<Vec<Table>, ReadError>> {
+        Box::pin(async move {
+            if plans.is_empty() {
+                return Ok(Vec::new());
+            }
+            reads::run_all(&self.pool, &self.reads, &plans).await
+        })
+    }
+
+    fn apply(
+        &self,
+        effects: Vec<Effect>,
+        session: Option<String>,
+        declared: Vec<(String, String)>,
+        once: Option<Once>,
+    ) -> StoreFuture<'_, Result<Applied, WriteError>> {
+        Box::pin(async move {
+            writes::apply(
+                &self.pool,
+                &self.writes,
+                &effects,
+                session.as_deref(),
+                &declared,
+                once.as_ref(),
+            )
+            .await
+        })
+    }
+
+    fn recall(
+        &self,
+        key: String,
+    ) -> StoreFuture<'_, Result<Option<(String, Recorded)>, WriteError>> {
+        Box::pin(async move { writes::recall(&self.pool, &key).await })
+    }
+
+    fn ping(&self) -> StoreFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let client = self.pool.get().await.map_err(|e| e.to_string())?;
+            tokio::time::timeout(CONNECT_WAIT, client.simple_query("SELECT 1"))
+                .await
+                .map_err(|_| "no answer within 2 s".to_string())?
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Closes idle connections (they are made again on demand).
+    fn trim(&self) {
+        self.pool.retain(|_, _| false);
+    }
+
+    fn close(&self) -> Result<()> {
+        self.pool.close();
+        Ok(())
+    }
+
+    fn host_file(&self, _name: &str) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    fn session_key(&self) -> Result<Option<[u8; 32]>> {
+        Ok(self.session_key)
+    }
+}
+
+/// The URL as a connection config, with the timeouts a failover needs.
+fn config(url: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url.parse().with_context(|| {
+        format!(
+            "{}: not a PostgreSQL connection URL (postgres://USER@HOST:PORT/DATABASE)",
+            redact(url)
+        )
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_WAIT);
+    }
+    // A primary that vanished without closing its sockets (a cut cable, a
+    // paused VM) is noticed within ~10 s rather than the kernel's 2 hours.
+    config.keepalives_idle(Duration::from_secs(5));
+    if config.get_application_name().is_none() {
+        config.application_name("nebula");
+    }
+    Ok(config)
+}
+
+/// "postgres://user@host:port/db" without the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(h, p)| match h {
+            tokio_postgres::config::Host::Tcp(h) => format!("{h}:{p}"),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A URL for an error message: the password, if any, replaced.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if url[s + 3..at].contains(':') => {
+            let colon = s + 3 + url[s + 3..at].find(':').unwrap_or(0);
+            format!("{}:***{}", &url[..colon], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Whether a driver error means the database could not be reached or the
+/// connection broke (503, retry), rather than that it refused the SQL.
+fn is_unavailable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                // A standby that is not promoted yet refuses writes.
+                || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+                || code.code().starts_with("08")
+        }
+        // No answer from the server: closed, reset, refused, timed out.
+        None => {
+            e.is_closed() || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! What only a shared store shows: the host's own tables, exactly-once
+//! writes, health, and a database that goes away.
+
+use crate::support::{agent, psql, PgDatabase, Server};
+
+/// A new visitor's cookie (`name=value`), as the node at `url` sets it.
+fn visitor_cookie(url: &str) -> String {
+    let r = agent().get(url).call().unwrap();
+    let set = r.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn the_site_starts_on_postgres_with_its_migrations_recorded_once() {
+    let s = Server::start("app.toml", &[]);
+    let versions = s.sql("SELECT version, name FROM nebula_migrations ORDER BY version");
+    assert_eq!(
+        versions,
+        [["1", "schema"], ["2", "seed"], ["3", "identity"]],
+        "schema, seed and the PostgreSQL-only migration; 0004 is SQLite's"
+    );
+    // The seed's explicit ids did not leave the identity behind: a new meme
+    // gets the next id, not 1.
+    let max = s.sql_i64("SELECT max(id) FROM memes");
+    let r = s.post_form(
+        "/memes",
+        &[
+            ("template", "thesis"),
+            ("top_text", "a"),
+            ("bottom_text", "b"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert_eq!(
+        r.header("location"),
+        Some(format!("/memes/{}", max + 1).as_str())
+    );
+}
+
+#[test]
+fn a_retried_vote_with_the_same_idempotency_key_counts_once_and_gets_the_same_answer() {
+    let s = Server::start("app.toml", &["--no-rate-limits"]);
+    let before = s.sql_i64("SELECT votes FROM memes WHERE id = 4");
+    let a = agent();
+    // A retrying client keeps its visitor cookie (the key is scoped by it).
+    let cookie = visitor_cookie(&s.url("/"));
+    let vote = |key: &str| {
+        a.post(s.url("/memes/4/vote"))
+            .header("accept", "application/json")
+            .header("cookie", &cookie)
+            .header("idempotency-key", key)
+            .send_empty()
+            .unwrap()
+    };
+    let mut first = vote("3f1c9a52-0d5e-4b8e-9a43-7e1f00000001");
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first_body = first.body_mut().read_to_string().unwrap();
+    for _ in 0..3 {
+        let mut again = vote("3f1c9a52-0d5e-4b8e-9a43-7e1f00000001");
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.headers()["idempotent-replayed"], "true");
+        assert_eq!(again.body_mut().read_to_string().unwrap(), first_body);
+    }
+    assert_eq!(
+        s.sql_i64("SELECT votes FROM memes WHERE id = 4"),
+        before + 1
+    );
+    assert_eq!(s.sql_i64("SELECT count(*) FROM nebula_idempotency"), 1);
+    // The same key on another request is refused, and writes nothing.
+    let five = s.sql_i64("SELECT votes FROM memes WHERE id = 5");
+    let r = a
+        .post(s.url("/memes/5/vote"))
+        .header("cookie", &cookie)
+        .header("idempotency-key", "3f1c9a52-0d5e-4b8e-9a43-7e1f00000001")
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(s.sql_i64("SELECT votes FROM memes WHERE id = 5"), five);
+}
+
+#[test]
+fn two_nodes_share_data_and_visitors() {
+    // Two processes, one database: a vote on one is on the other's page,
+    // and the visitor cookie one node set is valid on the other (the
+    // signing key lives in the database).
+    let db = PgDatabase::create();
+    let url = db.url();
+    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let client = agent();
+    let before = a.sql_i64("SELECT votes FROM memes WHERE id = 6");
+    // A cookie node A set…
+    let cookie = visitor_cookie(&a.url("/"));
+    let r = client
+        .post(a.url("/memes/6/vote"))
+        .header("accept", "application/json")
+        .header("cookie", &cookie)
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // …is the same visitor on node B: voting again there changes nothing,
+    // and B keeps the cookie rather than making a new visitor.
+    let r = client
+        .post(b.url("/memes/6/vote"))
+        .header("accept", "application/json")
+        .header("cookie", &cookie)
+        .send_empty()
+        .unwrap();
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "node B did not accept node A's cookie"
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        psql(&db.name, "SELECT votes FROM memes WHERE id = 6")[0][0],
+        (before + 1).to_string()
+    );
+    let page = b.get("/memes/6").text();
+    assert!(page.contains(&(before + 1).to_string()));
+}
+
+#[test]
+fn health_is_ok_with_the_database_and_503_without_it_and_requests_get_503_not_500() {
+    // A database that goes away under a running node: dropped (terminating
+    // the node's connections) while it serves.
+    let db = PgDatabase::create();
+    let s = Server::start_on_db("app.toml", &db.url(), &[]);
+    let r = s.get("/.well-known/nebula/health");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "ok");
+    psql(
+        "postgres",
+        &format!("DROP DATABASE {} WITH (FORCE)", db.name),
+    );
+    let r = s.get("/.well-known/nebula/health");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["status"], "unavailable");
+    // Liveness does not depend on the database.
+    assert_eq!(s.get("/.well-known/nebula/health?live").status, 200);
+    let r = s.get("/");
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    let r = s.post_form("/memes/3/vote", &[]);
+    assert_eq!(r.status, 503, "{}", r.text());
+}
