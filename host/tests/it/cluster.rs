@@ -14,7 +14,7 @@ use crate::cluster_support::{client, run_load, send, visitor_cookie, Cluster, Ou
 
 /// A read of the site that touches the database.
 fn read_path(i: usize) -> String {
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         "/".to_string()
     } else {
         format!("/memes/{}", 1 + i % 10)
@@ -592,6 +592,10 @@ fn a_retry_without_a_cookie_is_answered_from_its_key() {
     let again = post();
     assert_eq!((first.status(), again.status()), (Some(303), Some(303)));
     let replayed = again.answer.as_ref().unwrap().header("idempotent-replayed");
-    assert_eq!(replayed, Some("true"), "the retry is answered from the record");
+    assert_eq!(
+        replayed,
+        Some("true"),
+        "the retry is answered from the record"
+    );
     assert_eq!(memes_by_text(&c, &text).get(&text), Some(&1), "stored once");
 }

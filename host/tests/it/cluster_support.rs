@@ -165,7 +165,6 @@ impl Cluster {
                     ServerStats {
                         status: f[status].to_string(),
                         responses_2xx: num(&f, "hrsp_2xx"),
-                        responses_3xx: num(&f, "hrsp_3xx"),
                         responses_5xx: num(&f, "hrsp_5xx"),
                         retries: num(&f, "wretr"),
                         redispatches: num(&f, "wredis"),
@@ -203,7 +202,6 @@ impl Drop for Cluster {
 pub struct ServerStats {
     pub status: String,
     pub responses_2xx: u64,
-    pub responses_3xx: u64,
     pub responses_5xx: u64,
     pub retries: u64,
     pub redispatches: u64,
