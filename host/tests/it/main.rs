@@ -1,6 +1,7 @@
 //! Integration tests: each starts `nebula up` as a separate process on an
 //! ephemeral loopback port and checks what it serves.
 
+mod cluster_support;
 mod support;
 
 /// Every test here runs on SQLite; `tests/postgres` runs the site's again on PostgreSQL.
@@ -9,6 +10,7 @@ pub const STORE: support::Store = support::Store::Sqlite;
 mod admin;
 mod backpressure;
 mod bad_input;
+mod cluster;
 mod crash;
 mod data_growth;
 mod deadlines;
