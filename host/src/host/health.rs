@@ -31,13 +31,28 @@ impl Host {
             (StatusCode::OK, "ok".to_string())
         } else {
             match &self.store {
-                Some(store) => match store.ping().await {
-                    Ok(()) => (StatusCode::OK, "ok".to_string()),
-                    Err(e) => {
-                        tracing::warn!(db = %store.describe(), "health: the data store does not answer: {e}");
-                        (StatusCode::SERVICE_UNAVAILABLE, format!("data store: {e}"))
+                Some(store) => {
+                    let answer = store.ping().await;
+                    // Logged when it changes, not at every check (a
+                    // balancer asks twice a second during an outage).
+                    let was_up = self
+                        .store_answers
+                        .swap(answer.is_ok(), std::sync::atomic::Ordering::Relaxed);
+                    match answer {
+                        Ok(()) => {
+                            if !was_up {
+                                tracing::info!(db = %store.describe(), "health: the data store answers again");
+                            }
+                            (StatusCode::OK, "ok".to_string())
+                        }
+                        Err(e) => {
+                            if was_up {
+                                tracing::warn!(db = %store.describe(), "health: the data store does not answer, answering 503: {e}");
+                            }
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("data store: {e}"))
+                        }
                     }
-                },
+                }
                 None => (StatusCode::OK, "ok".to_string()),
             }
         };

@@ -71,6 +71,8 @@ pub struct Host {
     hooks: Vec<Arc<dyn CallHook>>,
     /// Set on SIGTERM: the health check fails while requests still get served.
     draining: std::sync::atomic::AtomicBool,
+    /// What the last health check found of the data store (logged on change).
+    store_answers: std::sync::atomic::AtomicBool,
     /// Kept alive for the Spin parts' private file trees.
     _spin: Option<Arc<crate::spin::app::SpinParts>>,
     opts: HostOptions,
@@ -161,6 +163,7 @@ impl Host {
             limiter: Limiter::new(),
             hooks: Vec::new(),
             draining: Default::default(),
+            store_answers: std::sync::atomic::AtomicBool::new(true),
             _spin: spin,
             model,
             opts,

@@ -570,7 +570,6 @@ fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
 /// the visitor, and a request without a cookie gets a new random visitor
 /// each time, so the retry is a new key: the meme is stored twice.
 #[test]
-#[ignore = "host/src/host/once.rs key_of: a cookieless request's key is scoped by a fresh random visitor, so its retry writes again (observed: 2 rows)"]
 fn a_retry_without_a_cookie_is_answered_from_its_key() {
     let c = Cluster::up(1, "--no-rate-limits");
     let template = c.sql("SELECT id FROM templates ORDER BY id LIMIT 1");
