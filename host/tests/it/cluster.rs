@@ -565,10 +565,10 @@ fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
 }
 
 /// A client without the session cookie that retries a write with its
-/// Idempotency-Key (or HAProxy resending it to another node) must get the
-/// first answer, not a second write. Today `once::key_of` scopes the key by
-/// the visitor, and a request without a cookie gets a new random visitor
-/// each time, so the retry is a new key: the meme is stored twice.
+/// Idempotency-Key (or HAProxy resending it to another node) gets the first
+/// answer, not a second write. (It failed while `once::key_of` scoped every
+/// key by the visitor: a request without a cookie is a new random visitor
+/// each time, so the retry was a new key and the meme was stored twice.)
 #[test]
 fn a_retry_without_a_cookie_is_answered_from_its_key() {
     let c = Cluster::up(1, "--no-rate-limits");
