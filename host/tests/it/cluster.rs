@@ -373,15 +373,30 @@ fn losing_the_primary_answers_503_until_the_standby_is_promoted_and_loses_no_wri
         .flat_map(|w| w.attempts.iter())
         .chain(seen.iter().map(|(_, o)| o))
         .collect();
-    let statuses = status_counts(all.iter().copied());
+    // HAProxy 2.6 closes the client's connection without an answer (its log:
+    // `<NOSRV> 503 0 … SC--`) for a request it was retrying when the last
+    // node went down: seen only in the gap, while no node can serve. The
+    // client retries such a write with its key like a 503, and the checks
+    // below prove none was applied twice or lost; anything else is a failure.
+    let dropped_in_gap = |o: &&Outcome| {
+        o.at >= stopped
+            && o.at <= recovered
+            && o.answer
+                .as_ref()
+                .is_err_and(|e| e.contains("Peer disconnected"))
+    };
+    let dropped = all.iter().copied().filter(dropped_in_gap).count();
+    let statuses = status_counts(all.iter().copied().filter(|o| !dropped_in_gap(o)));
     let bad: Vec<_> = statuses
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "200" | "303" | "503"))
         .collect();
     assert!(
         bad.is_empty(),
-        "only 200, 303 and 503 (no 500, no hang): {statuses:?}"
+        "only 200, 303 and 503 (no 500, no hang): {statuses:?}\n{}",
+        c.problems()
     );
+    eprintln!("failover: {dropped} connection(s) closed by HAProxy while no node was up");
     let slowest = all.iter().map(|o| o.took).max().unwrap();
     let in_gap = |o: &&&Outcome| o.at >= stopped && o.at < promoted;
     let unavailable = all

@@ -115,6 +115,32 @@ impl Cluster {
     }
 
     /// Every log of the cluster, for a failure message.
+    /// The lines of every node's and HAProxy's log that say something went
+    /// wrong (panics, errors, warnings, HAProxy's non-2xx/3xx log lines).
+    pub fn problems(&self) -> String {
+        let mut out = String::new();
+        for entry in walk_logs(&self.path("")) {
+            let text = std::fs::read_to_string(&entry).unwrap_or_default();
+            let haproxy = entry.ends_with("haproxy.log");
+            for line in text.lines() {
+                let odd_answer =
+                    haproxy && ![" 200 ", " 303 ", " 503 "].iter().any(|c| line.contains(c));
+                if odd_answer
+                    || line.contains("panick")
+                    || line.contains("ERROR")
+                    || line.contains(" WARN ")
+                    || line.contains(" SD-")
+                    || line.contains(" SH-")
+                    || line.contains(" CD-")
+                    || line.contains(" SC-")
+                {
+                    out.push_str(&format!("{}: {line}\n", entry.display()));
+                }
+            }
+        }
+        out
+    }
+
     pub fn logs(&self) -> String {
         let mut all = String::new();
         for rel in [
@@ -323,4 +349,21 @@ pub fn visitor_cookie(c: &Cluster) -> String {
         .and_then(|v| v.split(';').next())
         .expect("a session cookie on the first page")
         .to_string()
+}
+
+/// Every `*.log` file under `dir`.
+fn walk_logs(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_logs(&p));
+        } else if p.extension().is_some_and(|x| x == "log") {
+            out.push(p);
+        }
+    }
+    out
 }
