@@ -141,8 +141,10 @@ class Cluster:
 
     def start(self):
         shutil.rmtree(self.dir, ignore_errors=True)
-        subprocess.run([os.path.join(CLUSTER, "up"), self.dir], env=self.env(), check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=180)
+        up = subprocess.run([os.path.join(CLUSTER, "up"), self.dir], env=self.env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=180)
+        if up.returncode != 0:
+            raise RuntimeError(f"deploy/cluster/up failed:\n{up.stderr[-2000:]}")
         self.base = f"http://127.0.0.1:{self.port_base}"
         wait_ok(self.base + "/")
 
@@ -229,6 +231,8 @@ def main() -> int:
     out = args.out or os.path.join(HERE, "results", time.strftime("%Y%m%d-%H%M%S") + "-cluster")
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="nebula-cluster-bench-")
+    # PostgreSQL runs as its own user inside: the folder must be passable.
+    os.chmod(work, 0o755)
     gen = loadgen.pick("wrk", work, allow_install=True)
     base_port = 17400
     configs = [Single("sqlite", work), Single("postgres", work)] + [

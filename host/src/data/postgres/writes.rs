@@ -34,7 +34,7 @@ use crate::manifest::SESSION_PARAM;
 const MAX_ATTEMPTS: u32 = 20;
 
 /// Attempts without the writers' lock, before it is taken.
-const OPTIMISTIC_ATTEMPTS: u32 = 2;
+const OPTIMISTIC_ATTEMPTS: u32 = 1;
 
 /// The advisory lock id writers that keep colliding take ("nebula-w").
 const WRITERS_LOCK: i64 = 0x6e65_6275_6c61_2d77;
