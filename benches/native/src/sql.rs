@@ -69,10 +69,10 @@ mod tests {
         assert!(sql.home[0].contains("ORDER BY m.created_ms DESC"));
         assert!(sql.home[1].contains("ORDER BY m.votes DESC"));
         assert!(sql.home[2].contains("FROM tag_counts"));
-        assert!(sql.meme.contains("CAST(:id AS INTEGER)"));
+        assert!(sql.meme.contains("CAST(:id AS BIGINT)"));
         assert_eq!(
             sql.vote.trim(),
-            "INSERT OR IGNORE INTO votes (meme_id, visitor) VALUES (?1, :session_id)"
+            "INSERT INTO votes (meme_id, visitor) VALUES (?1, :session_id) ON CONFLICT DO NOTHING"
         );
     }
 

@@ -41,6 +41,14 @@ pub use store::{open, DataStore, Location, StoreFuture};
 #[cfg(test)]
 mod tests;
 
+/// Milliseconds since the Unix epoch, as the host's tables record times.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// One read with its parameter values for one request.
 pub struct ReadPlan {
     pub read: Arc<Read>,

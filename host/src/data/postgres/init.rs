@@ -93,7 +93,7 @@ async fn apply(
     if seeds_files {
         tx.batch_execute("DROP FUNCTION static_file(text)").await?;
     }
-    let now = now_ms();
+    let now = crate::data::now_ms();
     tx.execute(
         "INSERT INTO nebula_migrations (version, name, checksum, applied_ms) VALUES ($1, $2, $3, $4)",
         &[&m.version, &m.name, &m.checksum, &now],
@@ -155,11 +155,4 @@ pub(super) async fn session_key(client: &Client) -> Result<[u8; 32]> {
             "nebula_secrets.session-key is not 32 bytes; delete the row to make a new key"
         )
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -206,7 +206,7 @@ async fn attempt_once(
     }
     if let Some(once) = once {
         let response = (once.response)(last_insert_rowid);
-        let now = now_ms();
+        let now = crate::data::now_ms();
         let status = i32::from(response.status);
         let inserted = tx
             .execute(
@@ -293,7 +293,7 @@ fn final_error(e: tokio_postgres::Error) -> WriteError {
 /// Deletes the records older than a day; best effort.
 async fn sweep(pool: &Pool) {
     let Ok(client) = pool.get().await else { return };
-    let before = now_ms() - KEEP_MS;
+    let before = crate::data::now_ms() - KEEP_MS;
     if let Err(e) = client
         .execute(
             "DELETE FROM nebula_idempotency WHERE created_ms < $1",
@@ -303,11 +303,4 @@ async fn sweep(pool: &Pool) {
     {
         tracing::warn!("could not delete old idempotency records: {e}");
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

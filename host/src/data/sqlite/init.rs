@@ -85,7 +85,7 @@ fn apply(conn: &mut Connection, m: &Migration, static_dir: Option<PathBuf>) -> R
         .with_context(|| format!("{}: migration {} failed", m.file.display(), m.version))?;
     tx.execute(
         "INSERT INTO nebula_migrations (version, name, checksum, applied_ms) VALUES (?1, ?2, ?3, ?4)",
-        rusqlite::params![m.version, m.name, m.checksum, now_ms()],
+        rusqlite::params![m.version, m.name, m.checksum, crate::data::now_ms()],
     )?;
     // Older hosts read this to know the database is set up.
     tx.pragma_update(None, "user_version", LEGACY_INITIALISED)?;
@@ -93,13 +93,6 @@ fn apply(conn: &mut Connection, m: &Migration, static_dir: Option<PathBuf>) -> R
     conn.remove_function("static_file", 1)?;
     tracing::info!(version = m.version, file = %m.file.display(), "applied migration");
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn register_static_file(conn: &Connection, static_dir: Option<PathBuf>) -> Result<()> {

@@ -264,14 +264,14 @@ impl Database {
                     response.status,
                     response.headers_json(),
                     response.body,
-                    now_ms()
+                    crate::data::now_ms()
                 ],
             )
             .map_err(failed)?;
             // Records past a day go with the next one (cheap: indexed).
             tx.execute(
                 "DELETE FROM nebula_idempotency WHERE created_ms < ?1",
-                [now_ms() - KEEP_MS],
+                [crate::data::now_ms() - KEEP_MS],
             )
             .map_err(failed)?;
         }
@@ -340,13 +340,6 @@ fn recorded(conn: &Connection, key: &str) -> rusqlite::Result<Option<(String, Re
         },
     )
     .optional()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
