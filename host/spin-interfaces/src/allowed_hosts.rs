@@ -83,8 +83,14 @@ impl AllowedHosts {
     /// `ip:port` for `scheme`: what an internal address needs.
     pub fn allows_address(&self, scheme: &str, ip: IpAddr, port: u16) -> bool {
         self.0.iter().any(|a| {
-            matches!(&a.host, HostPattern::Network(net) if net.contains(&ip))
-                && a.scheme.as_deref().is_none_or(|s| s == scheme)
+            let host = match &a.host {
+                HostPattern::Network(net) => net.contains(&ip),
+                // `localhost` is the loopback by definition (RFC 6761), not a name
+                // someone else's DNS answers for: writing it grants the loopback, as in Spin.
+                HostPattern::Exact(name) => name == "localhost" && ip.is_loopback(),
+                _ => false,
+            };
+            host && a.scheme.as_deref().is_none_or(|s| s == scheme)
                 && a.port_allows(scheme, Some(port))
         })
     }
@@ -377,13 +383,20 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let within = Duration::from_secs(5);
-        let by_name = AllowedHosts::parse(&["http://localhost:*".into()]).unwrap();
-        match by_name.connect("http", "localhost", port, within).await {
+        let any_name = AllowedHosts::parse(&["http://*:*".into()]).unwrap();
+        match any_name.connect("http", "localhost", port, within).await {
             Err(ConnectError::Internal(refused)) => {
                 assert!(refused.iter().all(|a| a.ip().is_loopback()), "{refused:?}")
             }
-            other => panic!("localhost by name: {other:?}"),
+            other => panic!("localhost through a wildcard: {other:?}"),
         }
+        // `localhost` written out is the loopback by definition, as in Spin.
+        let by_name = AllowedHosts::parse(&["http://localhost:*".into()]).unwrap();
+        let stream = by_name
+            .connect("http", "localhost", port, within)
+            .await
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap().port(), port);
         let by_ip = AllowedHosts::parse(&["http://127.0.0.1:*".into()]).unwrap();
         let stream = by_ip
             .connect("http", "127.0.0.1", port, within)

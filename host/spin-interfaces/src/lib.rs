@@ -194,6 +194,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use allowed_hosts::AllowedHosts;
 use anyhow::Context as _;
 use wasmtime::component::Linker;
 
@@ -311,6 +312,7 @@ impl SpinResources {
     /// `no-such-database`.
     pub fn configure_component(&self, grants: &ComponentGrants) -> anyhow::Result<ComponentUnits> {
         Ok(ComponentUnits {
+            allowed_hosts: Arc::new(self.allowed_hosts(grants)?),
             key_value: Arc::new(
                 self.key_value
                     .configure_component(grants.key_value_grants())?,
@@ -325,7 +327,29 @@ impl SpinResources {
 
     /// Only checks a component against the app (see [`Self::configure_component`]).
     pub fn check_component(&self, grants: &ComponentGrants) -> anyhow::Result<()> {
-        self.variables.check(&grants.variables_grants())
+        self.variables.check(&grants.variables_grants())?;
+        self.allowed_hosts(grants).map(drop)
+    }
+
+    /// The component's `allowed_outbound_hosts`, each entry rendered over the application
+    /// variables and parsed. Fails naming the entry that is not a valid pattern or names a
+    /// variable the app does not have.
+    pub fn allowed_hosts(&self, grants: &ComponentGrants) -> anyhow::Result<AllowedHosts> {
+        AllowedHosts::parse(&self.render_allowed_hosts(grants)?)
+    }
+
+    /// The component's `allowed_outbound_hosts` entries rendered over the application
+    /// variables, for a unit served by another crate (outbound HTTP).
+    pub fn render_allowed_hosts(&self, grants: &ComponentGrants) -> anyhow::Result<Vec<String>> {
+        grants
+            .allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                self.variables
+                    .render(entry)
+                    .with_context(|| format!("allowed_outbound_hosts entry {entry:?}"))
+            })
+            .collect()
     }
 
     /// Renders a template over the application variables, e.g. `"https://{{ host }}"`; for
@@ -371,6 +395,11 @@ pub struct ComponentGrants {
     pub sqlite_databases: Vec<String>,
     /// `[component.<id>.variables]`: name → template such as `"{{ greeting }}"`.
     pub variables: BTreeMap<String, String>,
+    /// `allowed_outbound_hosts = [...]` as written: entries may hold templates over the
+    /// application variables (`"redis://{{ host }}:6379"`), rendered in
+    /// [`SpinResources::configure_component`]. Every outbound unit (TCP, Redis,
+    /// PostgreSQL, MySQL, MQTT) checks its connections against the one parsed list.
+    pub allowed_outbound_hosts: Vec<String>,
     /// What one call of this component may take.
     pub limits: CallLimits,
 }
@@ -411,6 +440,8 @@ impl ComponentGrants {
 /// One component configured in Spin's three units; cloned into each instance.
 #[derive(Clone)]
 pub struct ComponentUnits {
+    /// Its `allowed_outbound_hosts`, rendered and parsed: what every outbound unit checks.
+    pub allowed_hosts: Arc<AllowedHosts>,
     pub key_value: Arc<KeyValueComponent>,
     pub sqlite: Arc<SqliteComponent>,
     pub variables: Arc<VariablesComponent>,
@@ -471,6 +502,7 @@ impl SpinState {
     /// [`SpinState::prepare`].
     pub fn new(resources: Arc<SpinResources>, grants: Arc<ComponentGrants>) -> Self {
         let component = ComponentUnits {
+            allowed_hosts: Arc::new(resources.allowed_hosts(&grants).unwrap_or_default()),
             key_value: Arc::new(KeyValueComponent::new(
                 resources.key_value.clone(),
                 grants.key_value_grants(),

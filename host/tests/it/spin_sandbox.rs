@@ -235,7 +235,7 @@ fn outbound_http_checks_the_address_it_connects_to_and_follows_no_redirect() {
     let target = Target::start(&format!("http://127.0.0.1:{}/landed", landing.port));
     let fetch = |component: &str, url: &str| s.get(&format!("/{component}/?fetch={url}"));
 
-    // `http://localhost:*` is allowed as text, but localhost is a loopback
+    // `http://*:*` allows localhost as text, but localhost is a loopback
     // address that no IP entry allows: refused before any connection.
     let r = fetch("by-name", &format!("http://localhost:{}/ping", target.port));
     assert_eq!(

@@ -27,7 +27,7 @@ use nebula_spin_interfaces::{
 };
 
 use super::guest_log::{CurrentRequest, GuestLog};
-use super::outbound::{OutboundHooks, OutboundHttp, OutboundHttpComponent};
+use super::outbound::{OutboundHooks, OutboundHttp, OutboundHttpComponent, OutboundHttpGrants};
 use crate::executor::Deadlines;
 use crate::metrics::{self, ComponentStats, PeakLimits, RouteStats};
 
@@ -270,9 +270,12 @@ impl ComponentRuntime {
         };
         // Outbound HTTP keeps nothing per app, so configuring it here, per
         // component, costs nothing.
+        // Its entries may name application variables, rendered as every outbound unit's.
         let outbound_http = Arc::new(
             Arc::new(OutboundHttp::configure_app(())?)
-                .configure_component(spin.outbound.clone())
+                .configure_component(OutboundHttpGrants {
+                    allowed_hosts: resources.render_allowed_hosts(&spin.grants)?,
+                })
                 .with_context(|| format!("component.{}.allowed_outbound_hosts", spin.id))?,
         );
         let units = resources

@@ -99,6 +99,7 @@ impl SpinComponent {
             key_value_stores: self.key_value_stores.clone(),
             sqlite_databases: self.sqlite_databases.clone(),
             variables: self.variables.clone(),
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             limits: Default::default(),
         }
     }
