@@ -71,12 +71,29 @@ impl AllowedHosts {
             return false;
         };
         let Some(host) = uri.host() else { return false };
-        let port = uri.port_u16().or(match scheme {
-            "http" => Some(80),
-            "https" => Some(443),
-            _ => None,
-        });
+        let port = uri.port_u16().or(default_port(scheme));
         self.0.iter().any(|a| a.allows(scheme, host, port))
+    }
+
+    /// Whether any entry could allow a connection under `scheme` (its own or `*`).
+    pub fn any_for_scheme(&self, scheme: &str) -> bool {
+        self.0.iter().any(|a| a.scheme.as_deref().is_none_or(|s| s == scheme))
+    }
+
+    /// Whether a socket connection (`wasi:sockets`, `scheme` "tcp") to `addr` is allowed:
+    /// an entry with that scheme or `*` whose IP literal or CIDR range holds the address,
+    /// or `localhost` for a loopback address, and whose port matches (a socket has no
+    /// default port, so the entry must name one or `*`). A host name entry cannot match
+    /// an address the guest resolved itself; a wildcard host allows only public addresses.
+    pub fn allows_socket(&self, scheme: &str, addr: SocketAddr) -> bool {
+        let ip = addr.ip();
+        self.allows_address(scheme, ip, addr.port())
+            || (!is_internal(ip)
+                && self.0.iter().any(|a| {
+                    matches!(a.host, HostPattern::Any)
+                        && a.scheme.as_deref().is_none_or(|s| s == scheme)
+                        && a.port_allows(scheme, Some(addr.port()))
+                }))
     }
 
     /// Whether an entry written as an IP literal or CIDR range allows
@@ -115,6 +132,20 @@ impl AllowedHosts {
         }
         connect(&passed, within).await
     }
+}
+
+/// The port an entry or URL without one means, per scheme, as in Spin.
+pub fn default_port(scheme: &str) -> Option<u16> {
+    Some(match scheme {
+        "http" => 80,
+        "https" => 443,
+        "redis" | "rediss" => 6379,
+        "postgres" | "postgresql" => 5432,
+        "mysql" => 3306,
+        "mqtt" => 1883,
+        "mqtts" => 8883,
+        _ => return None,
+    })
 }
 
 /// Why [`AllowedHosts::connect`] made no connection; each outbound unit says it in its own
@@ -285,13 +316,7 @@ impl AllowedHost {
     fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
         match self.port {
             PortPattern::Any => true,
-            PortPattern::Default => {
-                port == match scheme {
-                    "http" => Some(80),
-                    "https" => Some(443),
-                    _ => None,
-                }
-            }
+            PortPattern::Default => port.is_some() && port == default_port(scheme),
             PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
         }
     }
@@ -310,6 +335,38 @@ mod tests {
         let a = AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .unwrap();
         a.allows(&url.parse().unwrap())
+    }
+
+    #[test]
+    fn sockets_match_ip_entries_and_ports_only() {
+        let a = AllowedHosts::parse(&[
+            "*://127.0.0.0/24:7".into(),
+            "tcp://localhost:9000-9001".into(),
+            "tcp://*:443".into(),
+            "tcp://example.com:80".into(),
+        ])
+        .unwrap();
+        let ok = |s: &str| a.allows_socket("tcp", s.parse().unwrap());
+        assert!(ok("127.0.0.1:7"));
+        assert!(!ok("127.0.0.1:8"), "port");
+        assert!(!ok("127.0.1.1:7"), "outside the range");
+        assert!(ok("127.0.0.1:9001"), "localhost written out");
+        assert!(!ok("[::2]:9001"));
+        assert!(ok("93.184.216.34:443"), "a wildcard host reaches public addresses");
+        assert!(!ok("10.0.0.1:443"), "but no internal ones");
+        assert!(!ok("93.184.216.34:80"), "a name entry matches no address");
+        assert!(!a.allows_socket("udp", "127.0.0.1:9000".parse().unwrap()));
+    }
+
+    #[test]
+    fn well_known_ports_are_the_default() {
+        assert!(allows(&["redis://127.0.0.1"], "redis://127.0.0.1:6379"));
+        assert!(allows(&["redis://127.0.0.1"], "redis://127.0.0.1"));
+        assert!(!allows(&["redis://127.0.0.1"], "redis://127.0.0.1:6380"));
+        assert!(allows(&["mqtt://127.0.0.1"], "mqtt://127.0.0.1:1883"));
+        assert!(allows(&["postgres://127.0.0.1"], "postgres://127.0.0.1:5432/db"));
+        assert!(allows(&["mysql://127.0.0.1"], "mysql://127.0.0.1:3306/db"));
+        assert!(!allows(&["tcp://127.0.0.1"], "tcp://127.0.0.1:7"));
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod cache;
 mod closed_wasi;
+mod componentize;
 mod deadline;
 mod engine;
 pub mod pure;

@@ -1,6 +1,6 @@
 //! Tells what kind of file a `.wasm` is from its 8-byte header, so a file
-//! that is not a component gets an error that says what it is and what to
-//! do, rather than the parser's first complaint.
+//! that is neither a component nor a core module gets an error that says
+//! what it is and what to do, rather than the parser's first complaint.
 
 use std::path::Path;
 
@@ -10,8 +10,18 @@ const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
 /// Layer 1 marks a component; the version before it is still moving.
 const COMPONENT_LAYER: [u8; 2] = [1, 0];
 
-/// `Ok` if `bytes` start like a component; otherwise what the file is.
-pub fn expect_component(bytes: &[u8], path: &Path) -> anyhow::Result<()> {
+/// What a `.wasm` file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    Component,
+    /// A core module: made into a component at load (`super::componentize`),
+    /// as Spin does.
+    CoreModule,
+}
+
+/// What `bytes` (at least the first 8 of a file) start like, or an error
+/// that says what the file is instead.
+pub fn kind(bytes: &[u8], path: &Path) -> anyhow::Result<WasmKind> {
     let path = path.display();
     if bytes.is_empty() {
         anyhow::bail!("{path} is empty, not a WebAssembly component; build it again");
@@ -22,9 +32,7 @@ pub fn expect_component(bytes: &[u8], path: &Path) -> anyhow::Result<()> {
         );
     }
     if bytes[4..8] == CORE_MODULE {
-        anyhow::bail!(
-            "{path} is a core WebAssembly module, not a component; build for the wasm32-wasip2 target, or wrap it with `wasm-tools component new`"
-        );
+        return Ok(WasmKind::CoreModule);
     }
     if bytes[6..8] != COMPONENT_LAYER {
         anyhow::bail!(
@@ -32,7 +40,7 @@ pub fn expect_component(bytes: &[u8], path: &Path) -> anyhow::Result<()> {
             &bytes[4..8]
         );
     }
-    Ok(())
+    Ok(WasmKind::Component)
 }
 
 #[cfg(test)]
@@ -40,9 +48,7 @@ mod tests {
     use super::*;
 
     fn err(bytes: &[u8]) -> String {
-        expect_component(bytes, Path::new("x.wasm"))
-            .unwrap_err()
-            .to_string()
+        kind(bytes, Path::new("x.wasm")).unwrap_err().to_string()
     }
 
     #[test]
@@ -50,8 +56,9 @@ mod tests {
         assert!(err(b"").contains("x.wasm is empty"));
         assert!(err(b"\0as").contains("is not WebAssembly"));
         assert!(err(b"hello world!").contains("is not WebAssembly"));
-        assert!(err(b"\0asm\x01\0\0\0").contains("core WebAssembly module"));
         assert!(err(b"\0asm\x01\0\x07\0").contains("unknown version or layer"));
-        assert!(expect_component(b"\0asm\x0d\0\x01\0", Path::new("x.wasm")).is_ok());
+        let x = Path::new("x.wasm");
+        assert_eq!(kind(b"\0asm\x01\0\0\0", x).unwrap(), WasmKind::CoreModule);
+        assert_eq!(kind(b"\0asm\x0d\0\x01\0", x).unwrap(), WasmKind::Component);
     }
 }

@@ -13,6 +13,7 @@ use wasmtime::Engine;
 use super::files;
 use super::manifest::SpinManifest;
 use super::runtime_config;
+use crate::executor::wasi_http::chain::Chain;
 use crate::executor::wasi_http::{
     self, ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore, WasiHttpExecutor,
 };
@@ -50,6 +51,8 @@ pub struct SpinParts {
     reuse: ReusePolicy,
     /// The private trees of `files` the components see; removed on drop.
     files: files::MountedFiles,
+    /// The app's components by id, for service chaining.
+    chain: Arc<Chain>,
 }
 
 impl SpinParts {
@@ -117,7 +120,15 @@ impl SpinParts {
             default_max_memory: opts.default_max_memory,
             reuse: opts.reuse,
             files: mounted,
+            chain: Arc::default(),
         })
+    }
+}
+
+impl Drop for SpinParts {
+    fn drop(&mut self) {
+        // The components hold the chain and the chain holds them.
+        self.chain.clear();
     }
 }
 
@@ -150,7 +161,8 @@ impl Preparer for Arc<SpinParts> {
             timeout,
             self.reuse,
         )?
-        .mount_files(self.files.tree(name));
+        .mount_files(self.files.tree(name))
+        .chain_through(self.chain.clone());
         let is_p3 = runtime.is_p3();
         let stats = self
             .metrics
@@ -162,6 +174,7 @@ impl Preparer for Arc<SpinParts> {
             .find(|(c, _)| c == name)
             .map_or(self.metrics.unmatched, |(_, i)| self.metrics.route_at(*i));
         let handler = ComponentHandler::new(&self.engine, runtime, stats, first_route);
+        self.chain.register(name, handler.clone(), first_route);
         Ok(Arc::new(WasiHttpExecutor::new(
             name,
             handler,

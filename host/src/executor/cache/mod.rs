@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
+use super::wasm_kind::WasmKind;
 use seal::{hex, SealKey};
 
 /// Where a loaded component came from; logged so a cache hit is observable.
@@ -73,18 +74,22 @@ impl CompileCache {
         }
     }
 
+    /// Loads the component at `wasm_path`; a core module is made into a
+    /// component first (`super::componentize`), and the result cached as if
+    /// the file had been that component.
     pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<(Component, Origin)> {
+        // Before the folder is made: a mistake costs nothing on disk.
+        let kind = super::wasm_kind::kind(&head(wasm_path)?, wasm_path)?;
         let read = || {
-            std::fs::read(wasm_path)
-                .with_context(|| format!("cannot read component {}", wasm_path.display()))
+            let bytes = std::fs::read(wasm_path)
+                .with_context(|| format!("cannot read component {}", wasm_path.display()))?;
+            match kind {
+                WasmKind::Component => Ok(bytes),
+                WasmKind::CoreModule => super::componentize::componentize(&bytes, wasm_path),
+            }
         };
-        if self.dir.is_some() {
-            // Before the folder is made: a mistake costs nothing on disk.
-            super::wasm_kind::expect_component(&head(wasm_path)?, wasm_path)?;
-        }
         let Some(cache) = self.open() else {
             let bytes = read()?;
-            super::wasm_kind::expect_component(&bytes, wasm_path)?;
             return Ok((compile(engine, &bytes, wasm_path)?, Origin::Compiled));
         };
         let mut bytes = None;
@@ -493,20 +498,71 @@ mod tests {
     }
 
     #[test]
-    fn a_file_that_is_not_a_component_is_refused_before_any_hashing() {
+    fn a_file_that_is_not_wasm_is_refused_before_any_hashing() {
         let tmp = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(Some(tmp.path().join("cache")));
         let src = tmp.path().join("m.wasm");
-        std::fs::write(&src, wat::parse_str("(module)").unwrap()).unwrap();
+        std::fs::write(&src, b"#!/bin/sh\necho not wasm\n").unwrap();
         let e = cache
             .load(&Engine::default(), &src)
             .err()
             .unwrap()
             .to_string();
-        assert!(
-            e.contains("core WebAssembly module, not a component"),
-            "{e}"
-        );
+        assert!(e.contains("is not WebAssembly"), "{e}");
         assert!(!tmp.path().join("cache").exists(), "nothing was cached");
+    }
+
+    /// A core module without wit-bindgen's component type cannot be made
+    /// into a component: the error says why and what to do.
+    #[test]
+    fn a_core_module_without_a_component_type_is_refused_with_the_reason() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(Some(tmp.path().join("cache")));
+        let src = tmp.path().join("m.wasm");
+        std::fs::write(&src, wat::parse_str("(module)").unwrap()).unwrap();
+        let e = format!("{:#}", cache.load(&Engine::default(), &src).err().unwrap());
+        assert!(e.contains("without the `component-type` section"), "{e}");
+    }
+
+    /// A core module with the component type wit-bindgen embeds (made here
+    /// with wit-component's dummy module for a world, as a guest built for
+    /// wasm32-unknown-unknown carries it) loads as that component, from the
+    /// cache on the second start.
+    #[test]
+    fn a_core_module_with_a_component_type_loads_as_a_component_and_is_cached() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(Some(tmp.path().join("cache")));
+        let mut resolve = wit_parser::Resolve::default();
+        let pkg = resolve
+            .push_str(
+                "w.wit",
+                "package t:t; world w { import f: func(x: u32) -> u32; export g: func() -> string; }",
+            )
+            .unwrap();
+        let world = resolve.select_world(&[pkg], Some("w")).unwrap();
+        let mut module = wit_component::dummy_module(
+            &resolve,
+            world,
+            wit_parser::ManglingAndAbi::Legacy(wit_parser::LiftLowerAbi::Sync),
+        );
+        wit_component::embed_component_metadata(
+            &mut module,
+            &resolve,
+            world,
+            wit_component::StringEncoding::UTF8,
+        )
+        .unwrap();
+        let src = tmp.path().join("m.wasm");
+        std::fs::write(&src, &module).unwrap();
+        let engine = Engine::default();
+        let (c, origin) = cache.load(&engine, &src).unwrap();
+        assert_eq!(origin, Origin::Compiled);
+        let names: Vec<String> = c
+            .component_type()
+            .exports(&engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(names, ["g"]);
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
     }
 }

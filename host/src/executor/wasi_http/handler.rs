@@ -185,7 +185,8 @@ impl WasiHttpView for SpinStore {
 }
 
 /// Adds everything a Spin HTTP component may import: WASI 0.2 and 0.3 (CLI,
-/// clocks, random, filesystem limited to its `files`, sockets denied),
+/// clocks, random, filesystem limited to its `files`, TCP to its
+/// `allowed_outbound_hosts` only),
 /// wasi:http in both versions, and the host units: Spin's key-value, SQLite
 /// and variables, and outbound HTTP.
 pub fn add_to_linker(linker: &mut Linker<SpinStore>) -> Result<()> {
@@ -231,6 +232,8 @@ pub struct ComponentRuntime {
     /// The component in each host unit, shared by its instances.
     spin: ComponentUnits,
     outbound_http: Arc<OutboundHttpComponent>,
+    /// The app's components, for service chaining.
+    chain: Option<Arc<super::chain::Chain>>,
     max_memory: usize,
     timeout: Duration,
     reuse: ReusePolicy,
@@ -292,6 +295,7 @@ impl ComponentRuntime {
         Ok(ComponentRuntime {
             spin: units,
             outbound_http,
+            chain: None,
             id: spin.id.clone(),
             pre,
             spec: spin.clone(),
@@ -310,6 +314,13 @@ impl ComponentRuntime {
     /// Preopens `tree` (built by `spin::files::MountedFiles`) at `/`.
     pub fn mount_files(mut self, tree: Option<&std::path::Path>) -> Self {
         self.files = tree.map(std::path::Path::to_path_buf);
+        self
+    }
+
+    /// Lets the component's instances call the app's other components at
+    /// `http://COMPONENT.spin.internal`, as far as their allowed hosts permit.
+    pub fn chain_through(mut self, chain: Arc<super::chain::Chain>) -> Self {
+        self.chain = Some(chain);
         self
     }
 
@@ -342,13 +353,15 @@ impl ComponentRuntime {
                     )
                 })?;
         }
+        super::sockets::grant(&mut b, &self.spin.allowed_hosts);
         let units = InstanceContext::new(charge.blocking());
         let data = SpinStore {
             spin: SpinState::prepare(&self.spin, &units),
             table: ResourceTable::new(),
             wasi: b.build(),
             http: WasiHttpCtx::new(),
-            hooks: OutboundHttp::prepare(&self.outbound_http, &units),
+            hooks: OutboundHttp::prepare(&self.outbound_http, &units)
+                .chaining(self.chain.clone(), current.clone()),
             limits: PeakLimits::new(
                 StoreLimitsBuilder::new()
                     .memory_size(self.max_memory)

@@ -11,10 +11,12 @@
 //! only the hosts its grants allow; Spin's key-value, SQLite and variables
 //! interfaces come from the `nebula-spin-interfaces` units.
 
+pub mod chain;
 mod guest_log;
 pub mod handler;
 pub mod outbound;
 pub mod outbound_connect;
+mod sockets;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,7 +158,7 @@ fn to_wasi_error(e: BoxError) -> wasmtime_wasi_http::Error {
 /// and the instance behind it is dropped by its worker task a moment later:
 /// the request the slot is handed to may find the pool full until then.
 /// Bounded by the caller's deadline.
-async fn handle_when_pooled(
+pub(super) async fn handle_when_pooled(
     handler: &ProxyHandler<ComponentHandler>,
     tag: RequestTag,
     mut req: wasmtime_wasi_http::handler::Request,

@@ -14,6 +14,9 @@ use wasmtime_wasi_http::{WasiBody, WasiHttp, WasiHttpHooks};
 
 use nebula_spin_interfaces::{granted_list, interface_of, HostUnit, InstanceContext};
 
+use super::chain::{self, Chain};
+use super::guest_log::CurrentRequest;
+
 // The allowed-hosts unit, under the names it had when it lived here.
 pub use nebula_spin_interfaces::allowed_hosts::{is_internal, AllowedHost, AllowedHosts};
 
@@ -38,6 +41,20 @@ pub struct OutboundHttpComponent {
 /// One instance's hook: wasmtime-wasi-http calls it for every request the guest sends.
 pub struct OutboundHooks {
     allowed: Arc<AllowedHosts>,
+    /// The app's components, for `http://COMPONENT.spin.internal` (none: such a
+    /// request is refused).
+    chain: Option<Arc<Chain>>,
+    /// The request the instance serves, whose id a chained request carries on.
+    current: CurrentRequest,
+}
+
+impl OutboundHooks {
+    /// Lets the instance call the app's other components (service chaining).
+    pub fn chaining(mut self, chain: Option<Arc<Chain>>, current: CurrentRequest) -> Self {
+        self.chain = chain;
+        self.current = current;
+        self
+    }
 }
 
 type SendResult = wasmtime_wasi_http::Result<super::outbound_connect::Sent>;
@@ -53,6 +70,13 @@ impl WasiHttpHooks for OutboundHooks {
         if !self.allowed.allows(request.uri()) {
             tracing::warn!(url = %request.uri(), "outbound request refused: not in allowed_outbound_hosts");
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        if let Some(id) = chain::target_of(request.uri()).map(str::to_string) {
+            let Some(chain) = self.chain.clone() else {
+                return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+            };
+            let caller = self.current.get();
+            return Box::new(async move { chain.send(&id, request, caller).await });
         }
         // The name is resolved and its addresses checked where the
         // connection is made.
@@ -103,6 +127,8 @@ impl HostUnit for OutboundHttp {
     fn prepare(component: &Arc<OutboundHttpComponent>, _: &InstanceContext) -> OutboundHooks {
         OutboundHooks {
             allowed: component.allowed.clone(),
+            chain: None,
+            current: CurrentRequest::default(),
         }
     }
 
