@@ -130,6 +130,12 @@ component = "c"
 source = "c.wasm"
 key_value_stores = ["default"]
 allowed_outbound_hosts = ["http://127.0.0.1:3000"]
+[[trigger.http]]
+route = "/tcp"
+component = "t"
+[component.t]
+source = "t.wasm"
+allowed_outbound_hosts = ["tcp://127.0.0.1:7", "*://10.0.0.0/8:5432", "http://a.example"]
 "#,
         )
         .unwrap();
@@ -145,11 +151,20 @@ allowed_outbound_hosts = ["http://127.0.0.1:3000"]
         assert!(served_as("wasi:http/outgoing-handler@0.2.6", c).ends_with("http://127.0.0.1:3000"));
         assert_eq!(
             served_as("wasi:sockets/tcp@0.2.6", c),
-            "every address denied"
+            "every address denied (no tcp:// or *:// entry in allowed_outbound_hosts)"
         );
+        assert_eq!(
+            served_as("fermyon:spin/llm@2.0.0", c),
+            "NOT SUPPORTED: Serverless AI (fermyon:spin/llm): no model runtime in Nebula"
+        );
+        assert_eq!(served_as("fermyon:spin/redis-types", c), "served as on Spin");
         assert_eq!(
             served_as("wasi:filesystem/preopens@0.2.6", c),
             "read-only, exactly the files `files` matches: none granted"
+        );
+        assert_eq!(
+            served_as("wasi:sockets/tcp@0.2.6", &m.components["t"]),
+            "TCP connections to allowed_outbound_hosts only (IP, CIDR or localhost entries with a port): tcp://127.0.0.1:7, *://10.0.0.0/8:5432"
         );
     }
 }
