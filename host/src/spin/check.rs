@@ -11,6 +11,7 @@ use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
 use crate::executor::wasi_http::outbound::OutboundHttp;
+use crate::executor::wasi_http::platform_stubs::is_platform_interface;
 
 /// One block per component of `manifest` (`imports_of` gives a loaded
 /// component's imports): its source, then each import and what serves it.
@@ -43,6 +44,9 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
         .or_else(|| OutboundHttp::serves(import, &c.outbound_http_grants()))
     {
         return how;
+    }
+    if is_platform_interface(import) {
+        return "not implemented by Nebula: linked as traps, a call fails its request".to_string();
     }
     let interface = interface_of(import);
     let (package, name) = interface.split_once('/').unwrap_or((interface, ""));
@@ -107,6 +111,14 @@ allowed_outbound_hosts = ["http://127.0.0.1:3000"]
             "databases: none granted"
         );
         assert!(served_as("wasi:http/outgoing-handler@0.2.6", c).ends_with("http://127.0.0.1:3000"));
+        assert_eq!(
+            served_as("spin:mqtt/mqtt@3.0.0", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
+        assert_eq!(
+            served_as("wasi:http/types@0.3.0-rc-2026-03-15", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
         assert_eq!(
             served_as("wasi:sockets/tcp@0.2.6", c),
             "every address denied"

@@ -15,6 +15,7 @@ mod guest_log;
 pub mod handler;
 pub mod outbound;
 pub mod outbound_connect;
+pub mod platform_stubs;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
