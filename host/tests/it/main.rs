@@ -32,6 +32,7 @@ mod site;
 mod slow_clients;
 mod spin;
 mod spin_host;
+mod spin_js_py;
 mod spin_limits;
 mod spin_sandbox;
 mod spin_shared_kv;
