@@ -11,7 +11,7 @@ use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
 use crate::executor::wasi_http::outbound::OutboundHttp;
-use crate::executor::wasi_http::platform_stubs::is_platform_interface;
+use crate::executor::wasi_http::platform_stubs::{is_platform_interface, is_wasi_prerelease};
 
 /// One block per component of `manifest` (`imports_of` gives a loaded
 /// component's imports): its source, then each import and what serves it.
@@ -38,6 +38,11 @@ pub fn imports_report(
 /// their own imports (each unit's `serves`); the rest is the WASI that
 /// executor/wasi_http builds.
 fn served_as(import: &str, c: &SpinComponent) -> String {
+    const STUBBED: &str = "not implemented by Nebula: linked as traps, a call fails its request";
+    // Before the units: outbound HTTP answers for `wasi:http/client` at any version.
+    if is_wasi_prerelease(import) {
+        return STUBBED.to_string();
+    }
     if let Some(how) = c
         .spin_grants()
         .serves(import)
@@ -46,7 +51,7 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
         return how;
     }
     if is_platform_interface(import) {
-        return "not implemented by Nebula: linked as traps, a call fails its request".to_string();
+        return STUBBED.to_string();
     }
     let interface = interface_of(import);
     let (package, name) = interface.split_once('/').unwrap_or((interface, ""));
@@ -115,6 +120,11 @@ allowed_outbound_hosts = ["http://127.0.0.1:3000"]
             served_as("spin:mqtt/mqtt@3.0.0", c),
             "not implemented by Nebula: linked as traps, a call fails its request"
         );
+        assert_eq!(
+            served_as("wasi:http/client@0.3.0-rc-2026-03-15", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
+        assert!(served_as("wasi:http/client@0.3.0", c).ends_with("http://127.0.0.1:3000"));
         assert_eq!(
             served_as("wasi:http/types@0.3.0-rc-2026-03-15", c),
             "not implemented by Nebula: linked as traps, a call fails its request"

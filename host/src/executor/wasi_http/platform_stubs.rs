@@ -23,12 +23,23 @@ use wasmtime::component::{Component, InstancePre, Linker, LinkerInstance, Resour
 /// `wasi:config`, `wasi:otel`), and WASI prereleases that wasmtime 48 no
 /// longer implements (it has 0.2.x and 0.3.0).
 pub fn is_platform_interface(import: &str) -> bool {
-    let (path, version) = import.split_once('@').unwrap_or((import, ""));
-    let package = path.split_once('/').map_or(path, |(p, _)| p);
+    let package = package_of(import);
     package == "fermyon:spin"
         || package.starts_with("spin:")
         || matches!(package, "wasi:keyvalue" | "wasi:config" | "wasi:otel")
-        || (package.starts_with("wasi:") && version.starts_with("0.3.0-rc-"))
+        || is_wasi_prerelease(import)
+}
+
+/// Whether `import` is a WASI 0.3 prerelease, which nothing in Nebula
+/// serves, whatever its interface.
+pub fn is_wasi_prerelease(import: &str) -> bool {
+    let version = import.split_once('@').map_or("", |(_, v)| v);
+    package_of(import).starts_with("wasi:") && version.starts_with("0.3.0-rc-")
+}
+
+fn package_of(import: &str) -> &str {
+    let path = import.split_once('@').map_or(import, |(p, _)| p);
+    path.split_once('/').map_or(path, |(p, _)| p)
 }
 
 /// Pre-instantiates `component` with `linker`, first adding trap stubs for
