@@ -4,7 +4,10 @@
 //!
 //! - a command whose program is `componentize-py` runs with a virtual
 //!   environment at `.nebula/toolchains/python` (beside the manifest) first on
-//!   `PATH`, created with `python3 -m venv` and holding [`COMPONENTIZE_PY`];
+//!   `PATH`, created with `python3 -m venv` and holding [`COMPONENTIZE_PY`], or
+//!   what the app's `requirements.txt` pins (in the build's `workdir` or beside
+//!   the manifest, as Spin's Python template has one: `spin-sdk` and
+//!   `componentize-py`);
 //! - a command whose program is `jco` runs with `node_modules/.bin` first on
 //!   `PATH`, installed by `npm ci` (or `npm install` without a lock file) from
 //!   the nearest `package.json` at or above the build's `workdir`. Without one,
@@ -93,18 +96,76 @@ impl BuildEnv {
 /// whose manifest is in `project`, and says how to run its commands.
 pub fn prepare(toolchain: Toolchain, project: &Path, workdir: &Path) -> Result<BuildEnv> {
     match toolchain {
-        Toolchain::Python => prepare_python(project),
+        Toolchain::Python => prepare_python(project, workdir),
         Toolchain::JavaScript => prepare_javascript(project, workdir),
     }
 }
 
-fn prepare_python(project: &Path) -> Result<BuildEnv> {
+/// The `requirements.txt` a Python build installs: the one in its workdir,
+/// else the one beside the manifest.
+fn requirements_file(project: &Path, workdir: &Path) -> Option<PathBuf> {
+    [workdir, project]
+        .iter()
+        .map(|d| absolute(d).join("requirements.txt"))
+        .find(|f| f.is_file())
+}
+
+/// Whether a requirements file names componentize-py (then its pin wins
+/// over [`COMPONENTIZE_PY`]: pip refuses two pins of one package).
+fn requires_componentize_py(requirements: &str) -> bool {
+    requirements.lines().any(|line| {
+        let name = line
+            .split(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .next()
+            .unwrap_or("");
+        name.to_ascii_lowercase().replace(['_', '.'], "-") == "componentize-py"
+    })
+}
+
+/// What `pip install` is given: [`COMPONENTIZE_PY`] unless the requirements
+/// pin componentize-py themselves, and `-r FILE` when there is one.
+fn pip_arguments(requirements: Option<(&Path, &str)>) -> Vec<OsString> {
+    let mut args = Vec::new();
+    if !requirements.is_some_and(|(_, text)| requires_componentize_py(text)) {
+        args.push(COMPONENTIZE_PY.into());
+    }
+    if let Some((file, _)) = requirements {
+        args.push("-r".into());
+        args.push(file.as_os_str().to_owned());
+    }
+    args
+}
+
+fn prepare_python(project: &Path, workdir: &Path) -> Result<BuildEnv> {
     // Absolute: the build command runs in its own workdir.
     let venv = absolute(project).join(PYTHON_VENV);
     let bin = venv.join("bin");
     let pin_file = venv.join(PYTHON_PIN_FILE);
     let installed = std::fs::read_to_string(&pin_file).unwrap_or_default();
-    if !(bin.join("componentize-py").exists() && installed.trim() == COMPONENTIZE_PY) {
+    let requirements = match requirements_file(project, workdir) {
+        Some(f) => {
+            let text = std::fs::read_to_string(&f)
+                .with_context(|| format!("cannot read {}", f.display()))?;
+            Some((f, text))
+        }
+        None => None,
+    };
+    let requirements = requirements
+        .as_ref()
+        .map(|(f, t)| (f.as_path(), t.as_str()));
+    let pip_args = pip_arguments(requirements);
+    // The pin file records what was installed: the arguments and the
+    // requirements' text, so that editing either reinstalls.
+    let pin = format!(
+        "{}\n{}",
+        pip_args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" "),
+        requirements.map_or("", |(_, t)| t)
+    );
+    if !(bin.join("componentize-py").exists() && installed.trim() == pin.trim()) {
         if !bin.join("python").exists() {
             eprintln!(
                 "installing the Python toolchain: python3 -m venv {}",
@@ -132,7 +193,12 @@ fn prepare_python(project: &Path) -> Result<BuildEnv> {
                 Ok(_) => {}
             }
         }
-        eprintln!("installing {COMPONENTIZE_PY} into {}", venv.display());
+        let shown = pip_args
+            .iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join(" ");
+        eprintln!("installing {shown} into {}", venv.display());
         let status = Command::new(bin.join("python"))
             .args([
                 "-m",
@@ -140,18 +206,26 @@ fn prepare_python(project: &Path) -> Result<BuildEnv> {
                 "install",
                 "--disable-pip-version-check",
                 "--no-input",
-                COMPONENTIZE_PY,
             ])
+            .args(&pip_args)
             .stdout(std::io::stderr())
             .status()
             .with_context(|| format!("cannot run {}", bin.join("python").display()))?;
         if !status.success() {
             bail!(
-                "`pip install {COMPONENTIZE_PY}` into {} failed ({status}); check that PyPI is reachable (or a pip index is configured), then run the build again",
-                venv.display()
+                "`pip install {shown}` into {} failed ({status}); check that PyPI is reachable (or a pip index is configured){}, then run the build again",
+                venv.display(),
+                if requirements.is_some() { " and that requirements.txt names packages and versions that exist" } else { "" }
             );
         }
-        std::fs::write(&pin_file, format!("{COMPONENTIZE_PY}\n"))
+        if !bin.join("componentize-py").exists() {
+            bail!(
+                "`pip install {shown}` into {} did not install componentize-py; add `componentize-py == {}` to requirements.txt",
+                venv.display(),
+                COMPONENTIZE_PY.trim_start_matches("componentize-py==")
+            );
+        }
+        std::fs::write(&pin_file, &pin)
             .with_context(|| format!("cannot write {}", pin_file.display()))?;
     }
     Ok(BuildEnv {
@@ -330,6 +404,60 @@ mod tests {
         for (command, want) in cases {
             assert_eq!(Toolchain::for_command(command), want, "{command}");
         }
+    }
+
+    #[test]
+    fn requirements_decide_the_componentize_py_pin() {
+        for (text, names_it) in [
+            ("spin-sdk == 5.0.0\ncomponentize-py == 0.25.1\n", true),
+            ("componentize_py>=0.17", true),
+            ("Componentize-Py", true),
+            (
+                "spin-sdk == 5.0.0\n# componentize-py comes from nebula\n",
+                false,
+            ),
+            ("componentize-py-extras == 1.0", false),
+            ("", false),
+        ] {
+            assert_eq!(requires_componentize_py(text), names_it, "{text:?}");
+        }
+        let file = Path::new("/app/requirements.txt");
+        let args = |r| {
+            pip_arguments(r)
+                .into_iter()
+                .map(|a| a.into_string().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(args(None), [COMPONENTIZE_PY]);
+        assert_eq!(
+            args(Some((
+                file,
+                "spin-sdk == 5.0.0\ncomponentize-py == 0.25.1\n"
+            ))),
+            ["-r", "/app/requirements.txt"]
+        );
+        assert_eq!(
+            args(Some((file, "spin-sdk == 5.0.0\n"))),
+            [COMPONENTIZE_PY, "-r", "/app/requirements.txt"]
+        );
+    }
+
+    #[test]
+    fn requirements_in_the_workdir_come_before_the_manifests() {
+        let root = tempfile::tempdir().unwrap();
+        let workdir = root.path().join("src");
+        std::fs::create_dir(&workdir).unwrap();
+        assert_eq!(requirements_file(root.path(), &workdir), None);
+        std::fs::write(root.path().join("requirements.txt"), "a\n").unwrap();
+        assert_eq!(
+            requirements_file(root.path(), &workdir),
+            Some(absolute(root.path()).join("requirements.txt"))
+        );
+        std::fs::write(workdir.join("requirements.txt"), "b\n").unwrap();
+        assert_eq!(
+            requirements_file(root.path(), &workdir),
+            Some(absolute(&workdir).join("requirements.txt"))
+        );
     }
 
     #[test]

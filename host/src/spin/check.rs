@@ -11,6 +11,7 @@ use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
 use crate::executor::wasi_http::outbound::OutboundHttp;
+use crate::executor::wasi_http::platform_stubs::{is_platform_interface, is_wasi_prerelease};
 
 /// One block per component of `manifest` (`imports_of` gives a loaded
 /// component's imports): its source, then each import and what serves it.
@@ -37,12 +38,26 @@ pub fn imports_report(
 /// their own imports (each unit's `serves`); the rest is the WASI that
 /// executor/wasi_http builds.
 fn served_as(import: &str, c: &SpinComponent) -> String {
+    const STUBBED: &str = "not implemented by Nebula: linked as traps, a call fails its request";
+    // Before the units: outbound HTTP answers for `wasi:http/client` at any version.
+    if is_wasi_prerelease(import) {
+        return STUBBED.to_string();
+    }
     if let Some(how) = c
         .spin_grants()
         .serves(import)
         .or_else(|| OutboundHttp::serves(import, &c.outbound_http_grants()))
     {
         return how;
+    }
+    if interface_of(import) == "fermyon:spin/redis-types" {
+        return "types only, for a Redis trigger's handler".to_string();
+    }
+    if is_platform_interface(import) {
+        return match unsupported_feature(import) {
+            Some(feature) => format!("{STUBBED} ({feature})"),
+            None => STUBBED.to_string(),
+        };
     }
     let interface = interface_of(import);
     let (package, name) = interface.split_once('/').unwrap_or((interface, ""));
@@ -84,10 +99,7 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
         ("wasi:cli", "stdin") => "empty".to_string(),
         ("wasi:clocks", _) => "the real clock, as on Spin".to_string(),
         ("wasi:random", _) => "real randomness, as on Spin".to_string(),
-        _ => match unsupported_feature(import) {
-            Some(feature) => format!("NOT SUPPORTED: {feature}"),
-            None => "served as on Spin".to_string(),
-        },
+        _ => "served as on Spin".to_string(),
     }
 }
 
@@ -150,14 +162,30 @@ allowed_outbound_hosts = ["tcp://127.0.0.1:7", "*://10.0.0.0/8:5432", "http://a.
         );
         assert!(served_as("wasi:http/outgoing-handler@0.2.6", c).ends_with("http://127.0.0.1:3000"));
         assert_eq!(
+            served_as("spin:mqtt/mqtt@3.0.0", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
+        assert_eq!(
+            served_as("wasi:http/client@0.3.0-rc-2026-03-15", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
+        assert!(served_as("wasi:http/client@0.3.0", c).ends_with("http://127.0.0.1:3000"));
+        assert_eq!(
+            served_as("wasi:http/types@0.3.0-rc-2026-03-15", c),
+            "not implemented by Nebula: linked as traps, a call fails its request"
+        );
+        assert_eq!(
             served_as("wasi:sockets/tcp@0.2.6", c),
             "every address denied (no tcp:// or *:// entry in allowed_outbound_hosts)"
         );
         assert_eq!(
             served_as("fermyon:spin/llm@2.0.0", c),
-            "NOT SUPPORTED: Serverless AI (fermyon:spin/llm): no model runtime in Nebula"
+            "not implemented by Nebula: linked as traps, a call fails its request (Serverless AI (fermyon:spin/llm): no model runtime in Nebula)"
         );
-        assert_eq!(served_as("fermyon:spin/redis-types", c), "served as on Spin");
+        assert_eq!(
+            served_as("fermyon:spin/redis-types", c),
+            "types only, for a Redis trigger's handler"
+        );
         assert_eq!(
             served_as("wasi:filesystem/preopens@0.2.6", c),
             "read-only, exactly the files `files` matches: none granted"

@@ -33,6 +33,7 @@ mod slow_clients;
 mod spin;
 mod spin_chain_tcp;
 mod spin_host;
+mod spin_js_py;
 mod spin_limits;
 mod spin_redis_trigger;
 mod spin_sandbox;

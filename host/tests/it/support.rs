@@ -266,6 +266,11 @@ impl Server {
     /// `nebula up -f SPIN_MANIFEST` with its stores in a temporary folder.
     pub fn start_spin(manifest: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         build_spin_guests();
+        Self::start_spin_built(manifest, extra, env)
+    }
+
+    /// [`Server::start_spin`] for an app the test has built itself.
+    pub fn start_spin_built(manifest: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("nebula.log");
         let opts = vec!["--data-dir".into(), dir.path().as_os_str().to_owned()];

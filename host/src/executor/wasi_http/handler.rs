@@ -255,9 +255,7 @@ impl ComponentRuntime {
         timeout: Duration,
         reuse: ReusePolicy,
     ) -> Result<ComponentRuntime> {
-        let instance_pre = linker
-            .instantiate_pre(component)
-            .map_err(anyhow::Error::from)
+        let (instance_pre, stubbed) = super::platform_stubs::instantiate_pre(linker, component)
             .with_context(|| {
                 // Name the Spin features behind imports Nebula does not serve.
                 let engine = linker.engine();
@@ -280,6 +278,13 @@ impl ComponentRuntime {
                     )
                 }
             })?;
+        if !stubbed.is_empty() {
+            tracing::info!(
+                component = %spin.id,
+                "imports of Spin's platform that Nebula does not implement, linked as traps (calling one fails the request): {}",
+                stubbed.join(", ")
+            );
+        }
         let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
             Ok(p3) => Some(ProxyPre::P3(p3)),
             Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre.clone()) {

@@ -9,7 +9,9 @@
 //! The component streams its request body and its response body; the host
 //! caps both. Its outbound HTTP ([`outbound`], [`outbound_connect`]) reaches
 //! only the hosts its grants allow; Spin's key-value, SQLite and variables
-//! interfaces come from the `nebula-spin-interfaces` units.
+//! interfaces come from the `nebula-spin-interfaces` units. Imports of
+//! Spin's platform that Nebula does not implement are linked as traps
+//! ([`platform_stubs`]), since componentize-py components import them all.
 
 pub mod chain;
 mod guest_log;
@@ -17,6 +19,7 @@ pub mod handler;
 pub mod inbound_redis;
 pub mod outbound;
 pub mod outbound_connect;
+pub mod platform_stubs;
 mod sockets;
 
 use std::sync::Arc;
