@@ -343,7 +343,7 @@ mod tests {
     fn sockets_match_ip_entries_and_ports_only() {
         let a = AllowedHosts::parse(&[
             "*://127.0.0.0/24:7".into(),
-            "tcp://localhost:9000-9001".into(),
+            "tcp://localhost:9000..9002".into(),
             "tcp://*:443".into(),
             "tcp://example.com:80".into(),
         ])
@@ -407,7 +407,13 @@ mod tests {
             AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
         };
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!a(&["http://localhost:*"]).allows_address("http", lo, 80));
+        // `localhost` written out is the loopback (RFC 6761), as in Spin.
+        assert!(a(&["http://localhost:*"]).allows_address("http", lo, 80));
+        assert!(!a(&["http://localhost:*"]).allows_address(
+            "http",
+            "10.0.0.1".parse().unwrap(),
+            80
+        ));
         assert!(!a(&["*://*:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.1:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.0/8:80"]).allows_address("http", lo, 80));
