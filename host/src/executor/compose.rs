@@ -1,0 +1,239 @@
+//! Spin component dependencies (`[component.ID.dependencies]`), composed
+//! when the component loads.
+//!
+//! A component may import interfaces that other components export. Each
+//! dependency is instantiated beside the component, and every import its key
+//! names ([`DependencyName::matches`]) is plugged with the dependency's
+//! export of the same name, or of the name its `export` gives, looked up
+//! semver-compatibly ([`find_export`]). The result exports exactly what the
+//! component exports; what the dependencies import themselves becomes an
+//! import of the result, which the host serves like the component's own,
+//! under the component's grants — hence [`capabilities`]: a dependency that
+//! imports a capability it does not inherit is refused.
+//!
+//! The composed bytes are then cached like any component
+//! ([`super::CompileCache::load_bytes`]).
+
+mod capabilities;
+mod names;
+
+pub use capabilities::{Inherit, KEYS as INHERIT_KEYS};
+pub use names::DependencyName;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use wac_graph::types::{are_semver_compatible, Package, SubtypeChecker};
+use wac_graph::{CompositionGraph, EncodeOptions};
+
+/// One dependency with a local source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    /// The key, which names the imports it satisfies.
+    pub name: DependencyName,
+    /// The dependency's component (or core module with a component type).
+    pub path: PathBuf,
+    /// The export to plug in, when the dependency names it otherwise than
+    /// the import.
+    pub export: Option<String>,
+    pub inherit: Inherit,
+}
+
+/// One import satisfied by a dependency: what `nebula check` lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plug {
+    /// The dependency's key.
+    pub dependency: String,
+    pub import: String,
+    pub export: String,
+}
+
+pub struct Composed {
+    pub bytes: Vec<u8>,
+    pub plugs: Vec<Plug>,
+}
+
+/// Composes component `component` (its bytes `main`) with its dependencies
+/// (each with its bytes). Every error names the component, the dependency's
+/// key and what to do.
+pub fn compose(
+    component: &str,
+    main: Vec<u8>,
+    deps: &[(&Dependency, Vec<u8>)],
+) -> Result<Composed> {
+    let mut graph = CompositionGraph::new();
+    let main = Package::from_bytes(component, None, main, graph.types_mut())
+        .with_context(|| format!("component {component:?} cannot be composed"))?;
+    let main_world = main.ty();
+    let main_package = graph.register_package(main)?;
+    let main_node = graph.instantiate(main_package);
+    let imports: Vec<String> = graph.types()[main_world].imports.keys().cloned().collect();
+
+    let wanted = match_imports(component, &imports, deps)?;
+    let mut checker_cache = HashSet::new();
+    let mut plugs = Vec::new();
+    for (i, (dep, bytes)) in deps.iter().enumerate() {
+        let key = dep.name.to_string();
+        let about = || {
+            format!(
+                "component {component:?}: dependency {key:?} ({})",
+                dep.path.display()
+            )
+        };
+        let package = Package::from_bytes(
+            &format!("{component}-dependency-{i}"),
+            None,
+            bytes.clone(),
+            graph.types_mut(),
+        )
+        .with_context(|| format!("{}: not a valid component", about()))?;
+        let world = package.ty();
+        let denied = capabilities::denied(
+            graph.types()[world].imports.keys().map(String::as_str),
+            &dep.inherit,
+        );
+        if !denied.is_empty() {
+            let imports: Vec<&str> = denied.iter().map(|(i, _)| *i).collect();
+            let mut keys: Vec<&str> = denied.iter().map(|(_, k)| *k).collect();
+            keys.dedup();
+            bail!(
+                "{}: imports {}, which it may use only if it inherits the component's `{}`, and it does not (Spin denies a dependency every capability by default); if it should, set `dependencies_inherit_configuration = true` in [component.{component}] or `inherit_configuration = [\"{}\"]` on the dependency",
+                about(),
+                imports.join(", "),
+                keys.join("`, `"),
+                keys.join("\", \"")
+            );
+        }
+        let node = {
+            let id = graph.register_package(package)?;
+            graph.instantiate(id)
+        };
+        for import in wanted.get(&i).into_iter().flatten() {
+            let target = dep.export.as_deref().unwrap_or(import);
+            let exports = &graph.types()[world].exports;
+            let Some(export) = find_export(exports.keys().map(String::as_str), target) else {
+                bail!(
+                    "{}: exports no {target:?} to satisfy the import {import:?} (it exports: {}); give the name it exports it under with `export = \"...\"`, or a `path` to a component that exports it",
+                    about(),
+                    list(exports.keys())
+                );
+            };
+            let export = export.to_string();
+            let export_ty = exports[&export];
+            let import_ty = graph.types()[main_world].imports[import];
+            SubtypeChecker::new(&mut checker_cache)
+                .is_subtype(export_ty, graph.types(), import_ty, graph.types())
+                .map_err(|e| {
+                    anyhow!(
+                        "{}: its export {export:?} does not match the import {import:?} ({e:#}); build the component and the dependency against the same WIT",
+                        about()
+                    )
+                })?;
+            let alias = graph.alias_instance_export(node, &export)?;
+            graph.set_instantiation_argument(main_node, import, alias)?;
+            plugs.push(Plug {
+                dependency: key.clone(),
+                import: import.clone(),
+                export,
+            });
+        }
+    }
+    let exports: Vec<String> = graph.types()[main_world].exports.keys().cloned().collect();
+    for name in exports {
+        let alias = graph.alias_instance_export(main_node, &name)?;
+        graph.export(alias, &name)?;
+    }
+    let bytes = graph
+        .encode(EncodeOptions::default())
+        .with_context(|| format!("component {component:?}: composing it with its dependencies"))?;
+    Ok(Composed { bytes, plugs })
+}
+
+/// For each dependency (by index), the imports its key names. A key that
+/// names none, or an import two keys name, is an error.
+fn match_imports(
+    component: &str,
+    imports: &[String],
+    deps: &[(&Dependency, Vec<u8>)],
+) -> Result<BTreeMap<usize, Vec<String>>> {
+    let mut wanted = BTreeMap::new();
+    let mut taken: BTreeMap<String, String> = BTreeMap::new();
+    for (i, (dep, _)) in deps.iter().enumerate() {
+        let key = dep.name.to_string();
+        let matched: Vec<String> = imports
+            .iter()
+            .filter(|import| dep.name.matches(import))
+            .cloned()
+            .collect();
+        if matched.is_empty() {
+            let candidates: Vec<&String> =
+                imports.iter().filter(|i| !is_host_interface(i)).collect();
+            let hint = if candidates.is_empty() {
+                "it imports only WASI and Spin interfaces, which the host serves".to_string()
+            } else {
+                format!("its other imports are: {}", list(candidates))
+            };
+            bail!(
+                "component {component:?}: dependency {key:?} satisfies none of the component's imports ({hint}); correct the key or remove the dependency"
+            );
+        }
+        for import in &matched {
+            if let Some(other) = taken.insert(import.clone(), key.clone()) {
+                bail!(
+                    "component {component:?}: the import {import:?} is named by both dependencies {other:?} and {key:?}; keep one of them"
+                );
+            }
+        }
+        wanted.insert(i, matched);
+    }
+    Ok(wanted)
+}
+
+/// The export of a dependency that satisfies `target` (an import's name,
+/// or the `export` the manifest gives): the same name, else one of a
+/// semver-compatible version (`a:b/c@0.1.2` for `a:b/c@0.1.0`), else, for a
+/// name given without a version, that interface at any version.
+pub fn find_export<'a>(
+    exports: impl Iterator<Item = &'a str> + Clone,
+    target: &str,
+) -> Option<&'a str> {
+    exports
+        .clone()
+        .find(|e| *e == target)
+        .or_else(|| exports.clone().find(|e| are_semver_compatible(e, target)))
+        .or_else(|| {
+            (!target.contains('@'))
+                .then(|| exports.clone().find(|e| names::unversioned(e) == target))
+                .flatten()
+        })
+}
+
+/// Interfaces a dependency is never meant to provide: the host's.
+fn is_host_interface(import: &str) -> bool {
+    ["wasi:", "spin:", "fermyon:"]
+        .iter()
+        .any(|p| import.starts_with(p))
+}
+
+fn list<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|s| s.as_ref().to_string()).collect();
+    if v.is_empty() {
+        "nothing".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Reads `path` for composition: a component as it is, a core module with
+/// a component type made into one first, as the component itself would be.
+pub fn read_component(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match super::wasm_kind::kind(&bytes, path)? {
+        super::wasm_kind::WasmKind::Component => Ok(bytes),
+        super::wasm_kind::WasmKind::CoreModule => super::componentize::componentize(&bytes, path),
+    }
+}
+
+#[cfg(test)]
+mod tests;
