@@ -9,12 +9,15 @@
 //! component exports; what the dependencies import themselves becomes an
 //! import of the result, which the host serves like the component's own,
 //! under the component's grants — hence [`capabilities`]: a dependency that
-//! imports a capability it does not inherit is refused.
+//! imports a capability it does not inherit gets Spin's empty answer where
+//! [`deny`] has a stub for it (`wasi:cli/environment`), and is refused
+//! otherwise.
 //!
 //! The composed bytes are then cached like any component
 //! ([`super::CompileCache::load_bytes`]).
 
 mod capabilities;
+mod deny;
 mod names;
 
 pub use capabilities::{Inherit, KEYS as INHERIT_KEYS};
@@ -24,8 +27,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use wac_graph::types::{are_semver_compatible, Package, SubtypeChecker};
-use wac_graph::{CompositionGraph, EncodeOptions};
+use wac_graph::types::{are_semver_compatible, Package, SubtypeChecker, WorldId};
+use wac_graph::{CompositionGraph, EncodeOptions, NodeId};
 
 /// One dependency with a local source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +75,7 @@ pub fn compose(
 
     let wanted = match_imports(component, &imports, deps)?;
     let mut checker_cache = HashSet::new();
+    let mut stubs = Stubs::default();
     let mut plugs = Vec::new();
     for (i, (dep, bytes)) in deps.iter().enumerate() {
         let key = dep.name.to_string();
@@ -89,26 +93,42 @@ pub fn compose(
         )
         .with_context(|| format!("{}: not a valid component", about()))?;
         let world = package.ty();
-        let denied = capabilities::denied(
+        let denied: Vec<(String, &str)> = capabilities::denied(
             graph.types()[world].imports.keys().map(String::as_str),
             &dep.inherit,
-        );
-        if !denied.is_empty() {
-            let imports: Vec<&str> = denied.iter().map(|(i, _)| *i).collect();
-            let mut keys: Vec<&str> = denied.iter().map(|(_, k)| *k).collect();
-            keys.dedup();
-            bail!(
-                "{}: imports {}, which it may use only if it inherits the component's `{}`, and it does not (Spin denies a dependency every capability by default); if it should, set `dependencies_inherit_configuration = true` in [component.{component}] or `inherit_configuration = [\"{}\"]` on the dependency",
-                about(),
-                imports.join(", "),
-                keys.join("`, `"),
-                keys.join("\", \"")
-            );
+        )
+        .into_iter()
+        .map(|(i, key)| (i.to_string(), key))
+        .collect();
+        let (stubbable, refused): (Vec<_>, Vec<_>) = denied
+            .into_iter()
+            .partition(|(i, _)| deny::stubbed(i).is_some());
+        if !refused.is_empty() {
+            bail!("{}: {}", about(), not_inherited(component, &refused));
         }
         let node = {
             let id = graph.register_package(package)?;
             graph.instantiate(id)
         };
+        for (import, key) in stubbable {
+            let stub = stubs.get(&mut graph, &import)?;
+            let import_ty = graph.types()[world].imports[&import];
+            let (stub_world, stub_node) = stub;
+            let export_ty = graph.types()[stub_world].exports[&import];
+            if SubtypeChecker::new(&mut checker_cache)
+                .is_subtype(export_ty, graph.types(), import_ty, graph.types())
+                .is_err()
+            {
+                // Not the WASI interface a stub can stand in for.
+                bail!(
+                    "{}: {}",
+                    about(),
+                    not_inherited(component, &[(import, key)])
+                );
+            }
+            let alias = graph.alias_instance_export(stub_node, &import)?;
+            graph.set_instantiation_argument(node, &import, alias)?;
+        }
         for import in wanted.get(&i).into_iter().flatten() {
             let target = dep.export.as_deref().unwrap_or(import);
             let exports = &graph.types()[world].exports;
@@ -148,6 +168,48 @@ pub fn compose(
         .encode(EncodeOptions::default())
         .with_context(|| format!("component {component:?}: composing it with its dependencies"))?;
     Ok(Composed { bytes, plugs })
+}
+
+/// Why a dependency may not import `denied` (import, capability key), and
+/// what would let it.
+fn not_inherited(component: &str, denied: &[(String, &str)]) -> String {
+    let imports: Vec<&str> = denied.iter().map(|(i, _)| i.as_str()).collect();
+    let mut keys: Vec<&str> = denied.iter().map(|(_, k)| *k).collect();
+    keys.sort();
+    keys.dedup();
+    format!(
+        "imports {}, which it may use only if it inherits the component's `{}`, and it does not (Spin denies a dependency every capability by default); if it should, set `dependencies_inherit_configuration = true` in [component.{component}] or `inherit_configuration = [\"{}\"]` on the dependency",
+        imports.join(", "),
+        keys.join("`, `"),
+        keys.join("\", \"")
+    )
+}
+
+/// The deny stubs of one composition, one instance per interface version,
+/// shared by every dependency that needs it (they hold no state).
+#[derive(Default)]
+struct Stubs(BTreeMap<String, (WorldId, NodeId)>);
+
+impl Stubs {
+    /// The stub instance for `import` (one [`deny::stubbed`] accepts).
+    fn get(&mut self, graph: &mut CompositionGraph, import: &str) -> Result<(WorldId, NodeId)> {
+        let version = deny::stubbed(import).expect("a stubbed import").to_string();
+        if let Some(stub) = self.0.get(&version) {
+            return Ok(*stub);
+        }
+        let bytes = deny::environment_stub(&version)?;
+        let package = Package::from_bytes(
+            &format!("nebula-deny-environment-{version}"),
+            None,
+            bytes,
+            graph.types_mut(),
+        )?;
+        let world = package.ty();
+        let id = graph.register_package(package)?;
+        let stub = (world, graph.instantiate(id));
+        self.0.insert(version, stub);
+        Ok(stub)
+    }
 }
 
 /// For each dependency (by index), the imports its key names. A key that

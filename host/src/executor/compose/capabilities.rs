@@ -6,10 +6,13 @@
 //! Spin enforces that by composing a deny-all adapter in front of the
 //! dependency's capability imports (`spin-capabilities`). Nebula serves a
 //! composed component's imports from one set of grants, the component's,
-//! and has no such adapter, so it refuses to start instead: a dependency
-//! that imports a capability it does not inherit is an error naming the
-//! imports and the key that would grant them. What it may import freely
-//! (streams, clocks, random, stdout…) is what Spin leaves alone too.
+//! so a capability import must not reach the host: `wasi:cli/environment`,
+//! which runtimes import whatever the code does, gets the adapter's empty
+//! answers from a stub ([`super::deny`]); any other capability a
+//! dependency imports without inheriting it stops the start, with an error
+//! naming the imports and the key that would grant them. What it may
+//! import freely (streams, clocks, random, stdout…) is what Spin leaves
+//! alone too.
 
 /// Spin's capability sets: the manifest key that grants each, and the
 /// interfaces it covers (by name, whatever their version), as

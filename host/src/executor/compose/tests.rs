@@ -248,27 +248,27 @@ fn two_keys_naming_one_import_are_an_error() {
 
 #[test]
 fn capabilities_a_dependency_does_not_inherit_are_refused() {
-    let imports = ["wasi:cli/environment@0.2.6", "wasi:io/error@0.2.6"];
+    let imports = ["spin:sqlite/sqlite@3.1.0", "wasi:io/error@0.2.6"];
     let bytes = dependency_exporting(ADDER, &imports);
     let d = dep(ADDER, None);
     let e = compose("app", main_importing(ADDER), &[(&d, bytes.clone())])
         .err()
         .unwrap();
     let e = format!("{e:#}");
-    assert!(e.contains("imports wasi:cli/environment@0.2.6, which it may use only if it inherits the component's `environment`"), "{e}");
+    assert!(e.contains("imports spin:sqlite/sqlite@3.1.0, which it may use only if it inherits the component's `sqlite_databases`"), "{e}");
     assert!(!e.contains("wasi:io/error"), "not a capability: {e}");
     assert!(
         e.contains("dependencies_inherit_configuration = true"),
         "{e}"
     );
     assert!(
-        e.contains("inherit_configuration = [\"environment\"]"),
+        e.contains("inherit_configuration = [\"sqlite_databases\"]"),
         "{e}"
     );
 
     // Inherited: the dependency's imports become the composition's, for
     // the host to serve.
-    for inherit in [Inherit::All, Inherit::Only(vec!["environment".into()])] {
+    for inherit in [Inherit::All, Inherit::Only(vec!["sqlite_databases".into()])] {
         let d = Dependency {
             inherit,
             ..dep(ADDER, None)
@@ -278,9 +278,89 @@ fn capabilities_a_dependency_does_not_inherit_are_refused() {
         imports_now.sort();
         assert_eq!(
             imports_now,
-            ["wasi:cli/environment@0.2.6", "wasi:io/error@0.2.6"]
+            ["spin:sqlite/sqlite@3.1.0", "wasi:io/error@0.2.6"]
         );
     }
+}
+
+/// dep-adder's `add`, which also reads its arguments through
+/// `wasi:cli/environment@0.2.6` and adds how many there are.
+fn dependency_reading_its_arguments() -> Vec<u8> {
+    wat::parse_str(
+        r#"(component
+  (import "wasi:cli/environment@0.2.6" (instance $env
+    (export "get-arguments" (func (result (list string))))))
+  (core module $mem_m
+    (memory (export "memory") 1)
+    (global $next (mut i32) (i32.const 1024))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $p i32)
+      global.get $next local.set $p
+      global.get $next local.get 3 i32.add global.set $next
+      local.get $p))
+  (core instance $mem (instantiate $mem_m))
+  (alias core export $mem "memory" (core memory $memory))
+  (alias core export $mem "realloc" (core func $realloc))
+  (alias export $env "get-arguments" (func $get_args))
+  (core func $get_args_lowered (canon lower (func $get_args) (memory $memory) (realloc $realloc)))
+  (core module $m
+    (import "mem" "memory" (memory 1))
+    (import "env" "get-arguments" (func $get_args (param i32)))
+    (func (export "add") (param i64 i64) (result i64)
+      i32.const 64 i32.const 7 i32.store
+      i32.const 68 i32.const 7 i32.store
+      i32.const 64 call $get_args
+      local.get 0 local.get 1 i64.add
+      i32.const 68 i32.load i64.extend_i32_u i64.add))
+  (core instance $env_core (export "get-arguments" (func $get_args_lowered)))
+  (core instance $i (instantiate $m (with "mem" (instance $mem)) (with "env" (instance $env_core))))
+  (func $add (param "a" s64) (param "b" s64) (result s64) (canon lift (core func $i "add")))
+  (instance $adder (export "add" (func $add)))
+  (export "nebula-test:calc/adder@0.1.0" (instance $adder)))"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_environment_not_inherited_is_empty_as_in_spin() {
+    let d = dep(ADDER, None);
+    let composed = compose(
+        "app",
+        main_importing(ADDER),
+        &[(&d, dependency_reading_its_arguments())],
+    )
+    .unwrap();
+    assert!(
+        imports_of(&composed.bytes).is_empty(),
+        "the stub, not the host, answers"
+    );
+    // 2 + 3 + no arguments (the length slot was 7 before the call).
+    assert_eq!(run(&composed.bytes), 5);
+
+    // Inherited, the host serves it.
+    let d = Dependency {
+        inherit: Inherit::Only(vec!["environment".into()]),
+        ..dep(ADDER, None)
+    };
+    let composed = compose(
+        "app",
+        main_importing(ADDER),
+        &[(&d, dependency_reading_its_arguments())],
+    )
+    .unwrap();
+    assert_eq!(imports_of(&composed.bytes), ["wasi:cli/environment@0.2.6"]);
+
+    // An import of that name the stub cannot stand in for is refused.
+    let odd = dependency_exporting(ADDER, &["wasi:cli/environment@0.2.6"]);
+    let e = compose("app", main_importing(ADDER), &[(&d, odd.clone())]);
+    assert!(e.is_ok(), "inherited, whatever its type");
+    let e = compose("app", main_importing(ADDER), &[(&dep(ADDER, None), odd)])
+        .err()
+        .unwrap();
+    assert!(
+        format!("{e:#}").contains("imports wasi:cli/environment@0.2.6, which it may use only if it inherits the component's `environment`"),
+        "{e:#}"
+    );
 }
 
 #[test]
