@@ -254,6 +254,23 @@ mod tests {
         assert!(!w.is_changed_by(Path::new("/app/other/src/lib.rs")));
     }
 
+    /// A dependency's file is a root of its own: a change to it counts even
+    /// in a build's output folder, where it is usually written.
+    #[test]
+    fn a_dependency_file_in_a_target_folder_is_watched() {
+        let w = Watched {
+            component: "app".into(),
+            roots: vec![
+                PathBuf::from("/app/src"),
+                PathBuf::from("/app/target/wasm32-wasip2/release/dep.wasm"),
+            ],
+            source: PathBuf::from("/app/target/wasm32-wasip2/release/app.wasm"),
+        };
+        assert!(w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/dep.wasm")));
+        assert!(!w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/app.wasm")));
+        assert!(!w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/other.wasm")));
+    }
+
     #[test]
     fn reading_a_source_is_not_a_change() {
         use notify::event::{AccessKind, AccessMode, DataChange, EventKind, ModifyKind};
