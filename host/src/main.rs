@@ -420,6 +420,7 @@ fn serve(
         }
         print_banner(&app, listener.local_addr()?);
         cpu::serving_started();
+        nebula::spin::redis_trigger::start(&app);
         // On a runtime thread (not this one), so that its CPU is measured
         // like every other task's.
         let server = nebula::server::serve(listener, app, shutdown_signal(), idle, limits);
@@ -437,6 +438,9 @@ fn print_banner(app: &Host, addr: SocketAddr) {
         println!("Serving {} (Spin app) at http://{addr}/", m.name);
         for (route, component, kind) in app.routes() {
             println!("  {route:<24} → {component} ({kind})");
+        }
+        for t in app.redis_triggers() {
+            println!("  redis {} {:<12} → {}", t.address, t.channel, t.component);
         }
     } else {
         println!("Serving {} at http://{addr}/", m.name);

@@ -77,7 +77,9 @@ impl AllowedHosts {
 
     /// Whether any entry could allow a connection under `scheme` (its own or `*`).
     pub fn any_for_scheme(&self, scheme: &str) -> bool {
-        self.0.iter().any(|a| a.scheme.as_deref().is_none_or(|s| s == scheme))
+        self.0
+            .iter()
+            .any(|a| a.scheme.as_deref().is_none_or(|s| s == scheme))
     }
 
     /// Whether a socket connection (`wasi:sockets`, `scheme` "tcp") to `addr` is allowed:
@@ -352,7 +354,10 @@ mod tests {
         assert!(!ok("127.0.1.1:7"), "outside the range");
         assert!(ok("127.0.0.1:9001"), "localhost written out");
         assert!(!ok("[::2]:9001"));
-        assert!(ok("93.184.216.34:443"), "a wildcard host reaches public addresses");
+        assert!(
+            ok("93.184.216.34:443"),
+            "a wildcard host reaches public addresses"
+        );
         assert!(!ok("10.0.0.1:443"), "but no internal ones");
         assert!(!ok("93.184.216.34:80"), "a name entry matches no address");
         assert!(!a.allows_socket("udp", "127.0.0.1:9000".parse().unwrap()));
@@ -364,7 +369,10 @@ mod tests {
         assert!(allows(&["redis://127.0.0.1"], "redis://127.0.0.1"));
         assert!(!allows(&["redis://127.0.0.1"], "redis://127.0.0.1:6380"));
         assert!(allows(&["mqtt://127.0.0.1"], "mqtt://127.0.0.1:1883"));
-        assert!(allows(&["postgres://127.0.0.1"], "postgres://127.0.0.1:5432/db"));
+        assert!(allows(
+            &["postgres://127.0.0.1"],
+            "postgres://127.0.0.1:5432/db"
+        ));
         assert!(allows(&["mysql://127.0.0.1"], "mysql://127.0.0.1:3306/db"));
         assert!(!allows(&["tcp://127.0.0.1"], "tcp://127.0.0.1:7"));
     }

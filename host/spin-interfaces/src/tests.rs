@@ -79,6 +79,7 @@ fn grants() -> Arc<ComponentGrants> {
             ("prefixed".into(), "prefix-{{ name }}".into()),
             ("key".into(), "{{ api_key }}".into()),
         ]),
+        allowed_outbound_hosts: Vec::new(),
         limits: CallLimits {
             statement_timeout: std::time::Duration::from_millis(200),
             ..Default::default()

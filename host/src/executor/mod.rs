@@ -59,6 +59,8 @@ pub enum ComponentKind {
     WasiHttp02,
     /// `wasi:http/handler@0.3`: instances reused up to a bound.
     WasiHttp03,
+    /// Spin's Redis handler (`inbound-redis`): a fresh instance per message.
+    SpinRedis,
 }
 
 impl ComponentKind {
@@ -67,6 +69,7 @@ impl ComponentKind {
             ComponentKind::Pure => "pure",
             ComponentKind::WasiHttp02 => "wasi:http@0.2",
             ComponentKind::WasiHttp03 => "wasi:http@0.3",
+            ComponentKind::SpinRedis => "Spin Redis handler",
         }
     }
 }
@@ -84,7 +87,25 @@ pub trait Executor: Send + Sync + 'static {
     fn wants_whole_body(&self) -> bool;
     /// Runs one request.
     fn call(&self, call: Call) -> CallFuture<'_>;
+    /// Its handler of messages (a Redis trigger's), if it has one.
+    fn message_handler(&self) -> Option<&dyn MessageHandler> {
+        None
+    }
 }
+
+/// What a message trigger (Redis) calls: one message, in a fresh instance,
+/// with the request id `id`, its CPU charged to `route`.
+pub trait MessageHandler: Send + Sync {
+    fn handle_message(
+        &self,
+        payload: Vec<u8>,
+        id: std::sync::Arc<str>,
+        route: &'static crate::metrics::RouteStats,
+    ) -> MessageFuture<'_>;
+}
+
+pub type MessageFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>>;
 
 /// A request's body as the executor gets it.
 pub enum Payload {
@@ -244,6 +265,8 @@ pub fn kind_of(engine: &Engine, component: &Component) -> ComponentKind {
         ComponentKind::WasiHttp03
     } else if exports.iter().any(|e| e.starts_with("wasi:http/")) {
         ComponentKind::WasiHttp02
+    } else if wasi_http::inbound_redis::export_of(engine, component).is_some() {
+        ComponentKind::SpinRedis
     } else {
         ComponentKind::Pure
     }

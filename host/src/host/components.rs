@@ -127,7 +127,9 @@ impl Components {
         let kind = executor::kind_of(&self.engine, &component);
         let preparer = match kind {
             ComponentKind::Pure => self.pure.as_ref(),
-            ComponentKind::WasiHttp02 | ComponentKind::WasiHttp03 => self.wasi_http.as_ref(),
+            ComponentKind::WasiHttp02 | ComponentKind::WasiHttp03 | ComponentKind::SpinRedis => {
+                self.wasi_http.as_ref()
+            }
         }
         .with_context(|| {
             format!(

@@ -115,12 +115,17 @@ impl Host {
             ..opts.engine.clone()
         })?;
         let deadlines = Deadlines::start(&engine);
+        let redis_labels: Vec<(String, String)> = redis_triggers_of(&model)
+            .iter()
+            .map(|t| (t.component.clone(), redis_route_label(t)))
+            .collect();
         let metrics = AppMetrics::new(
             model.components.keys().map(String::as_str),
             model
                 .routes
                 .iter()
-                .map(|r| (r.component.as_str(), r.text.as_str())),
+                .map(|r| (r.component.as_str(), r.text.as_str()))
+                .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str()))),
         );
         let cache = CompileCache::new(opts.cache_dir.clone());
         let Preparers {
@@ -251,6 +256,28 @@ impl Host {
         self.components.plugs(name)
     }
 
+    /// The Spin app's `[[trigger.redis]]` (none for other apps).
+    pub fn redis_triggers(&self) -> &[crate::spin::manifest::RedisTrigger] {
+        redis_triggers_of(&self.model)
+    }
+
+    /// What a Redis trigger's message goes to: the component (loaded now if
+    /// an idle trim dropped it), a fresh request id, and the trigger's stats.
+    pub fn message_target(
+        &self,
+        trigger: &crate::spin::manifest::RedisTrigger,
+    ) -> Result<(
+        Arc<dyn executor::Executor>,
+        Arc<str>,
+        &'static crate::metrics::RouteStats,
+    )> {
+        let component = self.components.get(&trigger.component)?;
+        let route = self
+            .metrics
+            .route(&trigger.component, &redis_route_label(trigger));
+        Ok((component, self.request_ids.next(), route))
+    }
+
     /// What component `name` imports, by name.
     pub fn imports(&self, name: &str) -> Option<Vec<String>> {
         Some(self.components.loaded(name)?.imports())
@@ -282,6 +309,18 @@ impl Host {
         };
         http::Response::from_parts(parts, bytes)
     }
+}
+
+fn redis_triggers_of(model: &AppModel) -> &[crate::spin::manifest::RedisTrigger] {
+    match &model.front {
+        Front::Spin(m) => &m.redis_triggers,
+        Front::Pure(_) => &[],
+    }
+}
+
+/// How a Redis trigger shows in the metrics, beside the HTTP routes.
+pub fn redis_route_label(t: &crate::spin::manifest::RedisTrigger) -> String {
+    format!("redis:{}", t.channel)
 }
 
 /// The preparers of the kinds of component the app serves.

@@ -14,6 +14,7 @@ use super::files;
 use super::manifest::SpinManifest;
 use super::runtime_config;
 use crate::executor::wasi_http::chain::Chain;
+use crate::executor::wasi_http::inbound_redis::RedisExecutor;
 use crate::executor::wasi_http::{
     self, ComponentHandler, ComponentRuntime, ReusePolicy, SpinStore, WasiHttpExecutor,
 };
@@ -168,6 +169,15 @@ impl Preparer for Arc<SpinParts> {
             .metrics
             .component(name)
             .context("every component has metrics")?;
+        if runtime.pre.is_none() {
+            // Only a Redis handler: the Redis trigger calls it.
+            return Ok(Arc::new(RedisExecutor::new(
+                runtime,
+                &self.engine,
+                stats,
+                self.deadlines.clone(),
+            )?));
+        }
         let first_route = self
             .first_routes
             .iter()

@@ -89,7 +89,22 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
                 granted_list(&mounts)
             )
         }
-        ("wasi:sockets", _) => "every address denied".to_string(),
+        ("wasi:sockets", _) => {
+            let tcp: Vec<&String> = c
+                .allowed_outbound_hosts
+                .iter()
+                .filter(|h| h.starts_with("tcp://") || h.starts_with("*://"))
+                .collect();
+            if tcp.is_empty() {
+                "every address denied (no tcp:// or *:// entry in allowed_outbound_hosts)"
+                    .to_string()
+            } else {
+                format!(
+                    "TCP connections to allowed_outbound_hosts only (IP, CIDR or localhost entries with a port): {}",
+                    granted_list(&tcp)
+                )
+            }
+        }
         ("wasi:cli", "environment") => format!(
             "the component's `environment`: {}",
             granted_list(&c.environment.keys().collect::<Vec<_>>())
@@ -100,8 +115,29 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
         ("wasi:cli", "stdin") => "empty".to_string(),
         ("wasi:clocks", _) => "the real clock, as on Spin".to_string(),
         ("wasi:random", _) => "real randomness, as on Spin".to_string(),
-        _ => "served as on Spin".to_string(),
+        _ => match unsupported_feature(import) {
+            Some(feature) => format!("NOT SUPPORTED: {feature}"),
+            None => "served as on Spin".to_string(),
+        },
     }
+}
+
+/// The Spin feature an import Nebula does not serve belongs to, if it is one
+/// of Spin's: what a link error and `nebula check` name.
+pub fn unsupported_feature(import: &str) -> Option<&'static str> {
+    let interface = interface_of(import);
+    Some(match interface {
+        "fermyon:spin/llm" | "fermyon:spin/llm@2.0.0" => "Serverless AI (fermyon:spin/llm): no model runtime in Nebula",
+        i if i.starts_with("wasi:keyvalue/") => "key-value through wasi:keyvalue (use Spin's key-value interface)",
+        i if i.starts_with("wasi:config/") => "variables through wasi:config (use Spin's variables interface)",
+        i if i.starts_with("wasi:blobstore/") => "blob storage (wasi:blobstore)",
+        i if i.starts_with("wasi:otel/") => "OpenTelemetry export from guests (wasi:otel)",
+        "fermyon:spin/redis-types" => return None,
+        i if i.starts_with("fermyon:spin/") && !i.contains('@') => {
+            "the Spin 1.x interfaces (unversioned fermyon:spin): rebuild with a Spin SDK of 2.0 or later"
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -45,6 +45,7 @@ pub fn build_spin_guests() {
         for manifest in [
             "guests/spin-compat/sdk-v5/spin.toml",
             "guests/spin-compat/sdk-v7/spin.toml",
+            "guests/spin-compat/redis/spin.toml",
             "examples/academemes-spin/spin.toml",
         ] {
             nebula_build(manifest);

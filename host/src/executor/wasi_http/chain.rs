@@ -81,7 +81,10 @@ impl Chain {
             .get(id)
             .cloned();
         let Some(target) = target else {
-            tracing::warn!(component = id, "chained request to a component the app does not have");
+            tracing::warn!(
+                component = id,
+                "chained request to a component the app does not have"
+            );
             return Err(Error::DestinationNotFound);
         };
         let uri = request.uri().clone();
@@ -124,7 +127,10 @@ mod tests {
     #[test]
     fn the_component_is_the_first_label_before_spin_internal() {
         let t = |u: &str| target_of(&u.parse().unwrap()).map(str::to_string);
-        assert_eq!(t("http://internal.spin.internal/x"), Some("internal".into()));
+        assert_eq!(
+            t("http://internal.spin.internal/x"),
+            Some("internal".into())
+        );
         assert_eq!(t("http://a-b.spin.internal:80/"), Some("a-b".into()));
         assert_eq!(t("http://spin.internal/"), None);
         assert_eq!(t("http://.spin.internal/"), None);

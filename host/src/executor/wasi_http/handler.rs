@@ -206,6 +206,9 @@ pub fn add_to_linker(linker: &mut Linker<SpinStore>) -> Result<()> {
     )?;
     p3::bindings::http::types::add_to_linker::<_, WasiHttp>(linker, SpinStore::http)?;
     OutboundHttp::add_to_linker(linker, SpinStore::http)?;
+    // spin-sdk 5's Redis handler (`fermyon:spin/inbound-redis`) imports this
+    // interface for its types only (an enum and a list): nothing to define.
+    linker.instance("fermyon:spin/redis-types")?;
     Ok(())
 }
 
@@ -225,7 +228,10 @@ pub struct ComponentSpec {
 /// Everything needed to make a store for one component.
 pub struct ComponentRuntime {
     pub id: String,
-    pub pre: ProxyPre<SpinStore>,
+    /// The wasi:http entry point; `None` for a component that only handles
+    /// Redis messages.
+    pub pre: Option<ProxyPre<SpinStore>>,
+    instance_pre: wasmtime::component::InstancePre<SpinStore>,
     spec: ComponentSpec,
     /// The private tree of exactly the files `files` matched, seen at `/`.
     files: Option<std::path::PathBuf>,
@@ -253,23 +259,41 @@ impl ComponentRuntime {
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| {
-                format!(
-                    "component {:?} imports something Nebula does not provide",
-                    spin.id
-                )
+                // Name the Spin features behind imports Nebula does not serve.
+                let engine = linker.engine();
+                let features: Vec<String> = crate::executor::imports_of(engine, component)
+                    .iter()
+                    .filter_map(|i| {
+                        crate::spin::check::unsupported_feature(i).map(|f| format!("{i}: {f}"))
+                    })
+                    .collect();
+                if features.is_empty() {
+                    format!(
+                        "component {:?} imports something Nebula does not provide",
+                        spin.id
+                    )
+                } else {
+                    format!(
+                        "component {:?} uses what Nebula does not support: {}",
+                        spin.id,
+                        features.join("; ")
+                    )
+                }
             })?;
         let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre.clone()) {
-            Ok(p3) => ProxyPre::P3(p3),
-            Err(_) => ProxyPre::P2(
-                wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre)
-                    .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!(
-                            "component {:?} exports neither wasi:http/incoming-handler@0.2 nor wasi:http/handler@0.3",
-                            spin.id
-                        )
-                    })?,
-            ),
+            Ok(p3) => Some(ProxyPre::P3(p3)),
+            Err(_) => match wasmtime_wasi_http::p2::bindings::ProxyPre::new(instance_pre.clone()) {
+                Ok(p2) => Some(ProxyPre::P2(p2)),
+                Err(_) if super::inbound_redis::export_of(linker.engine(), component).is_some() => {
+                    None
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "component {:?} exports neither wasi:http/incoming-handler@0.2, wasi:http/handler@0.3 nor a Redis handler (fermyon:spin/inbound-redis, spin:redis/inbound-redis@3)",
+                        spin.id
+                    )))
+                }
+            },
         };
         // Outbound HTTP keeps nothing per app, so configuring it here, per
         // component, costs nothing.
@@ -298,6 +322,7 @@ impl ComponentRuntime {
             chain: None,
             id: spin.id.clone(),
             pre,
+            instance_pre,
             spec: spin.clone(),
             files: None,
             max_memory,
@@ -325,7 +350,37 @@ impl ComponentRuntime {
     }
 
     pub fn is_p3(&self) -> bool {
-        matches!(self.pre, ProxyPre::P3(_))
+        matches!(self.pre, Some(ProxyPre::P3(_)))
+    }
+
+    /// The component as loaded.
+    pub fn component(&self) -> &Component {
+        self.instance_pre.component()
+    }
+
+    /// How long one call may run.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// A fresh instance for one call outside wasi:http (a Redis message),
+    /// with the same store, limits and deadline as a request's; its guest
+    /// output is logged under `id`, its CPU charged to `route`.
+    pub(super) async fn instantiate_plain(
+        &self,
+        engine: &Engine,
+        stats: &'static ComponentStats,
+        route: &'static RouteStats,
+        id: Arc<str>,
+    ) -> Result<(Store<SpinStore>, wasmtime::component::Instance)> {
+        let charge = WorkerCharge::new(route);
+        let current = CurrentRequest::default();
+        current.set(id);
+        let mut store = self.new_store(engine, stats, &charge, &current)?;
+        let started = Instant::now();
+        let instance = self.instance_pre.instantiate_async(&mut store).await?;
+        stats.instantiated(started.elapsed());
+        Ok((store, instance))
     }
 
     fn new_store(
@@ -409,11 +464,7 @@ impl ComponentHandler {
 
     /// What the component imports, by name.
     pub fn imports(&self) -> Vec<String> {
-        let component = match &self.runtime.pre {
-            ProxyPre::P2(pre) => pre.instance_pre().component(),
-            ProxyPre::P3(pre) => pre.instance_pre().component(),
-        };
-        crate::executor::imports_of(&self.engine, component)
+        crate::executor::imports_of(&self.engine, self.runtime.component())
     }
 }
 
@@ -469,7 +520,10 @@ impl HandlerState for ComponentHandler {
         let mut store = rt
             .new_store(&self.engine, self.stats, &charge, &current)
             .map_err(wasmtime::Error::from_anyhow)?;
-        let proxy = rt.pre.instantiate_async(&mut store).await?;
+        let pre = rt.pre.as_ref().ok_or_else(|| {
+            wasmtime::Error::msg(format!("component {:?} has no wasi:http export", rt.id))
+        })?;
+        let proxy = pre.instantiate_async(&mut store).await?;
         self.stats.instantiated(started.elapsed());
         let deadlines = store.data().deadlines.clone();
         let (max_requests, max_concurrent) = if rt.is_p3() {

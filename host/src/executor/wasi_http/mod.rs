@@ -14,6 +14,7 @@
 pub mod chain;
 mod guest_log;
 pub mod handler;
+pub mod inbound_redis;
 pub mod outbound;
 pub mod outbound_connect;
 mod sockets;

@@ -39,6 +39,8 @@ pub struct SpinManifest {
     pub description: Option<String>,
     pub variables: BTreeMap<String, Variable>,
     pub triggers: Vec<HttpTrigger>,
+    /// `[[trigger.redis]]`, in order.
+    pub redis_triggers: Vec<RedisTrigger>,
     pub components: BTreeMap<String, SpinComponent>,
     /// `[application.tool.nebula.limits]`: the same keys as app.toml's
     /// `[limits]`, in the table Spin keeps for other tools' settings (Spin
@@ -65,6 +67,17 @@ pub struct Variable {
 pub struct HttpTrigger {
     /// `None` for a private endpoint (`route = { private = true }`).
     pub route: Option<String>,
+    pub component: String,
+}
+
+/// One `[[trigger.redis]]`: every message published on `channel` of the
+/// server at `address` goes to `component`'s inbound-redis export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTrigger {
+    /// `redis://host:port` (or `rediss://`), as written or from
+    /// `[application.trigger.redis] address`.
+    pub address: String,
+    pub channel: String,
     pub component: String,
 }
 
@@ -162,14 +175,31 @@ impl SpinManifest {
         let raw: RawManifest = toml::from_str(text).map_err(|e| toml_error(doc, &e))?;
         let base_dir = app_manifest::base_dir_of(file);
         let mut warnings = Vec::new();
-        for kind in raw.application.trigger.keys() {
+        for kind in raw.application.trigger.keys().filter(|k| *k != "redis") {
             warnings.push(format!(
                 "application.trigger.{kind} is not used by Nebula and is ignored"
             ));
         }
+        let default_redis = redis_default_address(doc, raw.application.trigger.get("redis"))?;
         let (limits, headers) = app_settings(doc, raw.application.tool.nebula)?;
         let mut components = components(doc, &base_dir, raw.component, &mut warnings)?;
-        let triggers = http_triggers(doc, &base_dir, raw.trigger, &mut components, &mut warnings)?;
+        let mut raw_triggers = raw.trigger;
+        let redis_triggers = redis_triggers(
+            doc,
+            &base_dir,
+            std::mem::take(&mut raw_triggers.redis),
+            default_redis.as_deref(),
+            &mut components,
+            &mut warnings,
+        )?;
+        let triggers = http_triggers(
+            doc,
+            &base_dir,
+            raw_triggers,
+            !redis_triggers.is_empty(),
+            &mut components,
+            &mut warnings,
+        )?;
         let variables = variables(doc, raw.variables)?;
         Ok(SpinManifest {
             file: file.to_path_buf(),
@@ -179,6 +209,7 @@ impl SpinManifest {
             description: raw.application.description,
             variables,
             triggers,
+            redis_triggers,
             components,
             limits,
             headers,
@@ -291,12 +322,13 @@ fn http_triggers(
     doc: ManifestText,
     base_dir: &Path,
     raw: RawTriggers,
+    has_redis: bool,
     components: &mut BTreeMap<String, SpinComponent>,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<HttpTrigger>, ManifestError> {
     for (kind, n) in &raw.other {
         warnings.push(format!(
-            "[[trigger.{kind}]] is not supported by Nebula (HTTP triggers only); its {n} trigger(s) are not run"
+            "[[trigger.{kind}]] is not supported by Nebula (HTTP and Redis triggers only); its {n} trigger(s) are not run"
         ));
     }
     let mut triggers = Vec::new();
@@ -310,7 +342,7 @@ fn http_triggers(
         let t = t.into_inner();
         triggers.push(http_trigger(&at, base_dir, t, components, warnings)?);
     }
-    if triggers.is_empty() {
+    if triggers.is_empty() && !has_redis {
         // At the other triggers, if there are any.
         let line = doc
             .text
@@ -321,8 +353,91 @@ fn http_triggers(
             doc.file,
             line,
             "trigger",
-            "no [[trigger.http]] entries; Nebula serves HTTP triggers: add one with a `route` and a `component`".into(),
+            "no [[trigger.http]] or [[trigger.redis]] entries; Nebula serves HTTP and Redis triggers: add one with a `route` and a `component`".into(),
         ));
+    }
+    Ok(triggers)
+}
+
+/// `[application.trigger.redis] address`, the default of every
+/// `[[trigger.redis]]`.
+fn redis_default_address(
+    doc: ManifestText,
+    table: Option<&Spanned<toml::Value>>,
+) -> Result<Option<String>, ManifestError> {
+    let Some(table) = table else { return Ok(None) };
+    let key = "application.trigger.redis";
+    let Some(t) = table.get_ref().as_table() else {
+        return Err(doc.error(
+            Some(table.span()),
+            key,
+            "expected a table with `address`".into(),
+        ));
+    };
+    if let Some(other) = t.keys().find(|k| *k != "address") {
+        return Err(doc.error(
+            Some(table.span()),
+            &format!("{key}.{other}"),
+            "unknown key; the Redis trigger's application settings have only `address`".into(),
+        ));
+    }
+    match t.get("address") {
+        None => Ok(None),
+        Some(toml::Value::String(a)) => Ok(Some(a.clone())),
+        Some(other) => Err(doc.error(
+            Some(table.span()),
+            &format!("{key}.address"),
+            format!("expected a string such as \"redis://127.0.0.1:6379\", found {other}"),
+        )),
+    }
+}
+
+/// `[[trigger.redis]]`, in order: each needs a channel, an address (its own
+/// or the application's) of the `redis://`/`rediss://` scheme, and a
+/// component.
+fn redis_triggers(
+    doc: ManifestText,
+    base_dir: &Path,
+    raw: Vec<Spanned<raw::RawRedisTrigger>>,
+    default_address: Option<&str>,
+    components: &mut BTreeMap<String, SpinComponent>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<RedisTrigger>, ManifestError> {
+    let mut triggers = Vec::new();
+    for (i, t) in raw.into_iter().enumerate() {
+        let at = TriggerAt {
+            doc,
+            i,
+            key: format!("trigger.redis[{i}]"),
+            span: t.span(),
+        };
+        let t = t.into_inner();
+        let channel = match t.channel {
+            Some(c) if !c.get_ref().is_empty() => c.into_inner(),
+            Some(c) => return Err(at.error(Some(c.span()), "channel", "empty; name the channel to subscribe to".into())),
+            None => return Err(at.error(None, "channel", "missing; name the channel whose messages the component handles (channel = \"messages\")".into())),
+        };
+        let (address, span) = match (t.address, default_address) {
+            (Some(a), _) => {
+                let span = Some(a.span());
+                (a.into_inner(), span)
+            }
+            (None, Some(d)) => (d.to_string(), None),
+            (None, None) => return Err(at.error(None, "address", "missing; give the Redis server (address = \"redis://127.0.0.1:6379\") here or in [application.trigger.redis]".into())),
+        };
+        if !(address.starts_with("redis://") || address.starts_with("rediss://")) {
+            return Err(at.error(
+                span,
+                "address",
+                format!("{address:?} is not a redis:// or rediss:// URL"),
+            ));
+        }
+        let component = trigger_component(&at, base_dir, t.component, components, warnings)?;
+        triggers.push(RedisTrigger {
+            address,
+            channel,
+            component,
+        });
     }
     Ok(triggers)
 }
@@ -416,7 +531,10 @@ fn trigger_component(
         )),
         RawComponentSpec::Inline(c) => {
             // As Spin names them.
-            let id = format!("inline-component-{}", at.i);
+            let id = match at.key.starts_with("trigger.redis") {
+                true => format!("inline-redis-component-{}", at.i),
+                false => format!("inline-component-{}", at.i),
+            };
             let c_at = ComponentAt {
                 doc: at.doc,
                 key: format!("{}.component", at.key),

@@ -46,9 +46,11 @@ pub struct RawApplication {
     pub description: Option<String>,
     #[serde(default, rename = "authors")]
     pub _authors: Vec<String>,
-    /// `[application.trigger.TYPE]`: settings for every trigger of a type.
+    /// `[application.trigger.TYPE]`: settings for every trigger of a type
+    /// (`[application.trigger.redis] address` is read; others are named in a
+    /// warning).
     #[serde(default)]
-    pub trigger: BTreeMap<String, IgnoredAny>,
+    pub trigger: BTreeMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     pub tool: RawAppTools,
 }
@@ -72,7 +74,20 @@ pub struct RawAppNebula {
 #[derive(Default)]
 pub struct RawTriggers {
     pub http: Vec<Spanned<RawHttpTrigger>>,
+    pub redis: Vec<Spanned<RawRedisTrigger>>,
     pub other: BTreeMap<String, usize>,
+}
+
+/// One `[[trigger.redis]]`: a channel whose messages a component handles.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedisTrigger {
+    /// The server; `[application.trigger.redis] address` when absent.
+    pub address: Option<Spanned<String>>,
+    pub channel: Option<Spanned<String>>,
+    pub component: Option<Spanned<RawComponentSpec>>,
+    #[serde(default, rename = "id")]
+    pub _id: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawTriggers {
@@ -92,6 +107,8 @@ impl<'de> Deserialize<'de> for RawTriggers {
                 while let Some(kind) = map.next_key::<String>()? {
                     if kind == "http" {
                         triggers.http = map.next_value()?;
+                    } else if kind == "redis" {
+                        triggers.redis = map.next_value()?;
                     } else {
                         let list: Vec<IgnoredAny> = map.next_value()?;
                         triggers.other.insert(kind, list.len());

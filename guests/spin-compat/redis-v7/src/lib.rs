@@ -1,0 +1,16 @@
+//! A Redis trigger handler built with spin-sdk 7 (async): it writes each
+//! message to stdout (the host logs it with the message's request id) and
+//! fails on the message `fail`, so a test sees both outcomes.
+
+use bytes::Bytes;
+use spin_sdk::redis_subscriber;
+
+#[redis_subscriber]
+async fn on_message(message: Bytes) -> anyhow::Result<()> {
+    let text = std::str::from_utf8(&message)?;
+    if text == "fail" {
+        anyhow::bail!("asked to fail");
+    }
+    println!("redis-v7 got: {text}");
+    Ok(())
+}
