@@ -164,8 +164,14 @@ pub fn compose(
         let alias = graph.alias_instance_export(main_node, &name)?;
         graph.export(alias, &name)?;
     }
+    // Not validated here: wasmtime validates what it compiles, and a cache
+    // hit maps code compiled from these very bytes (validating cost most
+    // of a composition's time at every load).
     let bytes = graph
-        .encode(EncodeOptions::default())
+        .encode(EncodeOptions {
+            validate: false,
+            ..EncodeOptions::default()
+        })
         .with_context(|| format!("component {component:?}: composing it with its dependencies"))?;
     Ok(Composed { bytes, plugs })
 }
