@@ -377,7 +377,11 @@ fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
     };
     print!(
         "{}",
-        nebula::spin::check::imports_report(manifest, |id| app.imports(id))?
+        nebula::spin::check::imports_report(
+            manifest,
+            |id| app.imports(id),
+            |id| app.dependency_plugs(id)
+        )?
     );
     println!("routes:");
     for (route, component, kind) in app.routes() {

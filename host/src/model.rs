@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use crate::executor::compose::Dependency;
 use crate::manifest::{Build, ComponentLimits, Limits, Manifest, Read, StaticFiles};
 use crate::router::Pattern;
 use crate::spin::manifest::SpinManifest;
@@ -61,6 +62,9 @@ pub struct ComponentModel {
     pub build: Option<Build>,
     /// Overrides of the app-wide per-request limits.
     pub limits: ComponentLimits,
+    /// Spin's `[component.ID.dependencies]`: components composed into this
+    /// one at load (none in app.toml).
+    pub dependencies: Vec<Dependency>,
 }
 
 #[derive(Debug, Clone)]
@@ -87,12 +91,14 @@ impl ComponentModel {
         source: &std::path::Path,
         build: &Option<Build>,
         limits: &ComponentLimits,
+        dependencies: &[Dependency],
     ) -> (String, ComponentModel) {
         let model = ComponentModel {
             name: name.to_string(),
             source: source.to_path_buf(),
             build: build.clone(),
             limits: limits.clone(),
+            dependencies: dependencies.to_vec(),
         };
         (name.to_string(), model)
     }
@@ -117,7 +123,7 @@ impl From<Manifest> for AppModel {
         let components = m
             .components
             .values()
-            .map(|c| ComponentModel::entry(&c.name, &c.source, &c.build, &c.limits))
+            .map(|c| ComponentModel::entry(&c.name, &c.source, &c.build, &c.limits, &[]))
             .collect();
         let routes = m
             .routes
@@ -160,7 +166,7 @@ impl TryFrom<SpinManifest> for AppModel {
         let components = m
             .components
             .values()
-            .map(|c| ComponentModel::entry(&c.id, &c.source, &c.build, &c.limits))
+            .map(|c| ComponentModel::entry(&c.id, &c.source, &c.build, &c.limits, &c.dependencies))
             .collect();
         let routes = route_models(&m)?;
         Ok(AppModel {

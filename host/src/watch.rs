@@ -1,7 +1,8 @@
 //! `nebula up --watch`: rebuilds a component when one of its watched sources
-//! changes and swaps it into the running app ([`Host::swap_component`]), so
-//! requests in flight finish on the old version and new ones get the new one,
-//! without restarting the process. A failed build, or a build whose output
+//! or one of its Spin dependencies' files changes and swaps it into the
+//! running app ([`Host::swap_component`]), so requests in flight finish on
+//! the old version and new ones get the new one, without restarting the
+//! process. A failed build, or a build whose output
 //! does not load, leaves the old version serving.
 
 use std::collections::BTreeSet;
@@ -106,6 +107,19 @@ pub fn start(app: Arc<Host>) -> Result<Watching> {
                     w.display(),
                     c.name,
                     app.model.file.display()
+                ),
+            }
+        }
+        // A dependency's file changing changes the composed component:
+        // watched like a source (if this build also writes it, one extra
+        // round finds nothing to build and swaps in the same code).
+        for d in &c.dependencies {
+            match d.path.canonicalize() {
+                Ok(p) => roots.push(p),
+                Err(e) => tracing::warn!(
+                    component = %c.name,
+                    "not watching dependency {}: {e}",
+                    d.path.display()
                 ),
             }
         }
@@ -238,6 +252,23 @@ mod tests {
         assert!(!w.is_changed_by(Path::new("/app/hello/target/release/deps/x.rlib")));
         assert!(!w.is_changed_by(Path::new("/app/hello/node_modules/a/b.js")));
         assert!(!w.is_changed_by(Path::new("/app/other/src/lib.rs")));
+    }
+
+    /// A dependency's file is a root of its own: a change to it counts even
+    /// in a build's output folder, where it is usually written.
+    #[test]
+    fn a_dependency_file_in_a_target_folder_is_watched() {
+        let w = Watched {
+            component: "app".into(),
+            roots: vec![
+                PathBuf::from("/app/src"),
+                PathBuf::from("/app/target/wasm32-wasip2/release/dep.wasm"),
+            ],
+            source: PathBuf::from("/app/target/wasm32-wasip2/release/app.wasm"),
+        };
+        assert!(w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/dep.wasm")));
+        assert!(!w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/app.wasm")));
+        assert!(!w.is_changed_by(Path::new("/app/target/wasm32-wasip2/release/other.wasm")));
     }
 
     #[test]

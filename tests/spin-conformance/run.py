@@ -69,16 +69,21 @@ def free_port():
 def build_components(suite):
     subprocess.run(["rustup", "target", "add", "wasm32-unknown-unknown"], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # One target folder for the suite's workspace, so that the components
+    # share their dependencies' builds (the suite's own `archive` builds each
+    # in its own folder).
     built = {}
     for comp in sorted((suite / "components").iterdir()):
         if not comp.is_dir():
             continue
         subprocess.run(["cargo", "build", "--release", "--target=wasm32-unknown-unknown",
-                        "--target-dir=target"], cwd=comp, check=True)
-        wasm = list((comp / "target/wasm32-unknown-unknown/release").glob("*.wasm"))
-        if len(wasm) != 1:
-            raise SystemExit(f"{comp}: expected one .wasm, found {wasm}")
-        built[comp.name] = wasm[0]
+                        "--manifest-path", str(comp / "Cargo.toml"),
+                        "--target-dir", str(suite / "target")], check=True)
+        name = re.search(r'^name\s*=\s*"([^"]+)"', (comp / "Cargo.toml").read_text(), re.M)[1]
+        wasm = suite / "target/wasm32-unknown-unknown/release" / f"{name.replace('-', '_')}.wasm"
+        if not wasm.exists():
+            raise SystemExit(f"{comp}: {wasm} was not built")
+        built[comp.name] = wasm
     return built
 
 

@@ -19,6 +19,7 @@
 mod cache;
 mod closed_wasi;
 mod componentize;
+pub mod compose;
 mod deadline;
 mod engine;
 pub mod pure;
@@ -203,6 +204,37 @@ pub fn load(
     path: &std::path::Path,
 ) -> Result<(Component, cache::Origin)> {
     cache.load(engine, path)
+}
+
+/// Loads component `name` composed with its Spin dependencies
+/// ([`compose`]), cached like any component; with none, as [`load`]. Also
+/// gives which imports each dependency satisfied.
+pub fn load_with_dependencies(
+    engine: &Engine,
+    cache: &CompileCache,
+    name: &str,
+    path: &std::path::Path,
+    dependencies: &[compose::Dependency],
+) -> Result<(Component, cache::Origin, Vec<compose::Plug>)> {
+    use anyhow::Context as _;
+    if dependencies.is_empty() {
+        let (component, origin) = cache.load(engine, path)?;
+        return Ok((component, origin, Vec::new()));
+    }
+    let main = compose::read_component(path)?;
+    let mut sources = Vec::new();
+    for d in dependencies {
+        let bytes = compose::read_component(&d.path).with_context(|| {
+            format!(
+                "dependency {:?}: point its `path` at the dependency's component",
+                d.name.to_string()
+            )
+        })?;
+        sources.push((d, bytes));
+    }
+    let composed = compose::compose(name, main, &sources)?;
+    let (component, origin) = cache.load_bytes(engine, composed.bytes, path)?;
+    Ok((component, origin, composed.plugs))
 }
 
 /// Logs what a guest wrote to stdout or stderr, a line at a time, with its

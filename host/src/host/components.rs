@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use wasmtime::Engine;
 
+use crate::executor::compose::{Dependency, Plug};
 use crate::executor::{self, CallLimits, CompileCache, ComponentKind, Executor, Preparer};
 
 pub struct Components {
@@ -18,6 +19,10 @@ pub struct Components {
     /// Each component's limits, resolved once at load.
     limits: BTreeMap<String, CallLimits>,
     sources: BTreeMap<String, PathBuf>,
+    /// Each component's Spin dependencies, composed into it at every load.
+    dependencies: BTreeMap<String, Vec<Dependency>>,
+    /// Which imports the dependencies satisfied, at the last load.
+    plugs: RwLock<BTreeMap<String, Vec<Plug>>>,
     engine: Engine,
     cache: CompileCache,
     pure: Option<Box<dyn Preparer>>,
@@ -32,6 +37,8 @@ pub struct ComponentSet {
     pub cache: CompileCache,
     /// (name, source, limits) of every component.
     pub components: Vec<(String, PathBuf, CallLimits)>,
+    /// The Spin dependencies of those that have any.
+    pub dependencies: BTreeMap<String, Vec<Dependency>>,
     pub pure: Option<Box<dyn Preparer>>,
     pub wasi_http: Option<Box<dyn Preparer>>,
     pub build_hint: Box<dyn Fn(&str) -> String + Send + Sync>,
@@ -51,6 +58,8 @@ impl Components {
             slots: RwLock::new(slots),
             limits,
             sources,
+            dependencies: set.dependencies,
+            plugs: RwLock::default(),
             engine: set.engine,
             cache: set.cache,
             pure: set.pure,
@@ -111,8 +120,10 @@ impl Components {
             );
         }
         let started = std::time::Instant::now();
-        let (component, origin) = executor::load(&self.engine, &self.cache, source)
-            .with_context(|| format!("component {name:?}"))?;
+        let dependencies = self.dependencies.get(name).map_or(&[][..], Vec::as_slice);
+        let (component, origin, plugs) =
+            executor::load_with_dependencies(&self.engine, &self.cache, name, source, dependencies)
+                .with_context(|| format!("component {name:?}"))?;
         let kind = executor::kind_of(&self.engine, &component);
         let preparer = match kind {
             ComponentKind::Pure => self.pure.as_ref(),
@@ -134,11 +145,25 @@ impl Components {
             elapsed_us = started.elapsed().as_micros() as u64,
             "loaded"
         );
+        self.plugs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), plugs);
         self.slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string(), Some(executor.clone()));
         Ok(executor)
+    }
+
+    /// The imports of component `name` that its dependencies satisfied when
+    /// it was last loaded (none for a component without dependencies).
+    pub fn plugs(&self, name: &str) -> Option<Vec<Plug>> {
+        self.plugs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Drops every component; dropping a component's last use also purges

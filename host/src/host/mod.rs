@@ -137,6 +137,12 @@ impl Host {
             engine: engine.clone(),
             cache,
             components: limits,
+            dependencies: model
+                .components
+                .iter()
+                .filter(|(_, c)| !c.dependencies.is_empty())
+                .map(|(name, c)| (name.clone(), c.dependencies.clone()))
+                .collect(),
             pure,
             wasi_http,
             build_hint: build_hint(&model),
@@ -242,6 +248,12 @@ impl Host {
                 (r.text.clone(), r.component.clone(), kind)
             })
             .collect()
+    }
+
+    /// Which imports of component `name` its Spin dependencies satisfy
+    /// (`None` if it is not loaded).
+    pub fn dependency_plugs(&self, name: &str) -> Option<Vec<crate::executor::compose::Plug>> {
+        self.components.plugs(name)
     }
 
     /// The Spin app's `[[trigger.redis]]` (none for other apps).

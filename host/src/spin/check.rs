@@ -1,5 +1,6 @@
-//! `nebula check -f spin.toml`: what each Spin component imports and how
-//! Nebula serves it, from the component's own grants in the manifest. The
+//! `nebula check -f spin.toml`: each Spin component's dependencies and the
+//! imports they satisfy, then what else it imports and how Nebula serves
+//! it, from the component's own grants in the manifest. The
 //! host units describe their own imports, so a new unit appears here by
 //! being asked in `served_as`.
 
@@ -10,14 +11,18 @@ use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
 
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
+use crate::executor::compose::Plug;
 use crate::executor::wasi_http::outbound::OutboundHttp;
 use crate::executor::wasi_http::platform_stubs::{is_platform_interface, is_wasi_prerelease};
 
 /// One block per component of `manifest` (`imports_of` gives a loaded
-/// component's imports): its source, then each import and what serves it.
+/// component's imports, `plugs_of` which of them its dependencies
+/// satisfied): its source, its dependencies, then each import the host
+/// serves and how.
 pub fn imports_report(
     manifest: &SpinManifest,
     imports_of: impl Fn(&str) -> Option<Vec<String>>,
+    plugs_of: impl Fn(&str) -> Option<Vec<Plug>>,
 ) -> Result<String> {
     let mut text = String::new();
     for c in manifest.components.values() {
@@ -25,6 +30,7 @@ pub fn imports_report(
             continue;
         };
         writeln!(text, "component {} ({})", c.id, c.source.display())?;
+        dependencies_report(&mut text, c, &plugs_of(&c.id).unwrap_or_default())?;
         writeln!(text, "  imports ({}):", imports.len())?;
         let width = imports.iter().map(|i| i.len()).max().unwrap_or(0);
         for i in &imports {
@@ -32,6 +38,31 @@ pub fn imports_report(
         }
     }
     Ok(text)
+}
+
+/// Each dependency of `c`, its file and the imports it satisfies, with the
+/// export that satisfies each (`plugs`: from the composition at load).
+fn dependencies_report(text: &mut String, c: &SpinComponent, plugs: &[Plug]) -> Result<()> {
+    if c.dependencies.is_empty() {
+        return Ok(());
+    }
+    writeln!(text, "  dependencies ({}):", c.dependencies.len())?;
+    for d in &c.dependencies {
+        let key = d.name.to_string();
+        writeln!(text, "    \"{key}\" ({})", d.path.display())?;
+        for p in plugs.iter().filter(|p| p.dependency == key) {
+            if p.export == p.import {
+                writeln!(text, "      satisfies {}", p.import)?;
+            } else {
+                writeln!(
+                    text,
+                    "      satisfies {} with its export {}",
+                    p.import, p.export
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How Nebula serves `import` to component `c`: the host units say so for

@@ -348,6 +348,7 @@ mod tests {
             build: None,
             limits: Default::default(),
             cross_site: Default::default(),
+            dependencies: vec![],
         }
     }
 

@@ -31,6 +31,7 @@ mod shutdown;
 mod site;
 mod slow_clients;
 mod spin;
+mod spin_deps;
 mod spin_chain_tcp;
 mod spin_host;
 mod spin_js_py;

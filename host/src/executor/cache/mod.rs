@@ -104,7 +104,45 @@ impl CompileCache {
                 d
             }
         };
-        let entry = cache.dir.join(format!("{}.cwasm", key(engine, &digest)));
+        cache.load_entry(engine, &digest, bytes, read, wasm_path)
+    }
+
+    /// Loads a component made in memory (one composed with its
+    /// dependencies, `super::compose`), cached under the digest of `bytes`
+    /// like a file's; `label` names it in errors and logs.
+    pub fn load_bytes(
+        &self,
+        engine: &Engine,
+        bytes: Vec<u8>,
+        label: &Path,
+    ) -> Result<(Component, Origin)> {
+        let Some(cache) = self.open() else {
+            return Ok((compile(engine, &bytes, label)?, Origin::Compiled));
+        };
+        let digest = hex(&Sha256::digest(&bytes));
+        cache.load_entry(
+            engine,
+            &digest,
+            Some(bytes),
+            || unreachable!("bytes given"),
+            label,
+        )
+    }
+}
+
+impl Opened<'_> {
+    /// The entry for `digest`: mapped if its seal verifies, else compiled
+    /// from `bytes` (or what `read` gives) and stored.
+    fn load_entry(
+        &self,
+        engine: &Engine,
+        digest: &str,
+        bytes: Option<Vec<u8>>,
+        read: impl FnOnce() -> Result<Vec<u8>>,
+        wasm_path: &Path,
+    ) -> Result<(Component, Origin)> {
+        let cache = self;
+        let entry = cache.dir.join(format!("{}.cwasm", key(engine, digest)));
         let seal_file = entry.with_extension("cwasm.seal");
         let mut origin = Origin::Compiled;
         if std::fs::symlink_metadata(&entry).is_ok() {

@@ -23,7 +23,7 @@ pub(super) struct ComponentAt<'a> {
 }
 
 impl ComponentAt<'_> {
-    fn error(&self, span: Option<Range<usize>>, key: &str, message: String) -> ManifestError {
+    pub fn error(&self, span: Option<Range<usize>>, key: &str, message: String) -> ManifestError {
         self.doc
             .error(span, &format!("{}.{key}", self.key), message)
     }
@@ -52,6 +52,13 @@ pub(super) fn component(
     let variables = variables(at, c.variables)?;
     let build = c.build.map(|b| build(at, base, b)).transpose()?;
     let (limits, cross_site) = nebula_settings(at, c.tool.nebula)?;
+    let dependencies = super::dependencies::dependencies(
+        at,
+        base,
+        c.dependencies,
+        c.dependencies_inherit_configuration,
+        warnings,
+    )?;
     Ok(SpinComponent {
         id: id.to_string(),
         source,
@@ -77,6 +84,7 @@ pub(super) fn component(
         build,
         limits,
         cross_site,
+        dependencies,
     })
 }
 

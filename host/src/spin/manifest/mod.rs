@@ -4,13 +4,14 @@
 //! (a key it does not know, a value of the wrong type, a bad id, route or
 //! `files` entry) is an error naming the file, the line and the key, as
 //! app.toml's are ([`ManifestError`]). Anything Spin knows that Nebula does
-//! not act on (other triggers, AI models, dependencies…) is named in a
-//! warning, never silently ignored; what Nebula cannot run (remote sources)
-//! is an error.
+//! not act on (other triggers, AI models…) is named in a
+//! warning, never silently ignored; what Nebula cannot run (remote sources,
+//! registry dependencies) is an error.
 //!
 //! [`raw`] holds the shapes serde reads; [`component`] checks one component.
 
 mod component;
+mod dependencies;
 mod raw;
 #[cfg(test)]
 mod tests;
@@ -100,6 +101,9 @@ pub struct SpinComponent {
     /// `[component.ID.tool.nebula] cross_site`: whether its routes take
     /// cross-site POST/PUT/PATCH/DELETE (default: refused with 403).
     pub cross_site: CrossSite,
+    /// `[component.ID.dependencies]`: the components that satisfy some of
+    /// its imports, composed with it at load.
+    pub dependencies: Vec<crate::executor::compose::Dependency>,
 }
 
 /// What a component's manifest entry grants the host units, in one place for

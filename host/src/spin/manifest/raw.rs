@@ -190,25 +190,23 @@ pub struct RawComponent {
     pub build: Option<RawBuild>,
     #[serde(default)]
     pub tool: RawComponentTools,
+    /// `[component.ID.dependencies]`: key (which imports) to source, each
+    /// value checked in `super::dependencies` with its span.
+    #[serde(default)]
+    pub dependencies: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    pub dependencies_inherit_configuration: Option<Spanned<toml::Value>>,
     /// Keys Spin knows that Nebula does not act on: each is named in a
     /// warning.
     pub ai_models: Option<IgnoredAny>,
     pub allowed_http_hosts: Option<IgnoredAny>,
-    pub dependencies: Option<IgnoredAny>,
-    pub dependencies_inherit_configuration: Option<IgnoredAny>,
 }
 
 impl RawComponent {
-    /// The keys of [`Self`]'s last four fields that were given.
+    /// The keys of [`Self`]'s last two fields that were given.
     pub fn unsupported_keys(&self) -> impl Iterator<Item = &'static str> {
         [
             ("ai_models", self.ai_models.is_some()),
             ("allowed_http_hosts", self.allowed_http_hosts.is_some()),
-            ("dependencies", self.dependencies.is_some()),
-            (
-                "dependencies_inherit_configuration",
-                self.dependencies_inherit_configuration.is_some(),
-            ),
         ]
         .into_iter()
         .filter_map(|(key, given)| given.then_some(key))

@@ -357,6 +357,7 @@ fn every_spin_manifest_the_repository_ships_parses() {
         "guests/http-hello/spin.toml",
         "guests/spin-compat/sdk-v5/spin.toml",
         "guests/spin-compat/sdk-v7/spin.toml",
+        "guests/spin-compat/sdk-deps/spin.toml",
         "host/tests/apps/spin-files/spin.toml",
     ]
     .iter()
@@ -385,4 +386,160 @@ fn every_spin_manifest_the_repository_ships_parses() {
             m.warnings
         );
     }
+}
+
+/// A one-component app with `deps` as `[component.hello.dependencies]` and
+/// `extra` lines in `[component.hello]`.
+fn with_dependencies(extra: &str, deps: &str) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "demo"
+[[trigger.http]]
+route = "/hello/..."
+component = "hello"
+[component.hello]
+source = "target/hello.wasm"
+{extra}
+[component.hello.dependencies]
+{deps}
+"#
+    )
+}
+
+#[test]
+fn dependencies_are_read_with_their_paths_exports_and_inheritance() {
+    use crate::executor::compose::Inherit;
+    let text = with_dependencies(
+        "",
+        r#""example:calc/adder@1.0.0" = { path = "deps/adder.wasm" }
+"example:calc/mul" = { path = "m.wasm", export = "other:pkg/mul" }
+"example:strings" = { path = "strings.wasm", inherit_configuration = ["environment", "files"] }
+"my-import" = { path = "plain.wasm", inherit_configuration = true }"#,
+    );
+    let m = SpinManifest::parse(Path::new("app/spin.toml"), &text).unwrap();
+    assert!(
+        m.warnings.is_empty(),
+        "dependencies are not ignored: {:?}",
+        m.warnings
+    );
+    let deps = &m.components["hello"].dependencies;
+    let by_key = |k: &str| deps.iter().find(|d| d.name.to_string() == k).unwrap();
+    assert_eq!(deps.len(), 4);
+    let adder = by_key("example:calc/adder@1.0.0");
+    assert_eq!(adder.path, Path::new("app/deps/adder.wasm"));
+    assert_eq!(adder.export, None);
+    assert_eq!(adder.inherit, Inherit::Nothing);
+    assert_eq!(
+        by_key("example:calc/mul").export.as_deref(),
+        Some("other:pkg/mul")
+    );
+    assert!(by_key("example:strings").name.is_whole_package());
+    assert_eq!(
+        by_key("example:strings").inherit,
+        Inherit::Only(vec!["environment".into(), "files".into()])
+    );
+    assert_eq!(by_key("my-import").inherit, Inherit::All);
+
+    // The component-wide switch applies to every dependency.
+    let text = with_dependencies(
+        "dependencies_inherit_configuration = true",
+        r#""example:calc/adder" = { path = "adder.wasm" }"#,
+    );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &text).unwrap();
+    assert_eq!(m.components["hello"].dependencies[0].inherit, Inherit::All);
+
+    // Spin ignores a capability it does not know: Nebula says so.
+    let text = with_dependencies(
+        "",
+        r#""example:calc/adder" = { path = "adder.wasm", inherit_configuration = ["gpus"] }"#,
+    );
+    let m = SpinManifest::parse(Path::new("spin.toml"), &text).unwrap();
+    assert!(
+        m.warnings[0].contains("\"gpus\" is not a capability Spin knows"),
+        "{:?}",
+        m.warnings
+    );
+}
+
+#[test]
+fn each_dependency_mistake_is_an_error_on_its_line_naming_the_key() {
+    for (deps, says) in [
+        (
+            r#""example:x/y" = "1.0""#,
+            "is a version of a package in a registry, which Nebula does not download",
+        ),
+        (
+            r#""example:x/y" = { version = "1.0", registry = "r.example" }"#,
+            "registry sources ({ version = ..., registry = ..., package = ... }) are not supported",
+        ),
+        (
+            r#""example:x/z" = { url = "https://example.invalid/z.wasm", digest = "sha256:0" }"#,
+            "HTTP sources ({ url = ... }) are not supported",
+        ),
+        (
+            r#""example:x/z" = { component = "other" }"#,
+            "another component of the app as a dependency",
+        ),
+        (r#""example:x/z" = { export = "a:b/c" }"#, "missing `path`"),
+        (
+            r#""example:x/z" = { path = "" }"#,
+            "`path`: expected the path",
+        ),
+        (
+            r#""example:x/z" = { path = "z.wasm", colour = 1 }"#,
+            "unknown key `colour`",
+        ),
+        (
+            r#""example:x" = { path = "z.wasm", export = "a:b/c" }"#,
+            "`export` cannot rename the imports of a whole package",
+        ),
+        (
+            r#""example:x/z" = { path = "z.wasm", inherit_configuration = "yes" }"#,
+            "`inherit_configuration`: expected true, false or a list",
+        ),
+        (
+            r#""example:x/z@one" = { path = "z.wasm" }"#,
+            "is not a semantic version",
+        ),
+    ] {
+        let text = with_dependencies("", deps);
+        let line = text.lines().position(|l| l == deps).unwrap() + 1;
+        let e = SpinManifest::parse(Path::new("spin.toml"), &text).unwrap_err();
+        assert_eq!(e.line, Some(line), "{deps}: {e}");
+        assert!(
+            e.key.starts_with("component.hello.dependencies.\"example:"),
+            "{deps}: {e}"
+        );
+        assert!(e.message.contains(says), "{deps}: {e}");
+    }
+
+    // Two keys that may name the same import, as Spin refuses them.
+    let text = with_dependencies(
+        "",
+        "\"example:calc\" = { path = \"a.wasm\" }\n\"example:calc/adder\" = { path = \"b.wasm\" }",
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &text).unwrap_err();
+    assert!(
+        e.message
+            .contains("conflicts with the dependency \"example:calc\""),
+        "{e}"
+    );
+    // …unless their versions keep them apart.
+    let text = with_dependencies(
+        "",
+        "\"example:calc@1.0.0\" = { path = \"a.wasm\" }\n\"example:calc/adder@2.0.0\" = { path = \"b.wasm\" }",
+    );
+    SpinManifest::parse(Path::new("spin.toml"), &text).unwrap();
+
+    let text = with_dependencies(
+        "dependencies_inherit_configuration = \"all\"",
+        r#""example:calc/adder" = { path = "adder.wasm" }"#,
+    );
+    let e = SpinManifest::parse(Path::new("spin.toml"), &text).unwrap_err();
+    assert_eq!(
+        e.key, "component.hello.dependencies_inherit_configuration",
+        "{e}"
+    );
+    assert!(e.message.contains("expected true or false"), "{e}");
 }
