@@ -26,7 +26,11 @@ component = "hello"
 route = "/inline"
 component = { source = "inline.wasm" }
 [[trigger.redis]]
+address = "redis://127.0.0.1:6379"
 channel = "x"
+component = "hello"
+[[trigger.cron]]
+cron_expression = "1/2 * * * * *"
 component = "hello"
 [component.hello]
 source = "target/hello.wasm"
@@ -65,8 +69,17 @@ fn parses_an_http_app_and_warns_about_the_rest() {
     assert_eq!(c.exclude_files, ["static/drafts/*"]);
     assert_eq!(c.variables["greeting"], "{{ greeting }}");
     assert!(m.variables["api_key"].required);
+    assert_eq!(
+        m.redis_triggers,
+        [RedisTrigger {
+            address: "redis://127.0.0.1:6379".into(),
+            channel: "x".into(),
+            component: "hello".into()
+        }]
+    );
     let w = m.warnings.join("\n");
-    assert!(w.contains("trigger.redis"), "{w}");
+    assert!(w.contains("[[trigger.cron]] is not supported"), "{w}");
+    assert!(!w.contains("trigger.redis"), "{w}");
     assert!(
         w.contains("component.hello.ai_models is not supported"),
         "{w}"
@@ -304,7 +317,7 @@ fn spin_keys_nebula_ignores_are_warnings() {
     let with = APP
         .replace(
             "[variables]",
-            "[application.trigger.redis]\naddress = \"redis://127.0.0.1\"\n[variables]",
+            "[application.trigger.cron]\nx = 1\n[variables]",
         )
         .replace(
             "route = \"/inline\"",
@@ -313,10 +326,10 @@ fn spin_keys_nebula_ignores_are_warnings() {
     let m = SpinManifest::parse(Path::new("spin.toml"), &with).unwrap();
     let w = m.warnings.join("\n");
     for said in [
-        "application.trigger.redis is not used by Nebula",
+        "application.trigger.cron is not used by Nebula",
         "trigger.http[2].static_response is not supported",
         "trigger.http[2].executor: the \"wagi\" executor is not supported",
-        "[[trigger.redis]] is not supported by Nebula (HTTP triggers only); its 1 trigger(s)",
+        "[[trigger.cron]] is not supported by Nebula (HTTP and Redis triggers only); its 1 trigger(s)",
     ] {
         assert!(w.contains(said), "{said}: {w}");
     }
@@ -542,4 +555,39 @@ fn each_dependency_mistake_is_an_error_on_its_line_naming_the_key() {
         "{e}"
     );
     assert!(e.message.contains("expected true or false"), "{e}");
+}
+
+#[test]
+fn redis_triggers_take_the_application_address_and_need_a_channel() {
+    let app = |triggers: &str| {
+        SpinManifest::parse(
+            Path::new("spin.toml"),
+            &format!(
+                "spin_manifest_version = 2\n[application]\nname = \"r\"\n[application.trigger.redis]\naddress = \"redis://127.0.0.1:6379\"\n{triggers}\n[component.h]\nsource = \"h.wasm\"\n"
+            ),
+        )
+    };
+    let m = app("[[trigger.redis]]\nchannel = \"a\"\ncomponent = \"h\"\n[[trigger.redis]]\naddress = \"rediss://db:6380\"\nchannel = \"b\"\ncomponent = \"h\"").unwrap();
+    let addrs: Vec<&str> = m
+        .redis_triggers
+        .iter()
+        .map(|t| t.address.as_str())
+        .collect();
+    assert_eq!(addrs, ["redis://127.0.0.1:6379", "rediss://db:6380"]);
+    assert!(
+        m.triggers.is_empty(),
+        "an app of Redis triggers alone is valid"
+    );
+    let e = app("[[trigger.redis]]\ncomponent = \"h\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("trigger.redis[0].channel: missing"), "{e}");
+    let e = app("[[trigger.redis]]\naddress = \"http://x\"\nchannel = \"c\"\ncomponent = \"h\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is not a redis:// or rediss:// URL"), "{e}");
+    let e = app("[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"nope\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown component \"nope\""), "{e}");
 }
