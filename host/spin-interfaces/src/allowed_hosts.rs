@@ -71,11 +71,7 @@ impl AllowedHosts {
             return false;
         };
         let Some(host) = uri.host() else { return false };
-        let port = uri.port_u16().or(match scheme {
-            "http" => Some(80),
-            "https" => Some(443),
-            _ => None,
-        });
+        let port = uri.port_u16().or(well_known_port(scheme));
         self.0.iter().any(|a| a.allows(scheme, host, port))
     }
 
@@ -106,6 +102,20 @@ impl AllowedHosts {
         port: u16,
         within: Duration,
     ) -> Result<TcpStream, ConnectError> {
+        let passed = self.resolve_checked(scheme, host, port, within).await?;
+        connect(&passed, within).await
+    }
+
+    /// The addresses [`AllowedHosts::connect`] would try, for a driver that connects on its
+    /// own (Redis, MQTT): resolved once, internal ones kept only if an IP or CIDR entry
+    /// allows them. The driver must connect to these addresses, not look the name up again.
+    pub async fn resolve_checked(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        within: Duration,
+    ) -> Result<Vec<SocketAddr>, ConnectError> {
         let resolved = resolve(host, port, within).await?;
         let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
             .into_iter()
@@ -113,7 +123,35 @@ impl AllowedHosts {
         if passed.is_empty() {
             return Err(ConnectError::Internal(refused));
         }
-        connect(&passed, within).await
+        Ok(passed)
+    }
+
+    /// The entries that may allow a URL of one of `schemes` (theirs or `*://`), as written:
+    /// what `nebula check` shows for an outbound unit.
+    pub fn entries_for(entries: &[String], schemes: &[&str]) -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| {
+                e.split_once("://").is_some_and(|(s, _)| {
+                    s == "*" || s.contains("{{") || schemes.iter().any(|x| s.eq_ignore_ascii_case(x))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// The port a URL of `scheme` means when it names none, as Spin's
+/// `outbound-networking-config` has it.
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
 }
 
@@ -285,13 +323,7 @@ impl AllowedHost {
     fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
         match self.port {
             PortPattern::Any => true,
-            PortPattern::Default => {
-                port == match scheme {
-                    "http" => Some(80),
-                    "https" => Some(443),
-                    _ => None,
-                }
-            }
+            PortPattern::Default => port == well_known_port(scheme),
             PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
         }
     }

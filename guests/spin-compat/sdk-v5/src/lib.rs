@@ -24,6 +24,8 @@
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::{http_component, key_value, sqlite, variables};
 
+mod redis_mqtt;
+
 const SDK: &str = "v5";
 
 /// The request headers Spin adds to every request it routes to a component.
@@ -53,6 +55,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         (_, ["vars"]) => vars(),
         (_, ["users", _, "posts", ..]) => spin_headers(&req),
         (_, ["outbound"]) => outbound(query_param(req.query(), "url")).await,
+        (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(&req, &segments),
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     };
     Ok(resp)

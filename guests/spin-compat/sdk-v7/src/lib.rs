@@ -21,6 +21,8 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, IntoResponse, Method, Request, Response, StatusCode};
 use spin_sdk::{http_service, key_value, sqlite, variables};
 
+mod redis_mqtt;
+
 const SDK: &str = "v7";
 
 /// The request headers Spin adds to every request it routes to a component.
@@ -59,6 +61,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         (_, ["vars"]) => vars().await,
         (_, ["users", _, "posts", ..]) => spin_headers(&req),
         (_, ["outbound"]) => outbound(query_param(&query, "url")).await,
+        (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(req, &segments).await,
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     }
 }
