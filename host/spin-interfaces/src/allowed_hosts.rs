@@ -133,7 +133,9 @@ impl AllowedHosts {
             .iter()
             .filter(|e| {
                 e.split_once("://").is_some_and(|(s, _)| {
-                    s == "*" || s.contains("{{") || schemes.iter().any(|x| s.eq_ignore_ascii_case(x))
+                    s == "*"
+                        || s.contains("{{")
+                        || schemes.iter().any(|x| s.eq_ignore_ascii_case(x))
                 })
             })
             .cloned()
@@ -374,7 +376,8 @@ mod tests {
             AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
         };
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        assert!(!a(&["http://localhost:*"]).allows_address("http", lo, 80));
+        // `localhost` written out grants the loopback, as in Spin; a wildcard does not.
+        assert!(a(&["http://localhost:*"]).allows_address("http", lo, 80));
         assert!(!a(&["*://*:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.1:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.0/8:80"]).allows_address("http", lo, 80));

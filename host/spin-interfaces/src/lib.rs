@@ -97,6 +97,8 @@
 //!     key_value_stores: vec!["default".into()],
 //!     sqlite_databases: vec!["default".into()],
 //!     variables: BTreeMap::from([("message".into(), "{{ greeting }}, world".into())]),
+//!     // What outbound Redis and MQTT (and HTTP, TCP, …) may reach.
+//!     allowed_outbound_hosts: vec!["redis://127.0.0.1:6379".into()],
 //!     // Its own deadline and memory cap bound a statement's run time and a call's result.
 //!     limits: CallLimits::default(),
 //! })?;

@@ -79,6 +79,7 @@ fn grants() -> Arc<ComponentGrants> {
             ("prefixed".into(), "prefix-{{ name }}".into()),
             ("key".into(), "{{ api_key }}".into()),
         ]),
+        allowed_outbound_hosts: Vec::new(),
         limits: CallLimits {
             statement_timeout: std::time::Duration::from_millis(200),
             ..Default::default()
@@ -282,7 +283,7 @@ fn units_say_how_they_serve_their_imports() {
     );
     for other in [
         "wasi:http/types@0.2.6",
-        "fermyon:spin/redis@2.0.0",
+        "fermyon:spin/llm@2.0.0",
         "key-value",
     ] {
         assert_eq!(serves(other), None, "{other}");

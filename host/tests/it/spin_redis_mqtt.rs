@@ -24,7 +24,8 @@ fn unique(what: &str) -> String {
 
 /// A plain connection that reads until it has seen `want` (at most 10 s).
 fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, want: &[u8]) {
-    s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let end = Instant::now() + Duration::from_secs(10);
     while !seen.windows(want.len()).any(|w| w == want) {
         assert!(
@@ -37,7 +38,11 @@ fn read_until(s: &mut TcpStream, seen: &mut Vec<u8>, want: &[u8]) {
         match s.read(&mut buf) {
             Ok(0) => panic!("closed: {:?}", String::from_utf8_lossy(seen)),
             Ok(n) => seen.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("{e}"),
         }
     }
@@ -102,7 +107,7 @@ fn mqtt_subscriber(topic: &str) -> TcpStream {
     s.write_all(&packet(0x10, &connect)).unwrap();
     let mut seen = Vec::new();
     read_until(&mut s, &mut seen, &[0x20, 0x02, 0x00, 0x00]); // CONNACK, accepted
-    // SUBSCRIBE, packet id 1, the topic at QoS 0.
+                                                              // SUBSCRIBE, packet id 1, the topic at QoS 0.
     let mut subscribe = vec![0, 1];
     subscribe.extend(string(topic));
     subscribe.push(0);
@@ -144,7 +149,12 @@ fn outbound(manifest: &str, sdk: &str) {
         &format!("/mqtt/publish?address={MQTT}&topic={topic}"),
         body.as_bytes(),
     );
-    assert_eq!((r.status, r.text()), (200, "published".to_string()), "{}", s.log());
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "published".to_string()),
+        "{}",
+        s.log()
+    );
     let mut seen = Vec::new();
     read_until(&mut sub, &mut seen, body.as_bytes());
     // A second request reuses the pooled connection and is delivered too.
@@ -157,7 +167,9 @@ fn outbound(manifest: &str, sdk: &str) {
     read_until(&mut sub, &mut seen, b"again");
 
     // Addresses the manifest does not allow: Spin's errors, as the SDK shows them.
-    let r = s.get(&format!("/redis/counter?address=redis://127.0.0.2:6379&key={key}"));
+    let r = s.get(&format!(
+        "/redis/counter?address=redis://127.0.0.2:6379&key={key}"
+    ));
     assert_eq!(r.status, 500, "{}", r.text());
     assert!(r.text().contains("InvalidAddress"), "{}", r.text());
     let r = s.request(

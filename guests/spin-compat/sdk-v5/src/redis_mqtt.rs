@@ -19,7 +19,9 @@ pub fn handle(req: &Request, segments: &[&str]) -> Response {
     let param = |name: &str| query_param(req.query(), name);
     let (Some(address), Some(target)) = (
         param("address"),
-        param("key").or_else(|| param("channel")).or_else(|| param("topic")),
+        param("key")
+            .or_else(|| param("channel"))
+            .or_else(|| param("topic")),
     ) else {
         return text(400, "missing ?address= or ?key= / ?channel= / ?topic=");
     };
@@ -27,7 +29,12 @@ pub fn handle(req: &Request, segments: &[&str]) -> Response {
         (Method::Get, ["redis", "counter"]) => redis_counter(&address, &target),
         (Method::Post, ["redis", "publish"]) => redis_publish(&address, &target, req.body()),
         (Method::Post, ["mqtt", "publish"]) => mqtt_publish(&address, &target, req.body()),
-        _ => return text(404, &format!("no route in sdk-{SDK}: /{}", segments.join("/"))),
+        _ => {
+            return text(
+                404,
+                &format!("no route in sdk-{SDK}: /{}", segments.join("/")),
+            )
+        }
     };
     match outcome {
         Ok(body) => text(200, &body),

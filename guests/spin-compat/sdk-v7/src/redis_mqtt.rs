@@ -21,7 +21,9 @@ pub async fn handle(req: Request, segments: &[&str]) -> Reply {
     let param = |name: &str| query_param(&query, name);
     let (Some(address), Some(target)) = (
         param("address"),
-        param("key").or_else(|| param("channel")).or_else(|| param("topic")),
+        param("key")
+            .or_else(|| param("channel"))
+            .or_else(|| param("topic")),
     ) else {
         return text(400, "missing ?address= or ?key= / ?channel= / ?topic=");
     };
@@ -36,7 +38,12 @@ pub async fn handle(req: Request, segments: &[&str]) -> Reply {
             Ok(body) => mqtt_publish(&address, &target, &body).await,
             Err(e) => return text(400, &format!("error reading body: {e:?}")),
         },
-        _ => return text(404, &format!("no route in sdk-{SDK}: /{}", segments.join("/"))),
+        _ => {
+            return text(
+                404,
+                &format!("no route in sdk-{SDK}: /{}", segments.join("/")),
+            )
+        }
     };
     match outcome {
         Ok(body) => text(200, &body),
@@ -45,14 +52,20 @@ pub async fn handle(req: Request, segments: &[&str]) -> Reply {
 }
 
 async fn redis_counter(address: &str, key: &str) -> Result<String, String> {
-    let conn = redis::Connection::open(address).await.map_err(|e| format!("{e:?}"))?;
+    let conn = redis::Connection::open(address)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let n = conn.incr(key).await.map_err(|e| format!("{e:?}"))?;
     Ok(n.to_string())
 }
 
 async fn redis_publish(address: &str, channel: &str, body: &[u8]) -> Result<String, String> {
-    let conn = redis::Connection::open(address).await.map_err(|e| format!("{e:?}"))?;
-    conn.publish(channel, body).await.map_err(|e| format!("{e:?}"))?;
+    let conn = redis::Connection::open(address)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    conn.publish(channel, body)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     Ok("published".into())
 }
 

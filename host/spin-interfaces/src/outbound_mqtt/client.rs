@@ -79,7 +79,12 @@ impl Client {
         }
     }
 
-    async fn publish_now(&self, topic: String, payload: Vec<u8>, qos: QoS) -> Result<(), MqttError> {
+    async fn publish_now(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: QoS,
+    ) -> Result<(), MqttError> {
         let mut events = self.events.lock().await;
         self.client
             .publish(topic, qos, false, payload)

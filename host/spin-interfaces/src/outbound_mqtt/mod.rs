@@ -183,9 +183,7 @@ impl MqttComponent {
         let scheme = url.scheme().to_ascii_lowercase();
         let host = url.host_str().ok_or(MqttError::InvalidAddress)?.to_string();
         let tls = matches!(scheme.as_str(), "mqtts" | "ssl");
-        let port = url
-            .port()
-            .unwrap_or(if tls { 8883 } else { 1883 });
+        let port = url.port().unwrap_or(if tls { 8883 } else { 1883 });
         let uri: http::Uri = format!("{scheme}://{host}:{port}")
             .parse()
             .map_err(|_| MqttError::InvalidAddress)?;
@@ -221,9 +219,9 @@ impl MqttComponent {
                     .await
                     .map_err(|e| match e {
                         ConnectError::Internal(_) => not_permitted(),
-                        e => MqttError::ConnectionFailed(format!(
-                            "cannot reach {host}:{port}: {e}"
-                        )),
+                        e => {
+                            MqttError::ConnectionFailed(format!("cannot reach {host}:{port}: {e}"))
+                        }
                     })?;
                 // rumqttc connects to the checked address, never looking the name up.
                 let mut checked = url.clone();
@@ -235,7 +233,8 @@ impl MqttComponent {
                     .map_err(|_| MqttError::InvalidAddress)?;
                 options.set_credentials(key.username.clone(), key.password.clone());
                 options.set_keep_alive(keep_alive);
-                self.pool.get_or_insert(&key, || Arc::new(Client::new(options)))
+                self.pool
+                    .get_or_insert(&key, || Arc::new(Client::new(options)))
             }
         };
         Ok(MqttConnection {
@@ -248,7 +247,12 @@ impl MqttComponent {
 }
 
 impl MqttConnection {
-    async fn publish(&self, topic: String, payload: Vec<u8>, qos: rumqttc::QoS) -> Result<(), MqttError> {
+    async fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: rumqttc::QoS,
+    ) -> Result<(), MqttError> {
         self.used.touch();
         let within = self.component.limits.statement_timeout;
         let r = self.client.publish(topic, payload, qos, within).await;
@@ -358,7 +362,10 @@ impl v2::HostConnection for MqttInstance {
         qos: v2::Qos,
     ) -> V2<()> {
         let conn = self.connection(&c)?;
-        Ok(conn.publish(topic, payload, qos.into()).await.map_err(Into::into))
+        Ok(conn
+            .publish(topic, payload, qos.into())
+            .await
+            .map_err(Into::into))
     }
 
     async fn drop(&mut self, c: Resource<MqttConnection>) -> wasmtime::Result<()> {
@@ -410,6 +417,9 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HasSelf<MqttInstance> {
         qos: v3::Qos,
     ) -> V3<()> {
         let conn = accessor.with(|mut a| a.get().connection(&c))?;
-        Ok(conn.publish(topic, payload, qos.into()).await.map_err(Into::into))
+        Ok(conn
+            .publish(topic, payload, qos.into())
+            .await
+            .map_err(Into::into))
     }
 }

@@ -11,7 +11,6 @@ use wasmtime::component::{HasSelf, Resource};
 use wasmtime::{Engine, Store};
 
 use super::*;
-use crate::bindings::fermyon::spin::mqtt::HostConnection as _;
 use crate::bindings::spin::mqtt::mqtt::HostConnectionWithStore as _;
 use crate::Blocking;
 
@@ -101,7 +100,10 @@ async fn publish_at_qos_0_and_1_reaches_a_subscriber() {
     let c = component(&["mqtt://127.0.0.1:1883"]);
     let mut s = instance(&c);
     let conn = open(&mut s, &address("127.0.0.1", 1883)).await.unwrap();
-    for (qos, body) in [(v2::Qos::AtLeastOnce, "at least once"), (v2::Qos::AtMostOnce, "at most once")] {
+    for (qos, body) in [
+        (v2::Qos::AtLeastOnce, "at least once"),
+        (v2::Qos::AtMostOnce, "at most once"),
+    ] {
         v2::HostConnection::publish(
             &mut s,
             Resource::new_borrow(conn.rep()),
@@ -143,14 +145,25 @@ async fn refused_hosts_make_no_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let not_permitted = |r: Result<Resource<MqttConnection>, v2::Error>, what: &str| match r {
-        Err(v2::Error::ConnectionFailed(m)) => assert!(m.contains("is not permitted"), "{what}: {m}"),
+        Err(v2::Error::ConnectionFailed(m)) => {
+            assert!(m.contains("is not permitted"), "{what}: {m}")
+        }
         Err(e) => panic!("{what}: {e:?}"),
         Ok(_) => panic!("{what}: opened"),
     };
     for (entries, addr) in [
-        (vec!["mqtt://127.0.0.1:1883".to_string()], address("127.0.0.1", port)),
-        (vec![format!("mqtt://127.0.0.2:{port}")], address("127.0.0.1", port)),
-        (vec![format!("redis://127.0.0.1:{port}")], address("127.0.0.1", port)),
+        (
+            vec!["mqtt://127.0.0.1:1883".to_string()],
+            address("127.0.0.1", port),
+        ),
+        (
+            vec![format!("mqtt://127.0.0.2:{port}")],
+            address("127.0.0.1", port),
+        ),
+        (
+            vec![format!("redis://127.0.0.1:{port}")],
+            address("127.0.0.1", port),
+        ),
         // The name is allowed by a wildcard, the loopback it resolves to is not.
         (vec![format!("mqtt://*:{port}")], address("localhost", port)),
         (vec!["*://*:*".to_string()], address("localhost", port)),
@@ -198,9 +211,15 @@ async fn a_silent_broker_fails_at_the_deadline() {
     let mut s = instance(&c);
     let conn = open(&mut s, &address("127.0.0.1", port)).await.unwrap();
     let started = std::time::Instant::now();
-    match v2::HostConnection::publish(&mut s, conn, "t".into(), b"x".to_vec(), v2::Qos::AtLeastOnce)
-        .await
-        .unwrap()
+    match v2::HostConnection::publish(
+        &mut s,
+        conn,
+        "t".into(),
+        b"x".to_vec(),
+        v2::Qos::AtLeastOnce,
+    )
+    .await
+    .unwrap()
     {
         Err(v2::Error::ConnectionFailed(m)) => assert!(m.contains("deadline"), "{m}"),
         other => panic!("{other:?}"),
@@ -229,17 +248,29 @@ async fn v3_async_functions() {
         .run_concurrent(async |acc| {
             type D = HasSelf<MqttInstance>;
             let acc = &acc.with_getter::<D>(mqtt_of);
-            match D::open(acc, address("10.0.0.1", 1883), String::new(), String::new(), 0)
-                .await
-                .unwrap()
+            match D::open(
+                acc,
+                address("10.0.0.1", 1883),
+                String::new(),
+                String::new(),
+                0,
+            )
+            .await
+            .unwrap()
             {
                 Err(v3::Error::ConnectionFailed(m)) => assert!(m.contains("not permitted"), "{m}"),
                 other => panic!("{:?}", other.map(drop)),
             }
-            let conn = D::open(acc, address("127.0.0.1", 1883), String::new(), String::new(), 0)
-                .await
-                .unwrap()
-                .unwrap();
+            let conn = D::open(
+                acc,
+                address("127.0.0.1", 1883),
+                String::new(),
+                String::new(),
+                0,
+            )
+            .await
+            .unwrap()
+            .unwrap();
             D::publish(
                 acc,
                 Resource::new_borrow(conn.rep()),
@@ -250,7 +281,8 @@ async fn v3_async_functions() {
             .await
             .unwrap()
             .unwrap();
-            acc.with(|mut a| v3::HostConnection::drop(a.get(), conn)).unwrap();
+            acc.with(|mut a| v3::HostConnection::drop(a.get(), conn))
+                .unwrap();
             assert_eq!(acc.with(|mut a| a.get().open_handles()), 0);
         })
         .await

@@ -223,9 +223,11 @@ impl RedisConnection {
         let limits = self.component.limits;
         let mut conn = self.conn.clone();
         self.used.touch();
-        let outcome =
-            tokio::time::timeout(limits.statement_timeout, op.run(&mut conn, limits.result_cap()))
-                .await;
+        let outcome = tokio::time::timeout(
+            limits.statement_timeout,
+            op.run(&mut conn, limits.result_cap()),
+        )
+        .await;
         self.used.touch();
         let forget = |c: &Self| {
             if c.pooled {
@@ -441,7 +443,10 @@ impl v2::HostConnection for RedisInstance {
         channel: String,
         payload: Vec<u8>,
     ) -> V2<()> {
-        v2(run2(self, &c, Op::Publish(channel, payload)).await, Out::done)
+        v2(
+            run2(self, &c, Op::Publish(channel, payload)).await,
+            Out::done,
+        )
     }
 
     async fn get(&mut self, c: Resource<RedisConnection>, key: String) -> V2<Option<Vec<u8>>> {
@@ -531,7 +536,10 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HasSelf<RedisInstance> {
         channel: String,
         payload: Vec<u8>,
     ) -> V3<()> {
-        v3(run3(accessor, &c, Op::Publish(channel, payload)).await, Out::done)
+        v3(
+            run3(accessor, &c, Op::Publish(channel, payload)).await,
+            Out::done,
+        )
     }
 
     async fn get(
@@ -551,7 +559,11 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HasSelf<RedisInstance> {
         v3(run3(accessor, &c, Op::Set(key, value)).await, Out::done)
     }
 
-    async fn incr(accessor: &Accessor<T, Self>, c: Resource<RedisConnection>, key: String) -> V3<i64> {
+    async fn incr(
+        accessor: &Accessor<T, Self>,
+        c: Resource<RedisConnection>,
+        key: String,
+    ) -> V3<i64> {
         v3(run3(accessor, &c, Op::Incr(key)).await, Out::int)
     }
 

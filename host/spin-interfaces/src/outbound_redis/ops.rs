@@ -4,7 +4,6 @@
 use redis::aio::MultiplexedConnection;
 use redis::Value;
 
-
 /// One operation of the interface (both versions have the same ones).
 pub(crate) enum Op {
     Publish(String, Vec<u8>),
