@@ -1,4 +1,5 @@
-//! The host interfaces Spin gives HTTP components — key-value, SQLite and variables —
+//! The host interfaces Spin gives HTTP components — key-value, SQLite, variables, outbound
+//! Redis and MQTT —
 //! implemented for Nebula on wasmtime's component model, so that a component built with the
 //! Spin SDK runs unchanged; and the allowed-hosts check every outbound interface shares.
 //!
@@ -161,6 +162,13 @@
 //!   (keys and values, 64 MiB by default): a `set` past it fails with `other` and writes
 //!   nothing, so one tenant cannot fill the host's disk (SQLite files and PostgreSQL; a
 //!   Redis server is bounded by its own `maxmemory`).
+//! - Outbound Redis and MQTT reach only what `allowed_outbound_hosts` allows (scheme, host,
+//!   port; `redis://`'s default port is 6379, `mqtt://`'s 1883, as in Spin): Redis refuses
+//!   with `invalid-address`, MQTT with `connection-failed("address … is not permitted")`,
+//!   Spin's own answers. A name is resolved once and an internal address it gives needs an
+//!   IP or CIDR entry (or `localhost` written out). Connections are pooled per component
+//!   and address and closed after 30 s unused; each call waits at most the component's
+//!   deadline, and a Redis reply is capped like any result. `mqtts://` is not served yet.
 //!
 //! # Blocking
 //!
