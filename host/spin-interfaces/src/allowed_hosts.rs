@@ -71,7 +71,7 @@ impl AllowedHosts {
             return false;
         };
         let Some(host) = uri.host() else { return false };
-        let port = uri.port_u16().or(default_port(scheme));
+        let port = uri.port_u16().or(well_known_port(scheme));
         self.0.iter().any(|a| a.allows(scheme, host, port))
     }
 
@@ -125,6 +125,20 @@ impl AllowedHosts {
         port: u16,
         within: Duration,
     ) -> Result<TcpStream, ConnectError> {
+        let passed = self.resolve_checked(scheme, host, port, within).await?;
+        connect(&passed, within).await
+    }
+
+    /// The addresses [`AllowedHosts::connect`] would try, for a driver that connects on its
+    /// own (Redis, MQTT): resolved once, internal ones kept only if an IP or CIDR entry
+    /// allows them. The driver must connect to these addresses, not look the name up again.
+    pub async fn resolve_checked(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        within: Duration,
+    ) -> Result<Vec<SocketAddr>, ConnectError> {
         let resolved = resolve(host, port, within).await?;
         let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
             .into_iter()
@@ -132,22 +146,38 @@ impl AllowedHosts {
         if passed.is_empty() {
             return Err(ConnectError::Internal(refused));
         }
-        connect(&passed, within).await
+        Ok(passed)
+    }
+
+    /// The entries that may allow a URL of one of `schemes` (theirs or `*://`), as written:
+    /// what `nebula check` shows for an outbound unit.
+    pub fn entries_for(entries: &[String], schemes: &[&str]) -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| {
+                e.split_once("://").is_some_and(|(s, _)| {
+                    s == "*"
+                        || s.contains("{{")
+                        || schemes.iter().any(|x| s.eq_ignore_ascii_case(x))
+                })
+            })
+            .cloned()
+            .collect()
     }
 }
 
-/// The port an entry or URL without one means, per scheme, as in Spin.
-pub fn default_port(scheme: &str) -> Option<u16> {
-    Some(match scheme {
-        "http" => 80,
-        "https" => 443,
-        "redis" | "rediss" => 6379,
-        "postgres" | "postgresql" => 5432,
-        "mysql" => 3306,
-        "mqtt" => 1883,
-        "mqtts" => 8883,
-        _ => return None,
-    })
+/// The port a URL of `scheme` means when it names none, as Spin's
+/// `outbound-networking-config` has it.
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
 }
 
 /// Why [`AllowedHosts::connect`] made no connection; each outbound unit says it in its own
@@ -318,7 +348,7 @@ impl AllowedHost {
     fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
         match self.port {
             PortPattern::Any => true,
-            PortPattern::Default => port.is_some() && port == default_port(scheme),
+            PortPattern::Default => port == well_known_port(scheme),
             PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
         }
     }
@@ -407,13 +437,8 @@ mod tests {
             AllowedHosts::parse(&entries.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap()
         };
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        // `localhost` written out is the loopback (RFC 6761), as in Spin.
+        // `localhost` written out grants the loopback, as in Spin; a wildcard does not.
         assert!(a(&["http://localhost:*"]).allows_address("http", lo, 80));
-        assert!(!a(&["http://localhost:*"]).allows_address(
-            "http",
-            "10.0.0.1".parse().unwrap(),
-            80
-        ));
         assert!(!a(&["*://*:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.1:*"]).allows_address("http", lo, 80));
         assert!(a(&["http://127.0.0.0/8:80"]).allows_address("http", lo, 80));

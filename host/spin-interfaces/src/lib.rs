@@ -1,4 +1,5 @@
-//! The host interfaces Spin gives HTTP components — key-value, SQLite and variables —
+//! The host interfaces Spin gives HTTP components — key-value, SQLite, variables, outbound
+//! Redis and MQTT —
 //! implemented for Nebula on wasmtime's component model, so that a component built with the
 //! Spin SDK runs unchanged; and the allowed-hosts check every outbound interface shares.
 //!
@@ -11,13 +12,17 @@
 //! | `spin:key-value/key-value@3.0.0` | spin-sdk 7 | `async`; `get-keys` returns a stream and a future |
 //! | `spin:sqlite/sqlite@3.1.0` | spin-sdk 7 | sync and `-async` variants; `execute-async` streams rows |
 //! | `spin:variables/variables@3.0.0` | spin-sdk 7 | `async` |
+//! | `fermyon:spin/redis@2.0.0` | spin-sdk 5.x | sync |
+//! | `spin:redis/redis@3.0.0` | spin-sdk 7 | `async` |
+//! | `fermyon:spin/mqtt@2.0.0` | spin-sdk 5.x | sync |
+//! | `spin:mqtt/mqtt@3.0.0` | spin-sdk 7 | `async` |
 //!
 //! The WIT files are Spin's own, copied from the SDK crates into `wit/deps/`.
 //!
 //! # Units
 //!
 //! Each interface is a unit of its own, a [`HostUnit`] (after Spin's factors): [`KeyValue`],
-//! [`Sqlite`], [`Variables`]; outbound HTTP is one too, in the host (it is served through
+//! [`Sqlite`], [`Variables`], [`OutboundRedis`], [`OutboundMqtt`]; outbound HTTP is one too, in the host (it is served through
 //! wasmtime-wasi-http). A unit has four steps, each at the level its state lives:
 //!
 //! 1. [`add_to_linker`](HostUnit::add_to_linker), once per linker: no app is known yet;
@@ -93,6 +98,8 @@
 //!     key_value_stores: vec!["default".into()],
 //!     sqlite_databases: vec!["default".into()],
 //!     variables: BTreeMap::from([("message".into(), "{{ greeting }}, world".into())]),
+//!     // What outbound Redis and MQTT (and HTTP, TCP, …) may reach.
+//!     allowed_outbound_hosts: vec!["redis://127.0.0.1:6379".into()],
 //!     // Its own deadline and memory cap bound a statement's run time and a call's result.
 //!     limits: CallLimits::default(),
 //! })?;
@@ -155,6 +162,13 @@
 //!   (keys and values, 64 MiB by default): a `set` past it fails with `other` and writes
 //!   nothing, so one tenant cannot fill the host's disk (SQLite files and PostgreSQL; a
 //!   Redis server is bounded by its own `maxmemory`).
+//! - Outbound Redis and MQTT reach only what `allowed_outbound_hosts` allows (scheme, host,
+//!   port; `redis://`'s default port is 6379, `mqtt://`'s 1883, as in Spin): Redis refuses
+//!   with `invalid-address`, MQTT with `connection-failed("address … is not permitted")`,
+//!   Spin's own answers. A name is resolved once and an internal address it gives needs an
+//!   IP or CIDR entry (or `localhost` written out). Connections are pooled per component
+//!   and address and closed after 30 s unused; each call waits at most the component's
+//!   deadline, and a Redis reply is capped like any result. `mqtts://` is not served yet.
 //!
 //! # Blocking
 //!
@@ -183,7 +197,10 @@
 
 pub mod allowed_hosts;
 mod blocking;
+mod idle_pool;
 mod kv;
+mod outbound_mqtt;
+mod outbound_redis;
 mod sql_policy;
 mod sqlite;
 mod unit;
@@ -202,6 +219,13 @@ pub use blocking::{Blocking, BlockingDone, BlockingJob};
 pub use kv::{
     KeyValue, KeyValueComponent, KeyValueConfig, KeyValueGrants, KeyValueInstance, KvBacking,
     KvStore,
+};
+pub use outbound_mqtt::{
+    MqttComponent, MqttConfig, MqttConnection, MqttGrants, MqttInstance, OutboundMqtt, MQTT_IDLE,
+};
+pub use outbound_redis::{
+    OutboundRedis, RedisComponent, RedisConfig, RedisConnection, RedisGrants, RedisInstance,
+    REDIS_IDLE,
 };
 pub use sqlite::{
     Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
@@ -242,6 +266,9 @@ mod bindings {
             "fermyon:spin/sqlite.[method]connection.execute": async | trappable,
             "spin:sqlite/sqlite.[static]connection.open": async | trappable,
             "spin:sqlite/sqlite.[method]connection.execute": async | trappable,
+            // Network calls: awaited on the async worker, never blocking it.
+            "fermyon:spin/redis": async | trappable,
+            "fermyon:spin/mqtt": async | trappable,
             default: trappable,
         },
         with: {
@@ -249,6 +276,10 @@ mod bindings {
             "spin:key-value/key-value.store": crate::kv::KvStore,
             "fermyon:spin/sqlite.connection": crate::sqlite::SqliteConnection,
             "spin:sqlite/sqlite.connection": crate::sqlite::SqliteConnection,
+            "fermyon:spin/redis.connection": crate::outbound_redis::RedisConnection,
+            "spin:redis/redis.connection": crate::outbound_redis::RedisConnection,
+            "fermyon:spin/mqtt.connection": crate::outbound_mqtt::MqttConnection,
+            "spin:mqtt/mqtt.connection": crate::outbound_mqtt::MqttConnection,
         },
     });
 }
@@ -278,6 +309,8 @@ pub struct SpinResources {
     key_value: Arc<KeyValue>,
     sqlite: Arc<Sqlite>,
     variables: Arc<Variables>,
+    redis: Arc<OutboundRedis>,
+    mqtt: Arc<OutboundMqtt>,
 }
 
 impl SpinResources {
@@ -303,6 +336,8 @@ impl SpinResources {
             key_value: Arc::new(key_value),
             sqlite: Arc::new(sqlite),
             variables: Arc::new(variables),
+            redis: Arc::new(OutboundRedis::configure_app(RedisConfig::default())?),
+            mqtt: Arc::new(OutboundMqtt::configure_app(MqttConfig::default())?),
         })
     }
 
@@ -311,8 +346,17 @@ impl SpinResources {
     /// without a file are not an error here; opening them answers `no-such-store` /
     /// `no-such-database`.
     pub fn configure_component(&self, grants: &ComponentGrants) -> anyhow::Result<ComponentUnits> {
+        let allowed_hosts = Arc::new(self.allowed_hosts(grants)?);
         Ok(ComponentUnits {
-            allowed_hosts: Arc::new(self.allowed_hosts(grants)?),
+            redis: Arc::new(
+                self.redis
+                    .configure_component(grants.redis_grants(allowed_hosts.clone()))?,
+            ),
+            mqtt: Arc::new(
+                self.mqtt
+                    .configure_component(grants.mqtt_grants(allowed_hosts.clone()))?,
+            ),
+            allowed_hosts,
             key_value: Arc::new(
                 self.key_value
                     .configure_component(grants.key_value_grants())?,
@@ -428,12 +472,33 @@ impl ComponentGrants {
         }
     }
 
-    /// How one of the three units serves `import` to this component (for `nebula check`),
+    /// The outbound Redis unit's part; `allowed_hosts` is
+    /// [`ComponentUnits::allowed_hosts`].
+    pub fn redis_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> RedisGrants {
+        RedisGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
+    /// The outbound MQTT unit's part; `allowed_hosts` is [`ComponentUnits::allowed_hosts`].
+    pub fn mqtt_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> MqttGrants {
+        MqttGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
+    /// How one of the units serves `import` to this component (for `nebula check`),
     /// or `None` if it is none of theirs.
     pub fn serves(&self, import: &str) -> Option<String> {
         KeyValue::serves(import, &self.key_value_grants())
             .or_else(|| Sqlite::serves(import, &self.sqlite_grants()))
             .or_else(|| Variables::serves(import, &self.variables_grants()))
+            .or_else(|| OutboundRedis::serves(import, &self.redis_grants(Default::default())))
+            .or_else(|| OutboundMqtt::serves(import, &self.mqtt_grants(Default::default())))
     }
 }
 
@@ -445,6 +510,8 @@ pub struct ComponentUnits {
     pub key_value: Arc<KeyValueComponent>,
     pub sqlite: Arc<SqliteComponent>,
     pub variables: Arc<VariablesComponent>,
+    pub redis: Arc<RedisComponent>,
+    pub mqtt: Arc<MqttComponent>,
 }
 
 /// One component's bounds on its SQLite and key-value calls, from its own limits.
@@ -483,6 +550,8 @@ pub struct SpinState {
     pub key_value: KeyValueInstance,
     pub sqlite: SqliteInstance,
     pub variables: VariablesInstance,
+    pub redis: RedisInstance,
+    pub mqtt: MqttInstance,
 }
 
 impl SpinState {
@@ -492,6 +561,8 @@ impl SpinState {
             key_value: KeyValue::prepare(&component.key_value, instance),
             sqlite: Sqlite::prepare(&component.sqlite, instance),
             variables: Variables::prepare(&component.variables, instance),
+            redis: OutboundRedis::prepare(&component.redis, instance),
+            mqtt: OutboundMqtt::prepare(&component.mqtt, instance),
         }
     }
 
@@ -501,8 +572,17 @@ impl SpinState {
     /// configures each component once ([`SpinResources::configure_component`]) and uses
     /// [`SpinState::prepare`].
     pub fn new(resources: Arc<SpinResources>, grants: Arc<ComponentGrants>) -> Self {
+        let allowed_hosts = Arc::new(resources.allowed_hosts(&grants).unwrap_or_default());
         let component = ComponentUnits {
-            allowed_hosts: Arc::new(resources.allowed_hosts(&grants).unwrap_or_default()),
+            redis: Arc::new(RedisComponent::new(
+                grants.redis_grants(allowed_hosts.clone()),
+                resources.redis.idle(),
+            )),
+            mqtt: Arc::new(MqttComponent::new(
+                grants.mqtt_grants(allowed_hosts.clone()),
+                resources.mqtt.idle(),
+            )),
+            allowed_hosts,
             key_value: Arc::new(KeyValueComponent::new(
                 resources.key_value.clone(),
                 grants.key_value_grants(),
@@ -561,9 +641,17 @@ pub fn add_to_linker<T: SpinView + 'static>(linker: &mut Linker<T>) -> anyhow::R
     fn variables<T: SpinView>(host: &mut T) -> &mut VariablesInstance {
         &mut host.spin().variables
     }
+    fn redis<T: SpinView>(host: &mut T) -> &mut RedisInstance {
+        &mut host.spin().redis
+    }
+    fn mqtt<T: SpinView>(host: &mut T) -> &mut MqttInstance {
+        &mut host.spin().mqtt
+    }
     KeyValue::add_to_linker(linker, key_value::<T>)?;
     Sqlite::add_to_linker(linker, sqlite::<T>)?;
     Variables::add_to_linker(linker, variables::<T>)?;
+    OutboundRedis::add_to_linker(linker, redis::<T>)?;
+    OutboundMqtt::add_to_linker(linker, mqtt::<T>)?;
     Ok(())
 }
 

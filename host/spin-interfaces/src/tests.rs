@@ -283,7 +283,7 @@ fn units_say_how_they_serve_their_imports() {
     );
     for other in [
         "wasi:http/types@0.2.6",
-        "fermyon:spin/redis@2.0.0",
+        "fermyon:spin/llm@2.0.0",
         "key-value",
     ] {
         assert_eq!(serves(other), None, "{other}");

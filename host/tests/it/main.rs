@@ -37,6 +37,7 @@ mod spin_host;
 mod spin_js_py;
 mod spin_limits;
 mod spin_redis_trigger;
+mod spin_redis_mqtt;
 mod spin_sandbox;
 mod spin_shared_kv;
 mod submit;

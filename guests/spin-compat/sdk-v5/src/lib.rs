@@ -27,6 +27,8 @@ mod tcp;
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::{http_component, key_value, sqlite, variables};
 
+mod redis_mqtt;
+
 const SDK: &str = "v5";
 
 /// The request headers Spin adds to every request it routes to a component.
@@ -60,6 +62,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             let (status, body) = tcp::echo(query_param(req.query(), "addr"));
             text(status, &body)
         }
+        (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(&req, &segments),
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     };
     Ok(resp)

@@ -24,6 +24,8 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, IntoResponse, Method, Request, Response, StatusCode};
 use spin_sdk::{http_service, key_value, sqlite, variables};
 
+mod redis_mqtt;
+
 const SDK: &str = "v7";
 
 /// The request headers Spin adds to every request it routes to a component.
@@ -66,6 +68,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             let (status, body) = tcp::echo(query_param(&query, "addr"));
             text(status, &body)
         }
+        (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(req, &segments).await,
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     }
 }
