@@ -71,11 +71,7 @@ impl AllowedHosts {
             return false;
         };
         let Some(host) = uri.host() else { return false };
-        let port = uri.port_u16().or(match scheme {
-            "http" => Some(80),
-            "https" => Some(443),
-            _ => None,
-        });
+        let port = uri.port_u16().or(well_known_port(scheme));
         self.0.iter().any(|a| a.allows(scheme, host, port))
     }
 
@@ -106,6 +102,20 @@ impl AllowedHosts {
         port: u16,
         within: Duration,
     ) -> Result<TcpStream, ConnectError> {
+        let passed = self.resolve(scheme, host, port, within).await?;
+        connect(&passed, within).await
+    }
+
+    /// The checked half of [`AllowedHosts::connect`], for a driver that connects by itself
+    /// but can be handed the addresses (mysql_async): resolves `host` once and keeps the
+    /// addresses this list allows, never empty.
+    pub async fn resolve(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+        within: Duration,
+    ) -> Result<Vec<SocketAddr>, ConnectError> {
         let resolved = resolve(host, port, within).await?;
         let (passed, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
             .into_iter()
@@ -113,7 +123,7 @@ impl AllowedHosts {
         if passed.is_empty() {
             return Err(ConnectError::Internal(refused));
         }
-        connect(&passed, within).await
+        Ok(passed)
     }
 }
 
@@ -285,15 +295,23 @@ impl AllowedHost {
     fn port_allows(&self, scheme: &str, port: Option<u16>) -> bool {
         match self.port {
             PortPattern::Any => true,
-            PortPattern::Default => {
-                port == match scheme {
-                    "http" => Some(80),
-                    "https" => Some(443),
-                    _ => None,
-                }
-            }
+            PortPattern::Default => port == well_known_port(scheme),
             PortPattern::Range(a, b) => port.is_some_and(|p| p >= a && p <= b),
         }
+    }
+}
+
+/// The port a URL of `scheme` means when it names none, as Spin's allowed-hosts check has
+/// it: `postgres://db` is port 5432 whether written in the entry or in the URL.
+pub fn well_known_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "postgres" => Some(5432),
+        "mysql" => Some(3306),
+        "redis" => Some(6379),
+        "mqtt" => Some(1883),
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
     }
 }
 

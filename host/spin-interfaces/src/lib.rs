@@ -184,6 +184,7 @@
 pub mod allowed_hosts;
 mod blocking;
 mod kv;
+mod rdbms;
 mod sql_policy;
 mod sqlite;
 mod unit;
@@ -202,6 +203,13 @@ pub use blocking::{Blocking, BlockingDone, BlockingJob};
 pub use kv::{
     KeyValue, KeyValueComponent, KeyValueConfig, KeyValueGrants, KeyValueInstance, KvBacking,
     KvStore,
+};
+pub use rdbms::mysql::{
+    Mysql, MysqlComponent, MysqlConfig, MysqlConnection, MysqlGrants, MysqlInstance,
+};
+pub use rdbms::postgres::{
+    PgConnection, PgConnectionBuilder, Postgres, PostgresComponent, PostgresConfig, PostgresGrants,
+    PostgresInstance,
 };
 pub use sqlite::{
     Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
@@ -242,6 +250,17 @@ mod bindings {
             "fermyon:spin/sqlite.[method]connection.execute": async | trappable,
             "spin:sqlite/sqlite.[static]connection.open": async | trappable,
             "spin:sqlite/sqlite.[method]connection.execute": async | trappable,
+            // PostgreSQL and MySQL: the WIT-sync functions do network I/O (see rdbms/).
+            "fermyon:spin/postgres.[static]connection.open": async | trappable,
+            "fermyon:spin/postgres.[method]connection.query": async | trappable,
+            "fermyon:spin/postgres.[method]connection.execute": async | trappable,
+            "spin:postgres/postgres.[static]connection.open": async | trappable,
+            "spin:postgres/postgres.[method]connection.query": async | trappable,
+            "spin:postgres/postgres.[method]connection.execute": async | trappable,
+            "spin:postgres/postgres.[method]connection-builder.build": async | trappable,
+            "fermyon:spin/mysql.[static]connection.open": async | trappable,
+            "fermyon:spin/mysql.[method]connection.query": async | trappable,
+            "fermyon:spin/mysql.[method]connection.execute": async | trappable,
             default: trappable,
         },
         with: {
@@ -249,6 +268,11 @@ mod bindings {
             "spin:key-value/key-value.store": crate::kv::KvStore,
             "fermyon:spin/sqlite.connection": crate::sqlite::SqliteConnection,
             "spin:sqlite/sqlite.connection": crate::sqlite::SqliteConnection,
+            "fermyon:spin/postgres.connection": crate::rdbms::postgres::PgConnection,
+            "spin:postgres/postgres.connection": crate::rdbms::postgres::PgConnection,
+            "spin:postgres/postgres.connection-builder": crate::rdbms::postgres::PgConnectionBuilder,
+            "fermyon:spin/mysql.connection": crate::rdbms::mysql::MysqlConnection,
+            "spin:mysql/mysql.connection": crate::rdbms::mysql::MysqlConnection,
         },
     });
 }
@@ -278,6 +302,8 @@ pub struct SpinResources {
     key_value: Arc<KeyValue>,
     sqlite: Arc<Sqlite>,
     variables: Arc<Variables>,
+    postgres: Arc<Postgres>,
+    mysql: Arc<Mysql>,
 }
 
 impl SpinResources {
@@ -303,6 +329,8 @@ impl SpinResources {
             key_value: Arc::new(key_value),
             sqlite: Arc::new(sqlite),
             variables: Arc::new(variables),
+            postgres: Arc::new(Postgres::configure_app(PostgresConfig::default())?),
+            mysql: Arc::new(Mysql::configure_app(MysqlConfig::default())?),
         })
     }
 
@@ -311,8 +339,17 @@ impl SpinResources {
     /// without a file are not an error here; opening them answers `no-such-store` /
     /// `no-such-database`.
     pub fn configure_component(&self, grants: &ComponentGrants) -> anyhow::Result<ComponentUnits> {
+        let allowed_hosts = Arc::new(self.allowed_hosts(grants)?);
         Ok(ComponentUnits {
-            allowed_hosts: Arc::new(self.allowed_hosts(grants)?),
+            postgres: Arc::new(
+                self.postgres
+                    .configure_component(grants.postgres_grants(allowed_hosts.clone()))?,
+            ),
+            mysql: Arc::new(
+                self.mysql
+                    .configure_component(grants.mysql_grants(allowed_hosts.clone()))?,
+            ),
+            allowed_hosts,
             key_value: Arc::new(
                 self.key_value
                     .configure_component(grants.key_value_grants())?,
@@ -428,12 +465,33 @@ impl ComponentGrants {
         }
     }
 
+    /// The PostgreSQL unit's part; `allowed_hosts` is the rendered, parsed
+    /// `allowed_outbound_hosts` ([`SpinResources::allowed_hosts`]).
+    pub fn postgres_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> PostgresGrants {
+        PostgresGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
+    /// The MySQL unit's part, as [`Self::postgres_grants`].
+    pub fn mysql_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> MysqlGrants {
+        MysqlGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
     /// How one of the three units serves `import` to this component (for `nebula check`),
     /// or `None` if it is none of theirs.
     pub fn serves(&self, import: &str) -> Option<String> {
         KeyValue::serves(import, &self.key_value_grants())
             .or_else(|| Sqlite::serves(import, &self.sqlite_grants()))
             .or_else(|| Variables::serves(import, &self.variables_grants()))
+            .or_else(|| Postgres::serves(import, &self.postgres_grants(Default::default())))
+            .or_else(|| Mysql::serves(import, &self.mysql_grants(Default::default())))
     }
 }
 
@@ -445,6 +503,8 @@ pub struct ComponentUnits {
     pub key_value: Arc<KeyValueComponent>,
     pub sqlite: Arc<SqliteComponent>,
     pub variables: Arc<VariablesComponent>,
+    pub postgres: Arc<PostgresComponent>,
+    pub mysql: Arc<MysqlComponent>,
 }
 
 /// One component's bounds on its SQLite and key-value calls, from its own limits.
@@ -483,6 +543,8 @@ pub struct SpinState {
     pub key_value: KeyValueInstance,
     pub sqlite: SqliteInstance,
     pub variables: VariablesInstance,
+    pub postgres: PostgresInstance,
+    pub mysql: MysqlInstance,
 }
 
 impl SpinState {
@@ -492,6 +554,8 @@ impl SpinState {
             key_value: KeyValue::prepare(&component.key_value, instance),
             sqlite: Sqlite::prepare(&component.sqlite, instance),
             variables: Variables::prepare(&component.variables, instance),
+            postgres: Postgres::prepare(&component.postgres, instance),
+            mysql: Mysql::prepare(&component.mysql, instance),
         }
     }
 
@@ -501,8 +565,15 @@ impl SpinState {
     /// configures each component once ([`SpinResources::configure_component`]) and uses
     /// [`SpinState::prepare`].
     pub fn new(resources: Arc<SpinResources>, grants: Arc<ComponentGrants>) -> Self {
+        let allowed_hosts = Arc::new(resources.allowed_hosts(&grants).unwrap_or_default());
         let component = ComponentUnits {
-            allowed_hosts: Arc::new(resources.allowed_hosts(&grants).unwrap_or_default()),
+            postgres: Arc::new(PostgresComponent::new(
+                grants.postgres_grants(allowed_hosts.clone()),
+            )),
+            mysql: Arc::new(MysqlComponent::new(
+                grants.mysql_grants(allowed_hosts.clone()),
+            )),
+            allowed_hosts,
             key_value: Arc::new(KeyValueComponent::new(
                 resources.key_value.clone(),
                 grants.key_value_grants(),
@@ -561,9 +632,17 @@ pub fn add_to_linker<T: SpinView + 'static>(linker: &mut Linker<T>) -> anyhow::R
     fn variables<T: SpinView>(host: &mut T) -> &mut VariablesInstance {
         &mut host.spin().variables
     }
+    fn postgres<T: SpinView>(host: &mut T) -> &mut PostgresInstance {
+        &mut host.spin().postgres
+    }
+    fn mysql<T: SpinView>(host: &mut T) -> &mut MysqlInstance {
+        &mut host.spin().mysql
+    }
     KeyValue::add_to_linker(linker, key_value::<T>)?;
     Sqlite::add_to_linker(linker, sqlite::<T>)?;
     Variables::add_to_linker(linker, variables::<T>)?;
+    Postgres::add_to_linker(linker, postgres::<T>)?;
+    Mysql::add_to_linker(linker, mysql::<T>)?;
     Ok(())
 }
 
