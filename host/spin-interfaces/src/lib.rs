@@ -11,13 +11,18 @@
 //! | `spin:key-value/key-value@3.0.0` | spin-sdk 7 | `async`; `get-keys` returns a stream and a future |
 //! | `spin:sqlite/sqlite@3.1.0` | spin-sdk 7 | sync and `-async` variants; `execute-async` streams rows |
 //! | `spin:variables/variables@3.0.0` | spin-sdk 7 | `async` |
+//! | `fermyon:spin/postgres@2.0.0` (+ `rdbms-types`) | spin-sdk 5.x (`pg`) | sync |
+//! | `spin:postgres/postgres@3.0.0` | spin-sdk 5.2 (`pg3`) | sync |
+//! | `spin:postgres/postgres@4.2.0` | spin-sdk 7 (`pg`); also served as `@4.0.0` (spin-sdk 5.2 `pg4`) and `@4.1.0` | sync and `-async` variants; `query-async` streams rows |
+//! | `fermyon:spin/mysql@2.0.0` (+ `rdbms-types`) | spin-sdk 5.x (`mysql`) | sync |
+//! | `spin:mysql/mysql@3.0.0` | spin-sdk 7 (`mysql`) | `async`; `query` streams rows |
 //!
 //! The WIT files are Spin's own, copied from the SDK crates into `wit/deps/`.
 //!
 //! # Units
 //!
 //! Each interface is a unit of its own, a [`HostUnit`] (after Spin's factors): [`KeyValue`],
-//! [`Sqlite`], [`Variables`]; outbound HTTP is one too, in the host (it is served through
+//! [`Sqlite`], [`Variables`], [`Postgres`], [`Mysql`]; outbound HTTP is one too, in the host (it is served through
 //! wasmtime-wasi-http). A unit has four steps, each at the level its state lives:
 //!
 //! 1. [`add_to_linker`](HostUnit::add_to_linker), once per linker: no app is known yet;
@@ -156,6 +161,16 @@
 //!   nothing, so one tenant cannot fill the host's disk (SQLite files and PostgreSQL; a
 //!   Redis server is bounded by its own `maxmemory`).
 //!
+//! - PostgreSQL and MySQL (module `rdbms`): the guest names the server; the connection
+//!   string's host and port must match the component's `allowed_outbound_hosts`
+//!   (`postgres://127.0.0.1:5432`, `mysql://db.example.com`, the port defaulting to 5432 /
+//!   3306), else `connection-failed` ("address … is not permitted") with no connection
+//!   made; a name is resolved once and only permitted addresses are connected to (an
+//!   internal one needs an IP or CIDR entry, or `localhost` written out). Types and error
+//!   variants are Spin's; each call is bounded by the component's deadline and a query's
+//!   rows by its result cap. Connections are pooled per component and connection string,
+//!   cleaned before reuse, and closed by the server after 60 s idle. No TLS.
+//!
 //! # Blocking
 //!
 //! No SQLite statement runs on the thread that calls the host function: every key-value
@@ -166,7 +181,8 @@
 //! component's own deadline ([`CallLimits::statement_timeout`]), and at once if the call is
 //! abandoned (its future dropped, as when the request's deadline passes).
 //!
-//! Key-value stores on Redis or PostgreSQL use async drivers (`redis`, `tokio-postgres`),
+//! Key-value stores on Redis or PostgreSQL, and outbound PostgreSQL and MySQL, use async
+//! drivers (`redis`, `tokio-postgres`, `mysql_async`),
 //! which never block the worker: their calls are awaited where they are made, each given at
 //! most the component's own deadline, and dropped with the call if it is abandoned.
 //!

@@ -33,6 +33,7 @@ mod slow_clients;
 mod spin;
 mod spin_host;
 mod spin_limits;
+mod spin_rdbms;
 mod spin_sandbox;
 mod spin_shared_kv;
 mod submit;

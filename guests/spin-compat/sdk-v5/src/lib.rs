@@ -17,9 +17,12 @@
 //! | `GET /vars`             | `greeting=<value>\nsecret_len=<len of api_key>`             |
 //! | `GET /users/:id/posts/...` | the `spin-*` request headers, one `name: value` a line   |
 //! | `GET /outbound?url=URL` | GET URL: 200 `status=N\n<body>` or 502 `error: ERR`         |
+//! | `/pg/*`, `/mysql/*`     | outbound PostgreSQL and MySQL: see `rdbms.rs`               |
 //!
 //! Anything else (e.g. the private `internal` component, if it were ever
 //! reached) answers 404 `no route in sdk-v5: PATH`.
+
+mod rdbms;
 
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::{http_component, key_value, sqlite, variables};
@@ -53,6 +56,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         (_, ["vars"]) => vars(),
         (_, ["users", _, "posts", ..]) => spin_headers(&req),
         (_, ["outbound"]) => outbound(query_param(req.query(), "url")).await,
+        (method, ["pg" | "mysql", _]) => rdbms::handle(method, &segments, req.query(), req.body()),
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     };
     Ok(resp)

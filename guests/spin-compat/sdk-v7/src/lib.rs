@@ -13,9 +13,12 @@
 //! | `GET /vars`             | `greeting=<value>\nsecret_len=<len of api_key>`             |
 //! | `GET /users/:id/posts/...` | the `spin-*` request headers, one `name: value` a line   |
 //! | `GET /outbound?url=URL` | GET URL: 200 `status=N\n<body>` or 502 `error: ERR`         |
+//! | `/pg/*`, `/mysql/*`     | outbound PostgreSQL and MySQL: see `rdbms.rs`               |
 //!
 //! Anything else (e.g. the private `internal` component, if it were ever
 //! reached) answers 404 `no route in sdk-v7: PATH`.
+
+mod rdbms;
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, IntoResponse, Method, Request, Response, StatusCode};
@@ -59,6 +62,7 @@ async fn handle(req: Request) -> impl IntoResponse {
         (_, ["vars"]) => vars().await,
         (_, ["users", _, "posts", ..]) => spin_headers(&req),
         (_, ["outbound"]) => outbound(query_param(&query, "url")).await,
+        (_, ["pg" | "mysql", _]) => rdbms::handle(req).await,
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     }
 }
