@@ -99,7 +99,10 @@ fn postgres_4_0_and_4_1_are_defined_by_name() {
     let engine = Engine::default();
     let mut linker = Linker::<Host>::new(&engine);
     add_to_linker(&mut linker).unwrap();
-    for name in ["spin:postgres/postgres@4.0.0", "spin:postgres/postgres@4.1.0"] {
+    for name in [
+        "spin:postgres/postgres@4.0.0",
+        "spin:postgres/postgres@4.1.0",
+    ] {
         let mut inst = linker.instance(name).unwrap();
         let again = inst.func_wrap("[method]connection.query", |_, (): ()| Ok(()));
         assert!(again.is_err(), "{name}: query should already be defined");

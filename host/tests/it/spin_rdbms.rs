@@ -17,11 +17,24 @@ fn start(manifest: &str) -> Server {
 /// Runs `sql` with the `mysql` client as root on 127.0.0.1:3306; its rows, tab-separated.
 fn mysql(database: Option<&str>, sql: &str) -> Vec<Vec<String>> {
     let mut cmd = Command::new("mysql");
-    cmd.args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B", "-e", sql]);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-P",
+        "3306",
+        "-u",
+        "root",
+        "-N",
+        "-B",
+        "-e",
+        sql,
+    ]);
     if let Some(db) = database {
         cmd.arg(db);
     }
-    let out = cmd.output().expect("run mysql (is the MariaDB/MySQL client installed?)");
+    let out = cmd
+        .output()
+        .expect("run mysql (is the MariaDB/MySQL client installed?)");
     assert!(
         out.status.success(),
         "mysql {sql}: {}",
@@ -139,7 +152,9 @@ fn postgres_round_trip(s: &Server) {
         let r = s.get(&format!("/pg/denied?address={}", encode(&address)));
         let text = r.text();
         assert!(
-            text.starts_with("denied:") && text.contains("ConnectionFailed") && text.contains("not permitted"),
+            text.starts_with("denied:")
+                && text.contains("ConnectionFailed")
+                && text.contains("not permitted"),
             "{address}: {text}"
         );
     }
@@ -195,7 +210,9 @@ fn mysql_round_trip(s: &Server) {
         let r = s.get(&format!("/mysql/denied?address={}", encode(&address)));
         let text = r.text();
         assert!(
-            text.starts_with("denied:") && text.contains("ConnectionFailed") && text.contains("not permitted"),
+            text.starts_with("denied:")
+                && text.contains("ConnectionFailed")
+                && text.contains("not permitted"),
             "{address}: {text}"
         );
     }

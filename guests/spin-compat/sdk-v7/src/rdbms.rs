@@ -12,11 +12,11 @@
 //!
 //! A failing interface answers 500 `error: <Debug of the error>`.
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{Method, Request};
-use spin_sdk::pg as pg4;
 use spin_sdk::mysql;
+use spin_sdk::pg as pg4;
 
 use crate::Reply;
 
@@ -93,19 +93,30 @@ fn pg_params(text: String) -> Vec<pg4::ParameterValue> {
         P::Decimal("123456789.123456789".into()),
         P::RangeInt32((Some((30, Exclusive)), Some((40, Inclusive)))),
         P::RangeInt64((Some((123123123123, Inclusive)), None)),
-        P::RangeDecimal((Some(("1234.56".into(), Exclusive)), Some(("4567.8".into(), Inclusive)))),
+        P::RangeDecimal((
+            Some(("1234.56".into(), Exclusive)),
+            Some(("4567.8".into(), Inclusive)),
+        )),
         P::ArrayInt32(vec![Some(1), None, Some(3)]),
         P::ArrayInt64(vec![Some(40_000_000_000), None]),
         P::ArrayDecimal(vec![Some("100".into()), None, Some("200.5".into())]),
         P::ArrayStr(vec![Some("alice".into()), None, Some("carol".into())]),
-        P::Interval(pg4::Interval { micros: 123456, days: 10, months: 200 }),
+        P::Interval(pg4::Interval {
+            micros: 123456,
+            days: 10,
+            months: 200,
+        }),
         P::DbNull,
     ]
 }
 
 async fn pg_roundtrip(address: &str, text: String) -> Result<Json, String> {
-    let conn = pg4::Connection::open(address).await.map_err(|e| format!("{e:?}"))?;
-    conn.execute(PG_TABLE, Vec::<pg4::ParameterValue>::new()).await.map_err(|e| format!("{e:?}"))?;
+    let conn = pg4::Connection::open(address)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    conn.execute(PG_TABLE, Vec::<pg4::ParameterValue>::new())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let placeholders: Vec<String> = (1..=24).map(|i| format!("${i}")).collect();
     let insert = format!(
         "INSERT INTO nebula_every_type ({PG_COLUMNS}) VALUES ({})",
@@ -155,7 +166,9 @@ fn pg_json(value: &pg4::DbValue) -> Json {
         V::Date((y, m, d)) => json!(format!("{y:04}-{m:02}-{d:02}")),
         V::Time((h, mi, s, ns)) => json!(format!("{h:02}:{mi:02}:{s:02}.{ns:09}")),
         V::Datetime((y, m, d, h, mi, s, ns)) => {
-            json!(format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ns:09}"))
+            json!(format!(
+                "{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ns:09}"
+            ))
         }
         V::Timestamp(v) => json!(v),
         V::Jsonb(v) => serde_json::from_slice(v).unwrap_or(Json::Null),
@@ -207,8 +220,12 @@ fn my_params(text: String) -> Vec<mysql::ParameterValue> {
 }
 
 async fn mysql_roundtrip(address: &str, text: String) -> Result<Json, String> {
-    let conn = mysql::Connection::open(address).await.map_err(|e| format!("{e:?}"))?;
-    conn.execute(MY_TABLE, Vec::<mysql::ParameterValue>::new()).await.map_err(|e| format!("{e:?}"))?;
+    let conn = mysql::Connection::open(address)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    conn.execute(MY_TABLE, Vec::<mysql::ParameterValue>::new())
+        .await
+        .map_err(|e| format!("{e:?}"))?;
     let insert = format!(
         "INSERT INTO nebula_every_type ({MY_COLUMNS}) VALUES ({})",
         vec!["?"; 16].join(", ")

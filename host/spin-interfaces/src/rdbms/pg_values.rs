@@ -149,7 +149,10 @@ pub(crate) fn size(value: &pg4::DbValue) -> usize {
     std::mem::size_of::<pg4::DbValue>() + heap
 }
 
-fn datetime(v: chrono::NaiveDateTime) -> Result<(i32, u8, u8, u8, u8, u8, u32), BoxError> {
+/// The WIT's datetime: year, month, day, hour, minute, second, nanosecond.
+type WitDatetime = (i32, u8, u8, u8, u8, u8, u32);
+
+fn datetime(v: chrono::NaiveDateTime) -> Result<WitDatetime, BoxError> {
     let (y, mo, d) = date(v.date())?;
     let (h, mi, s, ns) = time(v.time())?;
     Ok((y, mo, d, h, mi, s, ns))
