@@ -1,6 +1,5 @@
 //! The host interfaces Spin gives HTTP components — key-value, SQLite, variables, outbound
-//! Redis and MQTT —
-//! implemented for Nebula on wasmtime's component model, so that a component built with the
+//! Redis, MQTT, PostgreSQL and MySQL — implemented for Nebula on wasmtime's component model, so that a component built with the
 //! Spin SDK runs unchanged; and the allowed-hosts check every outbound interface shares.
 //!
 //! | interface | imported by | functions |
@@ -16,14 +15,19 @@
 //! | `spin:redis/redis@3.0.0` | spin-sdk 7 | `async` |
 //! | `fermyon:spin/mqtt@2.0.0` | spin-sdk 5.x | sync |
 //! | `spin:mqtt/mqtt@3.0.0` | spin-sdk 7 | `async` |
+//! | `fermyon:spin/postgres@2.0.0` (+ `rdbms-types`) | spin-sdk 5.x (`pg`) | sync |
+//! | `spin:postgres/postgres@3.0.0` | spin-sdk 5.2 (`pg3`) | sync |
+//! | `spin:postgres/postgres@4.2.0` | spin-sdk 7 (`pg`); also served as `@4.0.0` (spin-sdk 5.2 `pg4`) and `@4.1.0` | sync and `-async` variants; `query-async` streams rows |
+//! | `fermyon:spin/mysql@2.0.0` (+ `rdbms-types`) | spin-sdk 5.x (`mysql`) | sync |
+//! | `spin:mysql/mysql@3.0.0` | spin-sdk 7 (`mysql`) | `async`; `query` streams rows |
 //!
 //! The WIT files are Spin's own, copied from the SDK crates into `wit/deps/`.
 //!
 //! # Units
 //!
 //! Each interface is a unit of its own, a [`HostUnit`] (after Spin's factors): [`KeyValue`],
-//! [`Sqlite`], [`Variables`], [`OutboundRedis`], [`OutboundMqtt`]; outbound HTTP is one too, in the host (it is served through
-//! wasmtime-wasi-http). A unit has four steps, each at the level its state lives:
+//! [`Sqlite`], [`Variables`], [`OutboundRedis`], [`OutboundMqtt`], [`Postgres`], [`Mysql`];
+//! outbound HTTP is one too, in the host (it is served through wasmtime-wasi-http). A unit has four steps, each at the level its state lives:
 //!
 //! 1. [`add_to_linker`](HostUnit::add_to_linker), once per linker: no app is known yet;
 //! 2. [`configure_app`](HostUnit::configure_app), once per app: backing files, `[variables]`;
@@ -170,6 +174,16 @@
 //!   and address and closed after 30 s unused; each call waits at most the component's
 //!   deadline, and a Redis reply is capped like any result. `mqtts://` is not served yet.
 //!
+//! - PostgreSQL and MySQL (module `rdbms`): the guest names the server; the connection
+//!   string's host and port must match the component's `allowed_outbound_hosts`
+//!   (`postgres://127.0.0.1:5432`, `mysql://db.example.com`, the port defaulting to 5432 /
+//!   3306), else `connection-failed` ("address … is not permitted") with no connection
+//!   made; a name is resolved once and only permitted addresses are connected to (an
+//!   internal one needs an IP or CIDR entry, or `localhost` written out). Types and error
+//!   variants are Spin's; each call is bounded by the component's deadline and a query's
+//!   rows by its result cap. Connections are pooled per component and connection string,
+//!   cleaned before reuse, and closed by the server after 60 s idle. No TLS.
+//!
 //! # Blocking
 //!
 //! No SQLite statement runs on the thread that calls the host function: every key-value
@@ -180,7 +194,8 @@
 //! component's own deadline ([`CallLimits::statement_timeout`]), and at once if the call is
 //! abandoned (its future dropped, as when the request's deadline passes).
 //!
-//! Key-value stores on Redis or PostgreSQL use async drivers (`redis`, `tokio-postgres`),
+//! Key-value stores on Redis or PostgreSQL, and outbound PostgreSQL and MySQL, use async
+//! drivers (`redis`, `tokio-postgres`, `mysql_async`),
 //! which never block the worker: their calls are awaited where they are made, each given at
 //! most the component's own deadline, and dropped with the call if it is abandoned.
 //!
@@ -201,6 +216,7 @@ mod idle_pool;
 mod kv;
 mod outbound_mqtt;
 mod outbound_redis;
+mod rdbms;
 mod sql_policy;
 mod sqlite;
 mod unit;
@@ -226,6 +242,13 @@ pub use outbound_mqtt::{
 pub use outbound_redis::{
     OutboundRedis, RedisComponent, RedisConfig, RedisConnection, RedisGrants, RedisInstance,
     REDIS_IDLE,
+};
+pub use rdbms::mysql::{
+    Mysql, MysqlComponent, MysqlConfig, MysqlConnection, MysqlGrants, MysqlInstance,
+};
+pub use rdbms::postgres::{
+    PgConnection, PgConnectionBuilder, Postgres, PostgresComponent, PostgresConfig, PostgresGrants,
+    PostgresInstance,
 };
 pub use sqlite::{
     Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
@@ -269,6 +292,17 @@ mod bindings {
             // Network calls: awaited on the async worker, never blocking it.
             "fermyon:spin/redis": async | trappable,
             "fermyon:spin/mqtt": async | trappable,
+            // PostgreSQL and MySQL: the WIT-sync functions do network I/O (see rdbms/).
+            "fermyon:spin/postgres.[static]connection.open": async | trappable,
+            "fermyon:spin/postgres.[method]connection.query": async | trappable,
+            "fermyon:spin/postgres.[method]connection.execute": async | trappable,
+            "spin:postgres/postgres.[static]connection.open": async | trappable,
+            "spin:postgres/postgres.[method]connection.query": async | trappable,
+            "spin:postgres/postgres.[method]connection.execute": async | trappable,
+            "spin:postgres/postgres.[method]connection-builder.build": async | trappable,
+            "fermyon:spin/mysql.[static]connection.open": async | trappable,
+            "fermyon:spin/mysql.[method]connection.query": async | trappable,
+            "fermyon:spin/mysql.[method]connection.execute": async | trappable,
             default: trappable,
         },
         with: {
@@ -280,6 +314,11 @@ mod bindings {
             "spin:redis/redis.connection": crate::outbound_redis::RedisConnection,
             "fermyon:spin/mqtt.connection": crate::outbound_mqtt::MqttConnection,
             "spin:mqtt/mqtt.connection": crate::outbound_mqtt::MqttConnection,
+            "fermyon:spin/postgres.connection": crate::rdbms::postgres::PgConnection,
+            "spin:postgres/postgres.connection": crate::rdbms::postgres::PgConnection,
+            "spin:postgres/postgres.connection-builder": crate::rdbms::postgres::PgConnectionBuilder,
+            "fermyon:spin/mysql.connection": crate::rdbms::mysql::MysqlConnection,
+            "spin:mysql/mysql.connection": crate::rdbms::mysql::MysqlConnection,
         },
     });
 }
@@ -311,6 +350,8 @@ pub struct SpinResources {
     variables: Arc<Variables>,
     redis: Arc<OutboundRedis>,
     mqtt: Arc<OutboundMqtt>,
+    postgres: Arc<Postgres>,
+    mysql: Arc<Mysql>,
 }
 
 impl SpinResources {
@@ -338,6 +379,8 @@ impl SpinResources {
             variables: Arc::new(variables),
             redis: Arc::new(OutboundRedis::configure_app(RedisConfig::default())?),
             mqtt: Arc::new(OutboundMqtt::configure_app(MqttConfig::default())?),
+            postgres: Arc::new(Postgres::configure_app(PostgresConfig::default())?),
+            mysql: Arc::new(Mysql::configure_app(MysqlConfig::default())?),
         })
     }
 
@@ -355,6 +398,14 @@ impl SpinResources {
             mqtt: Arc::new(
                 self.mqtt
                     .configure_component(grants.mqtt_grants(allowed_hosts.clone()))?,
+            ),
+            postgres: Arc::new(
+                self.postgres
+                    .configure_component(grants.postgres_grants(allowed_hosts.clone()))?,
+            ),
+            mysql: Arc::new(
+                self.mysql
+                    .configure_component(grants.mysql_grants(allowed_hosts.clone()))?,
             ),
             allowed_hosts,
             key_value: Arc::new(
@@ -491,6 +542,25 @@ impl ComponentGrants {
         }
     }
 
+    /// The PostgreSQL unit's part; `allowed_hosts` is the rendered, parsed
+    /// `allowed_outbound_hosts` ([`SpinResources::allowed_hosts`]).
+    pub fn postgres_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> PostgresGrants {
+        PostgresGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
+    /// The MySQL unit's part, as [`Self::postgres_grants`].
+    pub fn mysql_grants(&self, allowed_hosts: Arc<AllowedHosts>) -> MysqlGrants {
+        MysqlGrants {
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            allowed_hosts,
+            limits: self.limits,
+        }
+    }
+
     /// How one of the units serves `import` to this component (for `nebula check`),
     /// or `None` if it is none of theirs.
     pub fn serves(&self, import: &str) -> Option<String> {
@@ -499,6 +569,8 @@ impl ComponentGrants {
             .or_else(|| Variables::serves(import, &self.variables_grants()))
             .or_else(|| OutboundRedis::serves(import, &self.redis_grants(Default::default())))
             .or_else(|| OutboundMqtt::serves(import, &self.mqtt_grants(Default::default())))
+            .or_else(|| Postgres::serves(import, &self.postgres_grants(Default::default())))
+            .or_else(|| Mysql::serves(import, &self.mysql_grants(Default::default())))
     }
 }
 
@@ -512,6 +584,8 @@ pub struct ComponentUnits {
     pub variables: Arc<VariablesComponent>,
     pub redis: Arc<RedisComponent>,
     pub mqtt: Arc<MqttComponent>,
+    pub postgres: Arc<PostgresComponent>,
+    pub mysql: Arc<MysqlComponent>,
 }
 
 /// One component's bounds on its SQLite and key-value calls, from its own limits.
@@ -552,6 +626,8 @@ pub struct SpinState {
     pub variables: VariablesInstance,
     pub redis: RedisInstance,
     pub mqtt: MqttInstance,
+    pub postgres: PostgresInstance,
+    pub mysql: MysqlInstance,
 }
 
 impl SpinState {
@@ -563,6 +639,8 @@ impl SpinState {
             variables: Variables::prepare(&component.variables, instance),
             redis: OutboundRedis::prepare(&component.redis, instance),
             mqtt: OutboundMqtt::prepare(&component.mqtt, instance),
+            postgres: Postgres::prepare(&component.postgres, instance),
+            mysql: Mysql::prepare(&component.mysql, instance),
         }
     }
 
@@ -581,6 +659,12 @@ impl SpinState {
             mqtt: Arc::new(MqttComponent::new(
                 grants.mqtt_grants(allowed_hosts.clone()),
                 resources.mqtt.idle(),
+            )),
+            postgres: Arc::new(PostgresComponent::new(
+                grants.postgres_grants(allowed_hosts.clone()),
+            )),
+            mysql: Arc::new(MysqlComponent::new(
+                grants.mysql_grants(allowed_hosts.clone()),
             )),
             allowed_hosts,
             key_value: Arc::new(KeyValueComponent::new(
@@ -647,11 +731,19 @@ pub fn add_to_linker<T: SpinView + 'static>(linker: &mut Linker<T>) -> anyhow::R
     fn mqtt<T: SpinView>(host: &mut T) -> &mut MqttInstance {
         &mut host.spin().mqtt
     }
+    fn postgres<T: SpinView>(host: &mut T) -> &mut PostgresInstance {
+        &mut host.spin().postgres
+    }
+    fn mysql<T: SpinView>(host: &mut T) -> &mut MysqlInstance {
+        &mut host.spin().mysql
+    }
     KeyValue::add_to_linker(linker, key_value::<T>)?;
     Sqlite::add_to_linker(linker, sqlite::<T>)?;
     Variables::add_to_linker(linker, variables::<T>)?;
     OutboundRedis::add_to_linker(linker, redis::<T>)?;
     OutboundMqtt::add_to_linker(linker, mqtt::<T>)?;
+    Postgres::add_to_linker(linker, postgres::<T>)?;
+    Mysql::add_to_linker(linker, mysql::<T>)?;
     Ok(())
 }
 

@@ -18,11 +18,13 @@
 //! | `GET /users/:id/posts/...` | the `spin-*` request headers, one `name: value` a line   |
 //! | `GET /outbound?url=URL` | GET URL: 200 `status=N\n<body>` or 502 `error: ERR`         |
 //! | `GET /tcp?addr=IP:PORT` | TCP (wasi:sockets): 200 `echo: <reply to ping>` or 502      |
+//! | `/pg/*`, `/mysql/*`     | outbound PostgreSQL and MySQL: see `rdbms.rs`               |
 //!
 //! Anything else (e.g. the private `internal` component, if it were ever
 //! reached) answers 404 `no route in sdk-v5: PATH`.
 
 mod tcp;
+mod rdbms;
 
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::{http_component, key_value, sqlite, variables};
@@ -63,6 +65,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             text(status, &body)
         }
         (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(&req, &segments),
+        (method, ["pg" | "mysql", _]) => rdbms::handle(method, &segments, req.query(), req.body()),
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     };
     Ok(resp)

@@ -14,11 +14,13 @@
 //! | `GET /users/:id/posts/...` | the `spin-*` request headers, one `name: value` a line   |
 //! | `GET /outbound?url=URL` | GET URL: 200 `status=N\n<body>` or 502 `error: ERR`         |
 //! | `GET /tcp?addr=IP:PORT` | TCP (wasi:sockets): 200 `echo: <reply to ping>` or 502      |
+//! | `/pg/*`, `/mysql/*`     | outbound PostgreSQL and MySQL: see `rdbms.rs`               |
 //!
 //! Anything else (e.g. the private `internal` component, if it were ever
 //! reached) answers 404 `no route in sdk-v7: PATH`.
 
 mod tcp;
+mod rdbms;
 
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{EmptyBody, IntoResponse, Method, Request, Response, StatusCode};
@@ -69,6 +71,7 @@ async fn handle(req: Request) -> impl IntoResponse {
             text(status, &body)
         }
         (_, ["redis" | "mqtt", ..]) => redis_mqtt::handle(req, &segments).await,
+        (_, ["pg" | "mysql", _]) => rdbms::handle(req).await,
         _ => text(404, &format!("no route in sdk-{SDK}: {path}")),
     }
 }
