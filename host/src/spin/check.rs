@@ -194,7 +194,11 @@ allowed_outbound_hosts = ["tcp://127.0.0.1:7", "*://10.0.0.0/8:5432", "http://a.
         assert!(served_as("wasi:http/outgoing-handler@0.2.6", c).ends_with("http://127.0.0.1:3000"));
         assert_eq!(
             served_as("spin:mqtt/mqtt@3.0.0", c),
-            "not implemented by Nebula: linked as traps, a call fails its request"
+            "outbound MQTT to allowed_outbound_hosts only: none granted"
+        );
+        assert_eq!(
+            served_as("wasi:keyvalue/store@0.2.0-draft2", c),
+            "not implemented by Nebula: linked as traps, a call fails its request (key-value through wasi:keyvalue (use Spin's key-value interface))"
         );
         assert_eq!(
             served_as("wasi:http/client@0.3.0-rc-2026-03-15", c),
