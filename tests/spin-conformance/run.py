@@ -46,8 +46,10 @@ VENV = Path(__file__).resolve().parent / ".venv"
 # Services of this machine that stand for the suite's Docker services: guest port →
 # host port (the same here).
 LOCAL_SERVICES = {"redis": 6379, "mqtt": 1883, "postgres": 5432}
-# The header Nebula adds to every response: reported, not failed.
-OWN_HEADERS = {"x-request-id"}
+# What Nebula adds to every response (its request id and the security headers of
+# [application.tool.nebula.headers]): reported, not failed.
+OWN_HEADERS = {"x-request-id", "content-security-policy", "x-frame-options", "referrer-policy",
+               "x-content-type-options"}
 
 
 def ensure_json5():

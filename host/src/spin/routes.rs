@@ -87,7 +87,10 @@ pub fn add_spin_headers(
     for (name, value) in params {
         if name != "*" {
             set(
-                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                &format!(
+                    "spin-path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                ),
                 value,
             );
         }

@@ -221,13 +221,27 @@ fn check_lists_each_spin_components_imports_and_what_it_was_granted() {
         .split("component ")
         .find(|b| b.starts_with("sdk-v7 "))
         .unwrap_or_else(|| panic!("{text}"));
-    for line in [
-        "spin:key-value/key-value@3.0.0   stores: default",
-        "spin:sqlite/sqlite@3.1.0         databases: default",
-        "outbound HTTP to allowed_outbound_hosts only: http://127.0.0.1:*",
-        "variables: api_key, greeting",
+    // Each import on its own line, then what serves it (columns as wide as
+    // the longest import).
+    for (import, served) in [
+        ("spin:key-value/key-value@3.0.0", "stores: default"),
+        ("spin:sqlite/sqlite@3.1.0", "databases: default"),
+        (
+            "wasi:http/client@0.3.0",
+            "outbound HTTP to allowed_outbound_hosts only: http://127.0.0.1:*",
+        ),
+        (
+            "spin:variables/variables@3.0.0",
+            "variables: api_key, greeting",
+        ),
     ] {
-        assert!(granted.contains(line), "{line:?} in:\n{granted}");
+        assert!(
+            granted.lines().any(|l| {
+                let l = l.trim_start();
+                l.starts_with(import) && l[import.len()..].trim_start().starts_with(served)
+            }),
+            "{import} {served:?} in:\n{granted}"
+        );
     }
     let private = text
         .split("component ")
