@@ -84,7 +84,6 @@ fn grants() -> Arc<ComponentGrants> {
             statement_timeout: std::time::Duration::from_millis(200),
             ..Default::default()
         },
-        ..Default::default()
     })
 }
 
