@@ -438,7 +438,7 @@ fn a_wasm_that_is_not_a_pure_component_is_refused_with_a_clear_message() {
         (
             "a core module",
             wat::parse_str("(module (func (export \"handle\")))").unwrap(),
-            "c.wasm is a core WebAssembly module, not a component",
+            "c.wasm is a core WebAssembly module without the `component-type` section",
         ),
         (
             "a truncated component",
