@@ -120,3 +120,122 @@ fn guest_worlds_import_what_the_sdks_import() {
         ]
     );
 }
+
+// Type-checks the PostgreSQL and MySQL units against components that import what the Spin
+// SDKs import (worlds `spin-sdk-5-rdbms` and `spin-sdk-7-rdbms` in `wit/world.wit`): a
+// dummy module importing every function, wrapped as a component and instantiated, which
+// fails if an import is missing or has another type. Covers `spin:postgres@4.0.0` being
+// served by `@4.2.0`, and sync and async lowering.
+#[tokio::test]
+async fn spin_sdk_database_imports_link_and_instantiate() {
+    let engine = Engine::default();
+    let mut linker = Linker::<Host>::new(&engine);
+    add_to_linker(&mut linker).unwrap();
+
+    for (world, abi, expected) in [
+        (
+            "spin-sdk-5-rdbms",
+            LiftLowerAbi::Sync,
+            &[
+                "fermyon:spin/mysql@2.0.0",
+                "fermyon:spin/postgres@2.0.0",
+                "fermyon:spin/rdbms-types@2.0.0",
+                "spin:postgres/postgres@3.0.0",
+                "spin:postgres/postgres@4.0.0",
+            ][..],
+        ),
+        (
+            "spin-sdk-7-rdbms",
+            LiftLowerAbi::Sync,
+            &["spin:mysql/mysql@3.0.0", "spin:postgres/postgres@4.2.0"][..],
+        ),
+        (
+            "spin-sdk-7-rdbms",
+            LiftLowerAbi::AsyncCallback,
+            &["spin:mysql/mysql@3.0.0", "spin:postgres/postgres@4.2.0"][..],
+        ),
+    ] {
+        let component = guest(&engine, world, abi);
+        let mut imports: Vec<String> = component
+            .component_type()
+            .imports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        imports.sort();
+        assert_eq!(imports, expected, "{world}");
+        let pre = linker
+            .instantiate_pre(&component)
+            .unwrap_or_else(|e| panic!("{world} ({abi:?}) {imports:?}: {e:?}"));
+        let resources = std::sync::Arc::new(SpinResources::new(Default::default()).unwrap());
+        let spin = SpinState::new(resources, Default::default());
+        let mut store = Store::new(&engine, Host { spin });
+        pre.instantiate_async(&mut store)
+            .await
+            .unwrap_or_else(|e| panic!("{world} ({abi:?}): {e:?}"));
+    }
+}
+
+/// As for spin:sqlite@3.0.0: the older 4.x names are defined explicitly, for exact-name
+/// lookups (`Linker::define_unknown_imports_as_traps`).
+#[test]
+fn postgres_4_0_and_4_1_are_defined_by_name() {
+    let engine = Engine::default();
+    let mut linker = Linker::<Host>::new(&engine);
+    add_to_linker(&mut linker).unwrap();
+    for name in [
+        "spin:postgres/postgres@4.0.0",
+        "spin:postgres/postgres@4.1.0",
+    ] {
+        let mut inst = linker.instance(name).unwrap();
+        let again = inst.func_wrap("[method]connection.query", |_, (): ()| Ok(()));
+        assert!(again.is_err(), "{name}: query should already be defined");
+    }
+}
+
+// Type-checks the outbound Redis and MQTT interfaces in `add_to_linker` against components
+// that import them as the Spin SDKs do (`spin-sdk-5-redis-mqtt`, `spin-sdk-7-redis-mqtt`
+// in `wit/world.wit`): a core module importing every function, wrapped as a component and
+// instantiated, which fails if an import is missing or has another type. The 3.0 imports
+// are lowered both synchronously and asynchronously.
+#[tokio::test]
+async fn redis_and_mqtt_imports_link_and_instantiate() {
+    let engine = Engine::default();
+    let mut linker = Linker::<Host>::new(&engine);
+    add_to_linker(&mut linker).unwrap();
+
+    for (world, abi, want) in [
+        (
+            "spin-sdk-5-redis-mqtt",
+            LiftLowerAbi::Sync,
+            ["fermyon:spin/mqtt@2.0.0", "fermyon:spin/redis@2.0.0"],
+        ),
+        (
+            "spin-sdk-7-redis-mqtt",
+            LiftLowerAbi::Sync,
+            ["spin:mqtt/mqtt@3.0.0", "spin:redis/redis@3.0.0"],
+        ),
+        (
+            "spin-sdk-7-redis-mqtt",
+            LiftLowerAbi::AsyncCallback,
+            ["spin:mqtt/mqtt@3.0.0", "spin:redis/redis@3.0.0"],
+        ),
+    ] {
+        let component = guest(&engine, world, abi);
+        let mut imports: Vec<String> = component
+            .component_type()
+            .imports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        imports.sort();
+        assert_eq!(imports, want, "{world}");
+        let pre = linker
+            .instantiate_pre(&component)
+            .unwrap_or_else(|e| panic!("{world} ({abi:?}) {imports:?}: {e:?}"));
+        let resources = std::sync::Arc::new(SpinResources::new(Default::default()).unwrap());
+        let spin = SpinState::new(resources, Default::default());
+        let mut store = Store::new(&engine, Host { spin });
+        pre.instantiate_async(&mut store)
+            .await
+            .unwrap_or_else(|e| panic!("{world} ({abi:?}): {e:?}"));
+    }
+}
