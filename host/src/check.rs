@@ -5,13 +5,27 @@ use std::fmt::Write as _;
 
 use anyhow::Result;
 
+use std::path::Path;
+
+use crate::app::AnyManifest;
 use crate::data;
 use crate::executor::{self, CompileCache, EngineOptions, PureComponent, PureLinker};
+use crate::host::{Host, HostOptions};
 use crate::manifest::Manifest;
+use crate::spin::manifest::SpinManifest;
 
 pub struct Report {
     pub text: String,
     pub ok: bool,
+}
+
+/// `nebula check` for either kind of app; `cache_dir` is the compile cache
+/// `nebula up` would fill, so that what is checked is what will run.
+pub fn check_any(manifest: AnyManifest, cache_dir: &Path) -> Result<Report> {
+    match manifest {
+        AnyManifest::Pure(m) => check(&m, &CompileCache::new(Some(cache_dir.to_path_buf()))),
+        AnyManifest::Spin(m) => check_spin(m, cache_dir),
+    }
 }
 
 pub fn check(manifest: &Manifest, cache: &CompileCache) -> Result<Report> {
@@ -134,4 +148,61 @@ fn tempfile_path() -> Result<std::path::PathBuf> {
     ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir.join("check.db"))
+}
+
+/// A Spin app: the manifest's warnings, and every component loaded and
+/// linked as the host would serve it.
+pub fn check_spin(mut m: SpinManifest, cache_dir: &Path) -> Result<Report> {
+    let mut text = String::new();
+    for w in &m.warnings {
+        writeln!(text, "warning: {w}")?;
+    }
+    // A variable's value belongs to where the app is deployed: `check` says
+    // it is missing and goes on; `up` refuses to start without it.
+    for (name, v) in m.variables.iter_mut() {
+        let key = nebula_spin_interfaces::variable_env_key(name);
+        if v.required && std::env::var_os(&key).is_none() {
+            writeln!(text, "warning: variable {name:?} is required and has no value here; `nebula up` needs {key} set")?;
+            v.required = false;
+            v.default = Some(String::new());
+        }
+    }
+    // Checking must not create the app's stores beside its manifest.
+    let scratch = tempfile_path()?;
+    let scratch = scratch.parent().expect("temp dir").to_path_buf();
+    let app = Host::load_spin(
+        m,
+        HostOptions {
+            data_dir: Some(scratch.clone()),
+            cache_dir: Some(cache_dir.to_path_buf()),
+            timeout: std::time::Duration::from_secs(30),
+            engine: EngineOptions {
+                max_instances: 4,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            writeln!(text, "error: {e:#}")?;
+            return Ok(Report { text, ok: false });
+        }
+    };
+    let crate::model::Front::Spin(manifest) = &app.model.front else {
+        unreachable!("loaded from a spin.toml");
+    };
+    text.push_str(&crate::spin::check::imports_report(
+        manifest,
+        |id| app.imports(id),
+        |id| app.dependency_plugs(id),
+    )?);
+    writeln!(text, "routes:")?;
+    for (route, component, kind) in app.routes() {
+        writeln!(text, "  {route:<24} → {component} ({kind})")?;
+    }
+    writeln!(text, "ok: {} loads and links", app.model.file.display())?;
+    Ok(Report { text, ok: true })
 }

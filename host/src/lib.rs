@@ -18,7 +18,9 @@
 //! holds what a Spin app gets per app (stores, variables, files, outbound
 //! hosts). [`builder`] and [`check`] are `nebula build` and `nebula check`,
 //! [`scaffold`] is `nebula new`, [`watch`] is `nebula up --watch`, and
-//! [`metrics`] counts what everything costs.
+//! [`metrics`] counts what everything costs. [`platform`] is `nebula
+//! platform`: many tenants' apps in one process, deployed over an API;
+//! [`trigger`] calls components on events other than HTTP requests (Redis).
 
 pub mod app;
 pub mod body;
@@ -31,9 +33,11 @@ pub mod host;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
+pub mod platform;
 pub mod router;
 pub mod scaffold;
 pub mod server;
 pub mod spin;
+pub mod trigger;
 pub mod watch;
 pub mod web;

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use nebula::app::AnyManifest;
 use nebula::executor::wasi_http::ReusePolicy;
-use nebula::executor::{CompileCache, EngineOptions};
+use nebula::executor::EngineOptions;
 use nebula::host::{Host, HostOptions};
-use nebula::manifest::{Limits, Manifest};
+use nebula::manifest::Limits;
 use nebula::server::idle::IdlePolicy;
 use nebula::server::ConnectionLimits;
-use nebula::spin::manifest::SpinManifest;
 
 #[derive(Parser)]
 #[command(
@@ -45,28 +45,6 @@ impl ManifestArg {
     }
 }
 
-/// Which kind of app a manifest describes.
-// One per process, moved once: boxing the larger variant would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum AppManifest {
-    Pure(Manifest),
-    Spin(SpinManifest),
-}
-
-fn load_any(file: &Path) -> Result<AppManifest> {
-    let text = std::fs::read_to_string(file).with_context(|| {
-        format!(
-            "cannot read the manifest {}; give one with -f (app.toml or spin.toml)",
-            file.display()
-        )
-    })?;
-    if SpinManifest::is_spin_manifest(file, &text) {
-        Ok(AppManifest::Spin(SpinManifest::parse(file, &text)?))
-    } else {
-        Ok(AppManifest::Pure(Manifest::parse(file, &text)?))
-    }
-}
-
 // Parsed once per process; boxing `Up`'s flags would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
@@ -87,6 +65,10 @@ enum Command {
         #[command(flatten)]
         manifest: ManifestArg,
     },
+    /// Host many tenants' apps in one process, deployed over an admin API.
+    Platform(nebula::platform::cli::PlatformArgs),
+    /// Build an app, bundle it and upload it to a platform's admin API.
+    Deploy(nebula::platform::cli::DeployArgs),
 }
 
 #[derive(clap::Args)]
@@ -213,9 +195,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             manifest,
             components,
         } => {
-            match load_any(&manifest.path())? {
-                AppManifest::Pure(m) => nebula::builder::build(&m, &components, false)?,
-                AppManifest::Spin(m) => nebula::builder::build_spin(&m, &components, false)?,
+            match AnyManifest::load(&manifest.path())? {
+                AnyManifest::Pure(m) => nebula::builder::build(&m, &components, false)?,
+                AnyManifest::Spin(m) => nebula::builder::build_spin(&m, &components, false)?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -232,12 +214,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { manifest } => {
-            let m = match load_any(&manifest.path())? {
-                AppManifest::Pure(m) => m,
-                AppManifest::Spin(m) => return check_spin(m),
-            };
-            let report =
-                nebula::check::check(&m, &CompileCache::new(Some(default_cache_dir(&m.base_dir))))?;
+            let m = AnyManifest::load(&manifest.path())?;
+            let cache_dir = default_cache_dir(m.base_dir());
+            let report = nebula::check::check_any(m, &cache_dir)?;
             print!("{}", report.text);
             Ok(if report.ok {
                 ExitCode::SUCCESS
@@ -246,6 +225,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Up(args) => up(args),
+        Command::Platform(args) => {
+            match args.action {
+                Some(nebula::platform::cli::PlatformAction::Tenant { action }) => {
+                    nebula::platform::cli::tenant(action)?
+                }
+                None => nebula::platform::cli::serve(&args.serve, shutdown_signal())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy(args) => {
+            let manifest = ManifestArg {
+                file: args.file.clone(),
+            }
+            .path();
+            nebula::platform::cli::deploy(&args, manifest)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -256,15 +252,15 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         nebula::server::admin::check_address(admin, args.admin_public)?;
     }
     let file = args.manifest.path();
-    let app = match load_any(&file)? {
-        AppManifest::Pure(m) => {
+    let app = match AnyManifest::load(&file)? {
+        AnyManifest::Pure(m) => {
             if !args.no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
             let opts = host_options(&args, &m.limits, &m.base_dir);
             Host::load(m, opts)?
         }
-        AppManifest::Spin(m) => {
+        AnyManifest::Spin(m) => {
             if !args.no_build {
                 nebula::builder::build_spin(&m, &[], true)?;
             }
@@ -324,6 +320,8 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         },
         data_dir: args.data_dir.clone(),
         runtime_config: args.runtime_config_file.clone(),
+        shared_engines: None,
+        metrics: None,
     }
 }
 
@@ -336,59 +334,6 @@ fn idle_policy(args: &UpArgs) -> IdlePolicy {
         trim: secs(args.idle_trim),
         exit: secs(args.idle_exit),
     }
-}
-
-/// `nebula check` for a Spin app: the manifest's warnings, and every
-/// component loaded and linked as the host would serve it.
-fn check_spin(mut m: SpinManifest) -> Result<ExitCode> {
-    for w in &m.warnings {
-        println!("warning: {w}");
-    }
-    // A variable's value belongs to where the app is deployed: `check` says
-    // it is missing and goes on; `up` refuses to start without it.
-    for (name, v) in m.variables.iter_mut() {
-        let key = nebula_spin_interfaces::variable_env_key(name);
-        if v.required && std::env::var_os(&key).is_none() {
-            println!("warning: variable {name:?} is required and has no value here; `nebula up` needs {key} set");
-            v.required = false;
-            v.default = Some(String::new());
-        }
-    }
-    // Checking must not create the app's stores beside its manifest.
-    let scratch = std::env::temp_dir().join(format!("nebula-check-{}", std::process::id()));
-    let cache_dir = default_cache_dir(&m.base_dir);
-    let app = Host::load_spin(
-        m,
-        HostOptions {
-            data_dir: Some(scratch.clone()),
-            cache_dir: Some(cache_dir),
-            timeout: std::time::Duration::from_secs(30),
-            engine: EngineOptions {
-                max_instances: 4,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-    );
-    let _ = std::fs::remove_dir_all(&scratch);
-    let app = app?;
-    let nebula::model::Front::Spin(manifest) = &app.model.front else {
-        unreachable!("loaded from a spin.toml");
-    };
-    print!(
-        "{}",
-        nebula::spin::check::imports_report(
-            manifest,
-            |id| app.imports(id),
-            |id| app.dependency_plugs(id)
-        )?
-    );
-    println!("routes:");
-    for (route, component, kind) in app.routes() {
-        println!("  {route:<24} → {component} ({kind})");
-    }
-    println!("ok: {} loads and links", app.model.file.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(
@@ -420,7 +365,7 @@ fn serve(
         }
         print_banner(&app, listener.local_addr()?);
         cpu::serving_started();
-        nebula::spin::redis_trigger::start(&app);
+        nebula::trigger::redis::start(&app);
         // On a runtime thread (not this one), so that its CPU is measured
         // like every other task's.
         let server = nebula::server::serve(listener, app, shutdown_signal(), idle, limits);

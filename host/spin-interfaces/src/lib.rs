@@ -253,7 +253,7 @@ pub use rdbms::postgres::{
 pub use sqlite::{
     Sqlite, SqliteComponent, SqliteConfig, SqliteConnection, SqliteGrants, SqliteInstance,
 };
-pub use unit::{granted_list, interface_of, HostUnit, InstanceContext};
+pub use unit::{granted_list, interface_of, unsupported_feature, HostUnit, InstanceContext};
 pub use variables::{
     env_key as variable_env_key, AppVariable, AppVariables, Variables, VariablesComponent,
     VariablesConfig, VariablesGrants, VariablesInstance,

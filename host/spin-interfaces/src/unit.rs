@@ -111,6 +111,28 @@ pub fn interface_of(import: &str) -> &str {
     import.split('@').next().unwrap_or(import)
 }
 
+/// The Spin feature an import Nebula does not serve belongs to, if it is one
+/// of Spin's: what a link error and `nebula check` name.
+pub fn unsupported_feature(import: &str) -> Option<&'static str> {
+    Some(match interface_of(import) {
+        "fermyon:spin/llm" => "Serverless AI (fermyon:spin/llm): no model runtime in Nebula",
+        i if i.starts_with("wasi:keyvalue/") => {
+            "key-value through wasi:keyvalue (use Spin's key-value interface)"
+        }
+        i if i.starts_with("wasi:config/") => {
+            "variables through wasi:config (use Spin's variables interface)"
+        }
+        i if i.starts_with("wasi:blobstore/") => "blob storage (wasi:blobstore)",
+        i if i.starts_with("wasi:otel/") => "OpenTelemetry export from guests (wasi:otel)",
+        "fermyon:spin/redis-types" => return None,
+        // Spin 1.x imported its interfaces without a version.
+        i if i.starts_with("fermyon:spin/") && !import.contains('@') => {
+            "the Spin 1.x interfaces (unversioned fermyon:spin): rebuild with a Spin SDK of 2.0 or later"
+        }
+        _ => return None,
+    })
+}
+
 /// A list of grants as `nebula check` prints it.
 pub fn granted_list<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() {

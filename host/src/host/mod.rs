@@ -34,7 +34,8 @@ use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
-pub use options::HostOptions;
+pub use options::{HostOptions, SharedEngine, SharedEngines};
+pub use trim::release_free_heap;
 
 use self::admission::Gate;
 use self::components::{ComponentSet, Components};
@@ -80,7 +81,10 @@ pub struct Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
-        self.deadlines.stop();
+        // A shared ticker belongs to the platform, not to this app.
+        if self.opts.shared_engines.is_none() {
+            self.deadlines.stop();
+        }
     }
 }
 
@@ -102,31 +106,46 @@ impl Host {
     /// wrong one stops the start), data, gate and metrics.
     pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
         let limits = resolve_limits(&model, &opts);
-        // The pool's memories must hold the largest cap any component asks for.
-        let max_memory_bytes = limits
-            .iter()
-            .map(|(_, _, l)| l.max_memory_bytes)
-            .fold(opts.engine.max_memory_bytes, usize::max);
-        // Pure components never use the async ABI; leaving it off saves
-        // ~3 µs per call.
-        let engine = executor::new_engine(&EngineOptions {
-            concurrency: model.is_spin(),
-            max_memory_bytes,
-            ..opts.engine.clone()
-        })?;
-        let deadlines = Deadlines::start(&engine);
+        let (engine, deadlines) = match &opts.shared_engines {
+            Some(shared) => {
+                let e = if model.is_spin() {
+                    &shared.spin
+                } else {
+                    &shared.pure
+                };
+                (e.engine.clone(), e.deadlines.clone())
+            }
+            None => {
+                // The pool's memories must hold the largest cap any component asks for.
+                let max_memory_bytes = limits
+                    .iter()
+                    .map(|(_, _, l)| l.max_memory_bytes)
+                    .fold(opts.engine.max_memory_bytes, usize::max);
+                // Pure components never use the async ABI; leaving it off saves
+                // ~3 µs per call.
+                let engine = executor::new_engine(&EngineOptions {
+                    concurrency: model.is_spin(),
+                    max_memory_bytes,
+                    ..opts.engine.clone()
+                })?;
+                let deadlines = Deadlines::start(&engine);
+                (engine, deadlines)
+            }
+        };
         let redis_labels: Vec<(String, String)> = redis_triggers_of(&model)
             .iter()
             .map(|t| (t.component.clone(), redis_route_label(t)))
             .collect();
-        let metrics = AppMetrics::new(
-            model.components.keys().map(String::as_str),
-            model
-                .routes
-                .iter()
-                .map(|r| (r.component.as_str(), r.text.as_str()))
-                .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str()))),
-        );
+        let metrics = opts.metrics.unwrap_or_else(|| {
+            AppMetrics::new(
+                model.components.keys().map(String::as_str),
+                model
+                    .routes
+                    .iter()
+                    .map(|r| (r.component.as_str(), r.text.as_str()))
+                    .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str()))),
+            )
+        });
         let cache = CompileCache::new(opts.cache_dir.clone());
         let Preparers {
             pure,
@@ -400,7 +419,7 @@ fn resolve_limits(
         .values()
         .map(|c| {
             let l = &c.limits;
-            let limits = CallLimits {
+            let mut limits = CallLimits {
                 timeout: l
                     .timeout_ms
                     .map_or(opts.timeout, std::time::Duration::from_millis),
@@ -411,6 +430,11 @@ fn resolve_limits(
                     .max_response_bytes
                     .unwrap_or(model.limits.max_response_bytes),
             };
+            if opts.shared_engines.is_some() {
+                // On a platform the operator's limits are ceilings.
+                limits.timeout = limits.timeout.min(opts.timeout);
+                limits.max_memory_bytes = limits.max_memory_bytes.min(opts.engine.max_memory_bytes);
+            }
             (c.name.clone(), c.source.clone(), limits)
         })
         .collect()

@@ -36,6 +36,55 @@ pub struct HostOptions {
     pub data_dir: Option<PathBuf>,
     /// Spin apps: the runtime configuration file, mapping store labels to files.
     pub runtime_config: Option<PathBuf>,
+    /// The engines (and their epoch tickers) of a platform that hosts many
+    /// apps: one instance pool and one ticker thread for all of them,
+    /// instead of a pool's address-space reservation and a thread per app.
+    /// The engine's memory cap and `timeout` are then ceilings a manifest
+    /// may go under, never over.
+    pub shared_engines: Option<SharedEngines>,
+    /// The app's stats, when they outlive one load of it (a platform
+    /// unloads and reloads an app; its counters go on).
+    pub metrics: Option<&'static crate::metrics::AppMetrics>,
+}
+
+/// An engine shared by many hosts, with the ticker that gives its calls
+/// their deadlines.
+#[derive(Clone)]
+pub struct SharedEngine {
+    pub engine: wasmtime::Engine,
+    pub deadlines: crate::executor::Deadlines,
+}
+
+/// A platform's two engines: pure components never use the component
+/// model's async ABI (it costs ~3 µs per call); Spin's WASI 0.3 ones need it.
+#[derive(Clone)]
+pub struct SharedEngines {
+    pub pure: SharedEngine,
+    pub spin: SharedEngine,
+}
+
+impl std::fmt::Debug for SharedEngines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedEngines")
+    }
+}
+
+impl SharedEngines {
+    /// Both engines with `opts` (its `concurrency` is set per engine).
+    pub fn new(opts: &EngineOptions) -> anyhow::Result<SharedEngines> {
+        let make = |concurrency: bool| -> anyhow::Result<SharedEngine> {
+            let engine = crate::executor::new_engine(&EngineOptions {
+                concurrency,
+                ..opts.clone()
+            })?;
+            let deadlines = crate::executor::Deadlines::start(&engine);
+            Ok(SharedEngine { engine, deadlines })
+        };
+        Ok(SharedEngines {
+            pure: make(false)?,
+            spin: make(true)?,
+        })
+    }
 }
 
 impl Default for HostOptions {
@@ -52,6 +101,8 @@ impl Default for HostOptions {
             reuse: ReusePolicy::default(),
             data_dir: None,
             runtime_config: None,
+            shared_engines: None,
+            metrics: None,
         }
     }
 }

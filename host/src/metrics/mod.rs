@@ -106,6 +106,16 @@ impl RouteStats {
     }
 }
 
+/// One route's totals, as [`AppMetrics::route_totals`] gives them.
+#[derive(Debug, Clone)]
+pub struct RouteTotal {
+    pub component: String,
+    pub route: String,
+    pub requests: u64,
+    pub by_status: Vec<(u16, u64)>,
+    pub cpu_ns: u64,
+}
+
 /// The stats of one app, allocated once (and never freed: charges are
 /// `'static` so that the hot path can hold plain references).
 #[derive(Debug)]
@@ -188,6 +198,21 @@ impl AppMetrics {
 
     pub fn component(&self, name: &str) -> Option<&'static ComponentStats> {
         self.components.iter().find(|c| c.name == name).copied()
+    }
+
+    /// Per route: requests, by status, and their CPU (what a platform's
+    /// admin API reports per app).
+    pub fn route_totals(&self) -> Vec<RouteTotal> {
+        self.routes
+            .iter()
+            .map(|r| RouteTotal {
+                component: r.component.name.clone(),
+                route: r.route.clone(),
+                requests: r.requests(),
+                by_status: r.statuses().collect(),
+                cpu_ns: r.cpu.nanos(),
+            })
+            .collect()
     }
 
     /// One line per component that served requests: requests, mean CPU per

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use anyhow::Result;
-use nebula_spin_interfaces::{granted_list, interface_of, HostUnit};
+use nebula_spin_interfaces::{granted_list, interface_of, unsupported_feature, HostUnit};
 
 use super::manifest::SpinComponent;
 use super::manifest::SpinManifest;
@@ -132,24 +132,6 @@ fn served_as(import: &str, c: &SpinComponent) -> String {
         ("wasi:random", _) => "real randomness, as on Spin".to_string(),
         _ => "served as on Spin".to_string(),
     }
-}
-
-/// The Spin feature an import Nebula does not serve belongs to, if it is one
-/// of Spin's: what a link error and `nebula check` name.
-pub fn unsupported_feature(import: &str) -> Option<&'static str> {
-    let interface = interface_of(import);
-    Some(match interface {
-        "fermyon:spin/llm" | "fermyon:spin/llm@2.0.0" => "Serverless AI (fermyon:spin/llm): no model runtime in Nebula",
-        i if i.starts_with("wasi:keyvalue/") => "key-value through wasi:keyvalue (use Spin's key-value interface)",
-        i if i.starts_with("wasi:config/") => "variables through wasi:config (use Spin's variables interface)",
-        i if i.starts_with("wasi:blobstore/") => "blob storage (wasi:blobstore)",
-        i if i.starts_with("wasi:otel/") => "OpenTelemetry export from guests (wasi:otel)",
-        "fermyon:spin/redis-types" => return None,
-        i if i.starts_with("fermyon:spin/") && !i.contains('@') => {
-            "the Spin 1.x interfaces (unversioned fermyon:spin): rebuild with a Spin SDK of 2.0 or later"
-        }
-        _ => return None,
-    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,5 @@ pub mod app;
 pub mod check;
 pub mod files;
 pub mod manifest;
-pub mod redis_trigger;
 pub mod routes;
 pub mod runtime_config;

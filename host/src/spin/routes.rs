@@ -1,9 +1,9 @@
-//! Spin's route syntax on Nebula's router, and the request headers Spin sets
-//! for a component (`spin-full-url`, `spin-path-info`, …).
+//! Spin's route syntax on Nebula's router, and the shape of the request a
+//! Spin component gets (Spin's headers, an absolute URI).
 
 use std::net::SocketAddr;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use crate::executor::wasi_http::spin_headers::add_spin_headers;
 
 /// `/files/...` → `/files/*`; `:name` segments are the same in both syntaxes.
 pub fn to_nebula_pattern(raw: &str) -> String {
@@ -43,66 +43,13 @@ pub fn prepare_request<B>(
     }
 }
 
-/// Adds the headers Spin sets for every request it gives a component.
-pub fn add_spin_headers(
-    headers: &mut HeaderMap,
-    uri: &http::Uri,
-    raw: &str,
-    params: &[(String, String)],
-    client: SocketAddr,
-) {
-    let host = headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
-    let path_and_query = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let trailing = params
-        .iter()
-        .find(|(k, _)| k == "*")
-        .map(|(_, v)| {
-            if v.is_empty() {
-                String::new()
-            } else {
-                format!("/{v}")
-            }
-        })
-        .unwrap_or_default();
-    let prefix = raw.strip_suffix("/...").unwrap_or(raw);
-    let mut set = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(n, v);
-        }
-    };
-    set("spin-full-url", &format!("http://{host}{path_and_query}"));
-    set("spin-path-info", &trailing);
-    set("spin-matched-route", raw);
-    set("spin-base-path", "/");
-    set("spin-raw-component-route", raw);
-    set("spin-component-route", prefix);
-    set("spin-client-addr", &client.to_string());
-    for (name, value) in params {
-        if name != "*" {
-            set(
-                &format!(
-                    "spin-path-match-{}",
-                    name.to_ascii_lowercase().replace('_', "-")
-                ),
-                value,
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::{route_models, RouteModel};
     use crate::spin::manifest::SpinManifest;
     use anyhow::Result;
+    use http::{HeaderMap, HeaderValue};
 
     fn manifest(routes: &[&str]) -> SpinManifest {
         let mut text = String::from("spin_manifest_version = 2\n[application]\nname = \"t\"\n");

@@ -24,6 +24,7 @@ mod layers;
 mod limits;
 mod metrics;
 mod new_component;
+mod platform;
 mod purity;
 mod reads;
 mod scale;

@@ -93,7 +93,7 @@ impl Chain {
         if let Ok(host) = http::HeaderValue::from_str(uri.authority().map_or(id, |a| a.as_str())) {
             headers.insert(http::header::HOST, host);
         }
-        crate::spin::routes::add_spin_headers(
+        super::spin_headers::add_spin_headers(
             headers,
             &uri,
             "/...",

@@ -262,7 +262,7 @@ impl ComponentRuntime {
                 let features: Vec<String> = crate::executor::imports_of(engine, component)
                     .iter()
                     .filter_map(|i| {
-                        crate::spin::check::unsupported_feature(i).map(|f| format!("{i}: {f}"))
+                        nebula_spin_interfaces::unsupported_feature(i).map(|f| format!("{i}: {f}"))
                     })
                     .collect();
                 if features.is_empty() {

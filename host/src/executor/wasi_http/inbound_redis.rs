@@ -4,7 +4,7 @@
 //! (spin-sdk 7's `#[redis_subscriber]`, an async one) — gets each message in
 //! a fresh instance, with the limits, deadline, metrics and request ids of an
 //! HTTP request. The subscription itself is the trigger's
-//! (`crate::spin::redis_trigger`).
+//! (`crate::trigger::redis`).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -21,6 +21,7 @@ pub mod outbound;
 pub mod outbound_connect;
 pub mod platform_stubs;
 mod sockets;
+pub mod spin_headers;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

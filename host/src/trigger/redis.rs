@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 
-use super::manifest::RedisTrigger;
 use crate::host::Host;
+use crate::spin::manifest::RedisTrigger;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(10);

@@ -1,0 +1,314 @@
+//! `nebula platform`: many tenants' apps in one process. Requests are routed
+//! to an app by their `Host` header (or, for local use, by a first path
+//! segment naming an app: `/memes.example/…`); an app is loaded on its first
+//! request and unloaded after an idle time, so an idle app holds no memory
+//! for components, no database handle and no thread. Apps are deployed,
+//! listed, rolled back and deleted over the admin API ([`admin_api`]), by
+//! tenants holding a token ([`tenants`]); each deployed version is an
+//! unpacked bundle on disk ([`bundle`], [`registry`]).
+//!
+//! All apps share two engines (one instance pool, one epoch ticker); each
+//! app keeps its own gate (instances and queue), rate bucket, data folder
+//! and compile cache, within the operator's ceilings.
+
+pub mod admin_api;
+pub mod bundle;
+pub mod cli;
+pub mod registry;
+pub mod slot;
+pub mod tenants;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use self::bundle::UnpackLimits;
+use self::registry::{AppRecord, Refusal, Registry};
+use self::slot::{Ceilings, Slot};
+use crate::host::SharedEngines;
+use crate::server::{full_body, pages, Body, Service};
+use crate::web::rate_limit::{retry_after_secs, Limiter, RateLimit};
+use crate::web::security_headers::SecurityHeaders;
+
+/// What the operator sets for the whole platform.
+#[derive(Debug, Clone)]
+pub struct PlatformOptions {
+    pub dir: PathBuf,
+    /// An app idle this long is unloaded.
+    pub unload_after: Duration,
+    pub ceilings: Ceilings,
+    /// Instance slots of the shared pool, for all apps together.
+    pub pool_instances: u32,
+    /// Requests one app may get, from everyone together.
+    pub max_rate_per_app: Option<RateLimit>,
+    pub bundle_limits: UnpackLimits,
+}
+
+pub struct Platform {
+    registry: Registry,
+    apps: RwLock<HashMap<String, Arc<Slot>>>,
+    engines: SharedEngines,
+    opts: PlatformOptions,
+    rate: Limiter,
+    next_id: AtomicUsize,
+    /// Wakes the unloader when an app is loaded; it sleeps otherwise.
+    loaded_one: tokio::sync::Notify,
+    epoch: Instant,
+    headers: SecurityHeaders,
+}
+
+impl Platform {
+    /// Opens the platform's folder and every app in it (none is loaded).
+    pub fn open(opts: PlatformOptions) -> Result<Arc<Platform>> {
+        let registry = Registry::open(&opts.dir)?;
+        let engines = SharedEngines::new(&crate::executor::EngineOptions {
+            max_instances: opts.pool_instances,
+            max_memory_bytes: opts.ceilings.max_memory_bytes,
+            ..Default::default()
+        })?;
+        let platform = Arc::new(Platform {
+            registry,
+            apps: RwLock::new(HashMap::new()),
+            engines,
+            opts,
+            rate: Limiter::new(),
+            next_id: AtomicUsize::new(0),
+            loaded_one: tokio::sync::Notify::new(),
+            epoch: Instant::now(),
+            headers: SecurityHeaders::default(),
+        });
+        for (_, record) in platform.registry.all()? {
+            platform.install(record);
+        }
+        Ok(platform)
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn options(&self) -> &PlatformOptions {
+        &self.opts
+    }
+
+    /// Serves `record`'s current version from now on; requests in flight
+    /// finish on the version they started on.
+    pub fn install(&self, record: AppRecord) -> Arc<Slot> {
+        let version = self.registry.version(&record);
+        let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
+        let id = apps
+            .get(&record.host)
+            .map(|s| s.id)
+            .unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        let slot = Arc::new(Slot::new(
+            record.clone(),
+            id,
+            version.manifest,
+            self.registry.data_dir(&record.host),
+            self.registry.cache_dir(&record.tenant),
+            self.epoch,
+        ));
+        if let Some(old) = apps.insert(record.host.clone(), slot.clone()) {
+            old.unload();
+        }
+        slot
+    }
+
+    /// Stops serving `host`.
+    pub fn remove(&self, host: &str) {
+        let old = self
+            .apps
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(host);
+        if let Some(old) = old {
+            old.unload();
+        }
+    }
+
+    pub fn slot(&self, host: &str) -> Option<Arc<Slot>> {
+        self.apps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(host)
+            .cloned()
+    }
+
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        apps.values().cloned().collect()
+    }
+
+    /// Deploys a bundle (blocking: it unpacks and checks it).
+    pub fn deploy(&self, tenant: &str, host: &str, bundle: &[u8]) -> Result<AppRecord, Refusal> {
+        let record = self
+            .registry
+            .deploy(tenant, host, bundle, self.opts.bundle_limits)?;
+        self.install(record.clone());
+        Ok(record)
+    }
+
+    /// The app a request is for, and the path it names there when the
+    /// app was named by a first path segment.
+    fn route<B>(&self, req: &http::Request<B>) -> Option<(Arc<Slot>, Option<http::Uri>)> {
+        let by_host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| strip_port(h).to_ascii_lowercase())
+            .and_then(|h| self.slot(&h));
+        if let Some(slot) = by_host {
+            return Some((slot, None));
+        }
+        // `/HOST/rest`: the app at HOST sees `/rest`.
+        let path = req.uri().path();
+        let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        let slot = (!first.is_empty()).then(|| self.slot(first)).flatten()?;
+        let rest = &path[1 + first.len()..];
+        let rest = if rest.is_empty() { "/" } else { rest };
+        let pq = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_string(),
+        };
+        Some((slot, Some(pq.parse().ok()?)))
+    }
+
+    /// Unloads apps idle past the unload time, and sleeps while none is
+    /// loaded (no wakeups on an idle platform).
+    pub async fn unload_idle_apps(self: Arc<Self>) {
+        let after = self.opts.unload_after;
+        loop {
+            let loaded: Vec<Arc<Slot>> = self
+                .slots()
+                .into_iter()
+                .filter(|s| s.loaded().is_some())
+                .collect();
+            if loaded.is_empty() {
+                self.loaded_one.notified().await;
+                continue;
+            }
+            let mut next = after;
+            let mut unloaded = false;
+            for slot in &loaded {
+                if slot.unload_if_idle(after) {
+                    unloaded = true;
+                } else {
+                    next = next.min(after.saturating_sub(slot.idle_for()));
+                }
+            }
+            if unloaded {
+                crate::host::release_free_heap(false);
+            }
+            tokio::time::sleep(next.max(Duration::from_millis(50))).await;
+        }
+    }
+
+    fn page(&self, resp: http::Response<bytes::Bytes>) -> http::Response<Body> {
+        let mut resp = resp.map(full_body);
+        self.headers.apply(resp.headers_mut());
+        resp
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+impl Service for Platform {
+    async fn call(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Body> {
+        let Some((slot, uri)) = self.route(&req) else {
+            let what = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            return self.page(pages::error(
+                http::StatusCode::NOT_FOUND,
+                "-",
+                &format!("no app is deployed for host {what:?} on this platform"),
+            ));
+        };
+        let mut req = req;
+        if let Some(uri) = uri {
+            *req.uri_mut() = uri;
+        }
+        if let Some(limit) = &self.opts.max_rate_per_app {
+            // One bucket per app, for all its clients together.
+            let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            if let Err(wait) = self.rate.check(slot.id, everyone, limit, Instant::now()) {
+                let mut r = self.page(pages::error(
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    "-",
+                    "this app gets more requests than the platform allows it; try again shortly",
+                ));
+                r.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from(retry_after_secs(wait)),
+                );
+                return r;
+            }
+        }
+        let was_loaded = slot.loaded().is_some();
+        let host = match slot.host(&self.engines, &self.opts.ceilings).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(app = %slot.record.host, "cannot load the app: {e:#}");
+                return self.page(pages::error(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "-",
+                    "this app cannot be loaded now; its operator has been told",
+                ));
+            }
+        };
+        if !was_loaded {
+            self.loaded_one.notify_one();
+        }
+        let resp = host.call(req, peer).await;
+        slot.touch();
+        resp
+    }
+
+    fn security_headers(&self) -> &SecurityHeaders {
+        &self.headers
+    }
+
+    /// The server's idle trim: every app not serving a request goes.
+    fn trim(&self) {
+        for slot in self.slots() {
+            slot.unload_if_idle(Duration::ZERO);
+        }
+        crate::host::release_free_heap(false);
+    }
+
+    fn shutdown(&self) {
+        for slot in self.slots() {
+            if let Some(host) = slot.loaded() {
+                host.shutdown();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn ports_come_off_host_names_and_v6_literals() {
+        assert_eq!(strip_port("a.example:8080"), "a.example");
+        assert_eq!(strip_port("a.example"), "a.example");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+    }
+}

@@ -1,0 +1,197 @@
+//! One deployed version of one app, loaded on its first request and
+//! unloaded when idle. While unloaded it is a few hundred bytes: its record
+//! and counters. Loaded, it is a [`Host`] on the platform's shared engines:
+//! its components mapped from its tenant's compile cache, its database open.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::registry::AppRecord;
+use crate::app::AnyManifest;
+use crate::host::{Host, HostOptions, SharedEngines};
+use crate::metrics::AppMetrics;
+
+/// What the operator allows any one app at most.
+#[derive(Debug, Clone)]
+pub struct Ceilings {
+    pub max_instances: u32,
+    pub max_memory_bytes: usize,
+    pub timeout: Duration,
+}
+
+pub struct Slot {
+    pub record: AppRecord,
+    /// The app's number on this node (its rate bucket).
+    pub id: usize,
+    manifest: PathBuf,
+    data_dir: PathBuf,
+    cache_dir: PathBuf,
+    host: RwLock<Option<Arc<Host>>>,
+    /// One load at a time; requests that arrive meanwhile wait for it.
+    loading: tokio::sync::Mutex<()>,
+    /// When it last finished a request, in ms since `epoch`.
+    last_used_ms: AtomicU64,
+    epoch: Instant,
+    /// Kept across loads: the app's counters go on after an unload.
+    metrics: OnceLock<&'static AppMetrics>,
+    pub loads: AtomicU64,
+    pub unloads: AtomicU64,
+    /// Time the last load took, in µs.
+    pub last_load_us: AtomicU64,
+}
+
+impl Slot {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        record: AppRecord,
+        id: usize,
+        manifest: PathBuf,
+        data_dir: PathBuf,
+        cache_dir: PathBuf,
+        epoch: Instant,
+    ) -> Slot {
+        Slot {
+            record,
+            id,
+            manifest,
+            data_dir,
+            cache_dir,
+            host: RwLock::new(None),
+            loading: tokio::sync::Mutex::new(()),
+            last_used_ms: AtomicU64::new(0),
+            epoch,
+            metrics: OnceLock::new(),
+            loads: AtomicU64::new(0),
+            unloads: AtomicU64::new(0),
+            last_load_us: AtomicU64::new(0),
+        }
+    }
+
+    pub fn loaded(&self) -> Option<Arc<Host>> {
+        self.host.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn metrics(&self) -> Option<&'static AppMetrics> {
+        self.metrics.get().copied()
+    }
+
+    pub fn touch(&self) {
+        self.last_used_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// How long since it last served a request.
+    pub fn idle_for(&self) -> Duration {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_used_ms.load(Ordering::Relaxed)))
+    }
+
+    /// The loaded app, loading it first if it is not.
+    pub async fn host(
+        self: &Arc<Self>,
+        engines: &SharedEngines,
+        ceilings: &Ceilings,
+    ) -> Result<Arc<Host>> {
+        if let Some(h) = self.loaded() {
+            return Ok(h);
+        }
+        let _one = self.loading.lock().await;
+        if let Some(h) = self.loaded() {
+            return Ok(h);
+        }
+        let started = Instant::now();
+        let (me, engines, ceilings) = (self.clone(), engines.clone(), ceilings.clone());
+        // Mapping components and opening a database block.
+        let host = tokio::task::spawn_blocking(move || me.load(engines, &ceilings))
+            .await
+            .context("loading the app panicked")??;
+        let host = Arc::new(host);
+        let _ = self.metrics.set(host.metrics());
+        self.last_load_us
+            .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        *self.host.write().unwrap_or_else(|p| p.into_inner()) = Some(host.clone());
+        tracing::info!(
+            app = %self.record.host,
+            version = self.record.current(),
+            took_us = started.elapsed().as_micros() as u64,
+            "app loaded"
+        );
+        Ok(host)
+    }
+
+    fn load(&self, engines: SharedEngines, ceilings: &Ceilings) -> Result<Host> {
+        let manifest = AnyManifest::load(&self.manifest)?;
+        let max_instances = manifest
+            .limits()
+            .max_instances
+            .map_or(ceilings.max_instances, |n| {
+                n.min(ceilings.max_instances)
+            });
+        let opts = HostOptions {
+            engine: crate::executor::EngineOptions {
+                max_instances,
+                max_memory_bytes: ceilings.max_memory_bytes,
+                ..Default::default()
+            },
+            cache_dir: Some(self.cache_dir.clone()),
+            database: Some(crate::data::Location::Sqlite(self.data_dir.join("app.db"))),
+            timeout: ceilings.timeout,
+            // The binary's code serves the other apps.
+            trim_code: false,
+            data_dir: Some(self.data_dir.join("spin")),
+            shared_engines: Some(engines),
+            metrics: self.metrics(),
+            ..Default::default()
+        };
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
+        match manifest {
+            AnyManifest::Pure(m) => Host::load(m, opts),
+            AnyManifest::Spin(m) => Host::load_spin(m, opts),
+        }
+    }
+
+    /// Unloads the app if it has been idle for `after` and no request holds
+    /// it; says whether it is unloaded now.
+    pub fn unload_if_idle(&self, after: Duration) -> bool {
+        if self.idle_for() < after {
+            return self.loaded().is_none();
+        }
+        let mut slot = self.host.write().unwrap_or_else(|p| p.into_inner());
+        let Some(host) = slot.as_ref() else {
+            return true;
+        };
+        if Arc::strong_count(host) > 1 {
+            // A request is still in it.
+            return false;
+        }
+        let host = slot.take().expect("checked above");
+        drop(slot);
+        self.close(host);
+        true
+    }
+
+    /// Unloads it now, whatever it is doing (deleted or replaced): requests
+    /// in flight finish on their own reference.
+    pub fn unload(&self) {
+        let taken = self.host.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(host) = taken {
+            self.close(host);
+        }
+    }
+
+    fn close(&self, host: Arc<Host>) {
+        if Arc::strong_count(&host) == 1 {
+            host.shutdown();
+        }
+        drop(host);
+        self.unloads.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(app = %self.record.host, "app unloaded");
+    }
+}

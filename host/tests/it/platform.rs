@@ -1,0 +1,562 @@
+//! `nebula platform`: two tenants' apps in one process, deployed over the
+//! admin API with `nebula deploy`, routed by `Host`, loaded on demand and
+//! unloaded when idle.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{agent, build_guests, nebula, nebula_build, repo, Resp};
+
+/// A running `nebula platform`.
+struct Platform {
+    child: Child,
+    base: String,
+    admin: String,
+    dir: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl Platform {
+    fn start(dir: tempfile::TempDir, extra: &[&str]) -> Platform {
+        let log = dir.path().join("platform.log");
+        let mut child = nebula()
+            .arg("platform")
+            .arg("--dir")
+            .arg(dir.path().join("p"))
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut admin = None;
+        let base = loop {
+            let line = match lines.next() {
+                Some(Ok(l)) => l,
+                _ => panic!(
+                    "nebula platform exited before serving:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                ),
+            };
+            if let Some(a) = line.strip_prefix("Admin API at ") {
+                admin = Some(a.trim().trim_end_matches("/apps").to_string());
+            }
+            if line.starts_with("Serving ") {
+                let url = line.rsplit(" at ").next().unwrap();
+                break url.trim().trim_end_matches('/').to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Platform {
+            child,
+            base,
+            admin: admin.expect("the admin address"),
+            dir,
+            log,
+        }
+    }
+
+    /// Killed, then started again on the same folder.
+    fn restart(mut self) -> Platform {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Platform::start(dir, &[])
+    }
+
+    fn pdir(&self) -> PathBuf {
+        self.dir.path().join("p")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `nebula platform tenant add NAME`: its token.
+    fn tenant(&self, name: &str) -> String {
+        let out = nebula()
+            .args(["platform", "tenant", "add", name, "--dir"])
+            .arg(self.pdir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    /// `nebula deploy`: (succeeded, what it printed).
+    fn deploy(&self, manifest: &Path, token: &str, host: &str) -> (bool, String) {
+        let out = nebula()
+            .args(["deploy", "--no-build", "-f"])
+            .arg(manifest)
+            .args(["--to", &self.admin, "--token", token, "--host", host])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// An admin call with `token`.
+    fn admin(&self, method: &str, path: &str, token: &str, body: &[u8]) -> Resp {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.admin))
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_vec())
+            .unwrap();
+        Resp::from(agent().run(req).expect("admin call"))
+    }
+
+    /// GET `path` of the app served for `host`.
+    fn get(&self, host: &str, path: &str) -> Resp {
+        Resp::from(
+            agent()
+                .get(format!("{}{path}", self.base))
+                .header("host", host)
+                .call()
+                .expect("GET"),
+        )
+    }
+}
+
+impl Drop for Platform {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small pure app whose responses say which `version` it is.
+fn pure_app(dir: &Path, name: &str, version: u32) -> PathBuf {
+    let app = dir.join(format!("{name}-v{version}"));
+    std::fs::create_dir_all(app.join("db")).unwrap();
+    std::fs::write(
+        app.join("db/schema.sql"),
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    let hello = repo().join("guests/target/wasm32-wasip2/release/hello.wasm");
+    let manifest = app.join("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"[app]
+name = "{name}"
+
+[database]
+path = "data/app.db"
+schema = "db/schema.sql"
+
+[limits]
+max_instances = 2
+queue_size = 2
+queue_timeout_ms = 100
+
+[headers]
+x-app-version = "{version}"
+
+[components.hello]
+source = "{}"
+
+[[routes]]
+path = "/hello/*rest"
+component = "hello"
+"#,
+            hello.display()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+/// The Spin hello app (a wasi:http component), as its own folder.
+fn spin_app() -> PathBuf {
+    nebula_build("guests/http-hello/spin.toml");
+    repo().join("guests/http-hello/spin.toml")
+}
+
+#[test]
+fn two_tenants_deploy_list_roll_back_and_delete_their_own_apps_only() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &[]);
+    let alice = p.tenant("alice");
+    let bob = p.tenant("bob");
+    assert_ne!(alice, bob);
+    // Only the tokens' hashes are kept.
+    let stored = std::fs::read_to_string(p.pdir().join("tenants.json")).unwrap();
+    assert!(
+        !stored.contains(&alice) && !stored.contains(&bob),
+        "{stored}"
+    );
+
+    // Two apps each: alice two pure ones, bob a pure one and a Spin one.
+    for (token, host, manifest) in [
+        (&alice, "a1.test", pure_app(work.path(), "a1", 1)),
+        (&alice, "a2.test", pure_app(work.path(), "a2", 1)),
+        (&bob, "b1.test", pure_app(work.path(), "b1", 1)),
+        (&bob, "b2.test", spin_app()),
+    ] {
+        let (ok, said) = p.deploy(&manifest, token, host);
+        assert!(ok, "deploy {host}: {said}\n{}", p.log());
+        assert!(
+            said.contains(&format!("deployed {host} version 1")),
+            "{said}"
+        );
+    }
+    // Routed by Host; each app answers as itself.
+    for host in ["a1.test", "a2.test", "b1.test"] {
+        let r = p.get(host, "/hello/x");
+        assert_eq!(r.status, 200, "{host}: {}", r.text());
+        assert!(
+            r.text().starts_with("hello from a pure function"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(r.header("x-app-version"), Some("1"));
+    }
+    let r = p.get("b2.test:8080", "/hello");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().to_lowercase().contains("hello"), "{}", r.text());
+    // …or by a first path segment naming the app, for local use.
+    let r = Resp::from(
+        agent()
+            .get(format!("{}/a2.test/hello/y", p.base))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("rest=y"), "{}", r.text());
+    assert_eq!(p.get("nobody.test", "/hello/x").status, 404);
+    // Each app has its own database.
+    for host in ["a1.test", "a2.test", "b1.test"] {
+        assert!(
+            p.pdir().join("data").join(host).join("app.db").is_file(),
+            "{host}"
+        );
+    }
+
+    // Each tenant lists its own apps only.
+    let list = p.admin("GET", "/apps", &alice, b"").json();
+    let hosts: Vec<&str> = list["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["a1.test", "a2.test"]);
+    let one = p.admin("GET", "/apps/a1.test", &alice, b"").json();
+    assert_eq!(one["version"], 1);
+    assert_eq!(one["loaded"], true);
+    assert!(one["requests"].as_u64().unwrap() >= 1, "{one}");
+
+    let before = std::fs::read_dir(p.pdir().join("apps")).unwrap().count();
+    // Refused, each with a clear error, and nothing changed:
+    // no token, a wrong one;
+    let r = p.admin("GET", "/apps", "nbt_wrong", b"");
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some());
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("Bearer"),
+        "{}",
+        r.text()
+    );
+    let (ok, said) = p.deploy(&pure_app(work.path(), "a1", 2), "nbt_wrong", "a1.test");
+    assert!(!ok && said.contains("401"), "{said}");
+    // another tenant's app;
+    for (method, path) in [
+        ("GET", "/apps/a1.test"),
+        ("POST", "/apps/a1.test/rollback"),
+        ("DELETE", "/apps/a1.test"),
+    ] {
+        let r = p.admin(method, path, &bob, b"");
+        assert_eq!(r.status, 403, "{method} {path}: {}", r.text());
+        assert!(r.text().contains("another tenant"), "{}", r.text());
+    }
+    // a host another tenant holds;
+    let (ok, said) = p.deploy(&pure_app(work.path(), "a1", 2), &bob, "a1.test");
+    assert!(
+        !ok && said.contains("409") && said.contains("another tenant"),
+        "{said}"
+    );
+    // a corrupt bundle;
+    let r = p.admin(
+        "POST",
+        "/apps?host=a1.test",
+        &alice,
+        b"\x1f\x8b not really gzip",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("not a gzipped tarball"), "{}", r.text());
+    // a bundle that fails `check` (its read's SQL names no table of the
+    // schema): refused with the report `nebula check` gives.
+    let broken = pure_app(work.path(), "broken", 1);
+    let text = std::fs::read_to_string(&broken).unwrap();
+    let text = text
+        .replace(
+            "[[routes]]",
+            "[reads.missing]\nsql = \"SELECT text FROM no_such_table\"\n\n[[routes]]",
+        )
+        .replace(
+            "component = \"hello\"\n",
+            "component = \"hello\"\nreads = [\"missing\"]\n",
+        );
+    std::fs::write(&broken, text).unwrap();
+    let (ok, said) = p.deploy(&broken, &alice, "a1.test");
+    assert!(!ok && said.contains("422"), "{said}");
+    let check = nebula()
+        .args(["check", "-f"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert!(!check.status.success());
+    let report = String::from_utf8_lossy(&check.stdout).to_string();
+    let database = report
+        .lines()
+        .find(|l| l.starts_with("database:"))
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(database.contains("no_such_table"), "{report}");
+    // The same words, with the bundle's own path to its manifest.
+    let problem = database.split_once("app.toml").unwrap().1;
+    assert!(
+        said.contains(&format!("database: app.toml{problem}")),
+        "deploy said:\n{said}\ncheck said:\n{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(p.pdir().join("apps")).unwrap().count(),
+        before
+    );
+    let r = p.get("a1.test", "/hello/x");
+    assert_eq!((r.status, r.header("x-app-version")), (200, Some("1")));
+    assert_eq!(
+        p.admin("GET", "/apps/a1.test", &alice, b"").json()["version"],
+        1
+    );
+
+    // A new version, then back.
+    let (ok, said) = p.deploy(&pure_app(work.path(), "a1", 2), &alice, "a1.test");
+    assert!(ok, "{said}");
+    assert_eq!(
+        p.get("a1.test", "/hello/x").header("x-app-version"),
+        Some("2")
+    );
+    let r = p.admin("POST", "/apps/a1.test/rollback", &alice, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["version"], 1);
+    assert_eq!(
+        p.get("a1.test", "/hello/x").header("x-app-version"),
+        Some("1")
+    );
+    let r = p.admin("POST", "/apps/a1.test/rollback", &alice, b"");
+    assert_eq!(r.status, 409, "nothing left to roll back to: {}", r.text());
+
+    // Delete: gone from the list, from routing and from disk.
+    let r = p.admin("DELETE", "/apps/a2.test", &alice, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(p.get("a2.test", "/hello/x").status, 404);
+    assert!(!p.pdir().join("apps/a2.test").exists());
+    assert!(!p.pdir().join("data/a2.test").exists());
+    assert_eq!(p.admin("GET", "/apps/a2.test", &alice, b"").status, 404);
+    assert_eq!(
+        p.admin("GET", "/apps", &alice, b"").json()["apps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Bob's apps never noticed.
+    assert_eq!(p.get("b1.test", "/hello/x").status, 200);
+    assert_eq!(
+        p.admin("GET", "/apps", &bob, b"").json()["apps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A restarted platform serves what was deployed, as it was left.
+    let p = p.restart();
+    assert_eq!(
+        p.get("a1.test", "/hello/x").header("x-app-version"),
+        Some("1")
+    );
+    assert_eq!(p.get("a2.test", "/hello/x").status, 404);
+    assert_eq!(p.get("b2.test", "/hello").status, 200);
+}
+
+#[test]
+fn a_deploy_under_load_drops_no_request_and_idle_apps_unload() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &["--unload-after", "1"]);
+    let t = p.tenant("t");
+    assert!(p.deploy(&pure_app(work.path(), "app", 1), &t, "app.test").0);
+
+    // Four clients for at most 10 s or 400 requests each, while v2 is deployed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = p.base.clone();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, base) = (stop.clone(), base.clone());
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let end = Instant::now() + Duration::from_secs(10);
+                for _ in 0..400 {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > end {
+                        break;
+                    }
+                    let r = Resp::from(
+                        agent()
+                            .get(format!("{base}/hello/x"))
+                            .header("host", "app.test")
+                            .call()
+                            .unwrap(),
+                    );
+                    seen.push((r.status, r.header("x-app-version").map(str::to_string)));
+                }
+                seen
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, said) = p.deploy(&pure_app(work.path(), "app", 2), &t, "app.test");
+    assert!(ok, "{said}");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let per_client: Vec<Vec<_>> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    // Each client's requests are in order: once v2 answers it, v1 never does again.
+    for seen in &per_client {
+        let versions: Vec<&str> = seen.iter().filter_map(|(_, v)| v.as_deref()).collect();
+        if let Some(first_v2) = versions.iter().position(|v| *v == "2") {
+            assert!(!versions[first_v2..].contains(&"1"), "{versions:?}");
+        }
+    }
+    let seen: Vec<_> = per_client.into_iter().flatten().collect();
+    // The clients' own rate may queue past the app's two slots: 503 is the
+    // app's queueing limit, never an error of the deploy.
+    let failed: Vec<_> = seen
+        .iter()
+        .filter(|(s, _)| *s != 200 && *s != 503)
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    let versions: Vec<&str> = seen.iter().filter_map(|(_, v)| v.as_deref()).collect();
+    assert!(
+        versions.contains(&"1") && versions.contains(&"2"),
+        "{versions:?}"
+    );
+    assert!(seen.len() > 20, "too few requests: {}", seen.len());
+    assert_eq!(
+        p.get("app.test", "/hello/x").header("x-app-version"),
+        Some("2")
+    );
+
+    // Idle past its unload time, it is unloaded and the next request loads it.
+    let status = |p: &Platform| p.admin("GET", "/apps/app.test", &t, b"").json();
+    let end = Instant::now() + Duration::from_secs(10);
+    while status(&p)["loaded"] == true {
+        assert!(
+            Instant::now() < end,
+            "not unloaded: {}\n{}",
+            status(&p),
+            p.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let s = status(&p);
+    assert!(s["unloads"].as_u64().unwrap() >= 1, "{s}");
+    assert!(p.log().contains("app unloaded"), "{}", p.log());
+    let loads = s["loads"].as_u64().unwrap();
+    let r = p.get("app.test", "/hello/x");
+    assert_eq!((r.status, r.header("x-app-version")), (200, Some("2")));
+    let s = status(&p);
+    assert_eq!(s["loaded"], true);
+    assert_eq!(s["loads"].as_u64().unwrap(), loads + 1);
+    // Its counters went on across the unload.
+    assert!(
+        s["requests"].as_u64().unwrap() > seen.len() as u64 / 2,
+        "{s}"
+    );
+}
+
+#[test]
+fn one_apps_flood_gets_its_own_503s_while_another_app_is_served() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    // The hog's requests sleep until the deadline; two slots and a queue of
+    // two, so a flood of ten at once must overflow it.
+    let p = Platform::start(
+        tempfile::tempdir().unwrap(),
+        &["--timeout-ms", "1500", "--max-rate-per-app", "50/s"],
+    );
+    let t = p.tenant("t");
+    let calm = pure_app(work.path(), "calm", 1);
+    let hog = pure_app(work.path(), "hog", 1);
+    let text = std::fs::read_to_string(&hog).unwrap();
+    let spin = repo().join("guests/target/wasm32-wasip2/release/hog.wasm");
+    std::fs::write(
+        &hog,
+        text.replace(
+            &repo()
+                .join("guests/target/wasm32-wasip2/release/hello.wasm")
+                .display()
+                .to_string(),
+            &spin.display().to_string(),
+        ),
+    )
+    .unwrap();
+    assert!(p.deploy(&calm, &t, "calm.test").0);
+    let (ok, said) = p.deploy(&hog, &t, "hog.test");
+    assert!(ok, "{said}");
+
+    let base = p.base.clone();
+    let flood: Vec<_> = (0..10)
+        .map(|_| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                Resp::from(
+                    agent()
+                        .get(format!("{base}/hello/x?mode=sleep"))
+                        .header("host", "hog.test")
+                        .call()
+                        .unwrap(),
+                )
+                .status
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Meanwhile the calm app answers every request.
+    for _ in 0..20 {
+        let r = p.get("calm.test", "/hello/x");
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let statuses: Vec<u16> = flood.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        statuses.contains(&503),
+        "the hog's flood overflowed no queue: {statuses:?}"
+    );
+
+    // A request rate past the platform's ceiling gets 429, for that app only.
+    let mut limited = 0;
+    for _ in 0..80 {
+        let r = p.get("calm.test", "/hello/x");
+        if r.status == 429 {
+            assert!(r.header("retry-after").is_some());
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "no 429 past 50/s");
+}
