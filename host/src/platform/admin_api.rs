@@ -30,7 +30,6 @@ use tokio::net::TcpListener;
 
 use super::registry::{AppRecord, Refusal};
 use super::slot::Slot;
-use super::tenants::Tenants;
 use super::Platform;
 use crate::server::write_timeout::WriteTimeout;
 
@@ -106,7 +105,7 @@ impl From<Refusal> for Response {
 
 async fn respond(platform: &Arc<Platform>, req: hyper::Request<hyper::body::Incoming>) -> Response {
     // Read on every call: `nebula platform tenant add` may have added one.
-    let tenants = match Tenants::load(platform.registry().dir()) {
+    let tenants = match platform.tenants().await {
         Ok(t) => t,
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     };

@@ -52,13 +52,16 @@ pub fn pack(file: &Path) -> Result<Vec<u8>> {
                 doc["static"]["dir"] = toml_edit::value("static");
             }
             let db = &m.database;
-            if let Some(schema) = &db.schema {
-                files.push((schema.clone(), "db/schema.sql".into()));
-                doc["database"]["schema"] = toml_edit::value("db/schema.sql");
-            }
-            if let Some(seed) = &db.seed {
-                files.push((seed.clone(), "db/seed.sql".into()));
-                doc["database"]["seed"] = toml_edit::value("db/seed.sql");
+            for (key, file) in [("schema", &db.schema), ("seed", &db.seed)] {
+                let Some(file) = file else { continue };
+                let at = format!("db/{key}.sql");
+                files.push((file.clone(), at.clone()));
+                doc["database"][key] = toml_edit::value(at);
+                // Its PostgreSQL variant, beside it, for a platform on PostgreSQL.
+                let pg = file.with_extension("postgres.sql");
+                if pg.is_file() {
+                    files.push((pg, format!("db/{key}.postgres.sql")));
+                }
             }
             if let Some(dir) = &db.migrations {
                 add_dir(dir, "db/migrations", &mut files)?;

@@ -40,6 +40,9 @@ pub enum TenantAction {
         /// The platform's folder.
         #[arg(long)]
         dir: PathBuf,
+        /// The platform's PostgreSQL store, if its nodes share one.
+        #[arg(long, env = "NEBULA_PLATFORM_STORE")]
+        store: Option<String>,
     },
 }
 
@@ -78,6 +81,10 @@ pub struct ServeArgs {
     /// Ceiling of an app bundle, unpacked, in MiB.
     #[arg(long, default_value_t = 128)]
     pub max_bundle_mb: u64,
+    /// Several nodes: a PostgreSQL URL where tenants, apps, bundles and the
+    /// apps' data live (each node keeps a copy of what it serves in --dir).
+    #[arg(long, env = "NEBULA_PLATFORM_STORE")]
+    pub store: Option<String>,
     /// Idle seconds after which the whole process trims its memory (off by default).
     #[arg(long)]
     pub idle_trim: Option<f64>,
@@ -86,8 +93,22 @@ pub struct ServeArgs {
 /// `nebula platform tenant add`.
 pub fn tenant(action: TenantAction) -> Result<()> {
     match action {
-        TenantAction::Add { name, dir } => {
-            let token = Tenants::add(&dir, &name)?;
+        TenantAction::Add { name, dir, store } => {
+            let token = match store {
+                Some(url) => {
+                    let store = super::shared_store::SharedStore::new(&url)?;
+                    let (tenant, token) = super::tenants::Tenant::new(&name)?;
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?
+                        .block_on(async {
+                            store.init().await?;
+                            store.add_tenant(&tenant).await
+                        })?;
+                    token
+                }
+                None => Tenants::add(&dir, &name)?,
+            };
             println!("{token}");
             eprintln!(
                 "tenant {name:?} added to {}; this token is shown once: keep it",
@@ -129,6 +150,7 @@ impl ServeArgs {
                 max_bytes: self.max_bundle_mb << 20,
                 max_files: 10_000,
             },
+            store: self.store.clone(),
         })
     }
 }
@@ -148,7 +170,10 @@ pub fn serve(
         .build()
         .context("cannot start the tokio runtime")?;
     rt.block_on(async move {
-        let platform = Platform::open(opts)?;
+        let platform = tokio::task::spawn_blocking(move || Platform::open(opts))
+            .await
+            .context("opening the platform panicked")??;
+        tokio::spawn(platform.clone().follow_store());
         let listener = match crate::server::activation::inherited_listener()? {
             Some(l) => l,
             None => tokio::net::TcpListener::bind(args.listen)

@@ -15,6 +15,7 @@ pub mod admin_api;
 pub mod bundle;
 pub mod cli;
 pub mod registry;
+pub mod shared_store;
 pub mod slot;
 pub mod tenants;
 
@@ -29,7 +30,9 @@ use anyhow::Result;
 
 use self::bundle::UnpackLimits;
 use self::registry::{AppRecord, Refusal, Registry};
+use self::shared_store::SharedStore;
 use self::slot::{Ceilings, Slot};
+use self::tenants::Tenants;
 use crate::host::SharedEngines;
 use crate::server::{full_body, pages, Body, Service};
 use crate::web::rate_limit::{retry_after_secs, Limiter, RateLimit};
@@ -47,6 +50,9 @@ pub struct PlatformOptions {
     /// Requests one app may get, from everyone together.
     pub max_rate_per_app: Option<RateLimit>,
     pub bundle_limits: UnpackLimits,
+    /// With several nodes: the PostgreSQL database that holds tenants, app
+    /// records, bundles and the apps' data (each in its own schema).
+    pub store: Option<String>,
 }
 
 pub struct Platform {
@@ -63,9 +69,15 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Opens the platform's folder and every app in it (none is loaded).
+    /// Opens the platform's folder and every app in it (none is loaded);
+    /// with a shared store, first brings the folder up to the database.
+    /// Blocking: call it from a blocking thread of a runtime.
     pub fn open(opts: PlatformOptions) -> Result<Arc<Platform>> {
-        let registry = Registry::open(&opts.dir)?;
+        let store = opts.store.as_deref().map(SharedStore::new).transpose()?;
+        if let Some(store) = &store {
+            tokio::runtime::Handle::current().block_on(store.init())?;
+        }
+        let registry = Registry::open(&opts.dir, store)?;
         let engines = SharedEngines::new(&crate::executor::EngineOptions {
             max_instances: opts.pool_instances,
             max_memory_bytes: opts.ceilings.max_memory_bytes,
@@ -82,10 +94,84 @@ impl Platform {
             epoch: Instant::now(),
             headers: SecurityHeaders::default(),
         });
-        for (_, record) in platform.registry.all()? {
-            platform.install(record);
-        }
+        platform.sync_all()?;
         Ok(platform)
+    }
+
+    /// Serves exactly the apps the registry has (blocking).
+    fn sync_all(&self) -> Result<()> {
+        let hosts = self.registry.hosts()?;
+        for host in &hosts {
+            if let Err(e) = self.sync(host) {
+                tracing::error!(app = %host, "cannot bring the app up to date: {e:#}");
+            }
+        }
+        let gone: Vec<String> = self
+            .slots()
+            .into_iter()
+            .map(|s| s.record.host.clone())
+            .filter(|h| !hosts.contains(h))
+            .collect();
+        for host in gone {
+            self.remove(&host);
+        }
+        Ok(())
+    }
+
+    /// Serves `host` as the registry has it now (blocking).
+    fn sync(&self, host: &str) -> Result<()> {
+        match self.registry.sync(host, self.opts.bundle_limits)? {
+            Some(record) => {
+                let current = self.slot(host).map(|s| s.record.clone());
+                if current.as_ref() != Some(&record) {
+                    tracing::info!(app = %host, version = record.current(), "serving");
+                    self.install(record);
+                }
+            }
+            None => self.remove(host),
+        }
+        Ok(())
+    }
+
+    /// With a shared store: follows the other nodes' changes. Every
+    /// (re)connection resyncs everything first, so a change announced while
+    /// this node was not listening is not missed.
+    pub async fn follow_store(self: Arc<Self>) {
+        let Some(store) = self.registry.store().cloned() else {
+            return;
+        };
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match store.listen().await {
+                Ok((_client, mut changes)) => {
+                    wait = Duration::from_millis(100);
+                    let me = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.sync_all()).await;
+                    while let Some(host) = changes.recv().await {
+                        let me = self.clone();
+                        let _ = tokio::task::spawn_blocking(move || {
+                            if let Err(e) = me.sync(&host) {
+                                tracing::error!(app = %host, "cannot follow a change: {e:#}");
+                            }
+                        })
+                        .await;
+                    }
+                    tracing::warn!("platform store: lost the change feed; reconnecting");
+                }
+                Err(e) => tracing::warn!("platform store: {e:#}; retrying in {wait:?}"),
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// The tenants and their token hashes, read afresh (a tenant may have
+    /// been added since).
+    pub async fn tenants(&self) -> Result<Tenants> {
+        match self.registry.store() {
+            Some(store) => store.tenants().await,
+            None => Tenants::load(self.registry.dir()),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -111,6 +197,7 @@ impl Platform {
             version.manifest,
             self.registry.data_dir(&record.host),
             self.registry.cache_dir(&record.tenant),
+            self.registry.store().cloned(),
             self.epoch,
         ));
         if let Some(old) = apps.insert(record.host.clone(), slot.clone()) {

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::bundle::{self, UnpackLimits};
+use super::shared_store::{data_schema, SharedStore};
 
 /// How many versions of an app are kept to roll back to.
 const KEPT_VERSIONS: usize = 5;
@@ -57,8 +58,11 @@ impl From<anyhow::Error> for Refusal {
 
 pub struct Registry {
     dir: PathBuf,
-    /// One change at a time; reads take a copy of the record.
+    /// One change at a time on this node; reads take a copy of the record.
     changes: Mutex<()>,
+    /// With several nodes: where records and bundles really live (this
+    /// node's folder is then a copy of what it serves).
+    store: Option<SharedStore>,
 }
 
 /// The paths of one version of an app.
@@ -68,13 +72,18 @@ pub struct Version {
 }
 
 impl Registry {
-    pub fn open(dir: &Path) -> Result<Registry> {
+    pub fn open(dir: &Path, store: Option<SharedStore>) -> Result<Registry> {
         std::fs::create_dir_all(dir.join("apps"))
             .with_context(|| format!("cannot create {}", dir.join("apps").display()))?;
         Ok(Registry {
             dir: dir.to_path_buf(),
             changes: Mutex::new(()),
+            store,
         })
+    }
+
+    pub fn store(&self) -> Option<&SharedStore> {
+        self.store.as_ref()
     }
 
     pub fn dir(&self) -> &Path {
@@ -146,7 +155,10 @@ impl Registry {
     ) -> Result<AppRecord, Refusal> {
         valid_host(host).map_err(|m| Refusal::new(400, m))?;
         let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.get(host)?;
+        let old = match &self.store {
+            Some(store) => block_on(store.record(host))?,
+            None => self.get(host)?,
+        };
         if let Some(old) = &old {
             if old.tenant != tenant {
                 return Err(Refusal::new(
@@ -157,39 +169,113 @@ impl Registry {
         }
         let app_dir = self.app_dir(host);
         let staging = app_dir.join(format!(".staging-{:016x}", rand::random::<u64>()));
-        let result = self.stage(tenant, bundle, &staging, limits);
-        if let Err(e) = result {
+        let cleanup = || {
             let _ = std::fs::remove_dir_all(&staging);
             if old.is_none() {
                 let _ = std::fs::remove_dir(&app_dir);
             }
+        };
+        if let Err(e) = self.stage(tenant, bundle, &staging, limits) {
+            cleanup();
             return Err(e);
         }
-        let number = old
-            .as_ref()
-            .and_then(|o| o.versions.iter().max().copied())
-            .unwrap_or(0)
-            + 1;
-        std::fs::rename(&staging, app_dir.join(format!("v{number}")))
-            .context("cannot move the new version in place")?;
-        let mut versions = old.map(|o| o.versions).unwrap_or_default();
-        versions.push(number);
-        let dropped: Vec<u32> = if versions.len() > KEPT_VERSIONS {
-            versions.drain(..versions.len() - KEPT_VERSIONS).collect()
-        } else {
-            Vec::new()
+        let record = match &self.store {
+            // The database numbers versions for every node.
+            Some(store) => {
+                match block_on(store.deploy(tenant, host, bundle, KEPT_VERSIONS, now_ms())) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        cleanup();
+                        return Err(e);
+                    }
+                }
+            }
+            None => {
+                let mut versions = old.map(|o| o.versions).unwrap_or_default();
+                versions.push(versions.iter().max().copied().unwrap_or(0) + 1);
+                if versions.len() > KEPT_VERSIONS {
+                    versions.drain(..versions.len() - KEPT_VERSIONS);
+                }
+                AppRecord {
+                    host: host.to_string(),
+                    tenant: tenant.to_string(),
+                    versions,
+                    deployed_ms: now_ms(),
+                }
+            }
         };
-        let record = AppRecord {
-            host: host.to_string(),
-            tenant: tenant.to_string(),
-            versions,
-            deployed_ms: now_ms(),
-        };
+        let target = app_dir.join(format!("v{}", record.current()));
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&staging, &target).context("cannot move the new version in place")?;
         self.write(&record)?;
-        for v in dropped {
-            let _ = std::fs::remove_dir_all(app_dir.join(format!("v{v}")));
-        }
+        self.prune(&record);
         Ok(record)
+    }
+
+    /// Removes the local versions `record` no longer keeps.
+    fn prune(&self, record: &AppRecord) {
+        let Ok(entries) = std::fs::read_dir(self.app_dir(&record.host)) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let kept = name
+                .strip_prefix('v')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_none_or(|n| record.versions.contains(&n));
+            if !kept {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    /// With a shared store: brings this node's copy of `host` up to the
+    /// database's record (fetching the current version's bundle if it lacks
+    /// it) and returns the record; `None` if the app is gone (its copy is
+    /// removed).
+    pub fn sync(&self, host: &str, limits: UnpackLimits) -> Result<Option<AppRecord>> {
+        let Some(store) = &self.store else {
+            return self.get(host);
+        };
+        valid_host(host).map_err(anyhow::Error::msg)?;
+        let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(record) = block_on(store.record(host))? else {
+            let _ = std::fs::remove_dir_all(self.app_dir(host));
+            return Ok(None);
+        };
+        let version = self.app_dir(host).join(format!("v{}", record.current()));
+        if !version.is_dir() {
+            let bundle = block_on(store.bundle(host, record.current()))?.with_context(|| {
+                format!(
+                    "the store has no bundle for {host} version {}",
+                    record.current()
+                )
+            })?;
+            let staging = self
+                .app_dir(host)
+                .join(format!(".fetch-{:016x}", rand::random::<u64>()));
+            if let Err(e) = bundle::unpack(&bundle, &staging, limits) {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+            std::fs::rename(&staging, &version)?;
+        }
+        if self.get(host)?.as_ref() != Some(&record) {
+            self.write(&record)?;
+        }
+        self.prune(&record);
+        Ok(Some(record))
+    }
+
+    /// Every app the platform serves: the database's, with a store.
+    pub fn hosts(&self) -> Result<Vec<String>> {
+        match &self.store {
+            Some(store) => Ok(block_on(store.records())?
+                .into_iter()
+                .map(|r| r.host)
+                .collect()),
+            None => Ok(self.all()?.into_keys().collect()),
+        }
     }
 
     fn stage(
@@ -226,7 +312,11 @@ impl Registry {
     /// rolled back from is removed.
     pub fn rollback(&self, record: &AppRecord) -> Result<AppRecord, Refusal> {
         let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(fresh) = self.get(&record.host)? else {
+        let fresh = match &self.store {
+            Some(store) => block_on(store.record(&record.host))?,
+            None => self.get(&record.host)?,
+        };
+        let Some(fresh) = fresh else {
             return Err(Refusal::new(404, format!("no app {:?}", record.host)));
         };
         if fresh.versions.len() < 2 {
@@ -239,19 +329,25 @@ impl Registry {
             ));
         }
         let mut next = fresh.clone();
-        let gone = next.versions.pop().expect("two versions");
+        next.versions.pop();
         next.deployed_ms = now_ms();
+        if let Some(store) = &self.store {
+            block_on(store.set(&next))?;
+        }
         self.write(&next)?;
-        let _ = std::fs::remove_dir_all(self.app_dir(&record.host).join(format!("v{gone}")));
+        self.prune(&next);
         Ok(next)
     }
 
     /// Removes the app, every version of it and its data.
     pub fn delete(&self, record: &AppRecord) -> Result<(), Refusal> {
         let _one = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(store) = &self.store {
+            block_on(store.delete(&record.host, &data_schema(&record.host)))?;
+        }
         let dir = self.app_dir(&record.host);
         // The record goes first: a crash halfway leaves files, not an app.
-        std::fs::remove_file(dir.join("app.json")).context("cannot remove the app record")?;
+        let _ = std::fs::remove_file(dir.join("app.json"));
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(self.data_dir(&record.host));
         Ok(())
@@ -263,6 +359,12 @@ impl Registry {
             &serde_json::to_vec_pretty(record)?,
         )
     }
+}
+
+/// Runs a store call from a blocking thread (deploys and syncs run on
+/// `spawn_blocking`, where the runtime may be entered but not awaited).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Handle::current().block_on(f)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::registry::AppRecord;
+use super::shared_store::{data_schema, SharedStore};
 use crate::app::AnyManifest;
 use crate::host::{Host, HostOptions, SharedEngines};
 use crate::metrics::AppMetrics;
@@ -30,6 +31,8 @@ pub struct Slot {
     manifest: PathBuf,
     data_dir: PathBuf,
     cache_dir: PathBuf,
+    /// With several nodes, the app's data is in its own schema there.
+    store: Option<SharedStore>,
     host: RwLock<Option<Arc<Host>>>,
     /// One load at a time; requests that arrive meanwhile wait for it.
     loading: tokio::sync::Mutex<()>,
@@ -52,6 +55,7 @@ impl Slot {
         manifest: PathBuf,
         data_dir: PathBuf,
         cache_dir: PathBuf,
+        store: Option<SharedStore>,
         epoch: Instant,
     ) -> Slot {
         Slot {
@@ -60,6 +64,7 @@ impl Slot {
             manifest,
             data_dir,
             cache_dir,
+            store,
             host: RwLock::new(None),
             loading: tokio::sync::Mutex::new(()),
             last_used_ms: AtomicU64::new(0),
@@ -130,9 +135,15 @@ impl Slot {
         let max_instances = manifest
             .limits()
             .max_instances
-            .map_or(ceilings.max_instances, |n| {
-                n.min(ceilings.max_instances)
-            });
+            .map_or(ceilings.max_instances, |n| n.min(ceilings.max_instances));
+        let database = match &self.store {
+            Some(store) => {
+                let schema = data_schema(&self.record.host);
+                tokio::runtime::Handle::current().block_on(store.create_schema(&schema))?;
+                crate::data::Location::Postgres(store.app_url(&schema))
+            }
+            None => crate::data::Location::Sqlite(self.data_dir.join("app.db")),
+        };
         let opts = HostOptions {
             engine: crate::executor::EngineOptions {
                 max_instances,
@@ -140,7 +151,7 @@ impl Slot {
                 ..Default::default()
             },
             cache_dir: Some(self.cache_dir.clone()),
-            database: Some(crate::data::Location::Sqlite(self.data_dir.join("app.db"))),
+            database: Some(database),
             timeout: ceilings.timeout,
             // The binary's code serves the other apps.
             trim_code: false,

@@ -15,6 +15,27 @@ pub struct Tenant {
     pub token_sha256: String,
 }
 
+impl Tenant {
+    /// A tenant named `name` with a fresh token: the tenant (holding the
+    /// token's hash) and the token.
+    pub fn new(name: &str) -> Result<(Tenant, String)> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!("tenant name {name:?}: use 1 to 64 letters, digits, '-' or '_'");
+        }
+        let token = format!("nbt_{}", hex(&rand::random::<[u8; 32]>()));
+        let tenant = Tenant {
+            name: name.to_string(),
+            token_sha256: hash(&token),
+        };
+        Ok((tenant, token))
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tenants {
     tenants: Vec<Tenant>,
@@ -44,27 +65,20 @@ impl Tenants {
         }
     }
 
+    pub fn from_list(tenants: Vec<Tenant>) -> Tenants {
+        Tenants { tenants }
+    }
+
     /// Adds tenant `name` to the platform in `dir` and returns its token.
     pub fn add(dir: &Path, name: &str) -> Result<String> {
-        if name.is_empty()
-            || name.len() > 64
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!("tenant name {name:?}: use 1 to 64 letters, digits, '-' or '_'");
-        }
+        let (tenant, token) = Tenant::new(name)?;
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the platform folder {}", dir.display()))?;
         let mut tenants = Tenants::load(dir)?;
         if tenants.tenants.iter().any(|t| t.name == name) {
             bail!("tenant {name:?} exists already in {}", dir.display());
         }
-        let token = format!("nbt_{}", hex(&rand::random::<[u8; 32]>()));
-        tenants.tenants.push(Tenant {
-            name: name.to_string(),
-            token_sha256: hash(&token),
-        });
+        tenants.tenants.push(tenant);
         super::registry::write_atomically(&file(dir), &serde_json::to_vec_pretty(&tenants)?)?;
         Ok(token)
     }

@@ -7,10 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{agent, build_guests, nebula, nebula_build, repo, Resp};
+use crate::support::{agent, build_guests, nebula, nebula_build, psql, repo, PgDatabase, Resp};
 
 /// A running `nebula platform`.
 struct Platform {
+    /// The shared PostgreSQL store, with several nodes.
+    store: Option<String>,
     child: Child,
     base: String,
     admin: String,
@@ -20,11 +22,17 @@ struct Platform {
 
 impl Platform {
     fn start(dir: tempfile::TempDir, extra: &[&str]) -> Platform {
+        Platform::start_on(dir, None, extra)
+    }
+
+    /// A node of a platform whose state is in PostgreSQL at `store`.
+    fn start_on(dir: tempfile::TempDir, store: Option<&str>, extra: &[&str]) -> Platform {
         let log = dir.path().join("platform.log");
         let mut child = nebula()
             .arg("platform")
             .arg("--dir")
             .arg(dir.path().join("p"))
+            .args(store.map(|s| vec!["--store", s]).unwrap_or_default())
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -51,6 +59,7 @@ impl Platform {
         };
         std::thread::spawn(move || for _ in lines {});
         Platform {
+            store: store.map(str::to_string),
             child,
             base,
             admin: admin.expect("the admin address"),
@@ -81,6 +90,7 @@ impl Platform {
         let out = nebula()
             .args(["platform", "tenant", "add", name, "--dir"])
             .arg(self.pdir())
+            .args(self.store.iter().flat_map(|s| ["--store", s.as_str()]))
             .output()
             .unwrap();
         assert!(
@@ -559,4 +569,83 @@ fn one_apps_flood_gets_its_own_503s_while_another_app_is_served() {
         }
     }
     assert!(limited > 0, "no 429 past 50/s");
+}
+
+/// Waits up to 10 s for `node` to answer `host` with `status` and version.
+fn wait_for(node: &Platform, host: &str, status: u16, version: Option<&str>) {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = node.get(host, "/hello/x");
+        if r.status == status && r.header("x-app-version") == version {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "{host} on {} still answers {} {:?}, not {status} {version:?}:\n{}",
+            node.base,
+            r.status,
+            r.header("x-app-version"),
+            node.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn nodes_on_one_postgres_store_serve_every_app_and_follow_each_others_deploys() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let pg = PgDatabase::create();
+    let url = pg.url();
+    let n1 = Platform::start_on(tempfile::tempdir().unwrap(), Some(&url), &[]);
+    let n2 = Platform::start_on(tempfile::tempdir().unwrap(), Some(&url), &[]);
+    let t = n1.tenant("t");
+    let other = n2.tenant("u");
+
+    // Deployed through node 1, served by node 2 (which fetched the bundle).
+    let (ok, said) = n1.deploy(&pure_app(work.path(), "app", 1), &t, "app.test");
+    assert!(ok, "{said}");
+    wait_for(&n2, "app.test", 200, Some("1"));
+    assert!(n2.pdir().join("apps/app.test/v1/app.toml").is_file());
+    // The app's data is in its own schema of the shared database.
+    let schemas = psql(
+        &pg.name,
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'",
+    );
+    assert_eq!(schemas.len(), 1, "{schemas:?}");
+    assert!(schemas[0][0].starts_with("app_app_test_"), "{schemas:?}");
+    // The token works on every node; the host stays its tenant's.
+    let list = n2.admin("GET", "/apps", &t, b"").json();
+    assert_eq!(list["apps"][0]["host"], "app.test", "{list}");
+    let (ok, said) = n2.deploy(&pure_app(work.path(), "app", 9), &other, "app.test");
+    assert!(!ok && said.contains("409"), "{said}");
+
+    // A new version through node 2 reaches node 1; a node started now
+    // serves it at once.
+    assert!(
+        n2.deploy(&pure_app(work.path(), "app", 2), &t, "app.test")
+            .0
+    );
+    wait_for(&n1, "app.test", 200, Some("2"));
+    let n3 = Platform::start_on(tempfile::tempdir().unwrap(), Some(&url), &[]);
+    let r = n3.get("app.test", "/hello/x");
+    assert_eq!((r.status, r.header("x-app-version")), (200, Some("2")));
+
+    // A rollback through node 1 reaches the others.
+    let r = n1.admin("POST", "/apps/app.test/rollback", &t, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for(&n2, "app.test", 200, Some("1"));
+    wait_for(&n3, "app.test", 200, Some("1"));
+
+    // A delete through node 3: gone everywhere, data schema included.
+    let r = n3.admin("DELETE", "/apps/app.test", &t, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for(&n1, "app.test", 404, None);
+    wait_for(&n2, "app.test", 404, None);
+    assert!(psql(
+        &pg.name,
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'"
+    )
+    .is_empty());
+    drop((n1, n2, n3));
 }
