@@ -65,9 +65,11 @@ impl ComponentStats {
     }
 }
 
-/// The lowest and highest HTTP status codes (`http::StatusCode` refuses others).
-const STATUS_MIN: u16 = 100;
-const STATUS_COUNT: usize = 900;
+/// HTTP status codes run from 100 to 999 (`http::StatusCode` refuses
+/// others): nine classes of a hundred codes, each class's counters made on
+/// its first use, so that a route that only ever answers 2xx costs one
+/// block, not nine (a platform keeps the stats of every app it has loaded).
+const STATUS_CLASSES: usize = 9;
 
 /// Per (component, route): requests by status and the CPU they used.
 #[derive(Debug)]
@@ -76,7 +78,7 @@ pub struct RouteStats {
     pub route: String,
     /// CPU of the requests' work; its parent is [`cpu::CONNECTIONS`].
     pub cpu: Charge,
-    by_status: Box<[AtomicU64]>,
+    by_status: [std::sync::OnceLock<Box<[AtomicU64; 100]>>; STATUS_CLASSES],
 }
 
 impl RouteStats {
@@ -85,20 +87,28 @@ impl RouteStats {
             component,
             route: route.to_string(),
             cpu: Charge::new(Some(&cpu::CONNECTIONS)),
-            by_status: (0..STATUS_COUNT).map(|_| AtomicU64::new(0)).collect(),
+            by_status: Default::default(),
         }
     }
 
     pub fn count(&self, status: http::StatusCode) {
-        let i = (status.as_u16().saturating_sub(STATUS_MIN) as usize).min(STATUS_COUNT - 1);
-        self.by_status[i].fetch_add(1, Ordering::Relaxed);
+        let code = status.as_u16().clamp(100, 999);
+        let class = self.by_status[usize::from(code / 100 - 1)]
+            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
+        class[usize::from(code % 100)].fetch_add(1, Ordering::Relaxed);
     }
 
     fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.by_status.iter().enumerate().filter_map(|(i, n)| {
-            let n = n.load(Ordering::Relaxed);
-            (n > 0).then_some((i as u16 + STATUS_MIN, n))
-        })
+        self.by_status
+            .iter()
+            .enumerate()
+            .filter_map(|(c, class)| class.get().map(|codes| (c, codes)))
+            .flat_map(|(c, codes)| {
+                codes.iter().enumerate().filter_map(move |(i, n)| {
+                    let n = n.load(Ordering::Relaxed);
+                    (n > 0).then_some(((c as u16 + 1) * 100 + i as u16, n))
+                })
+            })
     }
 
     fn requests(&self) -> u64 {
@@ -277,6 +287,13 @@ mod tests {
         x.count(http::StatusCode::OK);
         m.route("b", "/y").count(http::StatusCode::NOT_FOUND);
         m.unmatched.count(http::StatusCode::NOT_FOUND);
+        // The edges of the classes, each counted in its own.
+        for code in [100, 199, 599, 999] {
+            m.route("b", "/y")
+                .count(http::StatusCode::from_u16(code).unwrap());
+        }
+        let edges: Vec<(u16, u64)> = m.route("b", "/y").statuses().collect();
+        assert_eq!(edges, [(100, 1), (199, 1), (404, 1), (599, 1), (999, 1)]);
         m.component("a").unwrap().memory(3 << 20);
         let text = render(Some(m));
         assert!(

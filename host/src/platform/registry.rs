@@ -175,7 +175,7 @@ impl Registry {
                 let _ = std::fs::remove_dir(&app_dir);
             }
         };
-        if let Err(e) = self.stage(tenant, bundle, &staging, limits) {
+        if let Err(e) = self.stage(tenant, host, bundle, &staging, limits) {
             cleanup();
             return Err(e);
         }
@@ -281,6 +281,7 @@ impl Registry {
     fn stage(
         &self,
         tenant: &str,
+        host: &str,
         bundle: &[u8],
         staging: &Path,
         limits: UnpackLimits,
@@ -304,6 +305,28 @@ impl Registry {
             .map_err(|e| refuse(format!("{e:#}")))?;
         if !report.ok {
             return Err(refuse(report.text));
+        }
+        // The app's database made (or migrated) now, not on its first
+        // request: creating a SQLite file and its schema is most of a first
+        // load's time (benches/RESULTS.md, "A platform").
+        if let crate::app::AnyManifest::Pure(m) =
+            crate::app::AnyManifest::load(&manifest).map_err(|e| refuse(format!("{e:#}")))?
+        {
+            let location = match &self.store {
+                Some(store) => {
+                    let schema = data_schema(host);
+                    block_on(store.create_schema(&schema))?;
+                    crate::data::Location::Postgres(store.app_url(&schema))
+                }
+                None => {
+                    std::fs::create_dir_all(self.data_dir(host))
+                        .context("cannot create the app's data folder")?;
+                    crate::data::Location::Sqlite(self.data_dir(host).join("app.db"))
+                }
+            };
+            let db = crate::data::open(&m, Some(&location))
+                .map_err(|e| refuse(format!("database: {e:#}")))?;
+            let _ = db.close();
         }
         Ok(())
     }
