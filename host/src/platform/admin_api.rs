@@ -9,6 +9,8 @@
 //!   bundle). Nothing changes unless it is deployed whole.
 //! - `GET /apps`: the tenant's apps.
 //! - `GET /apps/NAME`: one app's status and metrics.
+//! - `GET /apps/NAME/metrics`: the app's metrics in the Prometheus text
+//!   format, as `nebula up --admin` serves them for one app.
 //! - `POST /apps/NAME/rollback`: the previous version becomes current.
 //! - `DELETE /apps/NAME`: the app, its versions and its data go.
 //!
@@ -151,6 +153,15 @@ async fn respond(platform: &Arc<Platform>, req: hyper::Request<hyper::body::Inco
             };
             match (method, rest) {
                 (Method::GET, []) => answer(StatusCode::OK, detail(&slot)),
+                // Every figure `nebula up --admin` serves, for this app alone
+                // (none before its first load), in the Prometheus text format.
+                (Method::GET, ["metrics"]) => hyper::Response::builder()
+                    .header(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+                    .body(Full::new(Bytes::from(match slot.metrics() {
+                        Some(m) => crate::metrics::render(Some(m)),
+                        None => String::new(),
+                    })))
+                    .expect("a static response"),
                 (Method::POST, ["rollback"]) => {
                     let p = platform.clone();
                     let record = slot.record.clone();
