@@ -486,6 +486,10 @@ def make_template(nebula: str, work: str, deploys: int, wasm: str) -> dict:
     src = os.path.join(ddir, "apps", "template.test")
     with open(os.path.join(src, "app.json")) as f:
         record = json.load(f)
+    # The app's database, made by the deploy (since the platform makes it at
+    # deploy time rather than on the first request); copied with each app.
+    data = os.path.join(ddir, "data", "template.test")
+    result["data"] = data if os.path.isdir(data) else None
     result.update({"dir": ddir, "token": token, "template": src, "record": record,
                    "bundle_files": sorted(os.path.relpath(os.path.join(r, f), src)
                                           for r, _, fs in os.walk(src) for f in fs)})
@@ -508,6 +512,8 @@ def make_platform_dir(tpl: dict, d: str, n: int) -> float:
         host = host_name(i)
         dst = os.path.join(d, "apps", host)
         shutil.copytree(tpl["template"], dst)
+        if tpl.get("data"):
+            shutil.copytree(tpl["data"], os.path.join(d, "data", host))
         rec = dict(tpl["record"], host=host)
         with open(os.path.join(dst, "app.json"), "w") as f:
             json.dump(rec, f, indent=2)
