@@ -95,6 +95,9 @@ impl Platform {
             headers: SecurityHeaders::default(),
         });
         platform.sync_all()?;
+        // Reading every app's record leaves freed pages with the allocator;
+        // an idle platform should hold only what it keeps per app.
+        crate::host::release_free_heap(false);
         Ok(platform)
     }
 

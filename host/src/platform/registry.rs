@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub struct Registry {
     changes: Mutex<()>,
     /// With several nodes: where records and bundles really live (this
     /// node's folder is then a copy of what it serves).
-    store: Option<SharedStore>,
+    store: Option<Arc<SharedStore>>,
 }
 
 /// The paths of one version of an app.
@@ -73,6 +73,7 @@ pub struct Version {
 
 impl Registry {
     pub fn open(dir: &Path, store: Option<SharedStore>) -> Result<Registry> {
+        let store = store.map(Arc::new);
         std::fs::create_dir_all(dir.join("apps"))
             .with_context(|| format!("cannot create {}", dir.join("apps").display()))?;
         Ok(Registry {
@@ -82,7 +83,7 @@ impl Registry {
         })
     }
 
-    pub fn store(&self) -> Option<&SharedStore> {
+    pub fn store(&self) -> Option<&Arc<SharedStore>> {
         self.store.as_ref()
     }
 

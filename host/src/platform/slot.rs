@@ -32,7 +32,7 @@ pub struct Slot {
     data_dir: PathBuf,
     cache_dir: PathBuf,
     /// With several nodes, the app's data is in its own schema there.
-    store: Option<SharedStore>,
+    store: Option<Arc<SharedStore>>,
     host: RwLock<Option<Arc<Host>>>,
     /// One load at a time; requests that arrive meanwhile wait for it.
     loading: tokio::sync::Mutex<()>,
@@ -55,7 +55,7 @@ impl Slot {
         manifest: PathBuf,
         data_dir: PathBuf,
         cache_dir: PathBuf,
-        store: Option<SharedStore>,
+        store: Option<Arc<SharedStore>>,
         epoch: Instant,
     ) -> Slot {
         Slot {
