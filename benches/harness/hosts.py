@@ -44,7 +44,7 @@ class Workload:
 
 WORKLOADS = {
     "hello": Workload("hello", "/hello", what="GET /hello: the same wasi:http component (guests/http-hello) on every Wasm host"),
-    "list": Workload("list", "/", what="GET /: the home page, three SQLite reads + HTML render"),
+    "list": Workload("list", "/", what="GET /: the home page, three SQLite reads + HTML render (memoised on nebula: app.toml's `cache`; nebula-nocache runs every request)"),
     "vote": Workload("vote", "/memes/1/vote", "POST", "application/json",
                      what="POST /memes/1/vote (accept: application/json): one read + one write transaction"),
 }
@@ -161,6 +161,11 @@ def all_hosts() -> list[Host]:
             "hello": (_nebula_up(HELLO_SPIN), [HELLO_WASM]),
             "list": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
             "vote": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
+        }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
+        # The same pure app with every route's `cache` ignored: what the home
+        # page costs when each request runs its reads and its component.
+        Host("nebula-nocache", nebula if nebula_ok else None, {
+            "list": (_nebula_up("app.toml", "--db", "{db}", "--no-cache"), PURE_WASMS),
         }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
         Host("nebula-spin", nebula if nebula_ok else None, {
             "list": (_nebula_up(SPIN_APP, *rc), [SPIN_APP_WASM]),

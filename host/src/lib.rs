@@ -31,6 +31,7 @@ pub mod data;
 pub mod executor;
 pub mod host;
 pub mod manifest;
+pub mod memo;
 pub mod metrics;
 pub mod model;
 pub mod platform;

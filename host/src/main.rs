@@ -99,6 +99,10 @@ struct UpArgs {
     /// that send many requests from one address, never for a public site.
     #[arg(long)]
     no_rate_limits: bool,
+    /// Ignore every route's `cache`: every request runs its reads and its
+    /// component (to compare, or to debug a component).
+    #[arg(long)]
+    no_cache: bool,
     /// Where compiled components are cached (default: .nebula/cache beside the manifest).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
@@ -313,6 +317,7 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         queue_timeout: args.queue_timeout_ms.map(ms),
         trim_code: !args.idle_trim_keep_code,
         rate_limits: !args.no_rate_limits,
+        memo: !args.no_cache,
         reuse: ReusePolicy {
             max_requests: args.max_instance_reuse.max(1),
             max_concurrent: args.max_instance_concurrent_reuse.max(1),

@@ -82,6 +82,8 @@ pub struct RouteModel {
     pub writes: Vec<(String, String)>,
     pub rate_limit: Option<RateLimit>,
     pub cross_site: CrossSite,
+    /// Memoised responses (pure GET routes that ask for it).
+    pub cache: Option<crate::manifest::RouteCache>,
 }
 
 impl ComponentModel {
@@ -141,6 +143,7 @@ impl From<Manifest> for AppModel {
                     .collect(),
                 rate_limit: r.rate_limit,
                 cross_site: r.cross_site,
+                cache: r.cache.clone(),
             })
             .collect();
         AppModel {
@@ -208,6 +211,7 @@ pub fn route_models(manifest: &SpinManifest) -> Result<Vec<RouteModel>> {
             writes: Vec::new(),
             rate_limit: None,
             cross_site,
+            cache: None,
         });
     }
     Ok(routes)

@@ -31,6 +31,7 @@ pub mod migrations;
 mod postgres;
 mod sqlite;
 mod store;
+pub mod versions;
 
 use std::sync::Arc;
 

@@ -72,6 +72,12 @@ pub trait DataStore: Send + Sync + 'static {
     /// copy of the data folder keeps it. `None` for a store with no files
     /// (the session key moves into the database in the next issue).
     fn host_file(&self, name: &str) -> Option<std::path::PathBuf>;
+    /// The versions of the tables the app's statements touch, which a
+    /// commit bumps (`crate::memo` keys cached responses by them); `None`
+    /// for a store that cannot tell.
+    fn versions(&self) -> Option<Arc<super::versions::TableVersions>> {
+        None
+    }
     /// The session signing key kept in the database itself (shared by every
     /// node), for a store with no files; `None`: use [`host_file`](Self::host_file).
     fn session_key(&self) -> anyhow::Result<Option<[u8; 32]>> {

@@ -21,6 +21,9 @@ pub struct Components {
     sources: BTreeMap<String, PathBuf>,
     /// Each component's Spin dependencies, composed into it at every load.
     dependencies: BTreeMap<String, Vec<Dependency>>,
+    /// What identifies each loaded component's code (its digest), for the
+    /// response cache's keys: a swap changes it.
+    identities: RwLock<BTreeMap<String, Arc<[u8]>>>,
     /// Which imports the dependencies satisfied, at the last load.
     plugs: RwLock<BTreeMap<String, Vec<Plug>>>,
     engine: Engine,
@@ -60,6 +63,7 @@ impl Components {
             sources,
             dependencies: set.dependencies,
             plugs: RwLock::default(),
+            identities: RwLock::default(),
             engine: set.engine,
             cache: set.cache,
             pure: set.pure,
@@ -149,11 +153,24 @@ impl Components {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string(), plugs);
+        self.identities
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), self.cache.identity(source).into());
         self.slots
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_string(), Some(executor.clone()));
         Ok(executor)
+    }
+
+    /// What identifies component `name`'s code as last loaded.
+    pub fn identity(&self, name: &str) -> Option<Arc<[u8]>> {
+        self.identities
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The imports of component `name` that its dependencies satisfied when

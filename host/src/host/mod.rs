@@ -70,6 +70,8 @@ pub struct Host {
     /// Token buckets of the routes with a `rate_limit`.
     limiter: Limiter,
     hooks: Vec<Arc<dyn CallHook>>,
+    /// Memoised responses of the routes with `cache`.
+    memo: Option<crate::memo::Memo>,
     /// Set on SIGTERM: the health check fails while requests still get served.
     draining: std::sync::atomic::AtomicBool,
     /// What the last health check found of the data store (logged on change).
@@ -172,6 +174,14 @@ impl Host {
             Front::Spin(_) => None,
         };
         let sessions = sessions(&model, store.as_deref())?;
+        let memo = match (&model.front, opts.memo) {
+            (Front::Pure(m), true) => crate::memo::Memo::new(
+                &model.routes,
+                store.as_ref().and_then(|s| s.versions()),
+                m.cache,
+            ),
+            _ => None,
+        };
         Ok(Host {
             router: router_of(&model),
             static_root: model
@@ -192,6 +202,7 @@ impl Host {
             sessions,
             limiter: Limiter::new(),
             hooks: Vec::new(),
+            memo,
             draining: Default::default(),
             store_answers: std::sync::atomic::AtomicBool::new(true),
             _spin: spin,
@@ -214,6 +225,9 @@ impl Host {
     /// when next asked for.
     pub fn trim(&self) {
         self.components.unload_all();
+        if let Some(memo) = &self.memo {
+            memo.clear();
+        }
         if let Some(db) = &self.store {
             db.trim();
         }
@@ -241,6 +255,10 @@ impl Host {
             );
         }
         self.components.load(name)?;
+        // Its keys changed with its digest; the old answers only take room.
+        if let Some(memo) = &self.memo {
+            memo.clear();
+        }
         tracing::info!(component = name, "swapped in");
         Ok(())
     }

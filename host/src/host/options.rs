@@ -29,6 +29,9 @@ pub struct HostOptions {
     /// and benchmarks that send many requests from one address
     /// (`nebula up --no-rate-limits`).
     pub rate_limits: bool,
+    /// Whether routes with `cache` have their responses memoised; off
+    /// (`nebula up --no-cache`) to compare, or to debug a component.
+    pub memo: bool,
     /// wasi:http 0.3 components: how instances are reused.
     pub reuse: ReusePolicy,
     /// Spin apps: where the default key-value store and SQLite database
@@ -98,6 +101,7 @@ impl Default for HostOptions {
             queue_timeout: None,
             trim_code: true,
             rate_limits: true,
+            memo: true,
             reuse: ReusePolicy::default(),
             data_dir: None,
             runtime_config: None,

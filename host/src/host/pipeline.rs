@@ -117,6 +117,28 @@ impl Host {
             s.strip(req.headers_mut());
             v
         });
+        // A memoised route: its answer may be known without running
+        // anything; if not, the component gets the key's seed and clock.
+        let memo = self.memo.as_ref().and_then(|m| {
+            route.cache.as_ref()?;
+            let unseeded = reads::plans(route, &req, &params, visitor.as_ref(), 0);
+            let identity = self.components.identity(&route.component)?;
+            Some((m, m.prepare(index, &req, &unseeded, &identity, now_ms)?))
+        });
+        let (seed, now_ms) = match &memo {
+            Some((m, p)) => {
+                if let Some(resp) = m.answer(p, &req, now_ms, stats) {
+                    let mut resp = resp.map(Payload::Whole);
+                    if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
+                        s.keep_session_cookie(resp.headers_mut(), v);
+                        crate::memo::privatise(resp.headers_mut());
+                    }
+                    return Ok(resp);
+                }
+                (p.seed, p.now_ms)
+            }
+            None => (seed, now_ms),
+        };
         // A retry of a request that committed gets its recorded response
         // and runs nothing.
         let key = match &self.store {
@@ -148,6 +170,13 @@ impl Host {
         })?;
         // Bound before any await: the request's body is not `Sync`.
         let plans = reads::plans(route, &req, &params, visitor.as_ref(), seed);
+        if let Some((m, _)) = &memo {
+            // Bound above from every header; the component sees only `vary`'s.
+            m.hide_headers(index, req.headers_mut());
+        }
+        if !plans.is_empty() && self.store.is_some() {
+            stats.memo().read(plans.len());
+        }
         let data = self.read(route, plans).await?;
         let call = Call {
             id: id.clone(),
@@ -165,6 +194,11 @@ impl Host {
             Called::Hooked(resp) => return Ok(resp.map(Payload::Whole)),
         };
         let (mut resp, slot) = self.check(&*component, outcome.response, slot)?;
+        if let Some((m, p)) = &memo {
+            let had_effects = outcome.effects.as_ref().is_some_and(|e| !e.is_empty());
+            let new_visitor = visitor.as_ref().is_some_and(|v| v.set_cookie.is_some());
+            m.keep(p, &mut resp, had_effects, new_visitor, stats);
+        }
         let record = key.as_ref().and_then(|k| once::once(k, &resp));
         if outcome.effects.is_some() || record.is_some() {
             let effects = outcome.effects.unwrap_or_default();
@@ -189,6 +223,9 @@ impl Host {
         drop(slot);
         if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
             s.keep_session_cookie(resp.headers_mut(), v);
+            if memo.is_some() {
+                crate::memo::privatise(resp.headers_mut());
+            }
         }
         Ok(resp)
     }

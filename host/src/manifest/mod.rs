@@ -6,6 +6,7 @@
 //! route uses is declared, that route patterns parse, that bindings name a
 //! real route parameter — and resolves paths against the manifest's folder.
 
+pub mod cache;
 mod error;
 pub mod limits;
 pub(crate) mod raw;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use toml::Spanned;
 
+pub use cache::{CacheSettings, RouteCache};
 pub use error::ManifestError;
 pub(crate) use error::ManifestText;
 pub use limits::{ComponentLimits, Limits, ReadLimits};
@@ -44,6 +46,8 @@ pub struct Manifest {
     pub reads: BTreeMap<String, Arc<Read>>,
     pub writes: BTreeMap<String, Write>,
     pub routes: Vec<Route>,
+    /// `[cache]`: the memory memoised responses may take.
+    pub cache: CacheSettings,
     /// `[session]`: the host's signed visitor cookie, if the app wants one.
     pub session: Option<SessionConfig>,
     /// `[headers]` over the defaults: what every response gets.
@@ -128,6 +132,8 @@ pub struct Route {
     pub rate_limit: Option<RateLimit>,
     /// `cross_site`: whether cross-site POST/PUT/PATCH/DELETE may run.
     pub cross_site: CrossSite,
+    /// `cache`: whether (and how) its responses are memoised.
+    pub cache: Option<RouteCache>,
 }
 
 /// The write parameter the host binds to the visitor id (`[session]`);
@@ -185,6 +191,7 @@ impl Manifest {
             writes: &writes,
         };
         let routes = routes(doc, raw.routes, &names)?;
+        let cache = cache::settings(raw.cache).map_err(|(span, key, m)| doc.error(span, key, m))?;
         Ok(Manifest {
             file: doc.file.to_path_buf(),
             base_dir,
@@ -196,6 +203,7 @@ impl Manifest {
             reads,
             writes,
             routes,
+            cache,
             session,
             headers,
         })
@@ -467,6 +475,13 @@ fn routes(
             Some(v) => CrossSite::parse(v.get_ref())
                 .map_err(|m| at.error(Some(v.span()), "cross_site", m))?,
         };
+        let cache = match &r.cache {
+            None => None,
+            Some(c) => Some(
+                cache::route_cache(c, &methods, &r.writes)
+                    .map_err(|(span, key, m)| at.error(span, key, m))?,
+            ),
+        };
         routes.push(Route {
             pattern,
             methods,
@@ -475,6 +490,7 @@ fn routes(
             writes: r.writes.into_iter().map(Spanned::into_inner).collect(),
             rate_limit,
             cross_site,
+            cache,
         });
     }
     Ok(routes)

@@ -23,6 +23,8 @@ pub struct RawManifest {
     #[serde(default)]
     pub routes: Vec<RawRoute>,
     pub session: Option<RawSession>,
+    /// `[cache]`: the memoised responses' memory.
+    pub cache: Option<RawCacheSection>,
     /// Header name → value for every response (`""` removes a default).
     pub headers: Option<BTreeMap<String, Spanned<String>>>,
 }
@@ -143,4 +145,23 @@ pub struct RawRoute {
     pub rate_limit: Option<Spanned<String>>,
     /// `"refuse"` (default) or `"allow"` cross-site state-changing requests.
     pub cross_site: Option<Spanned<String>>,
+    /// `{ max_age_s = N, vary = [...] }`: memoise this GET route's responses.
+    pub cache: Option<Spanned<RawRouteCache>>,
+}
+
+/// A route's `cache = { max_age_s = N, vary = ["header", …] }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRouteCache {
+    pub max_age_s: Spanned<u64>,
+    pub client_max_age_s: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub vary: Vec<Spanned<String>>,
+}
+
+/// `[cache]`: how much memory memoised responses may take.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheSection {
+    pub max_bytes: Option<Spanned<u64>>,
 }

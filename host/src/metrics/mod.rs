@@ -79,6 +79,60 @@ pub struct RouteStats {
     /// CPU of the requests' work; its parent is [`cpu::CONNECTIONS`].
     pub cpu: Charge,
     by_status: [std::sync::OnceLock<Box<[AtomicU64; 100]>>; STATUS_CLASSES],
+    /// Reads run and the response cache's figures, made on first use.
+    data: std::sync::OnceLock<Box<DataStats>>,
+}
+
+/// A route's reads and memoised responses.
+#[derive(Debug, Default)]
+pub struct DataStats {
+    /// SQL statements the route's reads ran (one per read per request).
+    reads: AtomicU64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    not_modified: AtomicU64,
+    evictions: AtomicU64,
+    /// Bytes its memoised responses hold now.
+    bytes: std::sync::atomic::AtomicI64,
+}
+
+impl DataStats {
+    pub fn read(&self, statements: usize) {
+        self.reads.fetch_add(statements as u64, Ordering::Relaxed);
+    }
+    pub fn hit(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn missed(&self) {
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn not_modified(&self) {
+        self.not_modified.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn evicted(&self) {
+        self.evictions.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn stored(&self, delta: i64) {
+        self.bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+    pub fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+    pub fn not_modified_count(&self) -> u64 {
+        self.not_modified.load(Ordering::Relaxed)
+    }
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
 }
 
 impl RouteStats {
@@ -88,7 +142,19 @@ impl RouteStats {
             route: route.to_string(),
             cpu: Charge::new(Some(&cpu::CONNECTIONS)),
             by_status: Default::default(),
+            data: Default::default(),
         }
+    }
+
+    /// The route's reads and memoised responses (made on first use: most
+    /// routes of a platform's idle apps never need them).
+    pub fn memo(&self) -> &DataStats {
+        self.data.get_or_init(Default::default)
+    }
+
+    /// Its data figures, if it ever had any.
+    pub fn data_stats(&self) -> Option<&DataStats> {
+        self.data.get().map(|b| &**b)
     }
 
     pub fn count(&self, status: http::StatusCode) {

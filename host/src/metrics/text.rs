@@ -73,6 +73,77 @@ impl Collector for Snapshot {
                 m.encode_family(&labels)?
                     .encode_counter::<NoLabelSet, _, f64>(&r.cpu.seconds(), None)?;
             }
+            let per_route = |enc: &mut DescriptorEncoder,
+                             name: &str,
+                             help: &str,
+                             unit: Option<&Unit>,
+                             ty: MetricType,
+                             get: &dyn Fn(&super::DataStats) -> u64|
+             -> Result<(), std::fmt::Error> {
+                let mut m = enc.encode_descriptor(name, help, unit, ty)?;
+                for r in &app.routes {
+                    let Some(d) = r.data_stats() else { continue };
+                    let labels = [
+                        ("component", r.component.name.as_str()),
+                        ("route", r.route.as_str()),
+                    ];
+                    let mut f = m.encode_family(&labels)?;
+                    let v = get(d) as f64;
+                    match ty {
+                        MetricType::Gauge => f.encode_gauge(&v)?,
+                        _ => f.encode_counter::<NoLabelSet, _, f64>(&v, None)?,
+                    }
+                }
+                Ok(())
+            };
+            per_route(
+                &mut enc,
+                "nebula_reads",
+                "SQL reads the route ran (one per declared read per request that reached its reads).",
+                None,
+                MetricType::Counter,
+                &|d| d.reads(),
+            )?;
+            per_route(
+                &mut enc,
+                "nebula_memo_hits",
+                "Requests answered from the response cache: no SQL, no instance.",
+                None,
+                MetricType::Counter,
+                &|d| d.hits(),
+            )?;
+            per_route(
+                &mut enc,
+                "nebula_memo_misses",
+                "Requests on a memoised route that ran their reads and component.",
+                None,
+                MetricType::Counter,
+                &|d| d.misses(),
+            )?;
+            per_route(
+                &mut enc,
+                "nebula_memo_not_modified",
+                "Requests answered 304 because the client held the response (If-None-Match).",
+                None,
+                MetricType::Counter,
+                &|d| d.not_modified_count(),
+            )?;
+            per_route(
+                &mut enc,
+                "nebula_memo_evictions",
+                "Memoised responses dropped to keep the cache within [cache] max_bytes.",
+                None,
+                MetricType::Counter,
+                &|d| d.evictions(),
+            )?;
+            per_route(
+                &mut enc,
+                "nebula_memo",
+                "Memory the route's memoised responses hold now.",
+                Some(&bytes),
+                MetricType::Gauge,
+                &|d| d.bytes(),
+            )?;
             let per_component = |enc: &mut DescriptorEncoder,
                                  name: &str,
                                  help: &str,

@@ -22,6 +22,7 @@ mod isolation;
 mod languages;
 mod layers;
 mod limits;
+mod memo;
 mod metrics;
 mod new_component;
 mod platform;

@@ -160,3 +160,102 @@ fn health_is_ok_with_the_database_and_503_without_it_and_requests_get_503_not_50
     let r = s.post_form("/memes/3/vote", &[]);
     assert_eq!(r.status, 503, "{}", r.text());
 }
+
+#[test]
+fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
+    // Both nodes memoise the home page; the table versions live in the
+    // database, bumped in the vote's transaction, and node B hears of
+    // them through LISTEN/NOTIFY.
+    let db = PgDatabase::create();
+    let url = db.url();
+    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let client = agent();
+    let cookie = visitor_cookie(&b.url("/"));
+    let home = |s: &Server| {
+        let r = client
+            .get(s.url("/"))
+            .header("cookie", &cookie)
+            .call()
+            .unwrap();
+        let etag = r
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string());
+        (etag, r.into_body().read_to_string().unwrap())
+    };
+    // B's listener may take a moment to start; until then it memoises
+    // nothing (no ETag).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let etag = loop {
+        if let (Some(etag), _) = home(&b) {
+            break Some(etag);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B never memoised its home page"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Both nodes agree on the key: the same data, the same tag.
+    let a_etag = loop {
+        if let (Some(e), _) = home(&a) {
+            break Some(e);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node A never memoised its home page"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(a_etag, etag, "nodes disagree on the home page's ETag");
+    let votes = |id: i64| {
+        psql(
+            &db.name,
+            &format!("SELECT votes FROM memes WHERE id = {id}"),
+        )[0][0]
+            .clone()
+    };
+    let top: i64 = psql(
+        &db.name,
+        "SELECT id FROM memes ORDER BY votes DESC, id DESC LIMIT 1",
+    )[0][0]
+        .parse()
+        .unwrap();
+    let before = votes(top);
+    let r = client
+        .post(a.url(&format!("/memes/{top}/vote")))
+        .header("accept", "application/json")
+        .header("cookie", &cookie)
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after: i64 = votes(top).parse().unwrap();
+    assert_eq!(after, before.parse::<i64>().unwrap() + 1);
+    // The notification is sent at commit; B's next answer is fresh within
+    // its delivery time (milliseconds on one machine).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (now, body) = home(&b);
+        if now != etag {
+            assert!(
+                body.contains(&after.to_string()),
+                "B's new page lacks the vote"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node B kept serving its old home page after node A's vote"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let versions = psql(
+        &db.name,
+        "SELECT count(*) FROM nebula_table_versions WHERE version > 0",
+    );
+    assert_ne!(
+        versions[0][0], "0",
+        "the vote bumped no version in the database"
+    );
+}

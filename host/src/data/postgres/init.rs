@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS nebula_idempotency (
   created_ms  BIGINT  NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nebula_idempotency_created ON nebula_idempotency (created_ms);
+CREATE TABLE IF NOT EXISTS nebula_table_versions (
+  name    TEXT   PRIMARY KEY,
+  version BIGINT NOT NULL
+);
 ";
 
 pub(super) async fn initialise(client: &mut Client, manifest: &Manifest) -> Result<()> {
@@ -50,7 +54,7 @@ pub(super) async fn initialise(client: &mut Client, manifest: &Manifest) -> Resu
 
 async fn migrate(client: &mut Client, manifest: &Manifest) -> Result<()> {
     client.batch_execute(HOST_TABLES).await.context(
-        "cannot create the host's tables (nebula_migrations, nebula_secrets, nebula_idempotency)",
+        "cannot create the host's tables (nebula_migrations, nebula_secrets, nebula_idempotency, nebula_table_versions)",
     )?;
     let applied: HashMap<i64, String> = client
         .query("SELECT version, checksum FROM nebula_migrations", &[])

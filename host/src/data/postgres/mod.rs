@@ -14,7 +14,9 @@
 //! - `reads.rs`, `writes.rs`: one snapshot per route; one serializable
 //!   transaction per request's effects, retried on serialization failure.
 
+mod footprint;
 mod init;
+mod listen;
 mod params;
 mod reads;
 mod statements;
@@ -30,6 +32,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use tokio_postgres::NoTls;
 
 use super::idempotency::{Applied, Once, Recorded};
+use super::versions::{Footprint, TableVersions};
 use super::{DataStore, ReadError, ReadPlan, StoreFuture, WriteError};
 use crate::contract::{Effect, Table};
 use crate::manifest::Manifest;
@@ -53,6 +56,28 @@ pub struct PostgresStore {
     writes: Arc<HashMap<String, Translated>>,
     reads: Arc<HashMap<String, Translated>>,
     session_key: Option<[u8; 32]>,
+    /// Kept in `nebula_table_versions`, so every node's agree; moved forward
+    /// by this node's commits and by the others' (`listen.rs`).
+    versions: Arc<TableVersions>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
+    }
+}
+
+/// Every node's keys agree on the generation: the versions are shared.
+const SHARED_GENERATION: u64 = 0;
+
+/// What a node learns at start besides the schema's being up to date.
+struct Started {
+    session_key: Option<[u8; 32]>,
+    footprint: Footprint,
+    schema: String,
 }
 
 impl PostgresStore {
@@ -73,11 +98,11 @@ impl PostgresStore {
             .collect();
         // The start-up work runs on a runtime of its own: `open` is called
         // from synchronous code that may itself be inside a runtime.
-        let session_key = {
+        let started = {
             let (config, described) = (config.clone(), described.clone());
             let manifest = manifest.clone();
             std::thread::scope(|s| {
-                s.spawn(|| -> Result<Option<[u8; 32]>> {
+                s.spawn(|| -> Result<Started> {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
@@ -94,15 +119,31 @@ impl PostgresStore {
                         } else {
                             None
                         };
+                        let footprint = footprint::footprint(&client, &manifest).await;
+                        let schema: String = client
+                            .query_one("SELECT current_schema()", &[])
+                            .await?
+                            .get(0);
                         drop(client);
                         let _ = conn.await;
-                        Ok(key)
+                        Ok(Started {
+                            session_key: key,
+                            footprint,
+                            schema,
+                        })
                     })
                 })
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the database set-up thread panicked")))
             })?
         };
+        let versions = Arc::new(TableVersions::new(&started.footprint, SHARED_GENERATION));
+        // Untrusted until the listener has heard of every commit so far.
+        versions.set_trusted(false);
+        let listener = listen::spawn(config.clone(), started.schema.clone(), versions.clone());
+        if listener.is_none() {
+            tracing::warn!(database = %described, "no runtime to listen for other nodes' commits: responses are not memoised");
+        }
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -129,7 +170,9 @@ impl PostgresStore {
             described,
             writes: Arc::new(writes),
             reads: Arc::new(reads),
-            session_key,
+            session_key: started.session_key,
+            versions,
+            listener,
         })
     }
 }
@@ -163,6 +206,7 @@ impl DataStore for PostgresStore {
                 session.as_deref(),
                 &declared,
                 once.as_ref(),
+                &self.versions,
             )
             .await
         })
@@ -198,6 +242,10 @@ impl DataStore for PostgresStore {
 
     fn host_file(&self, _name: &str) -> Option<std::path::PathBuf> {
         None
+    }
+
+    fn versions(&self) -> Option<Arc<TableVersions>> {
+        Some(self.versions.clone())
     }
 
     fn session_key(&self) -> Result<Option<[u8; 32]>> {

@@ -30,6 +30,7 @@ use super::values::{column, PgArg};
 use super::{is_unavailable, statements::message, translate, Translated};
 use crate::contract::{Effect, Value};
 use crate::data::idempotency::{Applied, Once, Recorded, KEEP_MS};
+use crate::data::versions::TableVersions;
 use crate::data::WriteError;
 use crate::manifest::SESSION_PARAM;
 
@@ -77,6 +78,7 @@ pub(super) async fn apply(
     session: Option<&str>,
     declared: &[(String, String)],
     once: Option<&Once>,
+    versions: &TableVersions,
 ) -> Result<Applied, WriteError> {
     if effects.is_empty() && once.is_none() {
         return Ok(Applied::Committed {
@@ -98,6 +100,18 @@ pub(super) async fn apply(
                 .unwrap_or_else(|| translate(sql)),
         );
     }
+    // The tables whose versions the transaction bumps; a write whose
+    // tables nobody could name bumps them all.
+    let bump: Vec<String> = if effects.is_empty() {
+        Vec::new()
+    } else {
+        versions
+            .tables_written(effects.iter().map(|e| e.write.as_str()))
+            .unwrap_or_else(|| versions.all_names())
+            .into_iter()
+            .map(str::to_string)
+            .collect()
+    };
     let work = async {
         let mut client = pool
             .get()
@@ -106,9 +120,15 @@ pub(super) async fn apply(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = attempt_once(&mut client, effects, &statements, session, once).await;
+            let result =
+                attempt_once(&mut client, effects, &statements, session, once, &bump).await;
             match result {
-                Ok(applied) => return Ok(applied),
+                Ok((applied, bumped)) => {
+                    for (name, version) in bumped {
+                        versions.observe(&name, version.max(0) as u64);
+                    }
+                    return Ok(applied);
+                }
                 Err(Failed::Retry(e)) if attempt < MAX_ATTEMPTS => {
                     tracing::debug!(attempt, "transaction retried: {e}");
                     // Jittered, growing: the transactions that collided
@@ -150,7 +170,8 @@ async fn attempt_once(
     statements: &[Translated],
     session: Option<&str>,
     once: Option<&Once>,
-) -> Result<Applied, Failed> {
+    bump: &[String],
+) -> Result<(Applied, Vec<(String, i64)>), Failed> {
     let tx = client
         .build_transaction()
         .isolation_level(IsolationLevel::ReadCommitted)
@@ -162,7 +183,7 @@ async fn attempt_once(
         .await?;
     if let Some(once) = once {
         if let Some(found) = recorded(&tx, &once.key).await? {
-            return Ok(duplicate(found));
+            return Ok((duplicate(found), Vec::new()));
         }
     }
     let mut last_insert_rowid = 0;
@@ -217,12 +238,40 @@ async fn attempt_once(
         if inserted == 0 {
             // A twin committed between our look and our insert.
             if let Some(found) = recorded(&tx, &once.key).await? {
-                return Ok(duplicate(found));
+                return Ok((duplicate(found), Vec::new()));
             }
         }
     }
+    let bumped = bump_versions(&tx, bump).await?;
     tx.commit().await?;
-    Ok(Applied::Committed { last_insert_rowid })
+    Ok((Applied::Committed { last_insert_rowid }, bumped))
+}
+
+/// In the writing transaction: the written tables' versions, one up, and a
+/// notification (sent at commit) that tells the other nodes the new ones.
+async fn bump_versions(
+    tx: &tokio_postgres::Transaction<'_>,
+    tables: &[String],
+) -> Result<Vec<(String, i64)>, tokio_postgres::Error> {
+    if tables.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = tx
+        .query(
+            "INSERT INTO nebula_table_versions (name, version) SELECT unnest($1::text[]), 1
+             ON CONFLICT (name) DO UPDATE SET version = nebula_table_versions.version + 1
+             RETURNING name, version",
+            &[&tables],
+        )
+        .await?;
+    let bumped: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let changes: Vec<String> = bumped.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    tx.execute(
+        "SELECT pg_notify($1, current_schema() || ' ' || $2)",
+        &[&super::listen::CHANNEL, &changes.join(",")],
+    )
+    .await?;
+    Ok(bumped)
 }
 
 type Found = (String, Recorded);

@@ -9,6 +9,7 @@
 //! handler behind a read's deadline (`reads.rs`), the start-time statement
 //! check (`statements.rs`) and the schema and seed (`init.rs`).
 
+mod footprint;
 mod init;
 mod reads;
 mod statements;
@@ -22,6 +23,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::idempotency::{Applied, Once, Recorded, KEEP_MS};
+use super::versions::TableVersions;
 use super::{DataStore, ReadError, ReadPlan, StoreFuture, WriteError};
 use crate::contract::{Effect, Table, Value};
 use crate::manifest::Manifest;
@@ -41,6 +43,9 @@ struct Database {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Kept in this process only (one node per SQLite file): a random
+    /// generation at each start keeps keys made before it from matching.
+    versions: Arc<TableVersions>,
 }
 
 impl SqliteStore {
@@ -61,11 +66,13 @@ impl SqliteStore {
             .context("cannot switch the database to WAL mode")?;
         init::initialise(&mut writer, manifest)?;
         statements::check_statements(&writer, manifest)?;
+        let footprint = footprint::footprint(&writer, manifest);
         Ok(SqliteStore {
             db: Arc::new(Database {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                versions: Arc::new(TableVersions::new(&footprint, rand::random())),
             }),
         })
     }
@@ -151,6 +158,10 @@ impl DataStore for SqliteStore {
 
     fn close(&self) -> Result<()> {
         self.db.close()
+    }
+
+    fn versions(&self) -> Option<Arc<TableVersions>> {
+        Some(self.db.versions.clone())
     }
 
     fn host_file(&self, name: &str) -> Option<std::path::PathBuf> {
@@ -276,6 +287,9 @@ impl Database {
             .map_err(failed)?;
         }
         tx.commit().map_err(failed)?;
+        // Only now: a reader that sees the new versions sees the new rows.
+        self.versions
+            .committed(effects.iter().map(|e| e.write.as_str()));
         Ok(Applied::Committed { last_insert_rowid })
     }
 

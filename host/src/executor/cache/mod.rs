@@ -107,6 +107,26 @@ impl CompileCache {
         cache.load_entry(engine, &digest, bytes, read, wasm_path)
     }
 
+    /// What identifies the code at `wasm_path` now: its SHA-256 if the
+    /// cache has it (the same on every node that serves the same file),
+    /// else a hash of its path and file stamp (size, times, inode), which
+    /// changes whenever the file does. The response cache keys by it.
+    pub fn identity(&self, wasm_path: &Path) -> Vec<u8> {
+        let stamp = Stamp::of(wasm_path);
+        if let (Some(dir), Some(stamp)) = (self.dir.as_deref(), &stamp) {
+            if let Ok(key) = SealKey::for_cache(dir) {
+                let opened = Opened { dir, key };
+                if let Some(d) = opened.remembered_digest(wasm_path, stamp) {
+                    return d.into_bytes();
+                }
+            }
+        }
+        let mut h = Sha256::new();
+        h.update(wasm_path.as_os_str().as_encoded_bytes());
+        h.update(stamp.map(|s| s.0).unwrap_or_default());
+        h.finalize().to_vec()
+    }
+
     /// Loads a component made in memory (one composed with its
     /// dependencies, `super::compose`), cached under the digest of `bytes`
     /// like a file's; `label` names it in errors and logs.
