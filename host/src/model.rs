@@ -82,6 +82,8 @@ pub struct RouteModel {
     pub writes: Vec<(String, String)>,
     pub rate_limit: Option<RateLimit>,
     pub cross_site: CrossSite,
+    /// `record` (app.toml only): which calls are written down for `nebula replay`.
+    pub record: Option<crate::manifest::Record>,
 }
 
 impl ComponentModel {
@@ -141,6 +143,7 @@ impl From<Manifest> for AppModel {
                     .collect(),
                 rate_limit: r.rate_limit,
                 cross_site: r.cross_site,
+                record: r.record,
             })
             .collect();
         AppModel {
@@ -208,6 +211,7 @@ pub fn route_models(manifest: &SpinManifest) -> Result<Vec<RouteModel>> {
             writes: Vec::new(),
             rate_limit: None,
             cross_site,
+            record: None,
         });
     }
     Ok(routes)

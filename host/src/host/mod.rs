@@ -23,6 +23,7 @@ mod once;
 mod options;
 mod pipeline;
 mod reads;
+mod record;
 pub mod request_id;
 pub mod static_files;
 mod trim;
@@ -70,6 +71,8 @@ pub struct Host {
     /// Token buckets of the routes with a `rate_limit`.
     limiter: Limiter,
     hooks: Vec<Arc<dyn CallHook>>,
+    /// With `--record` or a route's `record`: writes calls down for `nebula replay`.
+    recorder: Option<crate::replay::Recorder>,
     /// Set on SIGTERM: the health check fails while requests still get served.
     draining: std::sync::atomic::AtomicBool,
     /// What the last health check found of the data store (logged on change).
@@ -105,6 +108,8 @@ impl Host {
     /// Any app: engine, components (every one loaded, so that a missing or
     /// wrong one stops the start), data, gate and metrics.
     pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
+        // First: `--record` on a Spin app stops the start before anything costly.
+        let recorder = crate::replay::Recorder::new(&model, opts.record.as_deref(), opts.record_all)?;
         let limits = resolve_limits(&model, &opts);
         let (engine, deadlines) = match &opts.shared_engines {
             Some(shared) => {
@@ -192,6 +197,7 @@ impl Host {
             sessions,
             limiter: Limiter::new(),
             hooks: Vec::new(),
+            recorder,
             draining: Default::default(),
             store_answers: std::sync::atomic::AtomicBool::new(true),
             _spin: spin,

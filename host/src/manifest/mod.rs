@@ -128,6 +128,8 @@ pub struct Route {
     pub rate_limit: Option<RateLimit>,
     /// `cross_site`: whether cross-site POST/PUT/PATCH/DELETE may run.
     pub cross_site: CrossSite,
+    /// `record`: which calls are written down for `nebula replay`.
+    pub record: Option<Record>,
 }
 
 /// The write parameter the host binds to the visitor id (`[session]`);
@@ -467,6 +469,10 @@ fn routes(
             Some(v) => CrossSite::parse(v.get_ref())
                 .map_err(|m| at.error(Some(v.span()), "cross_site", m))?,
         };
+        let record = match &r.record {
+            None => None,
+            Some(v) => Some(Record::parse(v.get_ref()).map_err(|m| at.error(Some(v.span()), "record", m))?),
+        };
         routes.push(Route {
             pattern,
             methods,
@@ -475,6 +481,7 @@ fn routes(
             writes: r.writes.into_iter().map(Spanned::into_inner).collect(),
             rate_limit,
             cross_site,
+            record,
         });
     }
     Ok(routes)
@@ -637,6 +644,28 @@ impl Binding {
             "request" if name == "seed" => Binding::Seed,
             _ => return None,
         })
+    }
+}
+
+/// A route's `record`: which of its calls are written down, one file each,
+/// for `nebula replay` (see [`crate::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Record {
+    /// Calls answered 5xx: a trap, a timeout, a bad response or a 5xx status.
+    Errors,
+    /// Every call.
+    All,
+}
+
+impl Record {
+    pub fn parse(s: &str) -> Result<Record, String> {
+        match s {
+            "errors" => Ok(Record::Errors),
+            "all" => Ok(Record::All),
+            other => Err(format!(
+                "expected \"errors\" (calls answered 5xx) or \"all\", found {other:?}"
+            )),
+        }
     }
 }
 
