@@ -109,7 +109,8 @@ impl Host {
     /// wrong one stops the start), data, gate and metrics.
     pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
         // First: `--record` on a Spin app stops the start before anything costly.
-        let recorder = crate::replay::Recorder::new(&model, opts.record.as_deref(), opts.record_all)?;
+        let recorder =
+            crate::replay::Recorder::new(&model, opts.record.as_deref(), opts.record_all)?;
         let limits = resolve_limits(&model, &opts);
         let (engine, deadlines) = match &opts.shared_engines {
             Some(shared) => {

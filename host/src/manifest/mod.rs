@@ -471,7 +471,9 @@ fn routes(
         };
         let record = match &r.record {
             None => None,
-            Some(v) => Some(Record::parse(v.get_ref()).map_err(|m| at.error(Some(v.span()), "record", m))?),
+            Some(v) => Some(
+                Record::parse(v.get_ref()).map_err(|m| at.error(Some(v.span()), "record", m))?,
+            ),
         };
         routes.push(Route {
             pattern,

@@ -167,9 +167,7 @@ impl Outcome {
             Outcome::Timeout { timeout_ms } => {
                 format!("504, the component ran past its deadline of {timeout_ms} ms")
             }
-            Outcome::BadResponse { .. } => {
-                "500, the component's response is not valid HTTP".into()
-            }
+            Outcome::BadResponse { .. } => "500, the component's response is not valid HTTP".into(),
         }
     }
 }
@@ -276,7 +274,11 @@ impl RecordedTable {
         RecordedTable {
             name: t.name.clone(),
             columns: t.columns.clone(),
-            rows: t.rows.iter().map(|r| r.iter().map(cell).collect()).collect(),
+            rows: t
+                .rows
+                .iter()
+                .map(|r| r.iter().map(cell).collect())
+                .collect(),
         }
     }
 
@@ -368,7 +370,8 @@ impl Recording {
 
     /// [`Recording::read`] of text already read.
     pub fn parse(text: &str) -> Result<Recording> {
-        const HINT: &str = "recordings are written by `nebula up --record DIR` or a route's `record` key";
+        const HINT: &str =
+            "recordings are written by `nebula up --record DIR` or a route's `record` key";
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| anyhow::anyhow!("not a Nebula recording: it is not JSON ({e}); {HINT}"))?;
         let Some(version) = value.get("nebula_recording") else {
@@ -492,7 +495,9 @@ mod tests {
         assert!(e.contains("not JSON"), "{e}");
         let e = Recording::parse("{\"id\": 1}").unwrap_err().to_string();
         assert!(e.contains("no \"nebula_recording\""), "{e}");
-        let e = Recording::parse("{\"nebula_recording\": 9}").unwrap_err().to_string();
+        let e = Recording::parse("{\"nebula_recording\": 9}")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("newer nebula"), "{e}");
         let e = Recording::parse("{\"nebula_recording\": 1, \"id\": \"x\"}")
             .unwrap_err()

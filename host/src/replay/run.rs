@@ -153,7 +153,8 @@ fn short(digest: &str) -> &str {
     &digest[..digest.len().min(12)]
 }
 
-/// An outcome's lines; with `full`, its headers, effects and body too.
+/// An outcome's lines; with `full`, its headers, effects and body, or
+/// its trap's message, too.
 fn write_outcome(out: &mut String, label: &str, o: &Outcome, full: bool) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "{label:<10} {}", o.summary());
@@ -188,12 +189,12 @@ fn write_outcome(out: &mut String, label: &str, o: &Outcome, full: bool) {
                 }
             }
         }
-        Outcome::Trap { message } | Outcome::BadResponse { message } => {
+        Outcome::Trap { message } | Outcome::BadResponse { message } if full => {
             for line in message.lines() {
                 let _ = writeln!(out, "           {line}");
             }
         }
-        Outcome::Timeout { .. } => {}
+        Outcome::Trap { .. } | Outcome::BadResponse { .. } | Outcome::Timeout { .. } => {}
     }
 }
 
@@ -376,8 +377,9 @@ fn http_request(r: &Recording) -> Result<http::Request<Bytes>> {
     for (k, v) in &q.headers {
         let name = http::header::HeaderName::from_bytes(k.as_bytes())
             .with_context(|| format!("request.headers: {k:?} is not a header name"))?;
-        let value = http::header::HeaderValue::from_str(v)
-            .with_context(|| format!("request.headers: the value of {k:?} is not a header value"))?;
+        let value = http::header::HeaderValue::from_str(v).with_context(|| {
+            format!("request.headers: the value of {k:?} is not a header value")
+        })?;
         b = b.header(name, value);
     }
     Ok(b.body(Bytes::from(q.body.0.clone()))?)

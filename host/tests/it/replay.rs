@@ -109,7 +109,10 @@ fn a_recorded_trap_replays_to_the_same_trap_and_a_fixed_component_answers_200() 
         "nebula_visitor",
         "theme=dark",
     ] {
-        assert!(!text.contains(secret), "{secret} is in the recording:\n{text}");
+        assert!(
+            !text.contains(secret),
+            "{secret} is in the recording:\n{text}"
+        );
     }
     let rec: serde_json::Value = serde_json::from_str(&text).unwrap();
     let headers = rec["request"]["headers"].as_array().unwrap();
@@ -259,7 +262,10 @@ fn record_all_writes_2xx_too_beside_the_manifest_and_the_replay_gives_the_same_b
         utf8(&rec["outcome"]["body"]),
         "hello from a pure function\nrest=ada\nx=1\n"
     );
-    assert_eq!(rec["request"]["params"], serde_json::json!([["rest", "ada"]]));
+    assert_eq!(
+        rec["request"]["params"],
+        serde_json::json!([["rest", "ada"]])
+    );
     assert_eq!(rec["route"], "/hello/*rest");
 
     // Replayed from the recorded path, and from the app's manifest.
@@ -304,7 +310,11 @@ fn a_bad_recording_file_gives_a_clear_error_naming_it() {
     // A recording written by hand replays: the format is the documented one.
     let good = write("good.json", &valid.to_string());
     let (code, out) = replay_json(&good, &[]);
-    assert_eq!((code, &out["same"]), (0, &serde_json::json!(true)), "{out:#}");
+    assert_eq!(
+        (code, &out["same"]),
+        (0, &serde_json::json!(true)),
+        "{out:#}"
+    );
 
     let mut no_seed = valid.clone();
     no_seed.as_object_mut().unwrap().remove("seed");
@@ -323,7 +333,10 @@ fn a_bad_recording_file_gives_a_clear_error_naming_it() {
             "newer nebula",
         ),
         (
-            write("no-seed.json", &serde_json::to_string_pretty(&no_seed).unwrap()),
+            write(
+                "no-seed.json",
+                &serde_json::to_string_pretty(&no_seed).unwrap(),
+            ),
             "missing field `seed`",
         ),
         (
