@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::recording::{
     AppRef, Blob, ComponentRef, Outcome, RecordedEffect, RecordedLimits, RecordedRequest,
-    RecordedTable, Recording, FORMAT, REDACTED_HEADERS,
+    RecordedTable, Recording, FORMAT, REDACTED_HEADERS, SESSION_PLACEHOLDER,
 };
 use crate::contract::Table;
 use crate::executor::{Call, Payload};
@@ -38,7 +38,14 @@ pub struct Recorder {
     /// Component name → its `.wasm`.
     sources: BTreeMap<String, PathBuf>,
     /// Each `.wasm`'s SHA-256, while its size and mtime stay the same.
-    digests: Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>,
+    digests: Mutex<HashMap<PathBuf, Hashed>>,
+}
+
+/// A `.wasm`'s size and mtime when it was hashed, and its SHA-256.
+struct Hashed {
+    len: u64,
+    mtime: Option<SystemTime>,
+    sha256: String,
 }
 
 impl Recorder {
@@ -104,10 +111,22 @@ impl Recorder {
         let req = &call.request;
         let mut headers = Vec::new();
         let mut redacted: Vec<String> = Vec::new();
+        // Kept in memory only, to scrub the data of them.
+        let mut secrets: Vec<(String, String)> = session
+            .map(|id| (id.to_string(), SESSION_PLACEHOLDER.to_string()))
+            .into_iter()
+            .collect();
         for (name, value) in req.headers() {
             if REDACTED_HEADERS.contains(&name.as_str()) {
                 if !redacted.iter().any(|r| r == name.as_str()) {
                     redacted.push(name.as_str().to_string());
+                }
+                // A short value would scrub innocent data, and hides nothing.
+                if value.len() >= 8 {
+                    secrets.push((
+                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                        format!("[{name} header]"),
+                    ));
                 }
                 continue;
             }
@@ -140,7 +159,7 @@ impl Recorder {
                 max_memory_bytes: call.limits.max_memory_bytes as u64,
             },
             data: call.data.clone(),
-            session: session.map(str::to_string),
+            secrets,
         })
     }
 
@@ -148,16 +167,21 @@ impl Recorder {
     /// size or mtime changed (`--watch` swaps it).
     fn digest(&self, path: &Path) -> Option<String> {
         let meta = std::fs::metadata(path).ok()?;
-        let stamp = (meta.len(), meta.modified().ok());
+        let (len, mtime) = (meta.len(), meta.modified().ok());
         let mut known = self.digests.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((len, mtime, d)) = known.get(path) {
-            if (*len, *mtime) == stamp {
-                return Some(d.clone());
-            }
+        if let Some(h) = known.get(path).filter(|h| (h.len, h.mtime) == (len, mtime)) {
+            return Some(h.sha256.clone());
         }
-        let d = sha256_file(path)?;
-        known.insert(path.to_path_buf(), (stamp.0, stamp.1, d.clone()));
-        Some(d)
+        let sha256 = sha256_file(path)?;
+        known.insert(
+            path.to_path_buf(),
+            Hashed {
+                len,
+                mtime,
+                sha256: sha256.clone(),
+            },
+        );
+        Some(sha256)
     }
 }
 
@@ -207,7 +231,8 @@ pub struct Pending<'a> {
     now_ms: u64,
     limits: RecordedLimits,
     data: Vec<Table>,
-    session: Option<String>,
+    /// (value, placeholder) of what the data must not hold.
+    secrets: Vec<(String, String)>,
 }
 
 impl Pending<'_> {
@@ -253,7 +278,6 @@ impl Pending<'_> {
         let recorder = self.recorder;
         let path = recorder.sources.get(&self.component).map(|p| absolute(p));
         let sha256 = path.as_deref().and_then(|p| recorder.digest(p));
-        let session = self.session.as_deref();
         let recording = Recording {
             nebula_recording: FORMAT,
             id: self.id,
@@ -278,7 +302,7 @@ impl Pending<'_> {
             data: self
                 .data
                 .iter()
-                .map(|t| RecordedTable::of(t, session))
+                .map(|t| RecordedTable::of(t, &self.secrets))
                 .collect(),
             outcome,
         };

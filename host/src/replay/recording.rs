@@ -9,7 +9,8 @@
 //! `cookie`, `authorization` and `proxy-authorization` request headers
 //! (their names are kept in `request.redacted_headers`), and any text value
 //! of the data equal to the visitor's session id (replaced by
-//! [`SESSION_PLACEHOLDER`]). The request body is kept: it is what the
+//! [`SESSION_PLACEHOLDER`]) or to the value of a header left out (replaced
+//! by `[NAME header]`). The request body is kept: it is what the
 //! component saw (a form's password too), so files are written readable by
 //! their owner only.
 
@@ -264,11 +265,16 @@ impl Cell {
 }
 
 impl RecordedTable {
-    /// `t` as recorded, with every text value equal to `session` replaced
-    /// by [`SESSION_PLACEHOLDER`].
-    pub fn of(t: &Table, session: Option<&str>) -> RecordedTable {
-        let cell = |v: &Value| match (v, session) {
-            (Value::Text(s), Some(id)) if s == id => Cell::Text(SESSION_PLACEHOLDER.into()),
+    /// `t` as recorded, with every text value equal to one of `secrets`
+    /// (value, placeholder) replaced by its placeholder: the session id
+    /// ([`SESSION_PLACEHOLDER`]) and the values of the headers left out
+    /// (a read may select what it bound).
+    pub fn of(t: &Table, secrets: &[(String, String)]) -> RecordedTable {
+        let cell = |v: &Value| match v {
+            Value::Text(s) => match secrets.iter().find(|(secret, _)| secret == s) {
+                Some((_, placeholder)) => Cell::Text(placeholder.clone()),
+                None => Cell::Text(s.clone()),
+            },
             _ => Cell::of(v),
         };
         RecordedTable {
@@ -484,7 +490,8 @@ mod tests {
             columns: vec!["who".into(), "n".into()],
             rows: vec![vec![Value::Text("abc123".into()), Value::Integer(1)]],
         };
-        let r = RecordedTable::of(&t, Some("abc123"));
+        let secrets = [("abc123".to_string(), SESSION_PLACEHOLDER.to_string())];
+        let r = RecordedTable::of(&t, &secrets);
         assert_eq!(r.rows[0][0], Cell::Text(SESSION_PLACEHOLDER.into()));
         assert_eq!(r.rows[0][1], Cell::Integer(1));
     }

@@ -219,6 +219,17 @@ record = "errors"
 [[routes]]
 path = "/unrecorded"
 component = "trap"
+
+# A read may select what it bound: the recording must not hold it either.
+[reads.token]
+sql = "SELECT :tok AS tok, 'other' AS kept"
+bind = {{ tok = "header.authorization" }}
+
+[[routes]]
+path = "/echo/*rest"
+component = "hello"
+reads = ["token"]
+record = "all"
 "#,
             hello = wasm("hello").display(),
             trap = wasm("trap").display(),
@@ -267,6 +278,34 @@ fn record_all_writes_2xx_too_beside_the_manifest_and_the_replay_gives_the_same_b
         serde_json::json!([["rest", "ada"]])
     );
     assert_eq!(rec["route"], "/hello/*rest");
+
+    // The authorization header is not in the file, nor is its value where
+    // a read selected it; the replay gives the rest of the data as it was.
+    let echo = Resp::from(
+        agent()
+            .get(s.url("/echo/x"))
+            .header("authorization", "Bearer t0ken-in-the-data")
+            .call()
+            .expect("GET"),
+    );
+    assert_eq!(echo.status, 200);
+    let (echo_file, echo_text) = recording(&dir, echo.header("x-request-id").unwrap());
+    assert!(!echo_text.contains("t0ken"), "{echo_text}");
+    let echo_rec: serde_json::Value = serde_json::from_str(&echo_text).unwrap();
+    assert_eq!(
+        echo_rec["data"],
+        serde_json::json!([{
+            "name": "token",
+            "columns": ["tok", "kept"],
+            "rows": [[{ "text": "[authorization header]" }, { "text": "other" }]]
+        }])
+    );
+    let (code, out) = replay_json(&echo_file, &[]);
+    assert_eq!(
+        (code, &out["outcome"]),
+        (0, &echo_rec["outcome"]),
+        "{out:#}"
+    );
 
     // Replayed from the recorded path, and from the app's manifest.
     for extra in [vec![], vec!["-f".as_ref(), manifest.as_os_str()]] {
