@@ -20,7 +20,9 @@
 //! [`scaffold`] is `nebula new`, [`watch`] is `nebula up --watch`, and
 //! [`metrics`] counts what everything costs. [`platform`] is `nebula
 //! platform`: many tenants' apps in one process, deployed over an API;
-//! [`trigger`] calls components on events other than HTTP requests (Redis).
+//! [`trigger`] calls components on events other than HTTP requests (Redis);
+//! [`replay`] records calls (`nebula up --record`) and runs them again
+//! offline (`nebula replay`).
 
 pub mod app;
 pub mod body;
@@ -35,6 +37,7 @@ pub mod memo;
 pub mod metrics;
 pub mod model;
 pub mod platform;
+pub mod replay;
 pub mod router;
 pub mod scaffold;
 pub mod server;

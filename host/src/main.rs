@@ -69,6 +69,28 @@ enum Command {
     Platform(nebula::platform::cli::PlatformArgs),
     /// Build an app, bundle it and upload it to a platform's admin API.
     Deploy(nebula::platform::cli::DeployArgs),
+    /// Run a recorded call again, offline, and say whether it answers as
+    /// recorded (exit code 0), differently (1), or cannot be replayed (2).
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// A recording: a file `nebula up --record DIR` (or a route's `record`) wrote.
+    recording: PathBuf,
+    /// Run this component instead of the recorded one (a fix, say).
+    #[arg(long, value_name = "PATH.wasm")]
+    component: Option<PathBuf>,
+    /// Take the recorded component's .wasm from this app manifest.
+    #[arg(short = 'f', long = "file", value_name = "app.toml")]
+    manifest: Option<PathBuf>,
+    /// Where compiled components are cached (default: .nebula/cache beside
+    /// the manifest, if it is there).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -165,6 +187,14 @@ struct UpArgs {
     /// in without a restart; requests in flight finish on the old version.
     #[arg(long)]
     watch: bool,
+    /// Write down, one JSON file per request named by its request id, what
+    /// every call answered 5xx saw (request, seed, time, data) and gave,
+    /// for `nebula replay` (pure apps; routes' `record` keys write here too).
+    #[arg(long, value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// With --record: every call, not only those answered 5xx.
+    #[arg(long, requires = "record")]
+    record_all: bool,
 }
 
 fn main() -> ExitCode {
@@ -229,6 +259,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
         Command::Up(args) => up(args),
+        Command::Replay(args) => Ok(replay(args)),
         Command::Platform(args) => {
             match args.action {
                 Some(nebula::platform::cli::PlatformAction::Tenant { action }) => {
@@ -294,6 +325,34 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     )
 }
 
+/// `nebula replay`: 0 if the replay answers as recorded, 1 if not, 2 if it
+/// cannot be replayed (like `diff`).
+fn replay(args: ReplayArgs) -> ExitCode {
+    let opts = nebula::replay::ReplayOptions {
+        component: args.component,
+        manifest: args.manifest,
+        cache_dir: args.cache_dir,
+    };
+    match nebula::replay::replay(&args.recording, &opts) {
+        Ok(r) => {
+            if args.json {
+                println!("{:#}", r.json());
+            } else {
+                print!("{}", r.report());
+            }
+            if r.same() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// The command line over the manifest's `[limits]`, over the defaults.
 fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions {
     let ms = std::time::Duration::from_millis;
@@ -327,6 +386,8 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         runtime_config: args.runtime_config_file.clone(),
         shared_engines: None,
         metrics: None,
+        record: args.record.clone(),
+        record_all: args.record_all,
     }
 }
 

@@ -84,6 +84,8 @@ pub struct RouteModel {
     pub cross_site: CrossSite,
     /// Memoised responses (pure GET routes that ask for it).
     pub cache: Option<crate::manifest::RouteCache>,
+    /// `record` (app.toml only): which calls are written down for `nebula replay`.
+    pub record: Option<crate::manifest::Record>,
 }
 
 impl ComponentModel {
@@ -144,6 +146,7 @@ impl From<Manifest> for AppModel {
                 rate_limit: r.rate_limit,
                 cross_site: r.cross_site,
                 cache: r.cache.clone(),
+                record: r.record,
             })
             .collect();
         AppModel {
@@ -212,6 +215,7 @@ pub fn route_models(manifest: &SpinManifest) -> Result<Vec<RouteModel>> {
             rate_limit: None,
             cross_site,
             cache: None,
+            record: None,
         });
     }
     Ok(routes)

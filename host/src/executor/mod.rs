@@ -30,7 +30,7 @@ pub use cache::CompileCache;
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;
 pub use engine::{new_engine, EngineOptions};
-pub use pure::{CallOutput, PureComponent, PureExecutor, PureLinker};
+pub use pure::{CallOutput, PureCallError, PureComponent, PureExecutor, PureLinker};
 
 use std::future::Future;
 use std::pin::Pin;

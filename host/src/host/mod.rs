@@ -23,6 +23,7 @@ mod once;
 mod options;
 mod pipeline;
 mod reads;
+mod record;
 pub mod request_id;
 pub mod static_files;
 mod trim;
@@ -72,6 +73,8 @@ pub struct Host {
     hooks: Vec<Arc<dyn CallHook>>,
     /// Memoised responses of the routes with `cache`.
     memo: Option<crate::memo::Memo>,
+    /// With `--record` or a route's `record`: writes calls down for `nebula replay`.
+    recorder: Option<crate::replay::Recorder>,
     /// Set on SIGTERM: the health check fails while requests still get served.
     draining: std::sync::atomic::AtomicBool,
     /// What the last health check found of the data store (logged on change).
@@ -107,6 +110,9 @@ impl Host {
     /// Any app: engine, components (every one loaded, so that a missing or
     /// wrong one stops the start), data, gate and metrics.
     pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
+        // First: `--record` on a Spin app stops the start before anything costly.
+        let recorder =
+            crate::replay::Recorder::new(&model, opts.record.as_deref(), opts.record_all)?;
         let limits = resolve_limits(&model, &opts);
         let (engine, deadlines) = match &opts.shared_engines {
             Some(shared) => {
@@ -203,6 +209,7 @@ impl Host {
             limiter: Limiter::new(),
             hooks: Vec::new(),
             memo,
+            recorder,
             draining: Default::default(),
             store_answers: std::sync::atomic::AtomicBool::new(true),
             _spin: spin,

@@ -48,6 +48,12 @@ pub struct HostOptions {
     /// The app's stats, when they outlive one load of it (a platform
     /// unloads and reloads an app; its counters go on).
     pub metrics: Option<&'static crate::metrics::AppMetrics>,
+    /// `nebula up --record DIR`: every route of a pure app writes down its
+    /// calls answered 5xx (all of them with `record_all`) in DIR, one file
+    /// per request, for `nebula replay`; routes' own `record` writes there
+    /// too (else in `.nebula/recordings` beside the manifest).
+    pub record: Option<PathBuf>,
+    pub record_all: bool,
 }
 
 /// An engine shared by many hosts, with the ticker that gives its calls
@@ -107,6 +113,8 @@ impl Default for HostOptions {
             runtime_config: None,
             shared_engines: None,
             metrics: None,
+            record: None,
+            record_all: false,
         }
     }
 }

@@ -189,7 +189,12 @@ impl Host {
             limits: self.components.limits(&route.component),
             stats,
         };
-        let outcome = match self.call(&*component, call).await? {
+        let recording = self.recording(route, &call, visitor.as_ref());
+        let called = self.call(&*component, call).await;
+        if let Some(r) = recording {
+            r.end(&called);
+        }
+        let outcome = match called? {
             Called::Answered(outcome) => outcome,
             Called::Hooked(resp) => return Ok(resp.map(Payload::Whole)),
         };
@@ -498,7 +503,7 @@ impl Seen {
 }
 
 /// What the call stage produced.
-enum Called {
+pub(super) enum Called {
     Answered(Outcome),
     /// A hook answered before the component was called.
     Hooked(http::Response<Bytes>),

@@ -134,6 +134,8 @@ pub struct Route {
     pub cross_site: CrossSite,
     /// `cache`: whether (and how) its responses are memoised.
     pub cache: Option<RouteCache>,
+    /// `record`: which calls are written down for `nebula replay`.
+    pub record: Option<Record>,
 }
 
 /// The write parameter the host binds to the visitor id (`[session]`);
@@ -475,6 +477,12 @@ fn routes(
             Some(v) => CrossSite::parse(v.get_ref())
                 .map_err(|m| at.error(Some(v.span()), "cross_site", m))?,
         };
+        let record = match &r.record {
+            None => None,
+            Some(v) => Some(
+                Record::parse(v.get_ref()).map_err(|m| at.error(Some(v.span()), "record", m))?,
+            ),
+        };
         let cache = match &r.cache {
             None => None,
             Some(c) => Some(
@@ -491,6 +499,7 @@ fn routes(
             rate_limit,
             cross_site,
             cache,
+            record,
         });
     }
     Ok(routes)
@@ -653,6 +662,28 @@ impl Binding {
             "request" if name == "seed" => Binding::Seed,
             _ => return None,
         })
+    }
+}
+
+/// A route's `record`: which of its calls are written down, one file each,
+/// for `nebula replay` (see [`crate::replay`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Record {
+    /// Calls answered 5xx: a trap, a timeout, a bad response or a 5xx status.
+    Errors,
+    /// Every call.
+    All,
+}
+
+impl Record {
+    pub fn parse(s: &str) -> Result<Record, String> {
+        match s {
+            "errors" => Ok(Record::Errors),
+            "all" => Ok(Record::All),
+            other => Err(format!(
+                "expected \"errors\" (calls answered 5xx) or \"all\", found {other:?}"
+            )),
+        }
     }
 }
 

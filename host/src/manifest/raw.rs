@@ -145,6 +145,8 @@ pub struct RawRoute {
     pub rate_limit: Option<Spanned<String>>,
     /// `"refuse"` (default) or `"allow"` cross-site state-changing requests.
     pub cross_site: Option<Spanned<String>>,
+    /// `"errors"` or `"all"`: which calls `nebula replay` can replay.
+    pub record: Option<Spanned<String>>,
     /// `{ max_age_s = N, vary = [...] }`: memoise this GET route's responses.
     pub cache: Option<Spanned<RawRouteCache>>,
 }

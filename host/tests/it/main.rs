@@ -28,6 +28,7 @@ mod new_component;
 mod platform;
 mod purity;
 mod reads;
+mod replay;
 mod scale;
 mod shutdown;
 mod site;

@@ -59,12 +59,33 @@ pub struct PostgresStore {
     /// Kept in `nebula_table_versions`, so every node's agree; moved forward
     /// by this node's commits and by the others' (`listen.rs`).
     versions: Arc<TableVersions>,
-    listener: Option<tokio::task::JoinHandle<()>>,
+    /// The listener's connection and the schema whose commits it follows.
+    listen_to: (tokio_postgres::Config, String),
+    /// Started by the first read or write (the store is opened before the
+    /// runtime runs), aborted with the store.
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl PostgresStore {
+    /// Starts listening for other nodes' commits, once, from inside the
+    /// runtime; until it has read every version back, nothing is memoised.
+    fn ensure_listening(&self) {
+        let mut listener = self.listener.lock().unwrap_or_else(|p| p.into_inner());
+        if listener.is_none() {
+            let (config, schema) = self.listen_to.clone();
+            *listener = listen::spawn(config, schema, self.versions.clone());
+        }
+    }
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        if let Some(l) = &self.listener {
+        if let Some(l) = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             l.abort();
         }
     }
@@ -140,10 +161,7 @@ impl PostgresStore {
         let versions = Arc::new(TableVersions::new(&started.footprint, SHARED_GENERATION));
         // Untrusted until the listener has heard of every commit so far.
         versions.set_trusted(false);
-        let listener = listen::spawn(config.clone(), started.schema.clone(), versions.clone());
-        if listener.is_none() {
-            tracing::warn!(database = %described, "no runtime to listen for other nodes' commits: responses are not memoised");
-        }
+        let listen_to = (config.clone(), started.schema.clone());
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -172,7 +190,8 @@ impl PostgresStore {
             reads: Arc::new(reads),
             session_key: started.session_key,
             versions,
-            listener,
+            listen_to,
+            listener: Default::default(),
         })
     }
 }
@@ -184,6 +203,7 @@ impl DataStore for PostgresStore {
 
     fn read(&self, plans: Vec<ReadPlan>) -> StoreFuture<'_, Result<Vec<Table>, ReadError>> {
         Box::pin(async move {
+            self.ensure_listening();
             if plans.is_empty() {
                 return Ok(Vec::new());
             }
@@ -199,6 +219,7 @@ impl DataStore for PostgresStore {
         once: Option<Once>,
     ) -> StoreFuture<'_, Result<Applied, WriteError>> {
         Box::pin(async move {
+            self.ensure_listening();
             writes::apply(
                 &self.pool,
                 &self.writes,

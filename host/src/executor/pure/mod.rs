@@ -8,7 +8,7 @@ pub mod convert;
 
 use std::sync::Arc;
 
-pub use component::{CallOutput, PureComponent, PureLinker};
+pub use component::{CallError as PureCallError, CallOutput, PureComponent, PureLinker};
 
 use super::{
     log_output, Call, CallError, CallFuture, ComponentKind, Cost, Deadlines, Executor, Outcome,
