@@ -210,7 +210,7 @@ fn eviction_keeps_memory_under_the_cap() {
         assert!(memo.size().1 <= cap, "{:?} after {i}", memo.size());
     }
     let (n, bytes) = memo.size();
-    assert!(n >= 10 && n < 20, "{n} entries, {bytes} bytes");
+    assert!((10..20).contains(&n), "{n} entries, {bytes} bytes");
     assert_eq!(st.memo().evictions(), 200 - n as u64);
     assert_eq!(st.memo().bytes(), bytes);
     // The newest is kept, the oldest is not.

@@ -242,16 +242,7 @@ impl Pending<'_> {
         let outcome = match ended {
             Ended::Answered { response, effects } => Outcome::Response {
                 status: response.status().as_u16(),
-                headers: response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| {
-                        (
-                            k.as_str().to_string(),
-                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
+                headers: super::recording::header_pairs(response.headers()),
                 body: Blob(match response.body() {
                     Payload::Whole(b) => b.to_vec(),
                     Payload::Stream(_) => return,

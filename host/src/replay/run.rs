@@ -279,16 +279,7 @@ fn run(file: &Path, recording: Recording, opts: &ReplayOptions) -> Result<Replay
             let outcome = match convert::to_http_response(response, None) {
                 Ok(resp) => Outcome::Response {
                     status: resp.status().as_u16(),
-                    headers: resp
-                        .headers()
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_string(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect(),
+                    headers: super::recording::header_pairs(resp.headers()),
                     body: Blob(resp.into_body().to_vec()),
                     effects,
                 },

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::{agent, build_guests, repo, Resp, Server};
+use crate::support::{agent, build_guests, guest_wasm as wasm, Resp, Server};
 
 const ADMIN: [&str; 2] = ["--admin", "127.0.0.1:0"];
 
@@ -322,10 +322,6 @@ fn the_component_gets_a_seed_from_the_key_and_a_clock_rounded_to_the_window() {
     let other = s.get("/probe?x=2").json();
     assert_ne!(other["seed"], a["seed"], "another key gets another seed");
     assert_eq!(other["now_ms"], a["now_ms"]);
-}
-
-fn wasm(name: &str) -> std::path::PathBuf {
-    repo().join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"))
 }
 
 fn load(dir: &Path, source: &Path) -> Arc<nebula::app::App> {

@@ -15,6 +15,11 @@ pub fn repo() -> PathBuf {
         .to_path_buf()
 }
 
+/// A test guest's component, as `build_guests` leaves it.
+pub fn guest_wasm(name: &str) -> PathBuf {
+    repo().join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"))
+}
+
 pub fn nebula() -> Command {
     Command::new(env!("CARGO_BIN_EXE_nebula"))
 }

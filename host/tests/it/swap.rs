@@ -6,11 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::support::{build_guests, repo};
-
-fn wasm(name: &str) -> std::path::PathBuf {
-    repo().join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"))
-}
+use crate::support::{build_guests, guest_wasm as wasm};
 
 fn load(dir: &Path, source: &Path) -> Arc<nebula::app::App> {
     let file = dir.join("app.toml");
