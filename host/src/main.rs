@@ -377,6 +377,7 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         trim_code: !args.idle_trim_keep_code,
         rate_limits: !args.no_rate_limits,
         memo: !args.no_cache,
+        max_storage_bytes: None,
         reuse: ReusePolicy {
             max_requests: args.max_instance_reuse.max(1),
             max_concurrent: args.max_instance_concurrent_reuse.max(1),

@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use crate::manifest::{Binding, Read};
 
-pub use store::{open, DataStore, Location, StoreFuture};
+pub use store::{open, open_limited, DataStore, Location, StoreFuture};
 
 #[cfg(test)]
 mod tests;
@@ -149,6 +149,9 @@ pub enum WriteError {
     Unavailable(String),
     /// The thread running the transaction panicked; the database rolled it back.
     Aborted(String),
+    /// The app's data would outgrow its storage ceiling (the operator's
+    /// `--max-storage-mb`) or the disk: nothing was written (507).
+    StorageFull(String),
 }
 
 impl std::fmt::Display for WriteError {
@@ -171,6 +174,7 @@ impl std::fmt::Display for WriteError {
             WriteError::Failed(e) => write!(f, "the transaction failed and was rolled back: {e}"),
             WriteError::Unavailable(e) => write!(f, "the database is unavailable: {e}"),
             WriteError::Aborted(e) => write!(f, "the transaction was aborted and rolled back: {e}"),
+            WriteError::StorageFull(e) => write!(f, "nothing was written: {e}"),
         }
     }
 }

@@ -122,9 +122,32 @@ pub fn open(
     manifest: &Manifest,
     location: Option<&Location>,
 ) -> anyhow::Result<Arc<dyn DataStore>> {
+    open_limited(manifest, location, None)
+}
+
+/// [`open`], with the app's data held to `max_bytes` (a platform's
+/// storage ceiling): a transaction that would grow it further fails with
+/// [`WriteError::StorageFull`](super::WriteError::StorageFull), and so does
+/// a schema or seed that does not fit. SQLite only, for now: PostgreSQL
+/// has no per-schema quota, and measuring a schema on every write would
+/// cost each write a query (a warning says it is not enforced).
+pub fn open_limited(
+    manifest: &Manifest,
+    location: Option<&Location>,
+    max_bytes: Option<u64>,
+) -> anyhow::Result<Arc<dyn DataStore>> {
     let location = location.cloned().unwrap_or_else(|| Location::of(manifest));
     Ok(match location {
-        Location::Sqlite(path) => Arc::new(super::sqlite::SqliteStore::open(&path, manifest)?),
+        Location::Sqlite(path) => Arc::new(super::sqlite::SqliteStore::open_limited(
+            &path, manifest, max_bytes,
+        )?),
+        Location::Postgres(url) if max_bytes.is_some() => {
+            tracing::warn!(
+                app = %manifest.name,
+                "the storage ceiling is not enforced on PostgreSQL (only for SQLite files)"
+            );
+            Arc::new(super::postgres::PostgresStore::open(&url, manifest)?)
+        }
         Location::Postgres(url) => Arc::new(super::postgres::PostgresStore::open(&url, manifest)?),
     })
 }

@@ -169,6 +169,13 @@ impl Failure {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The component's response was larger than this server allows.",
             ),
+            WriteFailed {
+                error: WriteError::StorageFull(_),
+                ..
+            } => error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "This site has no room left for what this request asked to save; nothing was written.",
+            ),
             WriteFailed { .. } => error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "The changes this request asked for could not be saved; nothing was written.",

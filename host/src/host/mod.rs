@@ -176,7 +176,11 @@ impl Host {
         });
         components.load_all()?;
         let store = match &model.front {
-            Front::Pure(m) => Some(crate::data::open(m, opts.database.as_ref())?),
+            Front::Pure(m) => Some(crate::data::open_limited(
+                m,
+                opts.database.as_ref(),
+                opts.max_storage_bytes,
+            )?),
             Front::Spin(_) => None,
         };
         let sessions = sessions(&model, store.as_deref())?;

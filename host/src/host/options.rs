@@ -32,6 +32,9 @@ pub struct HostOptions {
     /// Whether routes with `cache` have their responses memoised; off
     /// (`nebula up --no-cache`) to compare, or to debug a component.
     pub memo: bool,
+    /// The app's data at most this many bytes (a platform's ceiling;
+    /// SQLite files only).
+    pub max_storage_bytes: Option<u64>,
     /// wasi:http 0.3 components: how instances are reused.
     pub reuse: ReusePolicy,
     /// Spin apps: where the default key-value store and SQLite database
@@ -108,6 +111,7 @@ impl Default for HostOptions {
             trim_code: true,
             rate_limits: true,
             memo: true,
+            max_storage_bytes: None,
             reuse: ReusePolicy::default(),
             data_dir: None,
             runtime_config: None,

@@ -75,6 +75,11 @@ pub struct ServeArgs {
     /// Ceiling of any one request's deadline, in ms.
     #[arg(long, default_value_t = 10_000)]
     pub timeout_ms: u64,
+    /// Ceiling of any one app's data (its SQLite file), in MiB: a write that
+    /// would outgrow it gets 507 and writes nothing; a bundle whose schema
+    /// and seed do not fit is refused. Not enforced with --store (PostgreSQL).
+    #[arg(long, value_name = "MIB")]
+    pub max_storage_mb: Option<u64>,
     /// Requests any one app may get from everyone together, e.g. "1000/s".
     #[arg(long)]
     pub max_rate_per_app: Option<String>,
@@ -143,6 +148,7 @@ impl ServeArgs {
                 max_instances: self.max_instances_per_app.max(1),
                 max_memory_bytes: self.max_memory_mb.max(1) << 20,
                 timeout: Duration::from_millis(self.timeout_ms.max(1)),
+                max_storage_bytes: self.max_storage_mb.map(|mb| mb.max(1) << 20),
             },
             pool_instances: self.pool_instances.max(self.max_instances_per_app).max(1),
             max_rate_per_app,

@@ -77,7 +77,8 @@ impl Platform {
         if let Some(store) = &store {
             tokio::runtime::Handle::current().block_on(store.init())?;
         }
-        let registry = Registry::open(&opts.dir, store)?;
+        let registry =
+            Registry::open(&opts.dir, store)?.with_storage_ceiling(opts.ceilings.max_storage_bytes);
         let engines = SharedEngines::new(&crate::executor::EngineOptions {
             max_instances: opts.pool_instances,
             max_memory_bytes: opts.ceilings.max_memory_bytes,

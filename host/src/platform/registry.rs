@@ -63,6 +63,8 @@ pub struct Registry {
     /// With several nodes: where records and bundles really live (this
     /// node's folder is then a copy of what it serves).
     store: Option<Arc<SharedStore>>,
+    /// Each app's data at most this many bytes (checked at deploy too).
+    max_storage_bytes: Option<u64>,
 }
 
 /// The paths of one version of an app.
@@ -80,7 +82,14 @@ impl Registry {
             dir: dir.to_path_buf(),
             changes: Mutex::new(()),
             store,
+            max_storage_bytes: None,
         })
+    }
+
+    /// Holds every app's data to `max_bytes` from its deploy on.
+    pub fn with_storage_ceiling(mut self, max_bytes: Option<u64>) -> Registry {
+        self.max_storage_bytes = max_bytes;
+        self
     }
 
     pub fn store(&self) -> Option<&Arc<SharedStore>> {
@@ -325,7 +334,7 @@ impl Registry {
                     crate::data::Location::Sqlite(self.data_dir(host).join("app.db"))
                 }
             };
-            let db = crate::data::open(&m, Some(&location))
+            let db = crate::data::open_limited(&m, Some(&location), self.max_storage_bytes)
                 .map_err(|e| refuse(format!("database: {e:#}")))?;
             let _ = db.close();
         }

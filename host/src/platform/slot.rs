@@ -22,6 +22,8 @@ pub struct Ceilings {
     pub max_instances: u32,
     pub max_memory_bytes: usize,
     pub timeout: Duration,
+    /// Each app's data (SQLite file) at most this many bytes.
+    pub max_storage_bytes: Option<u64>,
 }
 
 pub struct Slot {
@@ -153,6 +155,7 @@ impl Slot {
             cache_dir: Some(self.cache_dir.clone()),
             database: Some(database),
             timeout: ceilings.timeout,
+            max_storage_bytes: ceilings.max_storage_bytes,
             // The binary's code serves the other apps.
             trim_code: false,
             data_dir: Some(self.data_dir.join("spin")),

@@ -667,3 +667,113 @@ fn nodes_on_one_postgres_store_serve_every_app_and_follow_each_others_deploys() 
     .is_empty());
     drop((n1, n2, n3));
 }
+
+/// An app that stores what it is asked to: each `POST /effects?mode=ok`
+/// inserts a note of ~200 KB (the write pads it); `seed` fills it at deploy.
+fn storing_app(dir: &Path, name: &str, seed: &str) -> PathBuf {
+    let app = dir.join(name);
+    std::fs::create_dir_all(app.join("db")).unwrap();
+    std::fs::write(
+        app.join("db/schema.sql"),
+        "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    std::fs::write(app.join("db/seed.sql"), seed).unwrap();
+    let effects = repo().join("guests/target/wasm32-wasip2/release/effects_bad.wasm");
+    let manifest = app.join("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"[app]
+name = "{name}"
+
+[database]
+path = "data/app.db"
+schema = "db/schema.sql"
+seed = "db/seed.sql"
+
+[components.effects-bad]
+source = "{}"
+
+[writes.note]
+sql = "INSERT INTO notes (text) VALUES (?1 || hex(zeroblob(100000)))"
+
+[[routes]]
+path = "/effects"
+methods = ["POST"]
+component = "effects-bad"
+writes = ["note"]
+"#,
+            effects.display()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn an_apps_data_stops_at_the_storage_ceiling_with_507_and_nothing_written() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &["--max-storage-mb", "1"]);
+    let t = p.tenant("carol");
+    let (ok, said) = p.deploy(&storing_app(work.path(), "notes", ""), &t, "notes.test");
+    assert!(ok, "{said}");
+    let post = || {
+        Resp::from(
+            agent()
+                .post(format!("{}/effects?mode=ok", p.base))
+                .header("host", "notes.test")
+                .send_empty()
+                .unwrap(),
+        )
+    };
+    let db = p.pdir().join("data/notes.test/app.db");
+    let count = || {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM notes", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    // ~200 KB a note: a few fit in 1 MiB, then every write is refused.
+    let mut stored = 0;
+    let refused = loop {
+        let r = post();
+        if r.status != 200 {
+            break r;
+        }
+        stored += 1;
+        assert!(stored < 20, "the ceiling never stopped a write");
+    };
+    assert!(stored >= 2, "only {stored} notes fit in 1 MiB");
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert!(
+        refused.text().contains("no room left"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(count(), stored, "a refused write left a row behind");
+    assert_eq!(post().status, 507, "still full");
+    assert_eq!(count(), stored);
+    assert!(
+        p.log().contains("storage ceiling of 1 MiB"),
+        "the log names the ceiling:\n{}",
+        p.log()
+    );
+    assert!(std::fs::metadata(&db).unwrap().len() <= 1 << 20);
+
+    // A bundle whose seed alone does not fit is refused at deploy.
+    let big = "INSERT INTO notes (text) VALUES (hex(zeroblob(1500000)));\n";
+    let (ok, said) = p.deploy(&storing_app(work.path(), "big", big), &t, "big.test");
+    assert!(!ok, "a seed over the ceiling was deployed: {said}");
+    assert!(
+        said.contains("do not fit in the storage ceiling of 1 MiB"),
+        "{said}"
+    );
+    assert_eq!(
+        p.get("big.test", "/effects").status,
+        404,
+        "nothing is served for it"
+    );
+    assert_eq!(post().status, 507, "the other app is untouched");
+}

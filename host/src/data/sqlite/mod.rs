@@ -46,13 +46,23 @@ struct Database {
     /// Kept in this process only (one node per SQLite file): a random
     /// generation at each start keeps keys made before it from matching.
     versions: Arc<TableVersions>,
+    /// The storage ceiling, if the operator set one (for its message).
+    max_bytes: Option<u64>,
 }
 
 impl SqliteStore {
     /// Opens the database at `path`, creating it from the schema and seed
     /// files if it has not been initialised yet, and checks every declared
     /// SQL statement against it.
-    pub fn open(path: &Path, manifest: &Manifest) -> Result<SqliteStore> {
+    ///
+    /// With `max_bytes`, the file is held to it: SQLite's
+    /// `max_page_count` on the one writer connection makes a transaction
+    /// that would grow the file past it fail (SQLITE_FULL) and roll back.
+    pub fn open_limited(
+        path: &Path,
+        manifest: &Manifest,
+        max_bytes: Option<u64>,
+    ) -> Result<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create the database folder {}", dir.display()))?;
@@ -64,7 +74,18 @@ impl SqliteStore {
         writer
             .pragma_update(None, "journal_mode", "WAL")
             .context("cannot switch the database to WAL mode")?;
-        init::initialise(&mut writer, manifest)?;
+        if let Some(max) = max_bytes {
+            let page: u64 = writer.pragma_query_value(None, "page_size", |r| r.get(0))?;
+            let pages = (max / page.max(512)).max(1);
+            writer.pragma_update(None, "max_page_count", pages)?;
+        }
+        init::initialise(&mut writer, manifest).map_err(|e| match max_bytes {
+            Some(max) if is_full(&e) => e.context(format!(
+                "the schema and seed do not fit in the storage ceiling of {} MiB",
+                max >> 20
+            )),
+            _ => e,
+        })?;
         statements::check_statements(&writer, manifest)?;
         let footprint = footprint::footprint(&writer, manifest);
         Ok(SqliteStore {
@@ -73,6 +94,7 @@ impl SqliteStore {
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
                 versions: Arc::new(TableVersions::new(&footprint, rand::random())),
+                max_bytes,
             }),
         })
     }
@@ -208,7 +230,19 @@ impl Database {
         for e in effects {
             sqls.push(lookup(&e.write).ok_or_else(|| WriteError::Undeclared(e.write.clone()))?);
         }
-        let failed = |e: rusqlite::Error| WriteError::Failed(e.to_string());
+        let max_bytes = self.max_bytes;
+        let failed = move |e: rusqlite::Error| {
+            match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => WriteError::StorageFull(match max_bytes {
+                Some(max) => format!(
+                    "the app's data would outgrow its storage ceiling of {} MiB (the platform's --max-storage-mb) or the disk",
+                    max >> 20
+                ),
+                None => "the disk is full".into(),
+            }),
+            _ => WriteError::Failed(e.to_string()),
+        }
+        };
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         // The connection remembers the last insert of an earlier request;
         // this request's `{{last_insert_rowid}}` is 0 unless it inserts.
@@ -337,6 +371,15 @@ impl Database {
             idle.push(conn);
         }
     }
+}
+
+/// Whether `e` (from the schema or seed) is SQLite's "database or disk is full".
+fn is_full(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<rusqlite::Error>()
+            .and_then(rusqlite::Error::sqlite_error_code)
+            == Some(rusqlite::ErrorCode::DiskFull)
+    })
 }
 
 /// The recorded (fingerprint, response) under an idempotency key.
