@@ -24,19 +24,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use super::registry::{AppRecord, Refusal};
 use super::slot::Slot;
 use super::Platform;
-use crate::server::write_timeout::WriteTimeout;
 
-/// Admin connections open at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 16;
 /// A bundle's upload and the answer must fit in this.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -44,37 +39,14 @@ type Response = hyper::Response<Full<Bytes>>;
 
 /// Serves the admin API until the runtime stops.
 pub async fn serve(listener: TcpListener, platform: Arc<Platform>) {
-    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = connections
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the admin semaphore is never closed");
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(e) => {
-                tracing::warn!("admin: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+    crate::server::admin::accept_loop(listener, TIMEOUT, move || {
         let platform = platform.clone();
-        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let platform = platform.clone();
             async move { Ok::<_, Infallible>(respond(&platform, req).await) }
-        });
-        tokio::spawn(async move {
-            let conn = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(WriteTimeout::new(stream, TIMEOUT)), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("admin: connection closed with an error: {e}");
-            }
-            drop(permit);
-        });
-    }
+        })
+    })
+    .await
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {

@@ -29,6 +29,8 @@ use crate::metrics::{self, cpu::Background, AppMetrics};
 pub const MAX_CONNECTIONS: usize = 16;
 /// A scrape's request must arrive, and its answer be read, within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// An admin request's head must arrive within this.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Refuses a non-loopback admin address unless `public` (`--admin-public`).
 pub fn check_address(addr: SocketAddr, public: bool) -> anyhow::Result<()> {
@@ -83,9 +85,34 @@ pub async fn serve(listener: TcpListener, app: Option<&'static AppMetrics>) {
             return;
         }
     };
+    accept_loop(listener, TIMEOUT, move || {
+        service_fn(
+            move |req: hyper::Request<hyper::body::Incoming>| async move {
+                Ok::<_, Infallible>(respond(&req, app, listen))
+            },
+        )
+    })
+    .await
+}
+
+/// Serves HTTP/1 on every connection `listener` accepts, with the service
+/// `service()` makes for it: at most [`MAX_CONNECTIONS`] at once (at the
+/// cap it stops accepting, so further clients wait in the backlog), each
+/// request's head within 10 s and each answer written within `timeout`.
+/// The admin listeners' CPU is charged to the `admin` background task.
+/// Runs until the runtime stops.
+pub async fn accept_loop<S>(listener: TcpListener, timeout: Duration, service: impl Fn() -> S)
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<Full<Bytes>>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        // At the cap, stop accepting: further clients wait in the backlog.
         let permit = connections
             .clone()
             .acquire_owned()
@@ -95,20 +122,16 @@ pub async fn serve(listener: TcpListener, app: Option<&'static AppMetrics>) {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!("admin: accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let service = service_fn(
-            move |req: hyper::Request<hyper::body::Incoming>| async move {
-                Ok::<_, Infallible>(respond(&req, app, listen))
-            },
-        );
+        let service = service();
         tokio::spawn(metrics::cpu::background(Background::Admin, async move {
             let conn = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(TIMEOUT)
-                .serve_connection(TokioIo::new(WriteTimeout::new(stream, TIMEOUT)), service);
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(WriteTimeout::new(stream, timeout)), service);
             if let Err(e) = conn.await {
                 tracing::debug!("admin: connection closed with an error: {e}");
             }
