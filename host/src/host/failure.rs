@@ -183,6 +183,27 @@ impl Failure {
         }
     }
 
+    /// For a failure of the host after the component answered (its
+    /// response over `max_response_bytes`, its writes refused): the status
+    /// answered and why, as a recording keeps them.
+    pub(super) fn after_call(&self) -> Option<(u16, String)> {
+        let why = match self {
+            Failure::TooLarge {
+                component,
+                size,
+                limit,
+                ..
+            } => format!(
+                "component {component:?}: response of {size} bytes over max_response_bytes {limit}"
+            ),
+            Failure::WriteFailed { component, error } => {
+                format!("component {component:?}: {error}")
+            }
+            _ => return None,
+        };
+        Some((self.page("").status().as_u16(), why))
+    }
+
     fn log(&self, id: &str) {
         use Failure::*;
         match self {

@@ -191,48 +191,55 @@ impl Host {
         };
         let recording = self.recording(route, &call, visitor.as_ref());
         let called = self.call(&*component, call).await;
-        if let Some(r) = recording {
-            r.end(&called);
-        }
+        let answered = recording.and_then(|r| r.end(&called));
         let outcome = match called? {
             Called::Answered(outcome) => outcome,
             Called::Hooked(resp) => return Ok(resp.map(Payload::Whole)),
         };
-        let (mut resp, slot) = self.check(&*component, outcome.response, slot)?;
-        if let Some((m, p)) = &memo {
-            let had_effects = outcome.effects.as_ref().is_some_and(|e| !e.is_empty());
-            let new_visitor = visitor.as_ref().is_some_and(|v| v.set_cookie.is_some());
-            m.keep(p, &mut resp, had_effects, new_visitor, stats);
-        }
-        let record = key.as_ref().and_then(|k| once::once(k, &resp));
-        if outcome.effects.is_some() || record.is_some() {
-            let effects = outcome.effects.unwrap_or_default();
-            match self
-                .apply(&*component, route, effects, visitor.as_ref(), record)
-                .await?
-            {
-                Applied::Committed { last_insert_rowid } => {
-                    fill_in_rowid(resp.headers_mut(), last_insert_rowid)
-                }
-                // A twin of this request (same key) committed first; this
-                // one wrote nothing and answers as the twin did.
-                Applied::Duplicate {
-                    fingerprint,
-                    recorded,
-                } => {
-                    let key = key.as_ref().expect("a duplicate needs a key");
-                    return once::replay(key, &fingerprint, recorded);
+        // What follows the call may still fail the request (a response too
+        // large, its writes refused): a recording waits for it.
+        let ended = async {
+            let (mut resp, slot) = self.check(&*component, outcome.response, slot)?;
+            if let Some((m, p)) = &memo {
+                let had_effects = outcome.effects.as_ref().is_some_and(|e| !e.is_empty());
+                let new_visitor = visitor.as_ref().is_some_and(|v| v.set_cookie.is_some());
+                m.keep(p, &mut resp, had_effects, new_visitor, stats);
+            }
+            let record = key.as_ref().and_then(|k| once::once(k, &resp));
+            if outcome.effects.is_some() || record.is_some() {
+                let effects = outcome.effects.unwrap_or_default();
+                match self
+                    .apply(&*component, route, effects, visitor.as_ref(), record)
+                    .await?
+                {
+                    Applied::Committed { last_insert_rowid } => {
+                        fill_in_rowid(resp.headers_mut(), last_insert_rowid)
+                    }
+                    // A twin of this request (same key) committed first; this
+                    // one wrote nothing and answers as the twin did.
+                    Applied::Duplicate {
+                        fingerprint,
+                        recorded,
+                    } => {
+                        let key = key.as_ref().expect("a duplicate needs a key");
+                        return once::replay(key, &fingerprint, recorded);
+                    }
                 }
             }
-        }
-        drop(slot);
-        if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
-            s.keep_session_cookie(resp.headers_mut(), v);
-            if memo.is_some() {
-                crate::memo::privatise(resp.headers_mut());
+            drop(slot);
+            if let (Some(v), Some(s)) = (&visitor, &self.sessions) {
+                s.keep_session_cookie(resp.headers_mut(), v);
+                if memo.is_some() {
+                    crate::memo::privatise(resp.headers_mut());
+                }
             }
+            Ok(resp)
         }
-        Ok(resp)
+        .await;
+        if let Some(a) = answered {
+            a.finish(ended.as_ref().err());
+        }
+        ended
     }
 
     /// Static files, if the app has them and the path is under their prefix.

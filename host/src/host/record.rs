@@ -7,6 +7,7 @@ use super::Host;
 use crate::executor::Call;
 use crate::model::RouteModel;
 use crate::replay::recorder::{Ended, Pending};
+use crate::replay::recording::{HostFailure, Outcome};
 use crate::web::session::Visitor;
 
 /// A call being recorded.
@@ -28,21 +29,49 @@ impl Host {
     }
 }
 
-impl Recording<'_> {
-    /// Hands on how the call ended; the recorder keeps it or not by its
-    /// status. A hook's answer was no call of the component.
-    pub(super) fn end(self, called: &Result<Called, Failure>) {
+impl<'a> Recording<'a> {
+    /// Hands on how the call ended. A trap, a timeout or a bad response is
+    /// written down (or not) now; an answer waits for the rest of the
+    /// request ([`Answered::finish`]), since the host may still fail it.
+    /// A hook's answer was no call of the component.
+    pub(super) fn end(self, called: &Result<Called, Failure>) -> Option<Answered<'a>> {
         let ended = match called {
-            Ok(Called::Answered(o)) => Ended::Answered {
-                response: &o.response,
-                effects: o.effects.as_deref(),
-            },
-            Ok(Called::Hooked(_)) => return,
+            Ok(Called::Answered(o)) => {
+                let outcome = Pending::outcome(Ended::Answered {
+                    response: &o.response,
+                    effects: o.effects.as_deref(),
+                })?;
+                return Some(Answered {
+                    pending: self.0,
+                    outcome,
+                });
+            }
+            Ok(Called::Hooked(_)) => return None,
             Err(Failure::Trapped { message, .. }) => Ended::Trapped(message),
             Err(Failure::Timeout { timeout, .. }) => Ended::Timeout(*timeout),
             Err(Failure::BadResponse { message, .. }) => Ended::BadResponse(message),
-            Err(_) => return,
+            Err(_) => return None,
         };
         self.0.end(ended);
+        None
+    }
+}
+
+/// A call the component answered, its recording waiting for the end of
+/// the request.
+pub(super) struct Answered<'a> {
+    pending: Pending<'a>,
+    outcome: Outcome,
+}
+
+impl Answered<'_> {
+    /// The request ended: served (`None`), or failed by the host after the
+    /// call (a write refused, a response too large), which makes it a 5xx
+    /// to record like a trap.
+    pub(super) fn finish(self, failure: Option<&Failure>) {
+        let host_failure = failure
+            .and_then(Failure::after_call)
+            .map(|(status, error)| HostFailure { status, error });
+        self.pending.write(self.outcome, host_failure);
     }
 }

@@ -17,8 +17,8 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::recording::{
-    AppRef, Blob, ComponentRef, Outcome, RecordedEffect, RecordedLimits, RecordedRequest,
-    RecordedTable, Recording, FORMAT, REDACTED_HEADERS, SESSION_PLACEHOLDER,
+    AppRef, Blob, ComponentRef, HostFailure, Outcome, RecordedEffect, RecordedLimits,
+    RecordedRequest, RecordedTable, Recording, FORMAT, REDACTED_HEADERS, SESSION_PLACEHOLDER,
 };
 use crate::contract::Table;
 use crate::executor::{Call, Payload};
@@ -239,13 +239,21 @@ impl Pending<'_> {
     /// Writes the recording if the call's answer is one to keep; a failure
     /// to write is logged, never the request's.
     pub fn end(self, ended: Ended<'_>) {
-        let outcome = match ended {
+        if let Some(outcome) = Self::outcome(ended) {
+            self.write(outcome, None);
+        }
+    }
+
+    /// What a call's end becomes in a recording (`None`: a streamed body,
+    /// which pure components never give).
+    pub fn outcome(ended: Ended<'_>) -> Option<Outcome> {
+        Some(match ended {
             Ended::Answered { response, effects } => Outcome::Response {
                 status: response.status().as_u16(),
                 headers: super::recording::header_pairs(response.headers()),
                 body: Blob(match response.body() {
                     Payload::Whole(b) => b.to_vec(),
-                    Payload::Stream(_) => return,
+                    Payload::Stream(_) => return None,
                 }),
                 effects: effects
                     .unwrap_or_default()
@@ -262,8 +270,16 @@ impl Pending<'_> {
             Ended::BadResponse(m) => Outcome::BadResponse {
                 message: m.to_string(),
             },
-        };
-        if self.mode == Record::Errors && outcome.status() < 500 {
+        })
+    }
+
+    /// Writes the recording of a call that ended with `outcome` if it is one
+    /// to keep: every call with `record = "all"`, else those the host
+    /// answered 5xx, whether the component's answer was one or the host
+    /// failed after it (`host_failure`).
+    pub fn write(self, outcome: Outcome, host_failure: Option<HostFailure>) {
+        let status = host_failure.as_ref().map_or(outcome.status(), |f| f.status);
+        if self.mode == Record::Errors && status < 500 {
             return;
         }
         let recorder = self.recorder;
@@ -296,6 +312,7 @@ impl Pending<'_> {
                 .map(|t| RecordedTable::of(t, &self.secrets))
                 .collect(),
             outcome,
+            host_failure,
         };
         match recording.write_into(&recorder.dir) {
             Ok(file) => tracing::info!(

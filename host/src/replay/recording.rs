@@ -50,6 +50,18 @@ pub struct Recording {
     pub data: Vec<RecordedTable>,
     /// What the call gave.
     pub outcome: Outcome,
+    /// What the host answered instead, when it failed after the call (a
+    /// write refused, a response over its size limit): status and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_failure: Option<HostFailure>,
+}
+
+/// A failure of the host after the component answered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFailure {
+    pub status: u16,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

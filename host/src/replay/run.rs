@@ -117,6 +117,13 @@ impl Replayed {
         }
         out.push('\n');
         write_outcome(&mut out, "recorded", &r.outcome, false);
+        if let Some(f) = &r.host_failure {
+            let _ = writeln!(
+                out,
+                "host       answered {} after the call: {}",
+                f.status, f.error
+            );
+        }
         let _ = writeln!(
             out,
             "{}",

@@ -434,3 +434,34 @@ fn record_on_a_spin_app_is_refused_at_start() {
         "{err}"
     );
 }
+
+#[test]
+fn a_write_the_database_refuses_after_the_call_is_recorded_as_the_5xx_it_was() {
+    // The component answers 200 with two writes; the second violates the
+    // notes table's CHECK, so the host answers 500 and writes nothing. That
+    // request was answered 5xx: it is recorded, with the host's failure.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("recordings");
+    let s = Server::start(
+        "host/tests/apps/probe.toml",
+        &["--record", dir.to_str().unwrap()],
+    );
+    let r = s.request("POST", "/effects?mode=constraint", b"");
+    assert_eq!(r.status, 500, "{}", r.text());
+    let id = r.header("x-request-id").unwrap().to_string();
+    let (file, text) = recording(&dir, &id);
+    let rec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(rec["outcome"]["kind"], "response", "{text}");
+    assert_eq!(rec["outcome"]["status"], 200, "{text}");
+    assert_eq!(rec["host_failure"]["status"], 500, "{text}");
+    let error = rec["host_failure"]["error"].as_str().unwrap();
+    assert!(error.contains("CHECK"), "{error}");
+    // The component answers the same again; the report says what the host did.
+    let out = replay(&file, &[]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("host       answered 500 after the call"), "{report}");
+    // A request that wrote and was answered 200 is not recorded.
+    assert_eq!(s.request("POST", "/effects?mode=ok", b"").status, 200);
+    assert_eq!(recordings(&dir), vec![format!("{id}.json")]);
+}
