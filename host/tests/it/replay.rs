@@ -460,7 +460,10 @@ fn a_write_the_database_refuses_after_the_call_is_recorded_as_the_5xx_it_was() {
     let out = replay(&file, &[]);
     let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{report}");
-    assert!(report.contains("host       answered 500 after the call"), "{report}");
+    assert!(
+        report.contains("host       answered 500 after the call"),
+        "{report}"
+    );
     // A request that wrote and was answered 200 is not recorded.
     assert_eq!(s.request("POST", "/effects?mode=ok", b"").status, 200);
     assert_eq!(recordings(&dir), vec![format!("{id}.json")]);

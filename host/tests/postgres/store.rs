@@ -259,3 +259,78 @@ fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
         "the vote bumped no version in the database"
     );
 }
+
+#[test]
+fn a_node_that_loses_its_listener_serves_nothing_stale_and_memoises_again_once_back() {
+    // Node B's LISTEN connection is cut (its backend terminated) and a vote
+    // commits on node A while B may not hear it: B's next answers must show
+    // the vote, and B memoises again once it has listened and re-read the
+    // versions.
+    let db = PgDatabase::create();
+    let url = db.url();
+    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let client = agent();
+    let cookie = visitor_cookie(&b.url("/"));
+    let home = |s: &Server| {
+        let r = client
+            .get(s.url("/"))
+            .header("cookie", &cookie)
+            .call()
+            .unwrap();
+        let etag = r
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string());
+        (etag, r.into_body().read_to_string().unwrap())
+    };
+    let until = |what: &str, ok: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ok() {
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    until("node B never memoised its home page", &|| {
+        home(&b).0.is_some()
+    });
+    let listeners = || {
+        psql(
+            &db.name,
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'nebula-listen'",
+        )[0][0]
+            .parse::<i64>()
+            .unwrap()
+    };
+    // Each node listens from its first read.
+    home(&a);
+    until("two listeners (A's and B's)", &|| listeners() == 2);
+    // Cut every listener, then vote on A at once.
+    psql(
+        &db.name,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'nebula-listen'",
+    );
+    let top: i64 = psql(
+        &db.name,
+        "SELECT id FROM memes ORDER BY votes DESC, id DESC LIMIT 1",
+    )[0][0]
+        .parse()
+        .unwrap();
+    let r = client
+        .post(a.url(&format!("/memes/{top}/vote")))
+        .header("accept", "application/json")
+        .header("cookie", &cookie)
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // A applied the vote itself: its page is the fresh one.
+    let fresh = home(&a).1;
+    // Whatever B has heard, it never answers with the page from before the vote.
+    for _ in 0..20 {
+        assert!(home(&b).1 == fresh, "node B served a page without the vote");
+    }
+    // Back: it listens again and memoises again.
+    until("node B never listened again", &|| listeners() == 2);
+    until("node B never memoised again", &|| home(&b).0.is_some());
+    assert!(home(&b).1 == fresh);
+}

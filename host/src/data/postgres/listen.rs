@@ -24,6 +24,9 @@ pub(super) fn spawn(
     versions: Arc<TableVersions>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let mut config = config;
+    // Its own name in pg_stat_activity, beside the pool's `nebula`.
+    config.application_name("nebula-listen");
     Some(runtime.spawn(async move {
         let mut wait = Duration::from_millis(100);
         loop {
