@@ -104,11 +104,6 @@ impl TableVersions {
         Some(ids)
     }
 
-    /// The table names behind `ids`, for logs and tests.
-    pub fn names(&self, ids: &[usize]) -> Vec<&str> {
-        ids.iter().map(|&i| self.tables[i].0.as_str()).collect()
-    }
-
     pub fn trusted(&self) -> bool {
         self.trusted.load(Ordering::Acquire)
     }
@@ -129,15 +124,6 @@ impl TableVersions {
     /// The version of table `id`.
     pub fn version(&self, id: usize) -> u64 {
         self.tables[id].1.load(Ordering::Acquire)
-    }
-
-    /// The version of the table named `name`, if the app's statements touch it.
-    pub fn version_of(&self, name: &str) -> Option<u64> {
-        let i = self
-            .tables
-            .binary_search_by(|(t, _)| t.as_str().cmp(name))
-            .ok()?;
-        Some(self.version(i))
     }
 
     /// After a commit that ran `writes` (manifest names): their tables get

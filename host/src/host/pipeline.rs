@@ -119,11 +119,12 @@ impl Host {
         });
         // A memoised route: its answer may be known without running
         // anything; if not, the component gets the key's seed and clock.
+        let mut unseeded = None;
         let memo = self.memo.as_ref().and_then(|m| {
             route.cache.as_ref()?;
-            let unseeded = reads::plans(route, &req, &params, visitor.as_ref(), 0);
+            let plans = unseeded.insert(reads::plans(route, &req, &params, visitor.as_ref(), 0));
             let identity = self.components.identity(&route.component)?;
-            Some((m, m.prepare(index, &req, &unseeded, &identity, now_ms)?))
+            Some((m, m.prepare(index, &req, plans, &identity, now_ms)?))
         });
         let (seed, now_ms) = match &memo {
             Some((m, p)) => {
@@ -168,8 +169,12 @@ impl Host {
             waiting: self.gate.waiting(),
             retry_after_secs: self.gate.retry_after_secs(),
         })?;
-        // Bound before any await: the request's body is not `Sync`.
-        let plans = reads::plans(route, &req, &params, visitor.as_ref(), seed);
+        // Bound before any await: the request's body is not `Sync`. The
+        // key's plans serve unless a read binds the seed (the key's, now).
+        let plans = match unseeded {
+            Some(plans) if memo.is_some() && !reads::binds_seed(route) => plans,
+            _ => reads::plans(route, &req, &params, visitor.as_ref(), seed),
+        };
         if let Some((m, _)) = &memo {
             // Bound above from every header; the component sees only `vary`'s.
             m.hide_headers(index, req.headers_mut());

@@ -39,6 +39,14 @@ pub fn plans(
         .collect()
 }
 
+/// Whether one of `route`'s reads binds the request's seed.
+pub fn binds_seed(route: &RouteModel) -> bool {
+    route
+        .reads
+        .iter()
+        .any(|r| r.bind.values().any(|b| *b == Binding::Seed))
+}
+
 /// The first value named `name` among the pairs.
 fn first(pairs: &[(String, String)], name: &str) -> Option<String> {
     pairs

@@ -49,6 +49,11 @@ fn plans(route: &RouteModel, q: &str) -> Vec<ReadPlan> {
         .collect()
 }
 
+/// The cache of the one route `r`.
+fn memo_with(r: &RouteModel, versions: Arc<TableVersions>, settings: CacheSettings) -> Memo {
+    Memo::new(std::slice::from_ref(r), Some(versions), settings).expect("memoised")
+}
+
 fn stats() -> &'static RouteStats {
     AppMetrics::new(["c"], [("c", "/p")]).route_at(0)
 }
@@ -57,12 +62,7 @@ fn stats() -> &'static RouteStats {
 fn keys_follow_inputs_vary_headers_and_table_versions_only() {
     let r = route(r#"{ max_age_s = 60, vary = ["accept-language"] }"#);
     let v = versions();
-    let memo = Memo::new(
-        std::slice::from_ref(&r),
-        Some(v.clone()),
-        CacheSettings::default(),
-    )
-    .expect("memoised");
+    let memo = memo_with(&r, v.clone(), CacheSettings::default());
     let key = |req: &http::Request<Payload>, q: &str, now: u64| {
         memo.prepare(0, req, &plans(&r, q), b"digest", now)
             .unwrap()
@@ -110,12 +110,7 @@ fn keys_follow_inputs_vary_headers_and_table_versions_only() {
 #[test]
 fn the_component_sees_only_vary_headers() {
     let r = route(r#"{ max_age_s = 5, vary = ["accept-language"] }"#);
-    let memo = Memo::new(
-        std::slice::from_ref(&r),
-        Some(versions()),
-        CacheSettings::default(),
-    )
-    .unwrap();
+    let memo = memo_with(&r, versions(), CacheSettings::default());
     let mut h = http::HeaderMap::new();
     h.insert("accept-language", HeaderValue::from_static("en"));
     h.insert("user-agent", HeaderValue::from_static("x"));
@@ -128,12 +123,7 @@ fn the_component_sees_only_vary_headers() {
 #[test]
 fn if_none_match_gets_304_and_hits_come_from_memory() {
     let r = route("{ max_age_s = 10 }");
-    let memo = Memo::new(
-        std::slice::from_ref(&r),
-        Some(versions()),
-        CacheSettings::default(),
-    )
-    .unwrap();
+    let memo = memo_with(&r, versions(), CacheSettings::default());
     let st = stats();
     let req = get("/p?q=1", &[]);
     let p = memo
@@ -164,12 +154,7 @@ fn if_none_match_gets_304_and_hits_come_from_memory() {
 #[test]
 fn cookies_effects_and_errors_are_never_kept() {
     let r = route("{ max_age_s = 10 }");
-    let memo = Memo::new(
-        std::slice::from_ref(&r),
-        Some(versions()),
-        CacheSettings::default(),
-    )
-    .unwrap();
+    let memo = memo_with(&r, versions(), CacheSettings::default());
     let st = stats();
     let req = get("/p", &[]);
     let p = memo.prepare(0, &req, &plans(&r, ""), b"d", 0).unwrap();
@@ -194,12 +179,7 @@ fn cookies_effects_and_errors_are_never_kept() {
 fn eviction_keeps_memory_under_the_cap() {
     let r = route("{ max_age_s = 10 }");
     let cap = 64 * 1024;
-    let memo = Memo::new(
-        std::slice::from_ref(&r),
-        Some(versions()),
-        CacheSettings { max_bytes: cap },
-    )
-    .unwrap();
+    let memo = memo_with(&r, versions(), CacheSettings { max_bytes: cap });
     let st = stats();
     for i in 0..200 {
         let q = i.to_string();

@@ -35,6 +35,12 @@ fn route(name: &str, component: &str, route: &str) -> String {
     format!("{name}{{component=\"{component}\",route=\"{route}\"}}")
 }
 
+/// The session cookie (`name=value`) a response sets.
+fn cookie_of(r: &Resp) -> String {
+    let set = r.header("set-cookie").expect("a new visitor gets a cookie");
+    set.split(';').next().unwrap().to_string()
+}
+
 fn get_with(s: &Server, path: &str, headers: &[(&str, &str)]) -> Resp {
     let mut req = agent().get(s.url(path));
     for (k, v) in headers {
@@ -55,13 +61,7 @@ fn a_hit_runs_no_sql_and_no_instance_and_is_byte_identical_to_an_uncached_answer
     // A new visitor's answer carries the session cookie: for no shared cache.
     assert!(first.header("set-cookie").is_some());
     assert_eq!(first.header("cache-control"), Some("private, max-age=0"));
-    let cookie = first
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&first);
     let known = get_with(&s, "/", &[("cookie", &cookie)]);
     assert_eq!(known.header("set-cookie"), None);
     assert_eq!(known.header("cache-control"), Some("public, max-age=0"));
@@ -135,14 +135,7 @@ fn a_hit_runs_no_sql_and_no_instance_and_is_byte_identical_to_an_uncached_answer
 fn a_vote_or_a_new_meme_makes_the_next_page_fresh() {
     let s = Server::start("app.toml", &ADMIN);
     // The meme page reads whether this visitor voted: kept per visitor.
-    let cookie = s
-        .get("/")
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&s.get("/"));
     let me = [("cookie", cookie.as_str())];
     let page = get_with(&s, "/memes/3", &me);
     let votes = s.sql_i64("SELECT votes FROM memes WHERE id = 3");
@@ -282,13 +275,7 @@ fn vary_headers_split_the_cache_and_other_headers_are_hidden() {
 fn a_page_that_reads_the_visitor_is_kept_per_visitor_and_private() {
     let s = Server::start("host/tests/apps/memo.toml", &[]);
     let first = s.get("/web/echo");
-    let cookie = first
-        .header("set-cookie")
-        .expect("a new visitor gets a cookie")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = cookie_of(&first);
     assert!(first
         .header("cache-control")
         .unwrap()

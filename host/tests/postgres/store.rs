@@ -161,6 +161,29 @@ fn health_is_ok_with_the_database_and_503_without_it_and_requests_get_503_not_50
     assert_eq!(r.status, 503, "{}", r.text());
 }
 
+/// The home page with `cookie`, as node `s` answers it: (ETag, body).
+fn home_page(s: &Server, cookie: &str) -> (Option<String>, String) {
+    let r = agent()
+        .get(s.url("/"))
+        .header("cookie", cookie)
+        .call()
+        .unwrap();
+    let etag = r
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    (etag, r.into_body().read_to_string().unwrap())
+}
+
+/// Waits up to 10 s for `ok`, else fails with `what`.
+fn until(what: &str, ok: &dyn Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
     // Both nodes memoise the home page; the table versions live in the
@@ -172,42 +195,18 @@ fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
     let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
     let client = agent();
     let cookie = visitor_cookie(&b.url("/"));
-    let home = |s: &Server| {
-        let r = client
-            .get(s.url("/"))
-            .header("cookie", &cookie)
-            .call()
-            .unwrap();
-        let etag = r
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        (etag, r.into_body().read_to_string().unwrap())
-    };
+    let home = |s: &Server| home_page(s, &cookie);
     // B's listener may take a moment to start; until then it memoises
     // nothing (no ETag).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let etag = loop {
-        if let (Some(etag), _) = home(&b) {
-            break Some(etag);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node B never memoised its home page"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    until("node B never memoised its home page", &|| {
+        home(&b).0.is_some()
+    });
+    let etag = home(&b).0;
     // Both nodes agree on the key: the same data, the same tag.
-    let a_etag = loop {
-        if let (Some(e), _) = home(&a) {
-            break Some(e);
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node A never memoised its home page"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    until("node A never memoised its home page", &|| {
+        home(&a).0.is_some()
+    });
+    let a_etag = home(&a).0;
     assert_eq!(a_etag, etag, "nodes disagree on the home page's ETag");
     let votes = |id: i64| {
         psql(
@@ -272,25 +271,7 @@ fn a_node_that_loses_its_listener_serves_nothing_stale_and_memoises_again_once_b
     let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
     let client = agent();
     let cookie = visitor_cookie(&b.url("/"));
-    let home = |s: &Server| {
-        let r = client
-            .get(s.url("/"))
-            .header("cookie", &cookie)
-            .call()
-            .unwrap();
-        let etag = r
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().unwrap().to_string());
-        (etag, r.into_body().read_to_string().unwrap())
-    };
-    let until = |what: &str, ok: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !ok() {
-            assert!(std::time::Instant::now() < deadline, "{what}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let home = |s: &Server| home_page(s, &cookie);
     until("node B never memoised its home page", &|| {
         home(&b).0.is_some()
     });
