@@ -1,0 +1,115 @@
+"""Issue 19, item 4: does Nebula's per-route CPU split a mixed load right?
+
+The per-route total agrees with /proc by construction (every thread's CPU
+clock is handed to some bucket), so agreement proves little. This checks the
+split: one app (benches/energy-attribution.toml) with a trivial route
+(`hello`) and a compute-heavy one (`hog?mode=busy&n=N`), each driven alone
+and then both at once; each route's accounted CPU per request
+(nebula_request_cpu_seconds_total / nebula_requests_total, by route, from
+the admin listener's /metrics) in the mixed run should be within 10% of the
+same route alone. Rounds alternate the order (alone, alone, mixed; then
+mixed, alone, alone) so drift does not favour one."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+from . import loadgen, procfs
+from .hosts import REPO
+from .server import Server, free_port, request
+
+MANIFEST = os.path.join(REPO, "benches/energy-attribution.toml")
+WASMS = ["guests/target/wasm32-wasip2/release/hello.wasm", "guests/target/wasm32-wasip2/release/hog.wasm"]
+_SERIES = re.compile(r'^(nebula_request_cpu_seconds_total|nebula_requests_total)\{([^}]*)\}\s+(\S+)', re.M)
+_ROUTE = re.compile(r'route="([^"]*)"')
+
+
+def per_route(admin: str) -> dict:
+    """route → {"cpu_s": …, "requests": …} from /metrics."""
+    status, body = request(admin, "GET", "/metrics", timeout=10)
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}")
+    out: dict = {}
+    for name, labels, value in _SERIES.findall(body.decode(errors="replace")):
+        m = _ROUTE.search(labels)
+        if not m:
+            continue
+        row = out.setdefault(m.group(1), {"cpu_s": 0.0, "requests": 0.0})
+        row["cpu_s" if name.startswith("nebula_request_cpu") else "requests"] += float(value)
+    return out
+
+
+def _delta(before: dict, after: dict) -> dict:
+    return {r: {k: after[r][k] - before.get(r, {}).get(k, 0.0) for k in after[r]} for r in after}
+
+
+def _phase(admin, srv, gen, loads, pin) -> dict:
+    m0, s0 = per_route(admin), procfs.snapshot(srv.pid)
+    results = [None] * len(loads)
+
+    def go(i, load):
+        results[i] = loadgen.run(gen, load, "1" if pin else None)
+    threads = [threading.Thread(target=go, args=(i, l)) for i, l in enumerate(loads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    m1, s1 = per_route(admin), procfs.snapshot(srv.pid)
+    d = _delta(m0, m1)
+    return {"routes": {r: {**v, "cpu_us_per_request": v["cpu_s"] / v["requests"] * 1e6 if v["requests"] else None}
+                       for r, v in d.items() if v["requests"]},
+            "proc_cpu_ms": s1.minus(s0)["cpu_ms"], "errors": sum(r["errors"] for r in results if r)}
+
+
+def run(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pin: bool, say) -> dict:
+    missing = [w for w in WASMS if not os.path.exists(os.path.join(REPO, w))]
+    if missing:
+        return {"skipped": f"missing {', '.join(missing)}: `cd guests && cargo build --release --target wasm32-wasip2 -p hello -p hog`"}
+    addr, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    cmd = [nebula, "up", "--no-build", "-f", MANIFEST, "--db", os.path.join(work, "attribution.db"),
+           "--listen", addr, "--admin", admin, "--no-rate-limits"]
+    srv = Server(cmd, work, os.path.join(work, "attribution.log"), 0 if pin else None)
+    hello_url, hog_url = f"http://{addr}/hello/x", f"http://{addr}/hog?mode=busy&n={hog_n}"
+    hello = loadgen.Load(hello_url, "GET", "", seconds, 1)
+    hog = loadgen.Load(hog_url, "GET", "", seconds, 1)
+    phases = []
+    try:
+        srv.wait_first_response(addr, "GET", "/hello/x", "")
+        for load in (hello, hog):  # warm both routes
+            loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
+        for rnd in range(rounds):
+            order = [("hello alone", [hello]), ("hog alone", [hog]), ("mixed", [hello, hog])]
+            for label, loads in (order if rnd % 2 == 0 else order[::-1]):
+                p = _phase(admin, srv, gen, loads, pin)
+                p.update(label=label, round=rnd)
+                phases.append(p)
+                say(f"  attribution r{rnd} {label:11} " + ", ".join(
+                    f"{r} {v['cpu_us_per_request']:.0f} µs/req ({v['requests']:.0f})" for r, v in p["routes"].items()))
+    finally:
+        srv.stop()
+    return {"command": " ".join(cmd), "hog_n": hog_n, "seconds": seconds, "rounds": rounds,
+            "phases": phases, "verdict": _verdict(phases)}
+
+
+def _verdict(phases: list) -> dict:
+    """Per route: CPU per request alone and mixed (requests-weighted over
+    rounds), their ratio, and whether it is within 10%."""
+    out = {}
+    # The route label is the manifest's path pattern; found by name, not spelled here.
+    keys = {k for p in phases for k in p["routes"]}
+    pairs = [(k, "hello alone") for k in keys if "hello" in k] + [(k, "hog alone") for k in keys if "hog" in k]
+    for route, alone_label in pairs:
+        def pooled(label):
+            rows = [p["routes"].get(route) for p in phases if p["label"] == label]
+            rows = [r for r in rows if r and r["requests"]]
+            cpu, n = sum(r["cpu_s"] for r in rows), sum(r["requests"] for r in rows)
+            return (cpu / n * 1e6 if n else None), n
+        alone, n_alone = pooled(alone_label)
+        mixed, n_mixed = pooled("mixed")
+        ratio = mixed / alone if alone and mixed else None
+        out[route] = {"alone_us": alone, "mixed_us": mixed, "requests_alone": n_alone,
+                      "requests_mixed": n_mixed, "mixed_over_alone": ratio,
+                      "within_10pct": None if ratio is None else abs(ratio - 1) <= 0.10}
+    return out
