@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
+import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -40,9 +39,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import bench  # noqa: E402  (its run_one, machine, make_golden_db, fresh_db)
 from harness import (attribution, containers, energy_model, energy_report, faas_trace,  # noqa: E402
-                     loadgen, procfs, replay, tools)
+                     loadgen, procfs, replay)
 from harness.hosts import REPO, WORKLOADS, Host, all_hosts  # noqa: E402
-from harness.server import Server, free_port, request  # noqa: E402
+from harness.server import Server, free_port  # noqa: E402
 
 LAUNCH = os.path.join(REPO, "target/release/nebula-launch")
 
@@ -163,7 +162,7 @@ def per_request(args, model, hosts, golden, gen, out, pin, say) -> dict:
         for rnd in range(args.rounds):
             for h in present:
                 r = bench.run_one(ns, gen, h, wl, rnd, golden, out, pin, say)
-                r["container_ready_ms"] = _front_ready(out, wname, h.name, rnd)
+                r["container_ready_ms"], r["front_cpu_split"] = _front_log(out, wname, h.name, rnd)
                 for s in r.get("steps", []):
                     e = model.joules(s["cpu_ms"] / 1000, s["seconds"], s["peak_rss_kib"] * s["seconds"])
                     n = s["requests"]
@@ -174,17 +173,19 @@ def per_request(args, model, hosts, golden, gen, out, pin, say) -> dict:
     return {"runs": runs, "skipped": skipped}
 
 
-def _front_ready(out, wname, host, rnd) -> list[float] | None:
-    """The front's own container start → listening times, from its log."""
+def _front_log(out, wname, host, rnd):
+    """From the front's log: each container's start → listening time, and the
+    CPU of the front itself against its children's (runtime + containers)."""
     if host != "container-per-request":
-        return None
+        return None, None
     path = os.path.join(out, "work", f"{wname}-{host}-{rnd}", "server.log")
     try:
         text = open(path).read()
     except OSError:
-        return None
-    import re
-    return [float(x) for x in re.findall(r"ready_ms=([0-9.]+)", text)]
+        return None, None
+    ready = [float(x) for x in re.findall(r"ready_ms=([0-9.]+)", text)]
+    m = re.search(r"cpu front_s=([0-9.]+) children_s=([0-9.]+)", text)
+    return ready, ({"front_s": float(m.group(1)), "children_s": float(m.group(2))} if m else None)
 
 
 # --------------------------------------------------------------------------

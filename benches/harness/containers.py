@@ -160,7 +160,6 @@ def find_runtime(say) -> Runtime | None:
         why = _smoke(rt)
         if why is None:
             if failures:
-                say(f"container runtime: {name}; not usable here: {'; '.join(failures)}")
                 rt.note = rt.note or "not usable here: " + "; ".join(failures)
             return rt
         failures.append(f"{name}: {why.splitlines()[-1] if why else 'failed'}")

@@ -107,6 +107,13 @@ def per_request_md(pr: dict) -> list[str]:
                      f"{_f(r['j_per_request'] and r['j_per_request'] * 1000, '{:.3f}')} | {_f(r['j_ratio_to_nebula'])} | "
                      f"{_f(r['peak_rss_mib'], '{:.1f}')} | {_f(r['idle_rss_mib'], '{:.1f}')} |")
     for r in pr["runs"]:
+        split = r.get("front_cpu_split")
+        if split and split["front_s"] + split["children_s"] > 0:
+            share = split["front_s"] / (split["front_s"] + split["children_s"])
+            lines.append(f"\n- {r['workload']} / {r['host']} round {r['round']}: the Python front's own CPU is "
+                         f"{share:.0%} of the tree's ({split['front_s']:.2f} s of {split['front_s'] + split['children_s']:.2f} s, "
+                         "start to stop); the rest is runc and the containers")
+    for r in pr["runs"]:
         if "error" in r:
             lines.append(f"\n- FAILED {r['workload']} / {r['host']} round {r['round']}: {r['error'].splitlines()[0][:300]}")
     for s in pr["skipped"]:
