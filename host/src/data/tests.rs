@@ -194,6 +194,37 @@ fn a_new_sqlite_database_is_made_from_the_schema_in_its_folder_and_described() {
     );
 }
 
+/// A platform closes an idle app's database and opens it again at its
+/// next request: the WAL and shared-memory files stay (the WAL empty), so
+/// that reopening creates no files, and the data is all there.
+#[test]
+fn a_closed_sqlite_store_keeps_its_wal_files_empty_and_reopens_with_its_data() {
+    let Fixture { dir, m, s, _db } = store(Kind::Sqlite);
+    block_on(s.apply(
+        vec![effect("add", vec![Value::Text("four".into())])],
+        None,
+        declared(&m, &["add"]),
+        None,
+    ))
+    .unwrap();
+    s.close().unwrap();
+    drop(s);
+    let wal = dir.path().join("data/store.db-wal");
+    let shm = dir.path().join("data/store.db-shm");
+    assert_eq!(std::fs::metadata(&wal).map(|f| f.len()).ok(), Some(0));
+    assert!(shm.exists(), "the -shm file is kept");
+    let inode =
+        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let (wal_inode, shm_inode) = (inode(&wal), inode(&shm));
+    let again = data::open(&m, None).unwrap();
+    assert_eq!(texts(&*again, &m), ["one", "two", "three", "four"]);
+    assert_eq!(
+        (inode(&wal), inode(&shm)),
+        (wal_inode, shm_inode),
+        "not made again"
+    );
+}
+
 #[test]
 fn a_postgres_store_is_described_without_its_password_and_keeps_the_session_key_inside() {
     let (_dir, m) = app(MANIFEST);

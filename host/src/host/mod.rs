@@ -389,9 +389,12 @@ fn preparers(
     Ok(match &model.front {
         Front::Pure(_) => Preparers {
             pure: Some(Box::new(executor::pure::PurePreparer::new(
-                engine,
+                match &opts.shared_engines {
+                    Some(shared) => shared.pure_linker.clone(),
+                    None => Arc::new(executor::PureLinker::new(engine)?),
+                },
                 deadlines.clone(),
-            )?)),
+            ))),
             wasi_http: None,
             spin: None,
         },

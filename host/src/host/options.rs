@@ -73,6 +73,10 @@ pub struct SharedEngine {
 pub struct SharedEngines {
     pub pure: SharedEngine,
     pub spin: SharedEngine,
+    /// The closed WASI set, linked once for every pure app on `pure`:
+    /// making a linker (every WASI function named and hashed) was a large
+    /// part of loading a small app.
+    pub pure_linker: std::sync::Arc<crate::executor::PureLinker>,
 }
 
 impl std::fmt::Debug for SharedEngines {
@@ -92,8 +96,10 @@ impl SharedEngines {
             let deadlines = crate::executor::Deadlines::start(&engine);
             Ok(SharedEngine { engine, deadlines })
         };
+        let pure = make(false)?;
         Ok(SharedEngines {
-            pure: make(false)?,
+            pure_linker: std::sync::Arc::new(crate::executor::PureLinker::new(&pure.engine)?),
+            pure,
             spin: make(true)?,
         })
     }

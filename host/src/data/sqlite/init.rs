@@ -35,13 +35,18 @@ CREATE INDEX IF NOT EXISTS nebula_idempotency_created ON nebula_idempotency (cre
 
 pub(super) fn initialise(conn: &mut Connection, manifest: &Manifest) -> Result<()> {
     let legacy: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let fresh_host_tables: bool = conn.query_row(
-        "SELECT count(*) = 0 FROM sqlite_master WHERE name = 'nebula_migrations'",
+    let (fresh_host_tables, all_host_tables): (bool, bool) = conn.query_row(
+        "SELECT total(name = 'nebula_migrations') = 0, count(*) = 3 FROM sqlite_master
+         WHERE name IN ('nebula_migrations', 'nebula_idempotency', 'nebula_idempotency_created')",
         [],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    conn.execute_batch(HOST_TABLES)
-        .context("cannot create the host's tables (nebula_migrations, nebula_idempotency)")?;
+    // Only when one is missing: even `IF NOT EXISTS` parses and plans each
+    // statement, and a platform opens an app's database at every load.
+    if !all_host_tables {
+        conn.execute_batch(HOST_TABLES)
+            .context("cannot create the host's tables (nebula_migrations, nebula_idempotency)")?;
+    }
     let plan = migrations::plan(&manifest.database, Dialect::Sqlite)?;
     if fresh_host_tables && legacy >= LEGACY_INITIALISED {
         adopt_legacy(conn, &plan)?;

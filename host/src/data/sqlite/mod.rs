@@ -408,7 +408,29 @@ fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
+    keep_wal_files(&conn);
     Ok(conn)
+}
+
+/// Leaves the `-wal` (empty after the checkpoint at close) and `-shm`
+/// files in place when the last connection closes. SQLite deletes them by
+/// default, and a platform that unloads idle apps then makes both again at
+/// every load: creating two inodes right after freeing two sent ext4 on a
+/// search of its inode bitmap (`recently_deleted`) that was ~10% of a
+/// platform's CPU while it loaded apps.
+fn keep_wal_files(conn: &Connection) {
+    let mut on: std::os::raw::c_int = 1;
+    // SAFETY: `handle()` is this open connection's own handle, used only
+    // for this call; SQLITE_FCNTL_PERSIST_WAL reads and writes one int,
+    // which `on` is, and it lives across the call.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&raw mut on).cast(),
+        );
+    }
 }
 
 /// Binds a WIT value as an SQL parameter.

@@ -121,16 +121,16 @@ pub type SharedPure = Arc<PureExecutor>;
 
 /// Prepares pure components: the closed WASI set and nothing else.
 pub struct PurePreparer {
-    linker: PureLinker,
+    linker: Arc<PureLinker>,
     deadlines: Deadlines,
 }
 
 impl PurePreparer {
-    pub fn new(engine: &wasmtime::Engine, deadlines: Deadlines) -> anyhow::Result<Self> {
-        Ok(PurePreparer {
-            linker: PureLinker::new(engine)?,
-            deadlines,
-        })
+    /// `linker`: made once per engine and shared, since making one (every
+    /// WASI function named and hashed) is a large part of loading a small
+    /// app on a platform.
+    pub fn new(linker: Arc<PureLinker>, deadlines: Deadlines) -> Self {
+        PurePreparer { linker, deadlines }
     }
 }
 
