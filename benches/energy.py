@@ -340,6 +340,10 @@ def main(argv=None) -> int:
                                               args.hog_n, pin, say)
         if "skipped" in data["attribution"]:
             say(f"attribution skipped: {data['attribution']['skipped']}")
+        data["attribution_platform"] = attribution.run_platform(nebula.binary, gen, work, args.attr_seconds,
+                                                                args.attr_rounds, args.hog_n, pin, say)
+        if "skipped" in data["attribution_platform"]:
+            say(f"platform attribution skipped: {data['attribution_platform']['skipped']}")
     info["load_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     info["compilers_running_at_end"] = compilers_running()
     info["elapsed_s"] = round(time.monotonic() - t_start, 1)

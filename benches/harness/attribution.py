@@ -31,8 +31,12 @@ def per_route(admin: str) -> dict:
     status, body = request(admin, "GET", "/metrics", timeout=10)
     if status != 200:
         raise RuntimeError(f"/metrics answered {status}")
+    return parse_routes(body.decode(errors="replace"))
+
+
+def parse_routes(text: str) -> dict:
     out: dict = {}
-    for name, labels, value in _SERIES.findall(body.decode(errors="replace")):
+    for name, labels, value in _SERIES.findall(text):
         m = _ROUTE.search(labels)
         if not m:
             continue
@@ -45,8 +49,8 @@ def _delta(before: dict, after: dict) -> dict:
     return {r: {k: after[r][k] - before.get(r, {}).get(k, 0.0) for k in after[r]} for r in after}
 
 
-def _phase(admin, srv, gen, loads, pin) -> dict:
-    m0, s0 = per_route(admin), procfs.snapshot(srv.pid)
+def _phase(scrape, srv, gen, loads, pin) -> dict:
+    m0, s0 = scrape(), procfs.snapshot(srv.pid)
     results = [None] * len(loads)
 
     def go(i, load):
@@ -56,7 +60,7 @@ def _phase(admin, srv, gen, loads, pin) -> dict:
         t.start()
     for t in threads:
         t.join()
-    m1, s1 = per_route(admin), procfs.snapshot(srv.pid)
+    m1, s1 = scrape(), procfs.snapshot(srv.pid)
     d = _delta(m0, m1)
     return {"routes": {r: {**v, "cpu_us_per_request": v["cpu_s"] / v["requests"] * 1e6 if v["requests"] else None}
                        for r, v in d.items() if v["requests"]},
@@ -82,7 +86,7 @@ def run(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pi
         for rnd in range(rounds):
             order = [("hello alone", [hello]), ("hog alone", [hog]), ("mixed", [hello, hog])]
             for label, loads in (order if rnd % 2 == 0 else order[::-1]):
-                p = _phase(admin, srv, gen, loads, pin)
+                p = _phase(lambda: per_route(admin), srv, gen, loads, pin)
                 p.update(label=label, round=rnd)
                 phases.append(p)
                 say(f"  attribution r{rnd} {label:11} " + ", ".join(
@@ -93,13 +97,14 @@ def run(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pi
             "phases": phases, "verdict": _verdict(phases)}
 
 
-def _verdict(phases: list) -> dict:
+def _verdict(phases: list, alone: dict | None = None) -> dict:
     """Per route: CPU per request alone and mixed (requests-weighted over
     rounds), their ratio, and whether it is within 10%."""
     out = {}
     # The route label is the manifest's path pattern; found by name, not spelled here.
     keys = {k for p in phases for k in p["routes"]}
-    pairs = [(k, "hello alone") for k in keys if "hello" in k] + [(k, "hog alone") for k in keys if "hog" in k]
+    alone = alone or {"hello": "hello alone", "hog": "hog alone"}
+    pairs = [(k, label) for name, label in alone.items() for k in sorted(keys) if name in k]
     for route, alone_label in pairs:
         def pooled(label):
             rows = [p["routes"].get(route) for p in phases if p["label"] == label]
@@ -113,3 +118,78 @@ def _verdict(phases: list) -> dict:
                       "requests_mixed": n_mixed, "mixed_over_alone": ratio,
                       "within_10pct": None if ratio is None else abs(ratio - 1) <= 0.10}
     return out
+
+
+# --------------------------------------------------------------------------
+# The same per app on `nebula platform`: the attribution manifest deployed
+# twice through the admin API, as light.test (driven on /hello/x) and
+# heavy.test (driven on /hog?mode=busy); each app's CPU per request from
+# GET /apps/NAME/metrics, the figures a tenant would be billed by.
+
+APPS = ("light.test", "heavy.test")
+
+
+def _admin_get(admin: str, token: str, path: str) -> str:
+    import http.client
+    host, port = admin.rsplit(":", 1)
+    c = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        c.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+        r = c.getresponse()
+        body = r.read().decode(errors="replace")
+    finally:
+        c.close()
+    if r.status != 200:
+        raise RuntimeError(f"GET {path}: {r.status} {body[:300]}")
+    return body
+
+
+def per_app(admin: str, token: str) -> dict:
+    """app → {"cpu_s", "requests"}, summed over the app's routes."""
+    out = {}
+    for app in APPS:
+        routes = parse_routes(_admin_get(admin, token, f"/apps/{app}/metrics"))
+        out[app] = {"cpu_s": sum(r["cpu_s"] for r in routes.values()),
+                    "requests": sum(r["requests"] for r in routes.values())}
+    return out
+
+
+def run_platform(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pin: bool, say) -> dict:
+    import subprocess
+    missing = [w for w in WASMS if not os.path.exists(os.path.join(REPO, w))]
+    if missing:
+        return {"skipped": f"missing {', '.join(missing)}"}
+    d = os.path.join(work, "platform")
+    r = subprocess.run([nebula, "platform", "tenant", "add", "bench", "--dir", d],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return {"skipped": f"`nebula platform tenant add` failed: {r.stderr[-300:]}"}
+    token = r.stdout.strip().splitlines()[-1].strip()
+    addr, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    cmd = [nebula, "platform", "--dir", d, "--listen", addr, "--admin", admin, "--unload-after", "3600"]
+    srv = Server(cmd, work, os.path.join(work, "platform.log"), 0 if pin else None)
+    phases = []
+    try:
+        srv.wait_first_response(admin, "GET", "/apps", "")
+        for app in APPS:
+            r = subprocess.run([nebula, "deploy", "-f", MANIFEST, "--to", f"http://{admin}", "--token", token,
+                                "--host", app, "--no-build"], capture_output=True, text=True, timeout=300)
+            if r.returncode != 0:
+                return {"skipped": f"`nebula deploy --host {app}` failed: {(r.stdout + r.stderr)[-500:]}"}
+        # Locally a first path segment naming the app routes to it (no Host header needed).
+        light = loadgen.Load(f"http://{addr}/{APPS[0]}/hello/x", "GET", "", seconds, 1)
+        heavy = loadgen.Load(f"http://{addr}/{APPS[1]}/hog?mode=busy&n={hog_n}", "GET", "", seconds, 1)
+        for load in (light, heavy):
+            loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
+        for rnd in range(rounds):
+            order = [("light alone", [light]), ("heavy alone", [heavy]), ("mixed", [light, heavy])]
+            for label, loads in (order if rnd % 2 == 0 else order[::-1]):
+                p = _phase(lambda: per_app(admin, token), srv, gen, loads, pin)
+                p.update(label=label, round=rnd)
+                phases.append(p)
+                say(f"  platform r{rnd} {label:11} " + ", ".join(
+                    f"{a} {v['cpu_us_per_request']:.0f} µs/req ({v['requests']:.0f})" for a, v in p["routes"].items()))
+    finally:
+        srv.stop()
+    return {"command": " ".join(cmd), "hog_n": hog_n, "seconds": seconds, "rounds": rounds,
+            "phases": phases, "verdict": _verdict(phases, {"light": "light alone", "heavy": "heavy alone"})}

@@ -84,7 +84,9 @@ def markdown(data: dict) -> str:
     if "day" in data:
         lines += day_md(data["day"])
     if "attribution" in data:
-        lines += attribution_md(data["attribution"])
+        lines += attribution_md(data["attribution"], "per route, on `nebula up`")
+    if "attribution_platform" in data:
+        lines += attribution_md(data["attribution_platform"], "per app, on `nebula platform` (GET /apps/NAME/metrics)")
     return "\n".join(lines) + "\n"
 
 
@@ -152,13 +154,13 @@ def day_md(d: dict) -> list[str]:
     return lines
 
 
-def attribution_md(a: dict) -> list[str]:
+def attribution_md(a: dict, what: str) -> list[str]:
     if "skipped" in a:
-        return ["", "## Attribution", "", f"Skipped: {a['skipped']}"]
-    lines = ["", "## Attribution: per-route CPU, mixed against alone", "",
+        return ["", f"## Attribution {what}", "", f"Skipped: {a['skipped']}"]
+    lines = ["", f"## Attribution {what}: CPU per request, mixed against alone", "",
              f"`{a['command']}`; hog `?mode=busy&n={a['hog_n']}`; {a['rounds']} round(s) of {a['seconds']:g} s phases, "
-             "wrk c=1 per route; nebula_request_cpu_seconds_total ÷ nebula_requests_total per route.", "",
-             "| route | alone µs / req | mixed µs / req | mixed ÷ alone | within 10% | requests alone / mixed |",
+             "wrk c=1 per route; nebula_request_cpu_seconds_total ÷ nebula_requests_total.", "",
+             "| route or app | alone µs / req | mixed µs / req | mixed ÷ alone | within 10% | requests alone / mixed |",
              "|---|---|---|---|---|---|"]
     for route, v in a["verdict"].items():
         ok = {True: "yes", False: "**no**", None: "n/a"}[v["within_10pct"]]
