@@ -64,6 +64,7 @@ def parse_args(argv=None):
                    help="day: idle seconds before Nebula exits / a container is stopped")
     p.add_argument("--max-app-rate", type=float, default=5.0, help="day: per-app requests/s cap")
     p.add_argument("--day-idle-secs", type=float, default=10.0)
+    p.add_argument("--day-rounds", type=int, default=2, help="day: A B C D, D C B A …")
     p.add_argument("--seed", type=int, default=19)
     p.add_argument("--attr-seconds", type=float, default=5.0)
     p.add_argument("--attr-rounds", type=int, default=2)
@@ -76,7 +77,7 @@ def parse_args(argv=None):
     if a.quick:
         a.hosts, a.configs = "nebula", "nebula-activated,nebula-always-on"
         a.concurrency, a.duration, a.warm, a.rounds, a.idle_secs = "1", 1.0, 0.3, 1, 0.0
-        a.apps, a.day_seconds, a.keep_warm, a.day_idle_secs = 6, 6.0, 1.0, 1.0
+        a.apps, a.day_seconds, a.keep_warm, a.day_idle_secs, a.day_rounds = 6, 6.0, 1.0, 1.0, 1
         a.attr_seconds, a.attr_rounds = 1.0, 1
     return a
 
@@ -205,59 +206,74 @@ def prewarm_cache(nebula: str, work: str, say) -> None:
             srv.stop()
 
 
+def deploy(name, args, apps, by_name, rt, golden, work):
+    """Starts configuration `name` on fresh copies of the database; returns
+    (deployment, None) or (None, why it cannot run here)."""
+    nebula = by_name["nebula"].binary
+    dbs = {}
+    for a in apps:
+        d = os.path.join(work, f"app{a.index}")
+        os.makedirs(d, exist_ok=True)
+        dbs[a.index] = bench.fresh_db(golden, d) if golden else os.path.join(d, "app.db")
+    if name == "nebula-activated":
+        if not (nebula and os.access(LAUNCH, os.X_OK)):
+            return None, f"no nebula or {LAUNCH}"
+        return replay.deploy_activated(nebula, LAUNCH, apps, dbs, work, args.keep_warm), None
+    if name.endswith("-always-on"):
+        host = by_name.get(name[: -len("-always-on")])
+        if not (host and host.binary):
+            return None, host.missing if host else f"unknown host in {name}"
+        miss = [f for w in {a.workload for a in apps} for f in host.needs(w)
+                if host.name != "native" and not os.path.exists(os.path.join(REPO, f))]
+        if miss:
+            return None, f"missing {sorted(set(miss))}"
+        return replay.deploy_always_on(name, host, apps, dbs, work), None
+    if name == "container-keep-warm":
+        if not rt:
+            return None, "no container runtime can run here (see above)"
+        return replay.deploy_containers(rt, apps, dbs, work, args.keep_warm), None
+    return None, "unknown configuration"
+
+
 def day(args, model, by_name, rt, golden, out, say) -> dict:
     apps = faas_trace.make_apps(args.apps, args.seed, args.max_app_rate)
     events = faas_trace.make_trace(apps, args.day_seconds, args.seed, max_events=200_000)
     info = faas_trace.describe(apps, events, args.day_seconds, args.max_app_rate)
     say(f"day: {info['n_apps']} apps, {info['requests']} requests in {args.day_seconds:g} s "
         f"({info['apps_with_no_request_in_window']} apps get none); keep-warm {args.keep_warm:g} s")
-    nebula = by_name["nebula"].binary
-    results, skipped = [], []
-    for name in [c for c in args.configs.split(",") if c]:
-        work = os.path.join(out, "work", "day-" + name)
-        os.makedirs(work, exist_ok=True)
-        dbs = {}
-        for a in apps:
-            d = os.path.join(work, f"app{a.index}")
-            os.makedirs(d, exist_ok=True)
-            dbs[a.index] = bench.fresh_db(golden, d) if golden else os.path.join(d, "app.db")
-        why = None
-        try:
-            if name == "nebula-activated":
-                why = None if nebula and os.access(LAUNCH, os.X_OK) else f"no nebula or {LAUNCH}"
-                dep = None if why else replay.deploy_activated(nebula, LAUNCH, apps, dbs, work, args.keep_warm)
-            elif name.endswith("-always-on"):
-                host = by_name.get(name[: -len("-always-on")])
-                why = None if host and host.binary else (host.missing if host else f"unknown host in {name}")
-                if not why and host.name != "native":
-                    miss = [f for w in {a.workload for a in apps} for f in host.needs(w)
-                            if not os.path.exists(os.path.join(REPO, f))]
-                    why = f"missing {sorted(set(miss))}" if miss else None
-                dep = None if why else replay.deploy_always_on(name, host, apps, dbs, work)
-            elif name == "container-keep-warm":
-                why = None if rt else "no container runtime can run here (see above)"
-                dep = None if why else replay.deploy_containers(rt, apps, dbs, work, args.keep_warm)
-            else:
-                why = "unknown configuration"
-                dep = None
-        except Exception as e:  # noqa: BLE001 — one failing config must not lose the others
-            why, dep = f"could not start: {type(e).__name__}: {e}"[:500], None
-        if why:
-            say(f"day: skipping {name}: {why}")
-            skipped.append({"config": name, "why": why})
-            continue
-        try:
-            tail = args.keep_warm + 3 if name in ("nebula-activated", "container-keep-warm") else 1.0
-            results.append(replay.measure(dep, events, apps, args.day_seconds, tail, args.day_idle_secs, model, say))
-        except Exception as e:  # noqa: BLE001
-            say(f"day: {name} FAILED: {type(e).__name__}: {e}")
-            results.append({"config": name, "error": f"{type(e).__name__}: {e}"[:1000]})
-        finally:
-            dep.stop()
-            if rt:
-                _clean_containers(rt)
-    return {"trace": info, "results": results, "skipped": skipped,
-            "settings": {k: getattr(args, k) for k in ("apps", "day_seconds", "keep_warm", "max_app_rate", "seed")}}
+    configs = [c for c in args.configs.split(",") if c]
+    results, skipped = [], {}
+    for rnd in range(args.day_rounds):
+        # A B C D, then D C B A: the machine's drift falls on each alike.
+        for name in (configs if rnd % 2 == 0 else configs[::-1]):
+            if name in skipped:
+                continue
+            work = os.path.join(out, "work", f"day-{name}-{rnd}")
+            os.makedirs(work, exist_ok=True)
+            try:
+                dep, why = deploy(name, args, apps, by_name, rt, golden, work)
+            except Exception as e:  # noqa: BLE001 — one failing config must not lose the others
+                dep, why = None, f"could not start: {type(e).__name__}: {e}"[:500]
+            if why:
+                say(f"day: skipping {name}: {why}")
+                skipped[name] = why
+                continue
+            try:
+                tail = args.keep_warm + 3 if name in ("nebula-activated", "container-keep-warm") else 1.0
+                r = replay.measure(dep, events, apps, args.day_seconds, tail, args.day_idle_secs, model, say)
+            except Exception as e:  # noqa: BLE001
+                say(f"day: {name} FAILED: {type(e).__name__}: {e}")
+                r = {"config": name, "error": f"{type(e).__name__}: {e}"[:1000]}
+            finally:
+                dep.stop()
+                if rt:
+                    _clean_containers(rt)
+            r["round"] = rnd
+            results.append(r)
+    return {"trace": info, "results": results,
+            "skipped": [{"config": k, "why": v} for k, v in skipped.items()],
+            "settings": {k: getattr(args, k) for k in ("apps", "day_seconds", "keep_warm", "max_app_rate",
+                                                        "seed", "day_rounds")}}
 
 
 def _clean_containers(rt) -> None:

@@ -44,9 +44,14 @@ def per_app_day(data, out):
     if not rs:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    names = [r["config"] for r in rs]
-    active = [r["active_j_per_app_day"] for r in rs]
-    idle = [r["idle_share_j_per_app_day"] for r in rs]
+    # The mean over rounds of each configuration.
+    names = list(dict.fromkeys(r["config"] for r in rs))
+
+    def mean(name, key):
+        xs = [r[key] for r in rs if r["config"] == name]
+        return sum(xs) / len(xs)
+    active = [mean(n, "active_j_per_app_day") for n in names]
+    idle = [mean(n, "idle_share_j_per_app_day") for n in names]
     ax.bar(names, active, label="CPU (active)", color="tab:blue")
     ax.bar(names, idle, bottom=active, label="share of idle power (memory held)", color="tab:orange")
     ax.set_ylabel("J per app per day (estimate)")
@@ -65,10 +70,12 @@ def latency_cdf(data, out):
     if not rs:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
-    for r in rs:
-        xs = r["latencies_ms"]
+    # Every round of a configuration pooled into one curve.
+    for name in dict.fromkeys(r["config"] for r in rs):
+        xs = sorted(x for r in rs if r["config"] == name for x in r["latencies_ms"])
+        colds = sum(r["cold_starts"] for r in rs if r["config"] == name)
         ys = [(i + 1) / len(xs) for i in range(len(xs))]
-        ax.step(xs, ys, where="post", label=f"{r['config']} ({r['cold_starts']} cold starts)")
+        ax.step(xs, ys, where="post", label=f"{name} ({colds} cold starts)")
     ax.set_xscale("log")
     ax.set_xlabel("latency ms (from the scheduled time; log)")
     ax.set_ylabel("fraction of requests")

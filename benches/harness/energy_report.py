@@ -136,17 +136,18 @@ def day_md(d: dict) -> list[str]:
              f"{t['apps_clipped_to_max_rate']} app(s) clipped to {s['max_app_rate']:g}/s; shapes {t['shapes']}. "
              f"Keep-warm / idle-exit window {s['keep_warm']:g} s. Per app per day = the window's figure ÷ apps × (86,400 s ÷ window).",
              "",
-             "| configuration | requests | failed | cold starts | CPU-s | J (est.) | J / app / day (est.) | of which idle share | CPU-s / app / day | p50 ms | p99 ms | max ms | peak RSS / PSS MiB | idle RSS / PSS MiB | idle CPU-ms |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in d["results"]:
+             "| configuration | round | requests | failed | cold starts | CPU-s | J (est.) | J / app / day (est.) | of which idle share | CPU-s / app / day | p50 ms | p99 ms | max ms | peak RSS / PSS MiB | idle RSS / PSS MiB | idle CPU-ms |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(d["results"], key=lambda r: (r["config"], r.get("round", 0))):
         if "error" in r:
-            lines.append(f"| {r['config']} | FAILED: {r['error'][:200]} |")
+            lines.append(f"| {r['config']} | {r.get('round', 0)} | FAILED: {r['error'][:200]} |")
             continue
-        lines.append(f"| {r['config']} | {r['requests']} | {r['failed']} | {r['cold_starts']} | {r['cpu_s']:.2f} | "
+        lines.append(f"| {r['config']} | {r.get('round', 0)} | {r['requests']} | {r['failed']} | {r['cold_starts']} | {r['cpu_s']:.2f} | "
                      f"{r['energy_j']['total_j']:.2f} | {r['energy_j_per_app_day']:,.0f} | {r['idle_share_j_per_app_day']:,.0f} | "
                      f"{r['cpu_s_per_app_day']:,.1f} | {_f(r['p50_ms'])} | {_f(r['p99_ms'])} | {_f(r['max_ms'])} | "
                      f"{r['peak_rss_mib']:.0f} / {r['peak_pss_mib']:.0f} | {r['idle_rss_mib']:.1f} / {r['idle_pss_mib']:.1f} | {r['idle_cpu_ms']:.0f} |")
-    for r in d["results"]:
+    notes = {r["config"]: r for r in d["results"] if "note" in r}
+    for r in notes.values():
         if "note" in r:
             lines.append(f"- {r['config']}: {r['note']}" + (f"; failures: {r['failures']}" if r.get("failures") else ""))
     for sk in d["skipped"]:
