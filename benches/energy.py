@@ -2,7 +2,7 @@
 """Energy: joules per request and per day of FaaS traffic, Nebula against a
 container FaaS baseline, Spin, wasmtime serve and native (issue 19).
 
-    python3 benches/energy.py            # everything found: ~25 min
+    python3 benches/energy.py            # everything found: ~30 min
     python3 benches/energy.py --quick    # CI: Nebula alone, well under a minute
 
 Sections (--sections):

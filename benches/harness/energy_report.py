@@ -53,6 +53,8 @@ def per_request_rows(pr: dict) -> list[dict]:
                 "errors": sum(x or 0 for x in vals("errors")),
                 "cpu_ms_per_request": _med(vals("cpu_ms_per_request")),
                 "j_per_request": _med(vals("j_per_request_estimate")),
+                # bench.py's RAPL joules (a measurement), only where powercap is readable.
+                "rapl_j_per_request": _med(vals("j_per_request")),
                 "j_ratio_to_nebula": ratio("j_per_request_estimate"),
                 "peak_rss_mib": _med([(x or 0) / 1024 for x in vals("peak_rss_kib")]),
                 "idle_rss_mib": _med([(r.get("idle") or {}).get("rss_kib", 0) / 1024 or None for r in hr]),
@@ -100,7 +102,8 @@ def per_request_md(pr: dict) -> list[str]:
              " (lower is better). Memory term: the step's peak RSS × its duration.", "",
              "| workload | host | step | cold start ms | req/s | p50 ms | p99 ms | errors | CPU-ms / req | mJ / req (est.) | × nebula | peak RSS MiB | idle RSS MiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in per_request_rows(pr):
+    rows = per_request_rows(pr)
+    for r in rows:
         cold = _f(r["cold_start_ms"], "{:.1f}")
         if r["container_ready_ms_p50"] is not None:
             cold += f" (container: {r['container_ready_ms_p50']:.1f} per request)"
@@ -108,6 +111,11 @@ def per_request_md(pr: dict) -> list[str]:
                      f"{_f(r['p50_ms'])} | {_f(r['p99_ms'])} | {r['errors']} | {_f(r['cpu_ms_per_request'], '{:.3f}')} | "
                      f"{_f(r['j_per_request'] and r['j_per_request'] * 1000, '{:.3f}')} | {_f(r['j_ratio_to_nebula'])} | "
                      f"{_f(r['peak_rss_mib'], '{:.1f}')} | {_f(r['idle_rss_mib'], '{:.1f}')} |")
+    if any(r["rapl_j_per_request"] is not None for r in rows):
+        lines += ["", "RAPL readable: measured package joules per request (the whole package, not the"
+                  " server's share), beside the estimate:", "",
+                  *[f"- {r['workload']} / {r['host']} / {r['step']}: {r['rapl_j_per_request'] * 1000:.3f} mJ measured"
+                    for r in rows if r["rapl_j_per_request"] is not None]]
     for r in pr["runs"]:
         split = r.get("front_cpu_split")
         if split and split["front_s"] + split["children_s"] > 0:
@@ -172,7 +180,8 @@ def attribution_md(a: dict, what: str) -> list[str]:
 
 def write(data: dict, out: str, plots: bool, say) -> None:
     with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(data, f, indent=1, default=str)
+        # Compact: the day's latencies make an indented file too big to commit.
+        json.dump(data, f, separators=(",", ":"), default=str)
     md = markdown(data)
     if plots:
         py = tools.venv_python(allow_install=True)
