@@ -292,7 +292,10 @@ fn up(args: UpArgs) -> Result<ExitCode> {
             if !args.no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
-            let opts = host_options(&args, &m.limits, &m.base_dir);
+            let mut opts = host_options(&args, &m.limits, &m.base_dir);
+            // Serve first; `serve` loads them right after, and stops with
+            // the error if one cannot be loaded.
+            opts.defer_components = true;
             Host::load(m, opts)?
         }
         AnyManifest::Spin(m) => {
@@ -389,6 +392,7 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         metrics: None,
         record: args.record.clone(),
         record_all: args.record_all,
+        defer_components: false,
     }
 }
 
@@ -435,10 +439,29 @@ fn serve(
         nebula::trigger::redis::start(&app);
         // On a runtime thread (not this one), so that its CPU is measured
         // like every other task's.
-        let server = nebula::server::serve(listener, app, shutdown_signal(), idle, limits);
+        let failed = load_components_in_background(&app);
+        let stop = {
+            let failed = failed.clone();
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {}
+                    _ = failed.notify.notified() => {}
+                }
+            }
+        };
+        let server = nebula::server::serve(listener, app, stop, idle, limits);
         tokio::spawn(cpu::background(Background::Accept, server))
             .await
-            .context("the server task failed")?
+            .context("the server task failed")??;
+        if let Some(e) = failed
+            .error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            return Err(e);
+        }
+        anyhow::Ok(())
     })?;
     nebula::metrics::print_summary(metrics);
     Ok(ExitCode::SUCCESS)
@@ -493,6 +516,32 @@ fn grants(r: &nebula::model::RouteModel) -> String {
     } else {
         format!("  ({})", extra.join("; "))
     }
+}
+
+/// A component that could not be loaded after the start: the server stops
+/// (requests in flight finish) and `up` fails with its error.
+#[derive(Default)]
+struct LoadFailure {
+    notify: tokio::sync::Notify,
+    error: std::sync::Mutex<Option<anyhow::Error>>,
+}
+
+/// Loads the components a deferred start left, on a runtime thread given
+/// up to blocking meanwhile, charged to the start's CPU.
+fn load_components_in_background(app: &Arc<Host>) -> Arc<LoadFailure> {
+    use nebula::metrics::cpu::{self, Background};
+    let failed = Arc::new(LoadFailure::default());
+    let (app, report) = (app.clone(), failed.clone());
+    tokio::spawn(cpu::background(Background::Startup, async move {
+        match tokio::task::block_in_place(|| app.load_components()) {
+            Ok(()) => tracing::info!("every component loaded"),
+            Err(e) => {
+                *report.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                report.notify.notify_one();
+            }
+        }
+    }));
+    failed
 }
 
 async fn shutdown_signal() {

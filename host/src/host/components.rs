@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
 use wasmtime::Engine;
@@ -16,6 +16,9 @@ use crate::executor::{self, CallLimits, CompileCache, ComponentKind, Executor, P
 
 pub struct Components {
     slots: RwLock<BTreeMap<String, Option<Arc<dyn Executor>>>>,
+    /// One load of each component at a time: a request that needs one the
+    /// background loader is loading waits for it instead of loading a copy.
+    loading: BTreeMap<String, Mutex<()>>,
     /// Each component's limits, resolved once at load.
     limits: BTreeMap<String, CallLimits>,
     sources: BTreeMap<String, PathBuf>,
@@ -52,13 +55,16 @@ impl Components {
         let mut slots = BTreeMap::new();
         let mut limits = BTreeMap::new();
         let mut sources = BTreeMap::new();
+        let mut loading = BTreeMap::new();
         for (name, source, l) in set.components {
             slots.insert(name.clone(), None);
+            loading.insert(name.clone(), Mutex::new(()));
             limits.insert(name.clone(), l);
             sources.insert(name, source);
         }
         Components {
             slots: RwLock::new(slots),
+            loading,
             limits,
             sources,
             dependencies: set.dependencies,
@@ -80,6 +86,35 @@ impl Components {
         Ok(())
     }
 
+    /// Loads every component not loaded yet (after a deferred start).
+    pub fn load_missing(&self) -> Result<()> {
+        for name in self.sources.keys() {
+            self.get(name)?;
+        }
+        Ok(())
+    }
+
+    /// What a deferred start checks at once: every component's file is
+    /// there (the rest, that it is a valid component of the right kind, is
+    /// what `nebula check` and the build check, and the background load
+    /// finds within milliseconds).
+    pub fn check_present(&self) -> Result<()> {
+        for (name, source) in &self.sources {
+            if !source.exists() {
+                return Err(self.missing(name, source));
+            }
+        }
+        Ok(())
+    }
+
+    fn missing(&self, name: &str, source: &std::path::Path) -> anyhow::Error {
+        anyhow::anyhow!(
+            "component {name:?}: {} does not exist; {}",
+            source.display(),
+            (self.build_hint)(name)
+        )
+    }
+
     pub fn limits(&self, name: &str) -> CallLimits {
         self.limits[name]
     }
@@ -94,9 +129,14 @@ impl Components {
         {
             return Ok(c.clone());
         }
-        // Two first requests may both load it; the cache makes that cheap
-        // and the second simply replaces the first's identical copy.
-        self.load(name)
+        let Some(one) = self.loading.get(name) else {
+            return self.load(name);
+        };
+        let _one = one.lock().unwrap_or_else(|p| p.into_inner());
+        match self.loaded(name) {
+            Some(c) => Ok(c),
+            None => self.load(name),
+        }
     }
 
     /// The loaded component `name`, if it is loaded.
@@ -117,11 +157,7 @@ impl Components {
             .get(name)
             .with_context(|| format!("no component named {name:?}"))?;
         if !source.exists() {
-            anyhow::bail!(
-                "component {name:?}: {} does not exist; {}",
-                source.display(),
-                (self.build_hint)(name)
-            );
+            return Err(self.missing(name, source));
         }
         let started = std::time::Instant::now();
         let dependencies = self.dependencies.get(name).map_or(&[][..], Vec::as_slice);

@@ -108,7 +108,8 @@ impl Host {
     }
 
     /// Any app: engine, components (every one loaded, so that a missing or
-    /// wrong one stops the start), data, gate and metrics.
+    /// wrong one stops the start, unless `defer_components`), data, gate
+    /// and metrics.
     pub fn load_model(model: AppModel, opts: HostOptions) -> Result<Host> {
         // First: `--record` on a Spin app stops the start before anything costly.
         let recorder =
@@ -174,7 +175,11 @@ impl Host {
             wasi_http,
             build_hint: build_hint(&model),
         });
-        components.load_all()?;
+        if opts.defer_components && !model.is_spin() {
+            components.check_present()?;
+        } else {
+            components.load_all()?;
+        }
         let store = match &model.front {
             Front::Pure(m) => Some(crate::data::open_limited(
                 m,
@@ -220,6 +225,12 @@ impl Host {
             model,
             opts,
         })
+    }
+
+    /// Loads every component not loaded yet: after a start with
+    /// `defer_components`, once the host serves.
+    pub fn load_components(&self) -> Result<()> {
+        self.components.load_missing()
     }
 
     /// Runs `hook` around every call from now on.

@@ -57,6 +57,12 @@ pub struct HostOptions {
     /// too (else in `.nebula/recordings` beside the manifest).
     pub record: Option<PathBuf>,
     pub record_all: bool,
+    /// A pure app's components are only checked to be there at load, and
+    /// loaded by [`Host::load_components`](super::Host::load_components)
+    /// once the host serves (or by the first request that needs one):
+    /// the start does not wait for every component, the largest (a 35 MB
+    /// Python one) included.
+    pub defer_components: bool,
 }
 
 /// An engine shared by many hosts, with the ticker that gives its calls
@@ -125,6 +131,7 @@ impl Default for HostOptions {
             metrics: None,
             record: None,
             record_all: false,
+            defer_components: false,
         }
     }
 }

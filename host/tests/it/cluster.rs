@@ -555,7 +555,13 @@ fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
     let failed = failures(&reads);
     assert!(failed.is_empty(), "failed reads: {failed:?}");
 
-    // Every component came from the cache the other nodes filled.
+    // Every component came from the cache the other nodes filled (loaded
+    // right after the node started serving).
+    let end = Instant::now() + Duration::from_secs(60);
+    while !c.node_log(4).contains("every component loaded") {
+        assert!(Instant::now() < end, "node 4 did not load its components");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let log = c.node_log(4);
     let components = std::fs::read_to_string(crate::support::repo().join("app.toml"))
         .unwrap()

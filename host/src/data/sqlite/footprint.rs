@@ -7,39 +7,52 @@ use std::sync::{Arc, Mutex};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::Connection;
 
-use crate::data::versions::{normalise, Footprint, Tables};
-use crate::manifest::Manifest;
+use crate::data::versions::{normalise, Tables};
 
-/// Prepares every declared read and write once more with an authorizer
-/// that notes the tables; statements already passed the start-up check.
-pub(super) fn footprint(conn: &Connection, manifest: &Manifest) -> Footprint {
-    let seen: Arc<Mutex<Vec<(bool, String)>>> = Arc::default();
-    let sink = seen.clone();
-    conn.authorizer(Some(move |ctx: AuthContext<'_>| {
-        let touched = match ctx.action {
-            AuthAction::Read { table_name, .. } => Some((false, table_name)),
-            AuthAction::Insert { table_name }
-            | AuthAction::Delete { table_name }
-            | AuthAction::Update { table_name, .. } => Some((true, table_name)),
-            _ => None,
-        };
-        if let Some((write, table)) = touched {
-            // SQLite's own catalog is read to compile any statement.
-            if !table.starts_with("sqlite_") {
-                sink.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push((write, normalise(table)));
+/// Notes the tables of every statement the connection compiles while it
+/// lives: SQLite calls the authorizer it installs for each one. The
+/// start-up check ([`super::statements`]) compiles each declared statement
+/// once anyway, and asks after each which tables it touched.
+pub(super) struct TableRecorder<'c> {
+    conn: &'c Connection,
+    seen: Arc<Mutex<Vec<(bool, String)>>>,
+}
+
+impl<'c> TableRecorder<'c> {
+    pub fn install(conn: &'c Connection) -> TableRecorder<'c> {
+        let seen: Arc<Mutex<Vec<(bool, String)>>> = Arc::default();
+        let sink = seen.clone();
+        conn.authorizer(Some(move |ctx: AuthContext<'_>| {
+            let touched = match ctx.action {
+                AuthAction::Read { table_name, .. } => Some((false, table_name)),
+                AuthAction::Insert { table_name }
+                | AuthAction::Delete { table_name }
+                | AuthAction::Update { table_name, .. } => Some((true, table_name)),
+                _ => None,
+            };
+            if let Some((write, table)) = touched {
+                // SQLite's own catalog is read to compile any statement.
+                if !table.starts_with("sqlite_") {
+                    sink.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((write, normalise(table)));
+                }
             }
-        }
-        Authorization::Allow
-    }));
-    let tables_of = |sql: &str, writes_only: bool| {
-        seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        // A fresh compile (not the statement cache), so the authorizer runs.
-        if conn.prepare(sql).is_err() {
-            return Tables::Unknown;
-        }
-        let mut names: Vec<String> = seen
+            Authorization::Allow
+        }));
+        TableRecorder { conn, seen }
+    }
+
+    /// Forgets what was noted so far: call before compiling a statement.
+    pub fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The tables the statement compiled since [`clear`](Self::clear)
+    /// touched (only those it writes, with `writes_only`).
+    pub fn tables(&self, writes_only: bool) -> Tables {
+        let mut names: Vec<String> = self
+            .seen
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
@@ -49,16 +62,12 @@ pub(super) fn footprint(conn: &Connection, manifest: &Manifest) -> Footprint {
         names.sort();
         names.dedup();
         Tables::Known(names)
-    };
-    let mut footprint = Footprint::default();
-    for read in manifest.reads.values() {
-        let t = tables_of(&read.sql, false);
-        footprint.reads.insert(read.name.clone(), t);
     }
-    for write in manifest.writes.values() {
-        let t = tables_of(&write.sql, true);
-        footprint.writes.insert(write.name.clone(), t);
+}
+
+impl Drop for TableRecorder<'_> {
+    fn drop(&mut self) {
+        self.conn
+            .authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
     }
-    conn.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
-    footprint
 }

@@ -86,8 +86,7 @@ impl SqliteStore {
             )),
             _ => e,
         })?;
-        statements::check_statements(&writer, manifest)?;
-        let footprint = footprint::footprint(&writer, manifest);
+        let footprint = statements::check_statements(&writer, manifest)?;
         Ok(SqliteStore {
             db: Arc::new(Database {
                 path: path.to_path_buf(),

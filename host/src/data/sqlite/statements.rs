@@ -4,18 +4,29 @@
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
 
+use super::footprint::TableRecorder;
+use crate::data::versions::Footprint;
 use crate::manifest::{Manifest, SESSION_PARAM};
 
 /// Prepares every declared read and write so that a typo in SQL, a read that
 /// would write, or a parameter without a binding stops the start with a
-/// message naming the manifest key.
-pub(super) fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<()> {
+/// message naming the manifest key. Returns the tables each one touches,
+/// noted while SQLite compiled it (one compile per statement: a start
+/// spends most of its SQL time compiling).
+pub(super) fn check_statements(conn: &Connection, manifest: &Manifest) -> Result<Footprint> {
     let file = manifest.file.display();
+    let recorder = TableRecorder::install(conn);
+    let mut footprint = Footprint::default();
     for read in manifest.reads.values() {
         let key = format!("{file}: reads.{}", read.name);
+        recorder.clear();
+        // A fresh compile (not the statement cache), so the authorizer runs.
         let stmt = conn
             .prepare(&read.sql)
             .with_context(|| format!("{key}.sql does not prepare against the database"))?;
+        footprint
+            .reads
+            .insert(read.name.clone(), recorder.tables(false));
         if !stmt.readonly() {
             bail!("{key}: a read must not change the database; declare it under [writes] instead");
         }
@@ -44,9 +55,13 @@ pub(super) fn check_statements(conn: &Connection, manifest: &Manifest) -> Result
     }
     for write in manifest.writes.values() {
         let key = format!("{file}: writes.{}", write.name);
+        recorder.clear();
         let stmt = conn
             .prepare(&write.sql)
             .with_context(|| format!("{key}.sql does not prepare against the database"))?;
+        footprint
+            .writes
+            .insert(write.name.clone(), recorder.tables(true));
         let count = stmt.parameter_count();
         for i in 1..=count {
             match stmt.parameter_name(i) {
@@ -67,5 +82,5 @@ pub(super) fn check_statements(conn: &Connection, manifest: &Manifest) -> Result
             }
         }
     }
-    Ok(())
+    Ok(footprint)
 }
