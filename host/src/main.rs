@@ -533,15 +533,43 @@ fn load_components_in_background(app: &Arc<Host>) -> Arc<LoadFailure> {
     let failed = Arc::new(LoadFailure::default());
     let (app, report) = (app.clone(), failed.clone());
     tokio::spawn(cpu::background(Background::Startup, async move {
-        match tokio::task::block_in_place(|| app.load_components()) {
-            Ok(()) => tracing::info!("every component loaded"),
-            Err(e) => {
-                *report.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                report.notify.notify_one();
+        let mut wait = std::time::Duration::from_millis(100);
+        loop {
+            match tokio::task::block_in_place(|| app.load_components()) {
+                Ok(()) => {
+                    tracing::info!("every component loaded");
+                    return;
+                }
+                // Out of file descriptors or memory for a moment (a flood):
+                // nothing is wrong with the component. Requests load what
+                // they need themselves; this tries again later.
+                Err(e) if transient(&e) => {
+                    tracing::warn!("loading components: {e:#}; trying again in {wait:?}");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+                Err(e) => {
+                    *report.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    report.notify.notify_one();
+                    return;
+                }
             }
         }
     }));
     failed
+}
+
+/// An error of the machine, not of the component: the system refused a
+/// file, a mapping or memory.
+fn transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
+            matches!(
+                io.raw_os_error(),
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
+            )
+        })
+    })
 }
 
 async fn shutdown_signal() {
