@@ -10,7 +10,6 @@ counts, once, in its reaper's figures."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 
 from . import procfs
@@ -40,19 +39,18 @@ def tree_mem_kib(roots: list[int]) -> tuple[int, int]:
     return rss, pss
 
 
-class MemSampler:
+class MemSampler(procfs.Sampler):
     """Samples the trees' RSS and PSS every `period` s in a thread: peak and
     the PSS integral (KiB·s, the model's idle share). `roots` is read at
     each sample, so the caller may add roots while it runs."""
 
     def __init__(self, roots: list[int], period: float = 1.0):
-        self.roots, self.period = roots, period
+        super().__init__(root=0, period=period)
+        self.roots = roots
         self.peak_rss_kib = self.peak_pss_kib = 0
         self.pss_kib_s = 0.0
         self.samples = 0
         self._last = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self):
         now = time.monotonic()
@@ -64,17 +62,3 @@ class MemSampler:
         self.peak_rss_kib, self.peak_pss_kib = max(self.peak_rss_kib, rss), max(self.peak_pss_kib, pss)
         self.samples += 1
 
-    def _run(self):
-        while True:
-            self._sample()
-            if self._stop.wait(self.period):
-                return
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self._sample()

@@ -119,7 +119,7 @@ def _task_switches(root: int) -> dict[tuple[int, int], int]:
     return out
 
 
-class _Sampler:
+class Sampler:
     """Calls `_sample()` every `period` seconds in a thread, from `with` to
     its end, and once more at the end."""
 
@@ -147,7 +147,7 @@ class _Sampler:
         self._sample()
 
 
-class Wakeups(_Sampler):
+class Wakeups(Sampler):
     """Context switches of the tree over a window, threads that come and go
     included: /proc has no per-process total of context switches, only each
     live thread's own, so a sum over live threads at two instants goes wrong
@@ -198,7 +198,7 @@ def rapl_status() -> str:
     return "not available (no /sys/class/powercap on this machine)"
 
 
-class PeakRss(_Sampler):
+class PeakRss(Sampler):
     """Samples the tree's RSS every `period` seconds in a thread; `.peak_kib`."""
 
     def __init__(self, root: int, period: float = 0.05):
