@@ -283,18 +283,26 @@ impl Platform {
                 self.loaded_one.notified().await;
                 continue;
             }
-            let mut next = after;
-            let mut unloaded = false;
-            for slot in &loaded {
-                if slot.unload_if_idle(after) {
-                    unloaded = true;
-                } else {
-                    next = next.min(after.saturating_sub(slot.idle_for()));
+            // Closing an app checkpoints and closes its database, and the
+            // heap trim walks the allocator's arenas: both block, so they
+            // run off the async workers serving the other apps.
+            let next = crate::metrics::cpu::spawn_blocking(move || {
+                let mut next = after;
+                let mut unloaded = false;
+                for slot in &loaded {
+                    if slot.unload_if_idle(after) {
+                        unloaded = true;
+                    } else {
+                        next = next.min(after.saturating_sub(slot.idle_for()));
+                    }
                 }
-            }
-            if unloaded {
-                crate::host::release_free_heap(false);
-            }
+                if unloaded {
+                    crate::host::release_free_heap(false);
+                }
+                next
+            })
+            .await
+            .unwrap_or(after);
             tokio::time::sleep(next.max(Duration::from_millis(50))).await;
         }
     }
