@@ -19,7 +19,6 @@ import datetime
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import loadgen, metrics, procfs, report, tools  # noqa: E402
 from harness.hosts import REPO, WORKLOADS, Ctx, all_hosts  # noqa: E402
-from harness.server import Server, free_port, request  # noqa: E402
+from harness.server import Server, exit_on_sigterm, free_port, request  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -184,13 +183,8 @@ def run_one(args, gen, host, wl, rnd, golden, out, pin, say) -> dict:
     return res
 
 
-def _stop_on_sigterm(signum, frame):
-    # Turned into an exception so that every `finally` stops its server.
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    exit_on_sigterm()
     args = parse_args(argv)
     def say(msg):
         print(msg, file=sys.stderr, flush=True)

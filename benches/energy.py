@@ -30,7 +30,6 @@ import datetime
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -41,7 +40,7 @@ import bench  # noqa: E402  (its run_one, machine, make_golden_db, fresh_db)
 from harness import (attribution, containers, energy_model, energy_report, faas_trace,  # noqa: E402
                      loadgen, procfs, replay)
 from harness.hosts import REPO, WORKLOADS, Host, all_hosts  # noqa: E402
-from harness.server import Server, free_port  # noqa: E402
+from harness.server import Server, exit_on_sigterm, free_port  # noqa: E402
 
 LAUNCH = os.path.join(REPO, "target/release/nebula-launch")
 
@@ -287,12 +286,8 @@ def _clean_containers(rt) -> None:
 
 # --------------------------------------------------------------------------
 
-def _stop_on_sigterm(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def main(argv=None) -> int:
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    exit_on_sigterm()
     args = parse_args(argv)
 
     def say(msg):

@@ -67,6 +67,24 @@ def _phase(scrape, srv, gen, loads, pin) -> dict:
             "proc_cpu_ms": s1.minus(s0)["cpu_ms"], "errors": sum(r["errors"] for r in results if r)}
 
 
+def _alternate(first, second, scrape, srv, gen, rounds: int, pin: bool, say) -> list:
+    """Each of two (name, load) pairs alone, then both at once, in every
+    round; every other round in the reverse order, so neither side always
+    runs on a warmer or cooler machine. Both are warmed first."""
+    for _, load in (first, second):
+        loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
+    phases = []
+    order = [(f"{first[0]} alone", [first[1]]), (f"{second[0]} alone", [second[1]]), ("mixed", [first[1], second[1]])]
+    for rnd in range(rounds):
+        for label, loads in (order if rnd % 2 == 0 else order[::-1]):
+            p = _phase(scrape, srv, gen, loads, pin)
+            p.update(label=label, round=rnd)
+            phases.append(p)
+            say(f"r{rnd} {label:11} " + ", ".join(
+                f"{r} {v['cpu_us_per_request']:.0f} µs/req ({v['requests']:.0f})" for r, v in p["routes"].items()))
+    return phases
+
+
 def run(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pin: bool, say) -> dict:
     missing = [w for w in WASMS if not os.path.exists(os.path.join(REPO, w))]
     if missing:
@@ -78,19 +96,10 @@ def run(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, pi
     hello_url, hog_url = f"http://{addr}/hello/x", f"http://{addr}/hog?mode=busy&n={hog_n}"
     hello = loadgen.Load(hello_url, "GET", "", seconds, 1)
     hog = loadgen.Load(hog_url, "GET", "", seconds, 1)
-    phases = []
     try:
         srv.wait_first_response(addr, "GET", "/hello/x", "")
-        for load in (hello, hog):  # warm both routes
-            loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
-        for rnd in range(rounds):
-            order = [("hello alone", [hello]), ("hog alone", [hog]), ("mixed", [hello, hog])]
-            for label, loads in (order if rnd % 2 == 0 else order[::-1]):
-                p = _phase(lambda: per_route(admin), srv, gen, loads, pin)
-                p.update(label=label, round=rnd)
-                phases.append(p)
-                say(f"  attribution r{rnd} {label:11} " + ", ".join(
-                    f"{r} {v['cpu_us_per_request']:.0f} µs/req ({v['requests']:.0f})" for r, v in p["routes"].items()))
+        phases = _alternate(("hello", hello), ("hog", hog), lambda: per_route(admin), srv, gen, rounds, pin,
+                            lambda msg: say("  attribution " + msg))
     finally:
         srv.stop()
     return {"command": " ".join(cmd), "hog_n": hog_n, "seconds": seconds, "rounds": rounds,
@@ -168,7 +177,6 @@ def run_platform(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n
     addr, admin = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     cmd = [nebula, "platform", "--dir", d, "--listen", addr, "--admin", admin, "--unload-after", "3600"]
     srv = Server(cmd, work, os.path.join(work, "platform.log"), 0 if pin else None)
-    phases = []
     try:
         srv.wait_first_response(admin, "GET", "/apps", "")
         for app in APPS:
@@ -179,16 +187,8 @@ def run_platform(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n
         # Locally a first path segment naming the app routes to it (no Host header needed).
         light = loadgen.Load(f"http://{addr}/{APPS[0]}/hello/x", "GET", "", seconds, 1)
         heavy = loadgen.Load(f"http://{addr}/{APPS[1]}/hog?mode=busy&n={hog_n}", "GET", "", seconds, 1)
-        for load in (light, heavy):
-            loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
-        for rnd in range(rounds):
-            order = [("light alone", [light]), ("heavy alone", [heavy]), ("mixed", [light, heavy])]
-            for label, loads in (order if rnd % 2 == 0 else order[::-1]):
-                p = _phase(lambda: per_app(admin, token), srv, gen, loads, pin)
-                p.update(label=label, round=rnd)
-                phases.append(p)
-                say(f"  platform r{rnd} {label:11} " + ", ".join(
-                    f"{a} {v['cpu_us_per_request']:.0f} µs/req ({v['requests']:.0f})" for a, v in p["routes"].items()))
+        phases = _alternate(("light", light), ("heavy", heavy), lambda: per_app(admin, token), srv, gen, rounds,
+                            pin, lambda msg: say("  platform " + msg))
     finally:
         srv.stop()
     return {"command": " ".join(cmd), "hog_n": hog_n, "seconds": seconds, "rounds": rounds,

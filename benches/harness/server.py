@@ -10,6 +10,14 @@ import subprocess
 import time
 
 
+def exit_on_sigterm():
+    """Makes SIGTERM an exception (exit status 128 + 15), so that every
+    `finally` of the caller's stops its servers on the way out."""
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

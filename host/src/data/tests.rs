@@ -170,6 +170,17 @@ fn ints(table: &Table) -> Vec<i64> {
         .collect()
 }
 
+/// Adds the item "four" (the fixture holds "one" to "three").
+fn add_four(s: &dyn DataStore, m: &Manifest) {
+    block_on(s.apply(
+        vec![effect("add", vec![Value::Text("four".into())])],
+        None,
+        declared(m, &["add"]),
+        None,
+    ))
+    .unwrap();
+}
+
 fn texts(s: &dyn DataStore, m: &Manifest) -> Vec<String> {
     let tables = block_on(s.read(vec![plan(m, "items", &[])])).unwrap();
     tables[0]
@@ -200,13 +211,7 @@ fn a_new_sqlite_database_is_made_from_the_schema_in_its_folder_and_described() {
 #[test]
 fn a_closed_sqlite_store_keeps_its_wal_files_empty_and_reopens_with_its_data() {
     let Fixture { dir, m, s, _db } = store(Kind::Sqlite);
-    block_on(s.apply(
-        vec![effect("add", vec![Value::Text("four".into())])],
-        None,
-        declared(&m, &["add"]),
-        None,
-    ))
-    .unwrap();
+    add_four(&*s, &m);
     s.close().unwrap();
     drop(s);
     let wal = dir.path().join("data/store.db-wal");
@@ -387,13 +392,7 @@ fn the_visitor_id_binds_session_id_in_writes_and_session_in_reads(kind: Kind) {
 
 fn close_keeps_the_store_serving(kind: Kind) {
     let Fixture { dir, m, s, _db } = store(kind);
-    block_on(s.apply(
-        vec![effect("add", vec![Value::Text("four".into())])],
-        None,
-        declared(&m, &["add"]),
-        None,
-    ))
-    .unwrap();
+    add_four(&*s, &m);
     s.trim();
     s.close().unwrap();
     if kind == Kind::Sqlite {

@@ -184,23 +184,49 @@ fn until(what: &str, ok: &dyn Fn() -> bool) {
     }
 }
 
+/// Two nodes on one new database, a visitor's cookie, and node B
+/// memoising its home page (its listener may take a moment to start; until
+/// then it memoises nothing: no ETag).
+fn two_nodes_with_b_memoising() -> (PgDatabase, Server, Server, String) {
+    let db = PgDatabase::create();
+    let url = db.url();
+    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
+    let cookie = visitor_cookie(&b.url("/"));
+    until("node B never memoised its home page", &|| {
+        home_page(&b, &cookie).0.is_some()
+    });
+    (db, a, b, cookie)
+}
+
+/// The meme at the top of the home page.
+fn top_meme(db: &PgDatabase) -> i64 {
+    psql(
+        &db.name,
+        "SELECT id FROM memes ORDER BY votes DESC, id DESC LIMIT 1",
+    )[0][0]
+        .parse()
+        .unwrap()
+}
+
+/// The visitor's vote for meme `id` through `node`.
+fn vote(node: &Server, id: i64, cookie: &str) {
+    let r = agent()
+        .post(node.url(&format!("/memes/{id}/vote")))
+        .header("accept", "application/json")
+        .header("cookie", cookie)
+        .send_empty()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
 #[test]
 fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
     // Both nodes memoise the home page; the table versions live in the
     // database, bumped in the vote's transaction, and node B hears of
     // them through LISTEN/NOTIFY.
-    let db = PgDatabase::create();
-    let url = db.url();
-    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
-    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
-    let client = agent();
-    let cookie = visitor_cookie(&b.url("/"));
+    let (db, a, b, cookie) = two_nodes_with_b_memoising();
     let home = |s: &Server| home_page(s, &cookie);
-    // B's listener may take a moment to start; until then it memoises
-    // nothing (no ETag).
-    until("node B never memoised its home page", &|| {
-        home(&b).0.is_some()
-    });
     let etag = home(&b).0;
     // Both nodes agree on the key: the same data, the same tag.
     until("node A never memoised its home page", &|| {
@@ -215,20 +241,9 @@ fn a_vote_on_one_node_freshens_the_other_nodes_memoised_pages() {
         )[0][0]
             .clone()
     };
-    let top: i64 = psql(
-        &db.name,
-        "SELECT id FROM memes ORDER BY votes DESC, id DESC LIMIT 1",
-    )[0][0]
-        .parse()
-        .unwrap();
+    let top = top_meme(&db);
     let before = votes(top);
-    let r = client
-        .post(a.url(&format!("/memes/{top}/vote")))
-        .header("accept", "application/json")
-        .header("cookie", &cookie)
-        .send_empty()
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    vote(&a, top, &cookie);
     let after: i64 = votes(top).parse().unwrap();
     assert_eq!(after, before.parse::<i64>().unwrap() + 1);
     // The notification is sent at commit; B's next answer is fresh within
@@ -265,16 +280,8 @@ fn a_node_that_loses_its_listener_serves_nothing_stale_and_memoises_again_once_b
     // commits on node A while B may not hear it: B's next answers must show
     // the vote, and B memoises again once it has listened and re-read the
     // versions.
-    let db = PgDatabase::create();
-    let url = db.url();
-    let a = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
-    let b = Server::start_on_db("app.toml", &url, &["--no-rate-limits"]);
-    let client = agent();
-    let cookie = visitor_cookie(&b.url("/"));
+    let (db, a, b, cookie) = two_nodes_with_b_memoising();
     let home = |s: &Server| home_page(s, &cookie);
-    until("node B never memoised its home page", &|| {
-        home(&b).0.is_some()
-    });
     let listeners = || {
         psql(
             &db.name,
@@ -291,19 +298,7 @@ fn a_node_that_loses_its_listener_serves_nothing_stale_and_memoises_again_once_b
         &db.name,
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'nebula-listen'",
     );
-    let top: i64 = psql(
-        &db.name,
-        "SELECT id FROM memes ORDER BY votes DESC, id DESC LIMIT 1",
-    )[0][0]
-        .parse()
-        .unwrap();
-    let r = client
-        .post(a.url(&format!("/memes/{top}/vote")))
-        .header("accept", "application/json")
-        .header("cookie", &cookie)
-        .send_empty()
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    vote(&a, top_meme(&db), &cookie);
     // A applied the vote itself: its page is the fresh one.
     let fresh = home(&a).1;
     // Whatever B has heard, it never answers with the page from before the vote.
