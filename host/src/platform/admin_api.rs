@@ -15,6 +15,10 @@
 //! - `DELETE /apps/NAME`: the app, its versions and its data go.
 //!
 //! 401 without a valid token, 403 for another tenant's app, 404 for none.
+//!
+//! Under `/v2/`, the same listener is an OCI registry that takes pushes
+//! ([`super::oci::distribution`]): `spin registry push ADMIN/HOST:TAG`
+//! deploys a Spin app as `POST /apps?host=HOST` would.
 
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
@@ -28,6 +32,7 @@ use hyper::service::service_fn;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+use super::oci::distribution::{self, Uploads};
 use super::registry::{AppRecord, Refusal};
 use super::slot::Slot;
 use super::Platform;
@@ -39,11 +44,19 @@ type Response = hyper::Response<Full<Bytes>>;
 
 /// Serves the admin API until the runtime stops.
 pub async fn serve(listener: TcpListener, platform: Arc<Platform>) {
+    let uploads = Arc::new(Uploads::new(platform.options().bundle_limits.max_bytes));
     crate::server::admin::accept_loop(listener, TIMEOUT, move || {
-        let platform = platform.clone();
+        let (platform, uploads) = (platform.clone(), uploads.clone());
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let platform = platform.clone();
-            async move { Ok::<_, Infallible>(respond(&platform, req).await) }
+            let (platform, uploads) = (platform.clone(), uploads.clone());
+            async move {
+                let path = req.uri().path();
+                Ok::<_, Infallible>(if path == "/v2" || path.starts_with("/v2/") {
+                    distribution::respond(&platform, &uploads, req).await
+                } else {
+                    respond(&platform, req).await
+                })
+            }
         })
     })
     .await

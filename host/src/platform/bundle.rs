@@ -136,6 +136,19 @@ pub fn pack(file: &Path) -> Result<Vec<u8>> {
     Ok(tar.into_inner()?.finish()?)
 }
 
+/// A gzipped tarball of `entries` (path in the bundle, bytes), in order.
+pub fn gz_tar(entries: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::default(),
+    ));
+    tar.mode(tar::HeaderMode::Deterministic);
+    for (at, bytes) in entries {
+        append(&mut tar, at, bytes)?;
+    }
+    Ok(tar.into_inner()?.finish()?)
+}
+
 fn append<W: std::io::Write>(tar: &mut tar::Builder<W>, at: &str, bytes: &[u8]) -> Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(bytes.len() as u64);
@@ -146,7 +159,7 @@ fn append<W: std::io::Write>(tar: &mut tar::Builder<W>, at: &str, bytes: &[u8]) 
 }
 
 /// A dependency key (`package:name/interface`) as a file name.
-fn sanitize(key: &str) -> String {
+pub(crate) fn sanitize(key: &str) -> String {
     key.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' {
@@ -275,14 +288,7 @@ mod tests {
     use super::*;
 
     fn gz_tar(entries: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
-        for (at, bytes) in entries {
-            append(&mut tar, at, bytes).unwrap();
-        }
-        tar.into_inner().unwrap().finish().unwrap()
+        super::gz_tar(entries).unwrap()
     }
 
     const LIMITS: UnpackLimits = UnpackLimits {

@@ -14,6 +14,7 @@
 pub mod admin_api;
 pub mod bundle;
 pub mod cli;
+pub mod oci;
 pub mod registry;
 pub mod shared_store;
 pub mod slot;

@@ -26,6 +26,7 @@ mod memo;
 mod metrics;
 mod new_component;
 mod platform;
+mod platform_oci;
 mod purity;
 mod reads;
 mod replay;

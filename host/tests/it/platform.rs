@@ -9,24 +9,24 @@ use std::time::{Duration, Instant};
 
 use crate::support::{agent, build_guests, nebula, nebula_build, psql, repo, PgDatabase, Resp};
 
-/// A running `nebula platform`.
-struct Platform {
+/// A running `nebula platform` (platform_oci.rs uses it too).
+pub struct Platform {
     /// The shared PostgreSQL store, with several nodes.
-    store: Option<String>,
-    child: Child,
-    base: String,
-    admin: String,
-    dir: tempfile::TempDir,
-    log: PathBuf,
+    pub store: Option<String>,
+    pub child: Child,
+    pub base: String,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub log: PathBuf,
 }
 
 impl Platform {
-    fn start(dir: tempfile::TempDir, extra: &[&str]) -> Platform {
+    pub fn start(dir: tempfile::TempDir, extra: &[&str]) -> Platform {
         Platform::start_on(dir, None, extra)
     }
 
     /// A node of a platform whose state is in PostgreSQL at `store`.
-    fn start_on(dir: tempfile::TempDir, store: Option<&str>, extra: &[&str]) -> Platform {
+    pub fn start_on(dir: tempfile::TempDir, store: Option<&str>, extra: &[&str]) -> Platform {
         let log = dir.path().join("platform.log");
         let mut child = nebula()
             .arg("platform")
@@ -69,7 +69,7 @@ impl Platform {
     }
 
     /// Killed, then started again on the same folder.
-    fn restart(mut self) -> Platform {
+    pub fn restart(mut self) -> Platform {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
@@ -77,16 +77,16 @@ impl Platform {
         Platform::start(dir, &[])
     }
 
-    fn pdir(&self) -> PathBuf {
+    pub fn pdir(&self) -> PathBuf {
         self.dir.path().join("p")
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// `nebula platform tenant add NAME`: its token.
-    fn tenant(&self, name: &str) -> String {
+    pub fn tenant(&self, name: &str) -> String {
         let out = nebula()
             .args(["platform", "tenant", "add", name, "--dir"])
             .arg(self.pdir())
@@ -102,7 +102,7 @@ impl Platform {
     }
 
     /// `nebula deploy`: (succeeded, what it printed).
-    fn deploy(&self, manifest: &Path, token: &str, host: &str) -> (bool, String) {
+    pub fn deploy(&self, manifest: &Path, token: &str, host: &str) -> (bool, String) {
         let out = nebula()
             .args(["deploy", "--no-build", "-f"])
             .arg(manifest)
@@ -120,7 +120,7 @@ impl Platform {
     }
 
     /// An admin call with `token`.
-    fn admin(&self, method: &str, path: &str, token: &str, body: &[u8]) -> Resp {
+    pub fn admin(&self, method: &str, path: &str, token: &str, body: &[u8]) -> Resp {
         let req = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.admin))
@@ -131,7 +131,7 @@ impl Platform {
     }
 
     /// GET `path` of the app served for `host`.
-    fn get(&self, host: &str, path: &str) -> Resp {
+    pub fn get(&self, host: &str, path: &str) -> Resp {
         Resp::from(
             agent()
                 .get(format!("{}{path}", self.base))
