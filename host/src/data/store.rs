@@ -128,9 +128,10 @@ pub fn open(
 /// [`open`], with the app's data held to `max_bytes` (a platform's
 /// storage ceiling): a transaction that would grow it further fails with
 /// [`WriteError::StorageFull`](super::WriteError::StorageFull), and so does
-/// a schema or seed that does not fit. SQLite only, for now: PostgreSQL
-/// has no per-schema quota, and measuring a schema on every write would
-/// cost each write a query (a warning says it is not enforced).
+/// a schema or seed that does not fit. SQLite holds it with
+/// `max_page_count`; PostgreSQL, which has no per-schema quota, with one
+/// query per write transaction measuring the schema's tables before it
+/// commits (only when a ceiling is set).
 pub fn open_limited(
     manifest: &Manifest,
     location: Option<&Location>,
@@ -141,13 +142,8 @@ pub fn open_limited(
         Location::Sqlite(path) => Arc::new(super::sqlite::SqliteStore::open_limited(
             &path, manifest, max_bytes,
         )?),
-        Location::Postgres(url) if max_bytes.is_some() => {
-            tracing::warn!(
-                app = %manifest.name,
-                "the storage ceiling is not enforced on PostgreSQL (only for SQLite files)"
-            );
-            Arc::new(super::postgres::PostgresStore::open(&url, manifest)?)
-        }
-        Location::Postgres(url) => Arc::new(super::postgres::PostgresStore::open(&url, manifest)?),
+        Location::Postgres(url) => Arc::new(super::postgres::PostgresStore::open(
+            &url, manifest, max_bytes,
+        )?),
     })
 }

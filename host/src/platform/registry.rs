@@ -185,7 +185,7 @@ impl Registry {
                 let _ = std::fs::remove_dir(&app_dir);
             }
         };
-        if let Err(e) = self.stage(tenant, host, bundle, &staging, limits) {
+        if let Err(e) = self.stage(tenant, host, bundle, &staging, limits, old.is_none()) {
             cleanup();
             return Err(e);
         }
@@ -295,6 +295,7 @@ impl Registry {
         bundle: &[u8],
         staging: &Path,
         limits: UnpackLimits,
+        new_app: bool,
     ) -> Result<(), Refusal> {
         let manifest = bundle::unpack(bundle, staging, limits)
             .map_err(|e| Refusal::new(400, format!("{e:#}")))?;
@@ -334,8 +335,17 @@ impl Registry {
                     crate::data::Location::Sqlite(self.data_dir(host).join("app.db"))
                 }
             };
-            let db = crate::data::open_limited(&m, Some(&location), self.max_storage_bytes)
-                .map_err(|e| refuse(format!("database: {e:#}")))?;
+            let db = match crate::data::open_limited(&m, Some(&location), self.max_storage_bytes) {
+                Ok(db) => db,
+                Err(e) => {
+                    // A refused new app leaves nothing behind: not the
+                    // schema its seed may already have filled.
+                    if let (Some(store), true) = (&self.store, new_app) {
+                        let _ = block_on(store.drop_schema(&data_schema(host)));
+                    }
+                    return Err(refuse(format!("database: {e:#}")));
+                }
+            };
             let _ = db.close();
         }
         Ok(())

@@ -232,6 +232,14 @@ impl SharedStore {
         Ok(())
     }
 
+    pub async fn drop_schema(&self, schema: &str) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await?;
+        Ok(())
+    }
+
     /// Listens for changes: each message is a host whose app changed; the
     /// channel closes when the connection does (then resync everything).
     pub async fn listen(&self) -> Result<(Client, tokio::sync::mpsc::UnboundedReceiver<String>)> {

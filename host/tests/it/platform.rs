@@ -777,3 +777,142 @@ fn an_apps_data_stops_at_the_storage_ceiling_with_507_and_nothing_written() {
     );
     assert_eq!(post().status, 507, "the other app is untouched");
 }
+
+/// [`storing_app`] for a platform on PostgreSQL: each `POST /effects?mode=ok`
+/// inserts 2,000 rows of random numbers (~150 KB in PostgreSQL, which
+/// compresses none of it), in SQL both SQLite (`check`) and PostgreSQL take;
+/// `seed_rows` rows at deploy.
+fn storing_app_pg(dir: &Path, name: &str, seed_rows: u32) -> PathBuf {
+    let app = dir.join(name);
+    std::fs::create_dir_all(app.join("db")).unwrap();
+    let rows = |n: u32, prefix: &str| {
+        format!(
+            "INSERT INTO notes (text) WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < {n}) SELECT {prefix}CAST(random() AS TEXT) FROM r"
+        )
+    };
+    let schema = "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);\n";
+    std::fs::write(app.join("db/schema.sql"), schema).unwrap();
+    std::fs::write(
+        app.join("db/schema.postgres.sql"),
+        "CREATE TABLE notes (id BIGSERIAL PRIMARY KEY, text TEXT NOT NULL);\n",
+    )
+    .unwrap();
+    let seed = if seed_rows > 0 {
+        format!("{};\n", rows(seed_rows, ""))
+    } else {
+        String::new()
+    };
+    std::fs::write(app.join("db/seed.sql"), &seed).unwrap();
+    std::fs::write(app.join("db/seed.postgres.sql"), &seed).unwrap();
+    let effects = repo().join("guests/target/wasm32-wasip2/release/effects_bad.wasm");
+    let manifest = app.join("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"[app]
+name = "{name}"
+
+[database]
+path = "data/app.db"
+schema = "db/schema.sql"
+seed = "db/seed.sql"
+
+[components.effects-bad]
+source = "{}"
+
+[writes.note]
+sql = "{}"
+
+[[routes]]
+path = "/effects"
+methods = ["POST"]
+component = "effects-bad"
+writes = ["note"]
+"#,
+            effects.display(),
+            rows(2000, "?1 || ")
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn an_apps_postgres_schema_stops_at_the_storage_ceiling_with_507_and_nothing_written() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let pg = PgDatabase::create();
+    let p = Platform::start_on(
+        tempfile::tempdir().unwrap(),
+        Some(&pg.url()),
+        &["--max-storage-mb", "1"],
+    );
+    let t = p.tenant("carol");
+    let (ok, said) = p.deploy(&storing_app_pg(work.path(), "notes", 0), &t, "notes.test");
+    assert!(ok, "{said}\n{}", p.log());
+    assert!(
+        !p.log().contains("not enforced"),
+        "the ceiling is enforced, not warned about:\n{}",
+        p.log()
+    );
+    let schema = psql(
+        &pg.name,
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = 'notes'",
+    )[0][0]
+        .clone();
+    let count = || {
+        psql(&pg.name, &format!("SELECT count(*) FROM {schema}.notes"))[0][0]
+            .parse::<u64>()
+            .unwrap()
+    };
+    let post = || {
+        Resp::from(
+            agent()
+                .post(format!("{}/effects?mode=ok", p.base))
+                .header("host", "notes.test")
+                .send_empty()
+                .unwrap(),
+        )
+    };
+    let mut stored = 0;
+    let refused = loop {
+        let r = post();
+        if r.status != 200 {
+            break r;
+        }
+        stored += 1;
+        assert!(stored < 40, "the ceiling never stopped a write");
+    };
+    assert!(stored >= 2, "only {stored} writes fit in 1 MiB");
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert!(
+        refused.text().contains("no room left"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(count(), stored * 2000, "a refused write left rows behind");
+    assert_eq!(post().status, 507, "still full");
+    assert_eq!(count(), stored * 2000);
+    assert!(
+        p.log().contains("storage ceiling of 1 MiB"),
+        "the log names the ceiling:\n{}",
+        p.log()
+    );
+
+    // A bundle whose seed alone does not fit is refused at deploy.
+    let (ok, said) = p.deploy(&storing_app_pg(work.path(), "big", 30_000), &t, "big.test");
+    assert!(!ok, "a seed over the ceiling was deployed: {said}");
+    assert!(
+        said.contains("do not fit in the storage ceiling of 1 MiB"),
+        "{said}"
+    );
+    assert_eq!(p.get("big.test", "/effects").status, 404);
+    assert_eq!(
+        psql(
+            &pg.name,
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name LIKE 'app_big_test_%'"
+        )[0][0],
+        "0",
+        "the refused app's seeded schema was left behind"
+    );
+}

@@ -64,6 +64,9 @@ pub struct PostgresStore {
     /// Started by the first read or write (the store is opened before the
     /// runtime runs), aborted with the store.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The storage ceiling (`--max-storage-mb` on the platform): what the
+    /// schema's tables may take, checked in each write transaction.
+    max_bytes: Option<u64>,
 }
 
 impl PostgresStore {
@@ -104,7 +107,9 @@ struct Started {
 impl PostgresStore {
     /// Connects, applies what migrations are new, prepares every statement
     /// (a start-time error names the read or write), and makes the pool.
-    pub fn open(url: &str, manifest: &Manifest) -> Result<PostgresStore> {
+    /// With a storage ceiling, refused if the schema and seed already take
+    /// more than `max_bytes`.
+    pub fn open(url: &str, manifest: &Manifest, max_bytes: Option<u64>) -> Result<PostgresStore> {
         let config = config(url)?;
         let described = describe(&config);
         let reads: HashMap<String, Translated> = manifest
@@ -145,6 +150,15 @@ impl PostgresStore {
                             .query_one("SELECT current_schema()", &[])
                             .await?
                             .get(0);
+                        if let Some(max) = max_bytes {
+                            let used = writes::schema_bytes(&client).await?;
+                            if used > max {
+                                anyhow::bail!(
+                                    "the schema and seed do not fit in the storage ceiling of {} MiB: they take {used} bytes in schema {schema}",
+                                    max >> 20
+                                );
+                            }
+                        }
                         drop(client);
                         let _ = conn.await;
                         Ok(Started {
@@ -192,6 +206,7 @@ impl PostgresStore {
             versions,
             listen_to,
             listener: Default::default(),
+            max_bytes,
         })
     }
 }
@@ -220,14 +235,18 @@ impl DataStore for PostgresStore {
     ) -> StoreFuture<'_, Result<Applied, WriteError>> {
         Box::pin(async move {
             self.ensure_listening();
+            let writer = writes::Writer {
+                pool: &self.pool,
+                translated: &self.writes,
+                versions: &self.versions,
+                max_bytes: self.max_bytes,
+            };
             writes::apply(
-                &self.pool,
-                &self.writes,
+                writer,
                 &effects,
                 session.as_deref(),
                 &declared,
                 once.as_ref(),
-                &self.versions,
             )
             .await
         })

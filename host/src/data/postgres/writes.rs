@@ -71,15 +71,29 @@ impl From<tokio_postgres::Error> for Failed {
     }
 }
 
+/// What every write of one store shares.
+pub(super) struct Writer<'a> {
+    pub pool: &'a Pool,
+    /// Each declared write's SQL with PostgreSQL's markers.
+    pub translated: &'a HashMap<String, Translated>,
+    pub versions: &'a TableVersions,
+    /// The storage ceiling, if the platform set one.
+    pub max_bytes: Option<u64>,
+}
+
 pub(super) async fn apply(
-    pool: &Pool,
-    translated: &HashMap<String, Translated>,
+    w: Writer<'_>,
     effects: &[Effect],
     session: Option<&str>,
     declared: &[(String, String)],
     once: Option<&Once>,
-    versions: &TableVersions,
 ) -> Result<Applied, WriteError> {
+    let Writer {
+        pool,
+        translated,
+        versions,
+        max_bytes,
+    } = w;
     if effects.is_empty() && once.is_none() {
         return Ok(Applied::Committed {
             last_insert_rowid: 0,
@@ -120,8 +134,16 @@ pub(super) async fn apply(
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result =
-                attempt_once(&mut client, effects, &statements, session, once, &bump).await;
+            let result = attempt_once(
+                &mut client,
+                effects,
+                &statements,
+                session,
+                once,
+                &bump,
+                max_bytes,
+            )
+            .await;
             match result {
                 Ok((applied, bumped)) => {
                     for (name, version) in bumped {
@@ -171,6 +193,7 @@ async fn attempt_once(
     session: Option<&str>,
     once: Option<&Once>,
     bump: &[String],
+    max_bytes: Option<u64>,
 ) -> Result<(Applied, Vec<(String, i64)>), Failed> {
     let tx = client
         .build_transaction()
@@ -243,8 +266,35 @@ async fn attempt_once(
         }
     }
     let bumped = bump_versions(&tx, bump).await?;
+    // The tables' files grow as rows are written, before the commit: past
+    // the ceiling, the transaction rolls back (dropped) and nothing stays.
+    if let Some(max) = max_bytes {
+        let used = schema_bytes(&*tx).await?;
+        if used > max {
+            return Err(Failed::Final(WriteError::StorageFull(format!(
+                "the app's data would take {used} bytes, past its storage ceiling of {} MiB (the platform's --max-storage-mb)",
+                max >> 20
+            ))));
+        }
+    }
     tx.commit().await?;
     Ok((Applied::Committed { last_insert_rowid }, bumped))
+}
+
+/// What the tables of the connection's schema (the app's) take on disk,
+/// with their indexes and TOAST, in bytes.
+pub(super) async fn schema_bytes(
+    client: &impl tokio_postgres::GenericClient,
+) -> Result<u64, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+             FROM pg_class c
+             WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'm')",
+            &[],
+        )
+        .await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
 /// In the writing transaction: the written tables' versions, one up, and a
