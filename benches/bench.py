@@ -34,7 +34,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
                    help="one round, c=1 and 8, one rate, 2 s steps, 5 s idle: under a minute per host and workload")
-    p.add_argument("--hosts", default="nebula,nebula-nocache,nebula-spin,spin,wasmtime,native",
+    p.add_argument("--hosts", default="nebula,nebula-pure,nebula-nocache,nebula-spin,spin,wasmtime,nginx,native",
                    help="comma-separated, in order; the first one present is each ratio's baseline")
     p.add_argument("--workloads", default="hello,list,vote")
     p.add_argument("--concurrency", default="1,4,16,64", help="closed-loop connection counts")

@@ -19,6 +19,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 HELLO_WASM = "guests/target/wasm32-wasip2/release/http_hello.wasm"
 HELLO_SPIN = "guests/http-hello/spin.toml"
+# The pure function (`handle(request, data) -> response`) on the same path.
+PURE_HELLO = "benches/pure-hello.toml"
+PURE_HELLO_WASM = "guests/target/wasm32-wasip2/release/hello.wasm"
 SPIN_APP = "examples/academemes-spin/spin.toml"
 SPIN_APP_WASM = "examples/academemes-spin/target/wasm32-wasip2/release/academemes_spin.wasm"
 
@@ -135,6 +138,29 @@ def _native(host: Host, ctx: Ctx) -> list[str]:
             "--listen", ctx.addr]
 
 
+def _nginx(host: Host, ctx: Ctx) -> list[str]:
+    """nginx answering `return 200` on every path: the floor of what serving
+    an HTTP response costs. One worker, as the server gets one CPU when
+    pinned; no access log, as Nebula keeps none."""
+    conf = os.path.join(ctx.work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""daemon off;
+worker_processes 1;
+pid {ctx.work}/nginx.pid;
+error_log {ctx.work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {ctx.work}/nginx-body;
+    server {{
+        listen {ctx.addr};
+        location / {{ default_type text/plain; return 200 "hello from nginx\\n"; }}
+    }}
+}}
+""")
+    return [host.binary, "-c", conf, "-p", ctx.work]
+
+
 def _which(env: str, *names: str) -> str | None:
     if os.environ.get(env):
         path = os.environ[env]
@@ -153,6 +179,8 @@ def all_hosts() -> list[Host]:
     admin = nebula_ok and _has_admin(nebula)
     spin = _which("SPIN_BIN", "spin")
     wasmtime = _which("WASMTIME_BIN", "wasmtime")
+    nginx = _which("NGINX_BIN", "nginx") or (
+        "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None)
     native = os.environ.get("NATIVE_BIN") or os.path.join(REPO, "target/release/academemes-native")
     rc = "--runtime-config-file", "{runtime_config}"
     return [
@@ -161,6 +189,10 @@ def all_hosts() -> list[Host]:
             "hello": (_nebula_up(HELLO_SPIN), [HELLO_WASM]),
             "list": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
             "vote": (_nebula_up("app.toml", "--db", "{db}"), PURE_WASMS),
+        }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
+        # Issue 18: the pure function on the same path, no reads.
+        Host("nebula-pure", nebula if nebula_ok else None, {
+            "hello": (_nebula_up(PURE_HELLO), [PURE_HELLO_WASM]),
         }, missing=f"no {nebula}: `cargo build --release` (or set NEBULA_BIN)", admin=admin),
         # The same pure app with every route's `cache` ignored: what the home
         # page costs when each request runs its reads and its component.
@@ -179,6 +211,9 @@ def all_hosts() -> list[Host]:
         Host("wasmtime", wasmtime, {
             "hello": (_wasmtime_serve(HELLO_WASM), [HELLO_WASM]),
         }, missing="no wasmtime: set WASMTIME_BIN to a `wasmtime` binary (`cargo install wasmtime-cli`)"),
+        Host("nginx", nginx, {
+            "hello": (_nginx, []),
+        }, missing="no nginx: `apt-get install nginx-light` (or set NGINX_BIN)"),
         Host("native", native if os.access(native, os.X_OK) else None, {
             "hello": (_native, []),
             "list": (_native, []),
