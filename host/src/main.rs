@@ -543,7 +543,7 @@ fn load_components_in_background(app: &Arc<Host>) -> Arc<LoadFailure> {
                 // Out of file descriptors or memory for a moment (a flood):
                 // nothing is wrong with the component. Requests load what
                 // they need themselves; this tries again later.
-                Err(e) if transient(&e) => {
+                Err(e) if nebula::executor::transient(&e) => {
                     tracing::warn!("loading components: {e:#}; trying again in {wait:?}");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(std::time::Duration::from_secs(5));
@@ -557,19 +557,6 @@ fn load_components_in_background(app: &Arc<Host>) -> Arc<LoadFailure> {
         }
     }));
     failed
-}
-
-/// An error of the machine, not of the component: the system refused a
-/// file, a mapping or memory.
-fn transient(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| {
-            matches!(
-                io.raw_os_error(),
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
-            )
-        })
-    })
 }
 
 async fn shutdown_signal() {

@@ -271,3 +271,20 @@ pub fn kind_of(engine: &Engine, component: &Component) -> ComponentKind {
         ComponentKind::Pure
     }
 }
+
+/// An error of the machine, not of the component: the system refused a
+/// file, a mapping or memory for now (out of descriptors or memory). A load
+/// that fails so is worth trying again; nothing about the component is
+/// known to be wrong.
+pub fn transient(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<std::io::Error>().is_some_and(transient_io))
+}
+
+/// [`transient`] for one I/O error.
+pub fn transient_io(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN)
+    )
+}

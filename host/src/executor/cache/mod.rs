@@ -166,6 +166,16 @@ impl Opened<'_> {
         let seal_file = entry.with_extension("cwasm.seal");
         let mut origin = Origin::Compiled;
         if std::fs::symlink_metadata(&entry).is_ok() {
+            // An entry the system would not let us read just now (out of
+            // descriptors or memory) is kept, and the load fails for now:
+            // the caller tries again later. Deleting it would throw away a
+            // good entry and make the next load pay a compile.
+            let kept = |e: anyhow::Error| {
+                e.context(format!(
+                    "cannot read the compile cache entry {} just now (it is kept; try again)",
+                    entry.display()
+                ))
+            };
             match cache.verified(&entry, &seal_file) {
                 // SAFETY: the entry carries a seal only this host can make,
                 // made when `precompile_component` of an engine with the same
@@ -174,10 +184,15 @@ impl Opened<'_> {
                 Ok(()) => match unsafe { Component::deserialize_file(engine, &entry) } {
                     Ok(c) => return Ok((c, Origin::Cache)),
                     Err(e) => {
+                        let e = anyhow::Error::from(e);
+                        if super::transient(&e) {
+                            return Err(kept(e));
+                        }
                         tracing::warn!(entry = %entry.display(), "cached component rejected ({e:#}); recompiling")
                     }
                 },
-                Err(why) => {
+                Err(NotUsed::Unreadable(e)) => return Err(kept(e.into())),
+                Err(NotUsed::Refused(why)) => {
                     tracing::warn!(entry = %entry.display(), "cached component refused: {why}; recompiling")
                 }
             }
@@ -205,6 +220,14 @@ impl Opened<'_> {
         let component = unsafe { Component::deserialize(engine, &compiled) }?;
         Ok((component, origin))
     }
+}
+
+/// Why a cache entry is not mapped.
+enum NotUsed {
+    /// Not one this host made, or not intact: it is deleted and recompiled.
+    Refused(String),
+    /// The system would not let it be read just now.
+    Unreadable(std::io::Error),
 }
 
 fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> Result<Component> {
@@ -302,13 +325,17 @@ impl Opened<'_> {
     /// may write, whose seal verifies. The seal file's second line is the
     /// entry's stamp when it was last checked in full, sealed on the third:
     /// if the entry still has it, it is not read again.
-    fn verified(&self, entry: &Path, seal_file: &Path) -> Result<(), String> {
+    fn verified(&self, entry: &Path, seal_file: &Path) -> Result<(), NotUsed> {
         if let Some(why) = trust::untrusted(entry) {
-            return Err(why);
+            return Err(NotUsed::Refused(why));
         }
-        let text = trust::read_trusted(seal_file)
-            .and_then(|b| String::from_utf8(b).ok())
-            .ok_or("it has no seal this host can read")?;
+        let text = match std::fs::read(seal_file) {
+            Err(e) if super::transient_io(&e) => return Err(NotUsed::Unreadable(e)),
+            _ if trust::untrusted(seal_file).is_some() => None,
+            Ok(b) => String::from_utf8(b).ok(),
+            Err(_) => None,
+        }
+        .ok_or_else(|| NotUsed::Refused("it has no seal this host can read".into()))?;
         let mut lines = text.lines();
         let entry_seal = lines.next().unwrap_or_default();
         let name = entry.file_name().unwrap_or_default().as_encoded_bytes();
@@ -320,12 +347,18 @@ impl Opened<'_> {
                 return Ok(());
             }
         }
-        let actual = self
-            .key
-            .seal_file(entry)
-            .map_err(|e| format!("cannot read it: {e}"))?;
+        let actual =
+            self.key
+                .seal_file(entry)
+                .map_err(|e| match e.downcast::<std::io::Error>() {
+                    Ok(io) if super::transient_io(&io) => NotUsed::Unreadable(io),
+                    Ok(io) => NotUsed::Refused(format!("cannot read it: {io}")),
+                    Err(e) => NotUsed::Refused(format!("cannot read it: {e}")),
+                })?;
         if !seal::same(&actual, entry_seal) {
-            return Err("its seal does not match (corrupt, or not written by this host)".into());
+            return Err(NotUsed::Refused(
+                "its seal does not match (corrupt, or not written by this host)".into(),
+            ));
         }
         // Best effort: without it the next start reads the entry again.
         let _ = self.write_seal(entry, seal_file, &actual);
@@ -421,6 +454,79 @@ mod tests {
 
     /// An engine, a cache folder in a temporary one, and a component
     /// source there holding the first of [`two_components`].
+    /// Under EMFILE the entry's seal cannot be opened: the load fails for
+    /// now and the entry stays, good for the next load. (It was deleted
+    /// and recompiled, and the new entry could not be written either.) Run
+    /// in a child process of this test binary, since it uses up the
+    /// process's descriptors.
+    #[test]
+    fn an_entry_that_cannot_be_read_for_want_of_descriptors_is_kept() {
+        const CHILD: &str = "NEBULA_TEST_EMFILE_CHILD";
+        if std::env::var_os(CHILD).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "executor::cache::tests::an_entry_that_cannot_be_read_for_want_of_descriptors_is_kept",
+                    "--exact",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CHILD, "1")
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let (engine, tmp, cache, src) = with_cache();
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
+        let entry = entries(&tmp.path().join("cache")).pop().unwrap();
+        let bytes = std::fs::read(&src).unwrap();
+        let digest = hex(&Sha256::digest(&bytes));
+        let opened = cache.open().unwrap();
+        // SAFETY: plain libc calls on a local struct.
+        unsafe {
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+            lim.rlim_cur = lim.rlim_cur.min(512);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        let mut held = Vec::new();
+        loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => held.push(f),
+                Err(e) => {
+                    assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                    break;
+                }
+            }
+        }
+        let r = opened.load_entry(
+            &engine,
+            &digest,
+            Some(bytes.clone()),
+            || unreachable!(),
+            &src,
+        );
+        drop(held);
+        let err = match r {
+            Ok((_, origin)) => panic!("loaded ({origin:?}) without reading its entry"),
+            Err(e) => e,
+        };
+        // Worth trying again, as `nebula up`'s loader and a request's load do.
+        assert!(crate::executor::transient(&err), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("it is kept; try again"),
+            "{err:#}"
+        );
+        assert!(entry.is_file(), "the good entry was deleted");
+        assert!(entry.with_extension("cwasm.seal").is_file());
+        assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+    }
+
     fn with_cache() -> (Engine, tempfile::TempDir, CompileCache, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let cache = CompileCache::new(Some(tmp.path().join("cache")));
