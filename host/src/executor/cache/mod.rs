@@ -20,8 +20,10 @@
 mod seal;
 mod trust;
 
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -43,6 +45,10 @@ pub enum Origin {
 #[derive(Debug, Clone)]
 pub struct CompileCache {
     dir: Option<PathBuf>,
+    /// The digest of each file this cache loaded, with the file's stamp
+    /// then: [`CompileCache::identity`] answers from here instead of
+    /// opening the key and reading the remembered digest again.
+    loaded: Arc<Mutex<HashMap<PathBuf, (String, String)>>>,
 }
 
 /// A cache folder that passed its checks, with its key.
@@ -53,11 +59,18 @@ struct Opened<'a> {
 
 impl CompileCache {
     pub fn new(dir: Option<PathBuf>) -> Self {
-        CompileCache { dir }
+        CompileCache {
+            dir,
+            loaded: Default::default(),
+        }
     }
 
     pub fn disabled() -> Self {
-        CompileCache { dir: None }
+        CompileCache::new(None)
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (String, String)>> {
+        self.loaded.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The folder, made private, and its key; `None` (and a warning) when
@@ -93,7 +106,12 @@ impl CompileCache {
             return Ok((compile(engine, &bytes, wasm_path)?, Origin::Compiled));
         };
         let mut bytes = None;
-        let digest = match Stamp::of(wasm_path).and_then(|s| cache.remembered_digest(wasm_path, &s))
+        // Taken before the file is read: if it changes in between, the
+        // stamp kept below no longer matches and `identity` asks again.
+        let stamp = Stamp::of(wasm_path);
+        let digest = match stamp
+            .as_ref()
+            .and_then(|s| cache.remembered_digest(wasm_path, s))
         {
             Some(d) => d,
             None => {
@@ -104,7 +122,12 @@ impl CompileCache {
                 d
             }
         };
-        cache.load_entry(engine, &digest, bytes, read, wasm_path)
+        let loaded = cache.load_entry(engine, &digest, bytes, read, wasm_path)?;
+        if let Some(stamp) = stamp {
+            self.loaded()
+                .insert(wasm_path.to_path_buf(), (stamp.0, digest));
+        }
+        Ok(loaded)
     }
 
     /// What identifies the code at `wasm_path` now: its SHA-256 if the
@@ -113,6 +136,13 @@ impl CompileCache {
     /// changes whenever the file does. The response cache keys by it.
     pub fn identity(&self, wasm_path: &Path) -> Vec<u8> {
         let stamp = Stamp::of(wasm_path);
+        if let Some(stamp) = &stamp {
+            if let Some((seen, digest)) = self.loaded().get(wasm_path) {
+                if *seen == stamp.0 {
+                    return digest.clone().into_bytes();
+                }
+            }
+        }
         if let (Some(dir), Some(stamp)) = (self.dir.as_deref(), &stamp) {
             if let Ok(key) = SealKey::for_cache(dir) {
                 let opened = Opened { dir, key };
@@ -454,6 +484,19 @@ mod tests {
 
     /// An engine, a cache folder in a temporary one, and a component
     /// source there holding the first of [`two_components`].
+    #[test]
+    fn identity_is_the_digest_the_load_learnt_without_reading_the_cache_again() {
+        let (engine, tmp, cache, src) = with_cache();
+        cache.load(&engine, &src).unwrap();
+        let digest = hex(&Sha256::digest(std::fs::read(&src).unwrap()));
+        // Whatever is on disk now, the load's answer stands…
+        std::fs::remove_dir_all(tmp.path().join("cache")).unwrap();
+        assert_eq!(cache.identity(&src), digest.as_bytes());
+        // …for the file as it was loaded, not for a changed one.
+        std::fs::write(&src, wat::parse_str("(component)").unwrap()).unwrap();
+        assert_ne!(cache.identity(&src), digest.as_bytes());
+    }
+
     /// Under EMFILE the entry's seal cannot be opened: the load fails for
     /// now and the entry stays, good for the next load. (It was deleted
     /// and recompiled, and the new entry could not be written either.) Run
