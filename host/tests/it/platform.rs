@@ -679,6 +679,16 @@ fn storing_app(dir: &Path, name: &str, seed: &str) -> PathBuf {
     )
     .unwrap();
     std::fs::write(app.join("db/seed.sql"), seed).unwrap();
+    storing_manifest(
+        &app,
+        name,
+        "INSERT INTO notes (text) VALUES (?1 || hex(zeroblob(100000)))",
+    )
+}
+
+/// The `app.toml` of a storing app in `app`: `POST /effects?mode=ok` runs
+/// the write `note` (`note_sql`) once; schema and seed under `db/`.
+fn storing_manifest(app: &Path, name: &str, note_sql: &str) -> PathBuf {
     let effects = repo().join("guests/target/wasm32-wasip2/release/effects_bad.wasm");
     let manifest = app.join("app.toml");
     std::fs::write(
@@ -696,7 +706,7 @@ seed = "db/seed.sql"
 source = "{}"
 
 [writes.note]
-sql = "INSERT INTO notes (text) VALUES (?1 || hex(zeroblob(100000)))"
+sql = "{note_sql}"
 
 [[routes]]
 path = "/effects"
@@ -709,6 +719,28 @@ writes = ["note"]
     )
     .unwrap();
     manifest
+}
+
+/// Posts until a write is refused, at most `at_most` times: how many were
+/// stored before the refusal, which must be a 507 saying there is no room.
+fn fill_until_refused(post: impl Fn() -> Resp, at_most: u64) -> u64 {
+    let mut stored = 0;
+    let refused = loop {
+        let r = post();
+        if r.status != 200 {
+            break r;
+        }
+        stored += 1;
+        assert!(stored < at_most, "the ceiling never stopped a write");
+    };
+    assert!(stored >= 2, "only {stored} writes fit in 1 MiB");
+    assert_eq!(refused.status, 507, "{}", refused.text());
+    assert!(
+        refused.text().contains("no room left"),
+        "{}",
+        refused.text()
+    );
+    stored
 }
 
 #[test]
@@ -736,22 +768,7 @@ fn an_apps_data_stops_at_the_storage_ceiling_with_507_and_nothing_written() {
             .unwrap()
     };
     // ~200 KB a note: a few fit in 1 MiB, then every write is refused.
-    let mut stored = 0;
-    let refused = loop {
-        let r = post();
-        if r.status != 200 {
-            break r;
-        }
-        stored += 1;
-        assert!(stored < 20, "the ceiling never stopped a write");
-    };
-    assert!(stored >= 2, "only {stored} notes fit in 1 MiB");
-    assert_eq!(refused.status, 507, "{}", refused.text());
-    assert!(
-        refused.text().contains("no room left"),
-        "{}",
-        refused.text()
-    );
+    let stored = fill_until_refused(post, 20) as i64;
     assert_eq!(count(), stored, "a refused write left a row behind");
     assert_eq!(post().status, 507, "still full");
     assert_eq!(count(), stored);
@@ -804,37 +821,7 @@ fn storing_app_pg(dir: &Path, name: &str, seed_rows: u32) -> PathBuf {
     };
     std::fs::write(app.join("db/seed.sql"), &seed).unwrap();
     std::fs::write(app.join("db/seed.postgres.sql"), &seed).unwrap();
-    let effects = repo().join("guests/target/wasm32-wasip2/release/effects_bad.wasm");
-    let manifest = app.join("app.toml");
-    std::fs::write(
-        &manifest,
-        format!(
-            r#"[app]
-name = "{name}"
-
-[database]
-path = "data/app.db"
-schema = "db/schema.sql"
-seed = "db/seed.sql"
-
-[components.effects-bad]
-source = "{}"
-
-[writes.note]
-sql = "{}"
-
-[[routes]]
-path = "/effects"
-methods = ["POST"]
-component = "effects-bad"
-writes = ["note"]
-"#,
-            effects.display(),
-            rows(2000, "?1 || ")
-        ),
-    )
-    .unwrap();
-    manifest
+    storing_manifest(&app, name, &rows(2000, "?1 || "))
 }
 
 #[test]
@@ -874,22 +861,7 @@ fn an_apps_postgres_schema_stops_at_the_storage_ceiling_with_507_and_nothing_wri
                 .unwrap(),
         )
     };
-    let mut stored = 0;
-    let refused = loop {
-        let r = post();
-        if r.status != 200 {
-            break r;
-        }
-        stored += 1;
-        assert!(stored < 40, "the ceiling never stopped a write");
-    };
-    assert!(stored >= 2, "only {stored} writes fit in 1 MiB");
-    assert_eq!(refused.status, 507, "{}", refused.text());
-    assert!(
-        refused.text().contains("no room left"),
-        "{}",
-        refused.text()
-    );
+    let stored = fill_until_refused(post, 40);
     assert_eq!(count(), stored * 2000, "a refused write left rows behind");
     assert_eq!(post().status, 507, "still full");
     assert_eq!(count(), stored * 2000);
