@@ -116,24 +116,26 @@ pub fn pack(file: &Path) -> Result<Vec<u8>> {
             "spin.toml"
         }
     };
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::default(),
-    ));
-    tar.mode(tar::HeaderMode::Deterministic);
-    append(&mut tar, name, doc.to_string().as_bytes())?;
     files.sort_by(|a, b| a.1.cmp(&b.1));
     files.dedup_by(|a, b| a.1 == b.1);
-    for (from, at) in &files {
-        let bytes = std::fs::read(from).with_context(|| {
+    let manifest = doc.to_string();
+    let mut contents = Vec::with_capacity(files.len());
+    for (from, _) in &files {
+        contents.push(std::fs::read(from).with_context(|| {
             format!(
                 "cannot read {} for the bundle; build the app first (`nebula build`)",
                 from.display()
             )
-        })?;
-        append(&mut tar, at, &bytes)?;
+        })?);
     }
-    Ok(tar.into_inner()?.finish()?)
+    let mut entries: Vec<(&str, &[u8])> = vec![(name, manifest.as_bytes())];
+    entries.extend(
+        files
+            .iter()
+            .zip(&contents)
+            .map(|((_, at), b)| (at.as_str(), &b[..])),
+    );
+    gz_tar(&entries)
 }
 
 /// A gzipped tarball of `entries` (path in the bundle, bytes), in order.

@@ -225,18 +225,18 @@ impl SharedStore {
 
     /// Creates an app's data schema if it is missing.
     pub async fn create_schema(&self, schema: &str) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-            .await?;
-        Ok(())
+        self.batch(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .await
     }
 
+    /// Drops an app's data schema and everything in it.
     pub async fn drop_schema(&self, schema: &str) -> Result<()> {
-        let client = self.client().await?;
-        client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-            .await?;
+        self.batch(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await
+    }
+
+    async fn batch(&self, sql: &str) -> Result<()> {
+        self.client().await?.batch_execute(sql).await?;
         Ok(())
     }
 

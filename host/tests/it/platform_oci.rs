@@ -209,54 +209,26 @@ fn spin_registry_push_deploys_the_app_for_its_repository_name() {
     );
 
     // Refused, each with a clear error, and version 2 keeps serving:
+    let refused = |name_tag: &str, token: &str, locked: &Value| {
+        push(&p.admin, name_tag, token, locked, &blobs, false).unwrap_err()
+    };
+    let app_x = locked_app("x", &v7, &probe, &page);
     // a wrong token;
-    let e = push(
-        &p.admin,
-        "pushed.test:v3",
-        "nbt_wrong",
-        &locked_app("x", &v7, &probe, &page),
-        &blobs,
-        false,
-    )
-    .unwrap_err();
+    let e = refused("pushed.test:v3", "nbt_wrong", &app_x);
     assert!(e.contains("401"), "{e}");
     // a host another tenant holds;
-    let e = push(
-        &p.admin,
-        "pushed.test:v3",
-        &bob,
-        &locked_app("x", &v7, &probe, &page),
-        &blobs,
-        false,
-    )
-    .unwrap_err();
+    let e = refused("pushed.test:v3", &bob, &app_x);
     assert!(e.contains("409") && e.contains("another tenant"), "{e}");
     // an app that fails `nebula check` (a route to no component);
-    let mut broken = locked_app("x", &v7, &probe, &page);
+    let mut broken = app_x.clone();
     broken["triggers"][0]["trigger_config"]["component"] = json!("nowhere");
-    let e = push(&p.admin, "pushed.test:v3", &alice, &broken, &blobs, false).unwrap_err();
+    let e = refused("pushed.test:v3", &alice, &broken);
     assert!(e.contains("422") && e.contains("nowhere"), "{e}");
     // an artifact that is not a Spin app;
-    let e = push(
-        &p.admin,
-        "pushed.test:v3",
-        &alice,
-        &json!({"not": "an app"}),
-        &blobs,
-        false,
-    )
-    .unwrap_err();
+    let e = refused("pushed.test:v3", &alice, &json!({"not": "an app"}));
     assert!(e.contains("400") && e.contains("metadata.name"), "{e}");
     // a repository name that is no host name.
-    let e = push(
-        &p.admin,
-        "org/pushed.test:v3",
-        &alice,
-        &locked_app("x", &v7, &probe, &page),
-        &blobs,
-        false,
-    )
-    .unwrap_err();
+    let e = refused("org/pushed.test:v3", &alice, &app_x);
     assert!(e.contains("NAME_INVALID"), "{e}");
 
     // By hand: a blob that does not hash to its digest, and a manifest

@@ -31,7 +31,8 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::wasm_kind::WasmKind;
-use seal::{hex, SealKey};
+pub(crate) use seal::hex;
+use seal::SealKey;
 
 /// Where a loaded component came from; logged so a cache hit is observable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,13 +360,15 @@ impl Opened<'_> {
         if let Some(why) = trust::untrusted(entry) {
             return Err(NotUsed::Refused(why));
         }
+        let no_seal = || NotUsed::Refused("it has no seal this host can read".into());
+        if trust::untrusted(seal_file).is_some() {
+            return Err(no_seal());
+        }
         let text = match std::fs::read(seal_file) {
             Err(e) if super::transient_io(&e) => return Err(NotUsed::Unreadable(e)),
-            _ if trust::untrusted(seal_file).is_some() => None,
-            Ok(b) => String::from_utf8(b).ok(),
-            Err(_) => None,
-        }
-        .ok_or_else(|| NotUsed::Refused("it has no seal this host can read".into()))?;
+            Err(_) => return Err(no_seal()),
+            Ok(b) => String::from_utf8(b).map_err(|_| no_seal())?,
+        };
         let mut lines = text.lines();
         let entry_seal = lines.next().unwrap_or_default();
         let name = entry.file_name().unwrap_or_default().as_encoded_bytes();

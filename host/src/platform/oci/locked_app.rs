@@ -350,10 +350,10 @@ pub fn check_digest(digest: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// `sha256:HEX`, as OCI names content.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let hash = sha2::Sha256::digest(bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::executor::hex(&sha2::Sha256::digest(bytes));
     format!("sha256:{hex}")
 }
 
