@@ -90,6 +90,12 @@ pub struct ServeArgs {
     /// apps' data live (each node keeps a copy of what it serves in --dir).
     #[arg(long, env = "NEBULA_PLATFORM_STORE")]
     pub store: Option<String>,
+    /// A Redis server apps' `[[trigger.redis]]` may subscribe to, e.g.
+    /// "redis://127.0.0.1:6379" (repeat for more). Bundles with triggers on
+    /// any other address are refused: tenants cannot make the platform
+    /// connect where they like.
+    #[arg(long = "allow-redis", value_name = "ADDR")]
+    pub allow_redis: Vec<String>,
     /// Idle seconds after which the whole process trims its memory (off by default).
     #[arg(long)]
     pub idle_trim: Option<f64>,
@@ -157,6 +163,7 @@ impl ServeArgs {
                 max_files: 10_000,
             },
             store: self.store.clone(),
+            redis_allowed: self.allow_redis.clone(),
         })
     }
 }

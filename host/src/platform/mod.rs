@@ -15,6 +15,7 @@ pub mod admin_api;
 pub mod bundle;
 pub mod cli;
 pub mod oci;
+pub mod redis_triggers;
 pub mod registry;
 pub mod shared_store;
 pub mod slot;
@@ -28,8 +29,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use tracing::Instrument;
 
 use self::bundle::UnpackLimits;
+use self::redis_triggers::RedisTriggers;
 use self::registry::{AppRecord, Refusal, Registry};
 use self::shared_store::SharedStore;
 use self::slot::{Ceilings, Slot};
@@ -54,6 +57,8 @@ pub struct PlatformOptions {
     /// With several nodes: the PostgreSQL database that holds tenants, app
     /// records, bundles and the apps' data (each in its own schema).
     pub store: Option<String>,
+    /// The Redis servers apps' `[[trigger.redis]]` may subscribe to.
+    pub redis_allowed: Vec<String>,
 }
 
 pub struct Platform {
@@ -67,6 +72,7 @@ pub struct Platform {
     loaded_one: tokio::sync::Notify,
     epoch: Instant,
     headers: SecurityHeaders,
+    redis: RedisTriggers,
 }
 
 impl Platform {
@@ -78,14 +84,20 @@ impl Platform {
         if let Some(store) = &store {
             tokio::runtime::Handle::current().block_on(store.init())?;
         }
-        let registry =
-            Registry::open(&opts.dir, store)?.with_storage_ceiling(opts.ceilings.max_storage_bytes);
+        let registry = Registry::open(&opts.dir, store)?
+            .with_storage_ceiling(opts.ceilings.max_storage_bytes)
+            .with_redis_allowed(opts.redis_allowed.clone());
         let engines = SharedEngines::new(&crate::executor::EngineOptions {
             max_instances: opts.pool_instances,
             max_memory_bytes: opts.ceilings.max_memory_bytes,
             ..Default::default()
         })?;
-        let platform = Arc::new(Platform {
+        let platform = Arc::new_cyclic(|me: &std::sync::Weak<Platform>| Platform {
+            redis: RedisTriggers::new(
+                opts.redis_allowed.clone(),
+                registry.store().cloned(),
+                me.clone(),
+            ),
             registry,
             apps: RwLock::new(HashMap::new()),
             engines,
@@ -191,6 +203,7 @@ impl Platform {
     /// finish on the version they started on.
     pub fn install(&self, record: AppRecord) -> Arc<Slot> {
         let version = self.registry.version(&record);
+        let triggers = redis_triggers_of(&version.manifest);
         let mut apps = self.apps.write().unwrap_or_else(|p| p.into_inner());
         let id = apps
             .get(&record.host)
@@ -208,6 +221,8 @@ impl Platform {
         if let Some(old) = apps.insert(record.host.clone(), slot.clone()) {
             old.unload();
         }
+        drop(apps);
+        self.redis.set(&record.host, &triggers);
         slot
     }
 
@@ -221,6 +236,7 @@ impl Platform {
         if let Some(old) = old {
             old.unload();
         }
+        self.redis.set(host, &[]);
     }
 
     pub fn slot(&self, host: &str) -> Option<Arc<Slot>> {
@@ -308,10 +324,73 @@ impl Platform {
         }
     }
 
+    /// The channels the platform subscribes to at a Redis `address`.
+    pub fn redis_channels(&self, address: &str) -> Vec<String> {
+        self.redis.channels(address)
+    }
+
+    /// One Redis message to `host`'s trigger: the app is loaded if it is not,
+    /// as for an HTTP request, and counts as used.
+    async fn deliver_message(
+        &self,
+        host: &str,
+        trigger: &crate::spin::manifest::RedisTrigger,
+        payload: Vec<u8>,
+    ) {
+        let Some(slot) = self.slot(host) else { return };
+        let was_loaded = slot.loaded().is_some();
+        let app = match slot.host(&self.engines, &self.opts.ceilings).await {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(app = %host, channel = %trigger.channel, "Redis message not delivered: cannot load the app: {e:#}");
+                return;
+            }
+        };
+        if !was_loaded {
+            self.loaded_one.notify_one();
+        }
+        let span = tracing::info_span!("app", host = %slot.record.host);
+        crate::trigger::redis::deliver(&app, trigger, payload)
+            .instrument(span)
+            .await;
+        slot.touch();
+    }
+
     fn page(&self, resp: http::Response<bytes::Bytes>) -> http::Response<Body> {
         let mut resp = resp.map(full_body);
         self.headers.apply(resp.headers_mut());
         resp
+    }
+}
+
+impl redis_triggers::Deliver for Platform {
+    fn deliver(
+        self: Arc<Self>,
+        host: String,
+        trigger: crate::spin::manifest::RedisTrigger,
+        payload: Vec<u8>,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move { self.deliver_message(&host, &trigger, payload).await })
+    }
+}
+
+/// A Spin app's Redis triggers, read from its manifest only when it names
+/// any (most apps have none; reading every manifest at start would cost).
+fn redis_triggers_of(manifest: &std::path::Path) -> Vec<crate::spin::manifest::RedisTrigger> {
+    if manifest.file_name().is_some_and(|n| n != "spin.toml") {
+        return Vec::new();
+    }
+    match std::fs::read_to_string(manifest) {
+        Ok(text) if text.contains("trigger.redis") => {}
+        _ => return Vec::new(),
+    }
+    match crate::app::AnyManifest::load(manifest) {
+        Ok(crate::app::AnyManifest::Spin(m)) => m.redis_triggers,
+        Ok(_) => Vec::new(),
+        Err(e) => {
+            tracing::error!(manifest = %manifest.display(), "cannot read the app's Redis triggers: {e:#}");
+            Vec::new()
+        }
     }
 }
 
@@ -375,7 +454,10 @@ impl Service for Platform {
         if !was_loaded {
             self.loaded_one.notify_one();
         }
-        let resp = host.call(req, peer).await;
+        // The app's name on every line it logs (a guest's output included):
+        // one process serves many tenants.
+        let span = tracing::info_span!("app", host = %slot.record.host);
+        let resp = host.call(req, peer).instrument(span).await;
         slot.touch();
         resp
     }

@@ -65,6 +65,8 @@ pub struct Registry {
     store: Option<Arc<SharedStore>>,
     /// Each app's data at most this many bytes (checked at deploy too).
     max_storage_bytes: Option<u64>,
+    /// The Redis servers apps' triggers may subscribe to.
+    redis_allowed: Vec<String>,
 }
 
 /// The paths of one version of an app.
@@ -83,12 +85,19 @@ impl Registry {
             changes: Mutex::new(()),
             store,
             max_storage_bytes: None,
+            redis_allowed: Vec::new(),
         })
     }
 
     /// Holds every app's data to `max_bytes` from its deploy on.
     pub fn with_storage_ceiling(mut self, max_bytes: Option<u64>) -> Registry {
         self.max_storage_bytes = max_bytes;
+        self
+    }
+
+    /// Accepts Redis triggers on these addresses only.
+    pub fn with_redis_allowed(mut self, addresses: Vec<String>) -> Registry {
+        self.redis_allowed = addresses;
         self
     }
 
@@ -305,12 +314,8 @@ impl Registry {
         let parsed =
             crate::app::AnyManifest::load(&manifest).map_err(|e| refuse(format!("{e:#}")))?;
         if let crate::app::AnyManifest::Spin(m) = &parsed {
-            if !m.redis_triggers.is_empty() {
-                return Err(Refusal::new(
-                    422,
-                    "[[trigger.redis]]: the platform serves HTTP triggers only; serve an app with Redis triggers with `nebula up`",
-                ));
-            }
+            super::redis_triggers::check_addresses(&m.redis_triggers, &self.redis_allowed)
+                .map_err(|e| refuse(format!("{}: {e}", m.file.display())))?;
         }
         let report = crate::check::check_any(parsed, &self.cache_dir(tenant))
             .map_err(|e| refuse(format!("{e:#}")))?;

@@ -302,6 +302,40 @@ fn record_of(row: &tokio_postgres::Row) -> AppRecord {
 
 /// The PostgreSQL schema an app's data lives in: readable, and unique per
 /// host (`a-b.test` and `a.b-test` differ by the hash).
+/// A PostgreSQL advisory lock held for as long as `client` lives: while it
+/// is held, this node is the one that does the job the lock names.
+pub struct Lease {
+    pub client: Client,
+    /// Resolves when the lock's session ends (the database restarted or the
+    /// connection broke): the lock is then someone else's.
+    pub lost: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl SharedStore {
+    /// Waits until this node holds the advisory lock named `job` (the wait
+    /// is inside PostgreSQL: no polling), then holds it on a connection of
+    /// its own until the [`Lease`] is dropped or the connection ends.
+    pub async fn lead(&self, job: &str) -> Result<Lease> {
+        let (client, conn) = self
+            .config
+            .connect(NoTls)
+            .await
+            .context("cannot connect to the platform's PostgreSQL store")?;
+        let (gone, lost) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let _ = conn.await;
+            let _ = gone.send(());
+        });
+        // Two-key form, the first key Nebula's own, so that the lock cannot
+        // collide with an app's advisory locks in the same database.
+        client
+            .execute("SELECT pg_advisory_lock(1313163842, hashtext($1))", &[&job])
+            .await
+            .with_context(|| format!("cannot take the PostgreSQL lock for {job:?}"))?;
+        Ok(Lease { client, lost })
+    }
+}
+
 pub fn data_schema(host: &str) -> String {
     use sha2::Digest;
     let readable: String = host

@@ -85,7 +85,7 @@ async fn serve(host: &Arc<Host>, trigger: &RedisTrigger, wait: &mut Duration) ->
 
 /// One message to the trigger's component; the outcome is counted as a
 /// status (200 handled, 500 failed) on the trigger's route and logged.
-async fn deliver(host: &Host, trigger: &RedisTrigger, payload: Vec<u8>) {
+pub async fn deliver(host: &Host, trigger: &RedisTrigger, payload: Vec<u8>) {
     let (component, id, route) = match host.message_target(trigger) {
         Ok(t) => t,
         Err(e) => {

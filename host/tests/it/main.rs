@@ -27,6 +27,7 @@ mod metrics;
 mod new_component;
 mod platform;
 mod platform_oci;
+mod platform_redis;
 mod purity;
 mod reads;
 mod replay;

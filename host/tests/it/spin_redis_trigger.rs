@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use crate::support::{build_spin_guests, repo, Server};
 
-struct Redis {
-    port: u16,
+/// A redis-server of the test's own (platform_redis.rs uses it too).
+pub struct Redis {
+    pub port: u16,
     child: Child,
 }
 
 impl Redis {
-    fn start(port: u16) -> Redis {
+    pub fn start(port: u16) -> Redis {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -40,12 +41,12 @@ impl Redis {
         panic!("redis-server on port {} did not start", self.port);
     }
 
-    fn client(&self) -> redis::Client {
+    pub fn client(&self) -> redis::Client {
         redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap()
     }
 
     /// Publishes and says how many subscribers got it.
-    fn publish(&self, channel: &str, message: &str) -> i64 {
+    pub fn publish(&self, channel: &str, message: &str) -> i64 {
         let mut c = self.client().get_connection().unwrap();
         redis::cmd("PUBLISH")
             .arg(channel)
@@ -54,7 +55,7 @@ impl Redis {
             .unwrap()
     }
 
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -66,7 +67,7 @@ impl Drop for Redis {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
