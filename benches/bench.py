@@ -85,7 +85,8 @@ def machine() -> dict:
 def make_golden_db(hosts, work: str, say) -> str | None:
     """A database with the Academemes schema and seed, made by Nebula itself
     from app.toml, copied fresh for every run."""
-    nebula = next((h for h in hosts if h.name == "nebula" and h.binary), None)
+    # Any of the nebula hosts: they run one binary.
+    nebula = next((h for h in hosts if h.name.startswith("nebula") and h.binary), None)
     if nebula is None:
         return None
     db = os.path.join(work, "golden.db")

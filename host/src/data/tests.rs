@@ -52,6 +52,10 @@ max_bytes = 5
 sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT max(n) AS n FROM r"
 timeout_ms = 50
 
+[reads.long]
+sql = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 300000) SELECT count(*) AS n FROM r"
+timeout_ms = 20000
+
 [reads.by_text]
 sql = "SELECT id FROM items WHERE text = :t OR text = :u OR (:t IS NULL AND id = 3) ORDER BY id"
 bind = { t = "query.t", u = "query.u" }
@@ -268,6 +272,39 @@ fn reads_return_one_table_per_plan_in_order_with_their_bindings(kind: Kind) {
     assert_eq!(ints(&tables[1]), [1, 2]);
     assert_eq!(ints(&tables[2]), [3]);
     assert!(block_on(s.read(Vec::new())).unwrap().is_empty());
+}
+
+/// SQLite reads run on the worker that serves the request while they are
+/// short (no hand-off to another thread and back), and a read that runs
+/// past the inline budget is stopped and run whole on the blocking pool, so
+/// it does not hold up the other requests on that worker.
+#[test]
+fn short_sqlite_reads_run_on_the_worker_and_long_ones_move_to_the_blocking_pool() {
+    use futures::FutureExt;
+    let Fixture {
+        m,
+        s,
+        dir: _dir,
+        _db,
+    } = store(Kind::Sqlite);
+    block_on(async {
+        // Answered within the first poll: it never left the worker.
+        let tables = s
+            .read(vec![plan(&m, "items", &[])])
+            .now_or_never()
+            .expect("a short read answers at once")
+            .unwrap();
+        assert_eq!(tables[0].rows.len(), 3);
+        // Pending after its first poll: the worker is free while the pool runs it.
+        let long = || s.read(vec![plan(&m, "long", &[]), plan(&m, "items", &[])]);
+        assert!(long().now_or_never().is_none());
+        // And the answer is whole, both reads from one snapshot.
+        let tables = long().await.unwrap();
+        assert_eq!(ints(&tables[0]), [300_000]);
+        assert_eq!(tables[1].rows.len(), 3);
+    });
+    // The stopped connection went back clean: reads go on.
+    assert_eq!(texts(&*s, &m), ["one", "two", "three"]);
 }
 
 fn reads_past_their_limits_fail_naming_the_read(kind: Kind) {

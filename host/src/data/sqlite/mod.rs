@@ -16,7 +16,7 @@ mod statements;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue, ValueRef};
@@ -30,6 +30,14 @@ use crate::manifest::Manifest;
 
 /// How many idle reader connections are kept for reuse.
 const MAX_IDLE_READERS: usize = 8;
+
+/// How long a route's reads may run on the async worker that serves the
+/// request before they are stopped and run again, whole, on the blocking
+/// pool. Most reads of a web page take tens of microseconds: handing them
+/// to another thread and back costs more than running them (two thread
+/// switches; benches/RESULTS.md, issue 18). A long query must still not
+/// stall the other requests on that worker, hence the budget.
+const INLINE_BUDGET: Duration = Duration::from_micros(200);
 
 /// The store [`super::open`] gives an app whose database is a SQLite file.
 /// The connections are shared with the blocking threads that use them.
@@ -104,19 +112,25 @@ impl DataStore for SqliteStore {
         format!("sqlite:{}", self.db.path.display())
     }
 
-    /// On tokio's blocking pool: a read waits for the disk and may run up to
-    /// its `timeout_ms`, and neither may stall the async workers serving
-    /// other requests.
+    /// First on the worker, within [`INLINE_BUDGET`]; reads that need more
+    /// are stopped and run on tokio's blocking pool, where a read may take up
+    /// to its `timeout_ms` without stalling the requests beside it.
     fn read(&self, plans: Vec<ReadPlan>) -> StoreFuture<'_, Result<Vec<Table>, ReadError>> {
         let db = self.db.clone();
         Box::pin(async move {
             if plans.is_empty() {
                 return Ok(Vec::new());
             }
+            if let Some(tables) = db.read(&plans, Instant::now().checked_add(INLINE_BUDGET))? {
+                return Ok(tables);
+            }
             // Charged to the request's CPU account (metrics) like inline work.
-            crate::metrics::cpu::spawn_blocking(move || db.read(&plans))
-                .await
-                .unwrap_or_else(|e| Err(ReadError::Aborted(e.to_string())))
+            crate::metrics::cpu::spawn_blocking(move || {
+                db.read(&plans, None)
+                    .map(|t| t.expect("no budget, so never stopped for one"))
+            })
+            .await
+            .unwrap_or_else(|e| Err(ReadError::Aborted(e.to_string())))
         })
     }
 
@@ -194,16 +208,21 @@ impl DataStore for SqliteStore {
 
 impl Database {
     /// Runs a route's reads in one read transaction, so they see one
-    /// snapshot, each within its `max_rows`, `max_bytes` and `timeout_ms`.
-    fn read(&self, plans: &[ReadPlan]) -> std::result::Result<Vec<Table>, ReadError> {
+    /// snapshot, each within its `max_rows`, `max_bytes` and `timeout_ms`;
+    /// `None` if they were stopped at `stop_by` (see [`reads::run_all`]).
+    fn read(
+        &self,
+        plans: &[ReadPlan],
+        stop_by: Option<Instant>,
+    ) -> std::result::Result<Option<Vec<Table>>, ReadError> {
         let Some(first) = plans.first() else {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         };
         let conn = self.take_reader().map_err(|e| ReadError::Failed {
             read: first.read.name.clone(),
             error: format!("{e:#}"),
         })?;
-        let tables = reads::run_all(&conn, plans)?;
+        let tables = reads::run_all(&conn, plans, stop_by)?;
         // Only a connection whose reads all succeeded is reused: one left
         // inside a transaction (an error, an interrupt) is dropped.
         self.give_back_reader(conn);

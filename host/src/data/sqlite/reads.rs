@@ -8,7 +8,7 @@
 //! statement from inside the VM; the reader connection is then dropped, not
 //! reused.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,13 +21,24 @@ use crate::data::{ReadError, ReadPlan};
 /// How many SQLite VM instructions run between two looks at the clock:
 /// about a tenth of a millisecond of work, and the look costs nanoseconds.
 const PROGRESS_INTERVAL: i32 = 10_000;
+/// The same on an async worker, where a read must stop soon after its
+/// budget: about ten microseconds of work between looks.
+const INLINE_PROGRESS_INTERVAL: i32 = 1_000;
 
 /// Size of a number in a read's byte count.
 const NUMBER_BYTES: u64 = 8;
 
 /// Runs `plans` on `conn` in one read transaction, so they see one snapshot.
 /// On error the connection may be inside that transaction: drop it.
-pub(super) fn run_all(conn: &Connection, plans: &[ReadPlan]) -> Result<Vec<Table>, ReadError> {
+///
+/// With `stop_by` (a read on an async worker), the reads are interrupted
+/// once that instant passes and `Ok(None)` says so; the transaction is then
+/// rolled back and the connection may be reused.
+pub(super) fn run_all(
+    conn: &Connection,
+    plans: &[ReadPlan],
+    stop_by: Option<Instant>,
+) -> Result<Option<Vec<Table>>, ReadError> {
     let failed = |read: &str| {
         let read = read.to_string();
         move |e: rusqlite::Error| ReadError::Failed {
@@ -39,39 +50,64 @@ pub(super) fn run_all(conn: &Connection, plans: &[ReadPlan]) -> Result<Vec<Table
     conn.execute_batch("BEGIN").map_err(failed(first))?;
     let mut tables = Vec::with_capacity(plans.len());
     for plan in plans {
-        tables.push(run_one(conn, plan)?);
+        match run_one(conn, plan, stop_by)? {
+            Some(table) => tables.push(table),
+            None => {
+                conn.execute_batch("ROLLBACK").map_err(failed(first))?;
+                return Ok(None);
+            }
+        }
     }
     conn.execute_batch("COMMIT").map_err(failed(first))?;
-    Ok(tables)
+    Ok(Some(tables))
 }
 
-fn run_one(conn: &Connection, plan: &ReadPlan) -> Result<Table, ReadError> {
+/// Why the progress handler interrupted a statement.
+const RUNNING: u8 = 0;
+const TIMED_OUT: u8 = 1;
+const OVER_BUDGET: u8 = 2;
+
+fn run_one(
+    conn: &Connection,
+    plan: &ReadPlan,
+    stop_by: Option<Instant>,
+) -> Result<Option<Table>, ReadError> {
     let read = &plan.read;
     let limits = read.limits;
-    let timed_out = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(AtomicU8::new(RUNNING));
     let deadline = Instant::now().checked_add(Duration::from_millis(limits.timeout_ms));
     {
-        let timed_out = timed_out.clone();
+        let stopped = stopped.clone();
+        let interval = match stop_by {
+            Some(_) => INLINE_PROGRESS_INTERVAL,
+            None => PROGRESS_INTERVAL,
+        };
         conn.progress_handler(
-            PROGRESS_INTERVAL,
+            interval,
             Some(move || {
                 // `true` interrupts the statement (SQLITE_INTERRUPT).
-                let late = deadline.is_some_and(|d| Instant::now() >= d);
-                if late {
-                    timed_out.store(true, Ordering::Relaxed);
-                }
-                late
+                let now = Instant::now();
+                let why = if deadline.is_some_and(|d| now >= d) {
+                    TIMED_OUT
+                } else if stop_by.is_some_and(|s| now >= s) {
+                    OVER_BUDGET
+                } else {
+                    return false;
+                };
+                stopped.store(why, Ordering::Relaxed);
+                true
             }),
         );
     }
     let result = copy_rows(conn, plan);
     conn.progress_handler(0, None::<fn() -> bool>);
-    match result {
-        Err(_) if timed_out.load(Ordering::Relaxed) => Err(ReadError::Timeout {
+    match (result, stopped.load(Ordering::Relaxed)) {
+        (Err(_), TIMED_OUT) => Err(ReadError::Timeout {
             read: read.name.clone(),
             timeout_ms: limits.timeout_ms,
         }),
-        other => other,
+        (Err(_), OVER_BUDGET) => Ok(None),
+        (other, _) => other.map(Some),
     }
 }
 
