@@ -9,6 +9,7 @@
 
 pub mod cpu;
 pub mod memory;
+mod status_counts;
 mod text;
 
 use std::collections::HashMap;
@@ -65,12 +66,6 @@ impl ComponentStats {
     }
 }
 
-/// HTTP status codes run from 100 to 999 (`http::StatusCode` refuses
-/// others): nine classes of a hundred codes, each class's counters made on
-/// its first use, so that a route that only ever answers 2xx costs one
-/// block, not nine (a platform keeps the stats of every app it has loaded).
-const STATUS_CLASSES: usize = 9;
-
 /// Per (component, route): requests by status and the CPU they used.
 #[derive(Debug)]
 pub struct RouteStats {
@@ -78,7 +73,7 @@ pub struct RouteStats {
     pub route: String,
     /// CPU of the requests' work; its parent is [`cpu::CONNECTIONS`].
     pub cpu: Charge,
-    by_status: [std::sync::OnceLock<Box<[AtomicU64; 100]>>; STATUS_CLASSES],
+    by_status: status_counts::StatusCounts,
     /// Reads run and the response cache's figures, made on first use.
     data: std::sync::OnceLock<Box<DataStats>>,
 }
@@ -158,27 +153,16 @@ impl RouteStats {
     }
 
     pub fn count(&self, status: http::StatusCode) {
-        let code = status.as_u16().clamp(100, 999);
-        let class = self.by_status[usize::from(code / 100 - 1)]
-            .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        class[usize::from(code % 100)].fetch_add(1, Ordering::Relaxed);
+        self.by_status.count(status.as_u16());
     }
 
-    fn statuses(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
-        self.by_status
-            .iter()
-            .enumerate()
-            .filter_map(|(c, class)| class.get().map(|codes| (c, codes)))
-            .flat_map(|(c, codes)| {
-                codes.iter().enumerate().filter_map(move |(i, n)| {
-                    let n = n.load(Ordering::Relaxed);
-                    (n > 0).then_some(((c as u16 + 1) * 100 + i as u16, n))
-                })
-            })
+    /// `(status, requests)` in status order.
+    fn statuses(&self) -> Vec<(u16, u64)> {
+        self.by_status.counts()
     }
 
     fn requests(&self) -> u64 {
-        self.statuses().map(|(_, n)| n).sum()
+        self.statuses().iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -285,7 +269,7 @@ impl AppMetrics {
                 component: r.component.name.clone(),
                 route: r.route.clone(),
                 requests: r.requests(),
-                by_status: r.statuses().collect(),
+                by_status: r.statuses(),
                 cpu_ns: r.cpu.nanos(),
             })
             .collect()
@@ -358,7 +342,7 @@ mod tests {
             m.route("b", "/y")
                 .count(http::StatusCode::from_u16(code).unwrap());
         }
-        let edges: Vec<(u16, u64)> = m.route("b", "/y").statuses().collect();
+        let edges: Vec<(u16, u64)> = m.route("b", "/y").statuses();
         assert_eq!(edges, [(100, 1), (199, 1), (404, 1), (599, 1), (999, 1)]);
         m.component("a").unwrap().memory(3 << 20);
         let text = render(Some(m));
