@@ -145,16 +145,21 @@ impl Host {
             .iter()
             .map(|t| (t.component.clone(), redis_route_label(t)))
             .collect();
-        let metrics = opts.metrics.unwrap_or_else(|| {
-            AppMetrics::new(
-                model.components.keys().map(String::as_str),
-                model
-                    .routes
-                    .iter()
-                    .map(|r| (r.component.as_str(), r.text.as_str()))
-                    .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str()))),
-            )
-        });
+        let components = || model.components.keys().map(String::as_str);
+        let routes = || {
+            model
+                .routes
+                .iter()
+                .map(|r| (r.component.as_str(), r.text.as_str()))
+                .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str())))
+        };
+        // Stats that outlive a load (the platform's) are counted on only
+        // when they were made for these very routes: a route's index names
+        // its counters on the request path.
+        let metrics = match opts.metrics {
+            Some(m) if m.fits(components(), routes()) => m,
+            _ => AppMetrics::new(components(), routes()),
+        };
         let cache = CompileCache::new(opts.cache_dir.clone());
         let Preparers {
             pure,

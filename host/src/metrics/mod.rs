@@ -251,6 +251,24 @@ impl AppMetrics {
             .unwrap_or(self.unmatched)
     }
 
+    /// Whether these stats were made for exactly these routes (and know
+    /// these components), so that a new version of an app with the same
+    /// routes can count on in them instead of leaking a new set.
+    pub fn fits<'a>(
+        &self,
+        components: impl IntoIterator<Item = &'a str>,
+        routes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        let mut given = 0;
+        for (i, (component, route)) in routes.into_iter().enumerate() {
+            match self.by_index.get(i) {
+                Some(s) if s.component.name == component && s.route == route => given += 1,
+                _ => return false,
+            }
+        }
+        given == self.by_index.len() && components.into_iter().all(|c| self.component(c).is_some())
+    }
+
     /// The stats of the `i`th (component, route) pair given to [`AppMetrics::new`].
     pub fn route_at(&self, i: usize) -> &'static RouteStats {
         self.by_index.get(i).copied().unwrap_or(self.unmatched)
@@ -355,6 +373,12 @@ mod tests {
             r#"nebula_requests_total{component="-",route="(unmatched)",status="404"} 1"#
         ));
         assert!(text.contains(r#"nebula_guest_memory_peak_bytes{component="a"} 3145728"#));
+        // The same routes fit; another route, order or count does not.
+        let routes = [("a", "/x"), ("a", "/x"), ("b", "/y")];
+        assert!(m.fits(["a"], routes));
+        assert!(!m.fits(["a"], [("a", "/x"), ("b", "/y")]));
+        assert!(!m.fits(["a"], [("a", "/x"), ("a", "/x"), ("b", "/z")]));
+        assert!(!m.fits(["a", "c"], routes));
         assert!(text.contains("process_cpu_seconds_total "));
         let summary = m.summary();
         assert_eq!(summary.len(), 3, "{summary:?}");

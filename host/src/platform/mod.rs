@@ -209,6 +209,10 @@ impl Platform {
             .get(&record.host)
             .map(|s| s.id)
             .unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
+        // Counters are never freed (the request path holds them as
+        // `&'static`): a new version with the same routes counts on in its
+        // predecessor's instead of making (and leaking) a new set.
+        let inherited = apps.get(&record.host).and_then(|s| s.metrics());
         let slot = Arc::new(Slot::new(
             record.clone(),
             id,
@@ -217,6 +221,7 @@ impl Platform {
             self.registry.cache_dir(&record.tenant),
             self.registry.store().cloned(),
             self.epoch,
+            inherited,
         ));
         if let Some(old) = apps.insert(record.host.clone(), slot.clone()) {
             old.unload();

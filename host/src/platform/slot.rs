@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -41,8 +41,9 @@ pub struct Slot {
     /// When it last finished a request, in ms since `epoch`.
     last_used_ms: AtomicU64,
     epoch: Instant,
-    /// Kept across loads: the app's counters go on after an unload.
-    metrics: OnceLock<&'static AppMetrics>,
+    /// Kept across loads: the app's counters go on after an unload, and
+    /// into its next version when that has the same routes.
+    metrics: Mutex<Option<&'static AppMetrics>>,
     pub loads: AtomicU64,
     pub unloads: AtomicU64,
     /// Time the last load took, in µs.
@@ -59,6 +60,7 @@ impl Slot {
         cache_dir: PathBuf,
         store: Option<Arc<SharedStore>>,
         epoch: Instant,
+        inherited: Option<&'static AppMetrics>,
     ) -> Slot {
         Slot {
             record,
@@ -71,7 +73,7 @@ impl Slot {
             loading: tokio::sync::Mutex::new(()),
             last_used_ms: AtomicU64::new(0),
             epoch,
-            metrics: OnceLock::new(),
+            metrics: Mutex::new(inherited),
             loads: AtomicU64::new(0),
             unloads: AtomicU64::new(0),
             last_load_us: AtomicU64::new(0),
@@ -83,7 +85,7 @@ impl Slot {
     }
 
     pub fn metrics(&self) -> Option<&'static AppMetrics> {
-        self.metrics.get().copied()
+        *self.metrics.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn touch(&self) {
@@ -117,7 +119,8 @@ impl Slot {
             .await
             .context("loading the app panicked")??;
         let host = Arc::new(host);
-        let _ = self.metrics.set(host.metrics());
+        // The stats it inherited, or new ones if this version's routes differ.
+        *self.metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.metrics());
         self.last_load_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.loads.fetch_add(1, Ordering::Relaxed);

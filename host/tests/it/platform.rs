@@ -372,12 +372,21 @@ fn two_tenants_deploy_list_roll_back_and_delete_their_own_apps_only() {
     );
 
     // A new version, then back.
+    let served = || {
+        p.admin("GET", "/apps/a1.test", &alice, b"").json()["requests"]
+            .as_u64()
+            .unwrap()
+    };
+    let served_by_v1 = served();
     let (ok, said) = p.deploy(&pure_app(work.path(), "a1", 2), &alice, "a1.test");
     assert!(ok, "{said}");
     assert_eq!(
         p.get("a1.test", "/hello/x").header("x-app-version"),
         Some("2")
     );
+    // Its routes are v1's: it counts on in v1's counters (which the host
+    // never frees) rather than a new set.
+    assert_eq!(served(), served_by_v1 + 1);
     let r = p.admin("POST", "/apps/a1.test/rollback", &alice, b"");
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["version"], 1);
