@@ -59,12 +59,21 @@ impl SharedStore {
         format!("{}{sep}options=-csearch_path%3D{schema}", self.url)
     }
 
-    async fn client(&self) -> Result<Client> {
-        let (client, conn) = self
-            .config
+    /// A connection of its own; the caller drives (or spawns) it.
+    async fn connect(
+        &self,
+    ) -> Result<(
+        Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    )> {
+        self.config
             .connect(NoTls)
             .await
-            .context("cannot connect to the platform's PostgreSQL store")?;
+            .context("cannot connect to the platform's PostgreSQL store")
+    }
+
+    async fn client(&self) -> Result<Client> {
+        let (client, conn) = self.connect().await?;
         tokio::spawn(conn);
         Ok(client)
     }
@@ -243,11 +252,7 @@ impl SharedStore {
     /// Listens for changes: each message is a host whose app changed; the
     /// channel closes when the connection does (then resync everything).
     pub async fn listen(&self) -> Result<(Client, tokio::sync::mpsc::UnboundedReceiver<String>)> {
-        let (client, mut conn) = self
-            .config
-            .connect(NoTls)
-            .await
-            .context("cannot connect to the platform's PostgreSQL store")?;
+        let (client, mut conn) = self.connect().await?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
@@ -316,11 +321,7 @@ impl SharedStore {
     /// is inside PostgreSQL: no polling), then holds it on a connection of
     /// its own until the [`Lease`] is dropped or the connection ends.
     pub async fn lead(&self, job: &str) -> Result<Lease> {
-        let (client, conn) = self
-            .config
-            .connect(NoTls)
-            .await
-            .context("cannot connect to the platform's PostgreSQL store")?;
+        let (client, conn) = self.connect().await?;
         let (gone, lost) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let _ = conn.await;

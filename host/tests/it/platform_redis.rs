@@ -5,43 +5,11 @@
 //! several nodes on one PostgreSQL store one node subscribes, so each
 //! message runs once; when that node dies another takes over.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::platform::Platform;
-use crate::spin_redis_trigger::{free_port, Redis};
-use crate::support::{build_spin_guests, repo, PgDatabase};
-
-/// A Spin app with the spin-sdk 5.2 and 7 Redis handlers on
-/// `CHANNEL-v5` and `CHANNEL-v7` of `address`.
-fn redis_app(dir: &Path, name: &str, address: &str, channel: &str) -> PathBuf {
-    let target = repo().join("guests/spin-compat/target/wasm32-wasip2/release");
-    let app = dir.join(name);
-    std::fs::create_dir_all(&app).unwrap();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "{name}"
-[application.trigger.redis]
-address = "{address}"
-[[trigger.redis]]
-channel = "{channel}-v5"
-component = "redis-v5"
-[[trigger.redis]]
-channel = "{channel}-v7"
-component = "redis-v7"
-[component.redis-v5]
-source = "{v5}"
-[component.redis-v7]
-source = "{v7}"
-"#,
-        v5 = target.join("redis_v5.wasm").display(),
-        v7 = target.join("redis_v7.wasm").display(),
-    );
-    let file = app.join("spin.toml");
-    std::fs::write(&file, text).unwrap();
-    file
-}
+use crate::spin_redis_trigger::{free_port, redis_app, Redis};
+use crate::support::{build_spin_guests, PgDatabase};
 
 /// Waits (at most 15 s) until the nodes' logs together hold `needle`
 /// `times` times.

@@ -5,7 +5,7 @@
 //! the Redis server restarts. The test runs its own redis-server on a free
 //! port so that it can kill and restart it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -90,20 +90,22 @@ fn wait_for_log(s: &Server, needle: &str, times: usize) {
     );
 }
 
-/// The app of guests/spin-compat/redis with this test's server and channels.
-fn manifest(dir: &Path, port: u16, channel: &str) -> String {
+/// The app of guests/spin-compat/redis in `dir/name/spin.toml`, on Redis at
+/// `address` (the application's default, and the v7 trigger's own) and the
+/// channels `CHANNEL-v5` and `CHANNEL-v7` (platform_redis.rs uses it too).
+pub fn redis_app(dir: &Path, name: &str, address: &str, channel: &str) -> PathBuf {
     let target = repo().join("guests/spin-compat/target/wasm32-wasip2/release");
     let text = format!(
         r#"spin_manifest_version = 2
 [application]
-name = "redis-trigger-test"
+name = "{name}"
 [application.trigger.redis]
-address = "redis://127.0.0.1:{port}"
+address = "{address}"
 [[trigger.redis]]
 channel = "{channel}-v5"
 component = "redis-v5"
 [[trigger.redis]]
-address = "redis://127.0.0.1:{port}"
+address = "{address}"
 channel = "{channel}-v7"
 component = "redis-v7"
 [component.redis-v5]
@@ -114,9 +116,11 @@ source = "{v7}"
         v5 = target.join("redis_v5.wasm").display(),
         v7 = target.join("redis_v7.wasm").display(),
     );
-    let file = dir.join("spin.toml");
+    let app = dir.join(name);
+    std::fs::create_dir_all(&app).unwrap();
+    let file = app.join("spin.toml");
     std::fs::write(&file, text).unwrap();
-    file.to_string_lossy().into_owned()
+    file
 }
 
 #[test]
@@ -126,7 +130,9 @@ fn redis_messages_reach_both_sdks_handlers_and_the_subscription_survives_a_resta
     let mut redis = Redis::start(port);
     let dir = tempfile::tempdir().unwrap();
     let channel = format!("nebula-test-{}", std::process::id());
-    let s = Server::start_spin(&manifest(dir.path(), port, &channel), &[], &[]);
+    let address = format!("redis://127.0.0.1:{port}");
+    let app = redis_app(dir.path(), "redis-trigger-test", &address, &channel);
+    let s = Server::start_spin(&app.to_string_lossy(), &[], &[]);
     wait_for_log(&s, "Redis trigger subscribed", 2);
 
     assert_eq!(redis.publish(&format!("{channel}-v5"), "hello five"), 1);
