@@ -343,22 +343,27 @@ impl Platform {
         payload: Vec<u8>,
     ) {
         let Some(slot) = self.slot(host) else { return };
-        let was_loaded = slot.loaded().is_some();
-        let app = match slot.host(&self.engines, &self.opts.ceilings).await {
+        let app = match self.load(&slot).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(app = %host, channel = %trigger.channel, "Redis message not delivered: cannot load the app: {e:#}");
                 return;
             }
         };
+        crate::trigger::redis::deliver(&app, trigger, payload)
+            .instrument(app_span(&slot))
+            .await;
+        slot.touch();
+    }
+
+    /// The slot's app, loaded if it is not; a new load wakes the unloader.
+    async fn load(&self, slot: &Arc<Slot>) -> Result<Arc<crate::host::Host>> {
+        let was_loaded = slot.loaded().is_some();
+        let host = slot.host(&self.engines, &self.opts.ceilings).await?;
         if !was_loaded {
             self.loaded_one.notify_one();
         }
-        let span = tracing::info_span!("app", host = %slot.record.host);
-        crate::trigger::redis::deliver(&app, trigger, payload)
-            .instrument(span)
-            .await;
-        slot.touch();
+        Ok(host)
     }
 
     fn page(&self, resp: http::Response<bytes::Bytes>) -> http::Response<Body> {
@@ -397,6 +402,12 @@ fn redis_triggers_of(manifest: &std::path::Path) -> Vec<crate::spin::manifest::R
             Vec::new()
         }
     }
+}
+
+/// The app's name on every line it logs (a guest's output included): one
+/// process serves many tenants.
+fn app_span(slot: &Slot) -> tracing::Span {
+    tracing::info_span!("app", host = %slot.record.host)
 }
 
 fn strip_port(host: &str) -> &str {
@@ -444,8 +455,7 @@ impl Service for Platform {
                 return r;
             }
         }
-        let was_loaded = slot.loaded().is_some();
-        let host = match slot.host(&self.engines, &self.opts.ceilings).await {
+        let host = match self.load(&slot).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(app = %slot.record.host, "cannot load the app: {e:#}");
@@ -456,13 +466,7 @@ impl Service for Platform {
                 ));
             }
         };
-        if !was_loaded {
-            self.loaded_one.notify_one();
-        }
-        // The app's name on every line it logs (a guest's output included):
-        // one process serves many tenants.
-        let span = tracing::info_span!("app", host = %slot.record.host);
-        let resp = host.call(req, peer).instrument(span).await;
+        let resp = host.call(req, peer).instrument(app_span(&slot)).await;
         slot.touch();
         resp
     }

@@ -29,8 +29,8 @@ use futures::StreamExt;
 use super::shared_store::SharedStore;
 use crate::spin::manifest::RedisTrigger;
 
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(10);
+// Retried as `nebula up`'s triggers are: 100 ms doubling to 10 s.
+use crate::trigger::redis::{FIRST_RETRY, LAST_RETRY};
 /// Messages of one address handled at once; more wait in Redis's output
 /// buffer for this client.
 const IN_FLIGHT: usize = 64;
@@ -246,9 +246,14 @@ async fn serve(
         .split();
     let mut subscribed = BTreeSet::new();
     let slots = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
-    let (mut lost, _lease) = match lease {
-        Some(l) => (Some(l.lost), Some(l.client)),
-        None => (None, None),
+    // Without a store nothing can take the subscription away: a lease
+    // that is never lost (its sender kept here until this returns).
+    let (_lease, _never, mut lost) = match lease {
+        Some(l) => (Some(l.client), None, l.lost),
+        None => {
+            let (never, lost) = tokio::sync::oneshot::channel();
+            (None, Some(never), lost)
+        }
     };
     loop {
         let wanted: BTreeSet<String> = table
@@ -270,7 +275,7 @@ async fn serve(
         *wait = FIRST_RETRY;
         tokio::select! {
             _ = changed.notified() => continue,
-            _ = async { match lost.as_mut() { Some(l) => { let _ = l.await; } None => std::future::pending().await } } => {
+            _ = &mut lost => {
                 anyhow::bail!("lost the PostgreSQL lock that makes this node the one subscriber");
             }
             message = messages.next() => {

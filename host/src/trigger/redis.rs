@@ -18,8 +18,8 @@ use futures::StreamExt;
 use crate::host::Host;
 use crate::spin::manifest::RedisTrigger;
 
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_RETRY: Duration = Duration::from_millis(100);
+pub(crate) const LAST_RETRY: Duration = Duration::from_secs(10);
 /// Messages of one trigger handled at once; more wait on the subscription
 /// (Redis buffers them in its output buffer for this client).
 const IN_FLIGHT: usize = 32;
