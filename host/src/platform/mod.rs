@@ -14,6 +14,7 @@
 pub mod admin_api;
 pub mod bundle;
 pub mod cli;
+mod message_gate;
 pub mod oci;
 pub mod redis_triggers;
 pub mod registry;
@@ -73,6 +74,7 @@ pub struct Platform {
     epoch: Instant,
     headers: SecurityHeaders,
     redis: RedisTriggers,
+    messages: message_gate::InFlight,
 }
 
 impl Platform {
@@ -107,6 +109,7 @@ impl Platform {
             loaded_one: tokio::sync::Notify::new(),
             epoch: Instant::now(),
             headers: SecurityHeaders::default(),
+            messages: Default::default(),
         });
         platform.sync_all()?;
         // Reading every app's record leaves freed pages with the allocator;
@@ -343,6 +346,22 @@ impl Platform {
         payload: Vec<u8>,
     ) {
         let Some(slot) = self.slot(host) else { return };
+        if let Some(limit) = &self.opts.max_rate_per_app {
+            let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+            if self
+                .rate
+                .check(slot.id, everyone, limit, Instant::now())
+                .is_err()
+            {
+                return self.refuse_message(&slot, trigger, http::StatusCode::TOO_MANY_REQUESTS);
+            }
+        }
+        // As many as its instances and a queue as deep again: beyond that
+        // it could not start them soon.
+        let places = self.opts.ceilings.max_instances.saturating_mul(2);
+        let Some(_place) = self.messages.admit(slot.id, places) else {
+            return self.refuse_message(&slot, trigger, http::StatusCode::SERVICE_UNAVAILABLE);
+        };
         let app = match self.load(&slot).await {
             Ok(h) => h,
             Err(e) => {
@@ -354,6 +373,31 @@ impl Platform {
             .instrument(app_span(&slot))
             .await;
         slot.touch();
+    }
+
+    /// A message shed before its app saw it: counted as `status` on the
+    /// trigger's route (if the app has counters yet), and logged ever more
+    /// rarely.
+    fn refuse_message(
+        &self,
+        slot: &Slot,
+        trigger: &crate::spin::manifest::RedisTrigger,
+        status: http::StatusCode,
+    ) {
+        if let Some(metrics) = slot.metrics() {
+            metrics
+                .route(&trigger.component, &crate::host::redis_route_label(trigger))
+                .count(status);
+        }
+        let (refused, log) = self.messages.refused();
+        if log {
+            let why = if status == http::StatusCode::TOO_MANY_REQUESTS {
+                "the app gets more requests than the platform allows it"
+            } else {
+                "the app has as many messages in flight as it may"
+            };
+            tracing::warn!(app = %slot.record.host, channel = %trigger.channel, %status, refused, "Redis message dropped: {why}");
+        }
     }
 
     /// The slot's app, loaded if it is not; a new load wakes the unloader.

@@ -31,9 +31,11 @@ use crate::spin::manifest::RedisTrigger;
 
 // Retried as `nebula up`'s triggers are: 100 ms doubling to 10 s.
 use crate::trigger::redis::{FIRST_RETRY, LAST_RETRY};
-/// Messages of one address handled at once; more wait in Redis's output
-/// buffer for this client.
-const IN_FLIGHT: usize = 64;
+/// Messages of one address handled at once, all its apps together; more
+/// wait in Redis's output buffer for this client. Each app has a much lower
+/// bound of its own (the platform sheds its messages beyond it at once), so
+/// one tenant's flood cannot fill this and hold up the others.
+const IN_FLIGHT: usize = 4096;
 
 /// Where a message goes: the platform loads the app and calls the trigger's
 /// component. A trait so that this module does not own the platform.

@@ -205,3 +205,162 @@ fn with_several_nodes_one_subscribes_and_another_takes_over_when_it_dies() {
     assert_eq!(redis.publish(&v7, "after failover"), 1);
     wait_for_logs(&[&survivor], "redis-v7 got: after failover", 1);
 }
+
+/// `nebula_requests` of one route and status in an app's metrics text.
+fn requests(metrics: &str, route: &str, status: u16) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("nebula_requests"))
+        .filter(|l| l.contains(&format!("route=\"{route}\"")))
+        .filter(|l| l.contains(&format!("status=\"{status}\"")))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[test]
+fn one_tenants_message_flood_is_shed_on_its_own_trigger_and_others_are_not_held_up() {
+    build_spin_guests();
+    let redis = Redis::start(free_port());
+    let address = format!("redis://127.0.0.1:{}", redis.port);
+    let work = tempfile::tempdir().unwrap();
+    // Two instances per app, so an app may have 4 messages in flight; a
+    // handler may compute for 4 s.
+    let p = Platform::start(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--allow-redis",
+            &address,
+            "--max-instances-per-app",
+            "2",
+            "--timeout-ms",
+            "4000",
+        ],
+    );
+    let alice = p.tenant("alice");
+    let bob = p.tenant("bob");
+    let ch = format!("nebula-flood-{}", std::process::id());
+    let (a_ch, b_ch) = (format!("{ch}-a"), format!("{ch}-b"));
+    let (ok, said) = p.deploy(
+        &redis_app(work.path(), "a", &address, &a_ch),
+        &alice,
+        "a.test",
+    );
+    assert!(ok, "{said}");
+    let (ok, said) = p.deploy(
+        &redis_app(work.path(), "b", &address, &b_ch),
+        &bob,
+        "b.test",
+    );
+    assert!(ok, "{said}");
+    wait_subscribers(&redis, &format!("{b_ch}-v7"), 1);
+    // Both loaded, so that their counters exist.
+    redis.publish(&format!("{a_ch}-v7"), "warm a");
+    redis.publish(&format!("{b_ch}-v7"), "warm b");
+    wait_for_logs(&[&p], "redis-v7 got: warm", 2);
+
+    // Alice floods her channel with handlers that hold their instance until
+    // the deadline: more than the whole subscription once handled at a time.
+    for _ in 0..100 {
+        redis.publish(&format!("{a_ch}-v7"), "spin");
+    }
+    redis.publish(&format!("{b_ch}-v7"), "bob's message");
+    wait_for_logs(&[&p], "redis-v7 got: bob's message", 1);
+    // Bob's message was handled while Alice's handlers still ran: none of
+    // them has reached its deadline yet.
+    let log = p.log();
+    assert!(
+        !log.contains("Redis message failed"),
+        "bob's message waited for alice's flood:\n{log}"
+    );
+    // Alice's messages beyond her 4 places were shed at once, as 503s on
+    // her trigger's route, and said so in the log.
+    let a_route = format!("redis:{a_ch}-v7");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = p.admin("GET", "/apps/a.test/metrics", &alice, b"").text();
+        let shed = requests(&m, &a_route, 503);
+        if shed == 96 {
+            break;
+        }
+        assert!(Instant::now() < deadline && shed < 96, "{shed} shed:\n{m}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(log.contains("Redis message dropped: the app has as many messages in flight as it may"));
+    // Her 4 in flight end at their deadline, counted as failures.
+    wait_for_logs(&[&p], "Redis message failed", 4);
+    let a_metrics = p.admin("GET", "/apps/a.test/metrics", &alice, b"").text();
+    assert_eq!(requests(&a_metrics, &a_route, 500), 4, "{a_metrics}");
+    let b_metrics = p.admin("GET", "/apps/b.test/metrics", &bob, b"").text();
+    assert_eq!(
+        requests(&b_metrics, &format!("redis:{b_ch}-v7"), 503),
+        0,
+        "{b_metrics}"
+    );
+    assert_eq!(
+        requests(&b_metrics, &format!("redis:{b_ch}-v7"), 200),
+        2,
+        "{b_metrics}"
+    );
+}
+
+#[test]
+fn messages_over_an_apps_request_rate_are_refused_as_429() {
+    build_spin_guests();
+    let redis = Redis::start(free_port());
+    let address = format!("redis://127.0.0.1:{}", redis.port);
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(
+        tempfile::tempdir().unwrap(),
+        &["--allow-redis", &address, "--max-rate-per-app", "5/min"],
+    );
+    let alice = p.tenant("alice");
+    let bob = p.tenant("bob");
+    let ch = format!("nebula-rate-{}", std::process::id());
+    let (a_ch, b_ch) = (format!("{ch}-a"), format!("{ch}-b"));
+    let (ok, said) = p.deploy(
+        &redis_app(work.path(), "a", &address, &a_ch),
+        &alice,
+        "a.test",
+    );
+    assert!(ok, "{said}");
+    let (ok, said) = p.deploy(
+        &redis_app(work.path(), "b", &address, &b_ch),
+        &bob,
+        "b.test",
+    );
+    assert!(ok, "{said}");
+    wait_subscribers(&redis, &format!("{b_ch}-v7"), 1);
+
+    // Alice's app may take 5 a minute, HTTP and messages together. One
+    // loads it (refusals are counted on its counters, made at its first
+    // load); then of 20 sent at once, 4 run and 16 are refused.
+    redis.publish(&format!("{a_ch}-v7"), "a-first");
+    wait_for_logs(&[&p], "redis-v7 got: a-first", 1);
+    for i in 0..20 {
+        redis.publish(&format!("{a_ch}-v7"), &format!("a{i}"));
+    }
+    wait_for_logs(
+        &[&p],
+        "Redis message dropped: the app gets more requests",
+        1,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let route = format!("redis:{a_ch}-v7");
+    loop {
+        let m = p.admin("GET", "/apps/a.test/metrics", &alice, b"").text();
+        let (ran, refused) = (requests(&m, &route, 200), requests(&m, &route, 429));
+        if ran + refused == 21 {
+            assert_eq!((ran, refused), (5, 16), "{m}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{ran} ran, {refused} refused:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(p.log().matches("redis-v7 got: a").count(), 5);
+    // Bob's app has its own bucket.
+    redis.publish(&format!("{b_ch}-v7"), "bob");
+    wait_for_logs(&[&p], "redis-v7 got: bob", 1);
+}
