@@ -68,6 +68,8 @@ def parse_args(argv=None):
     p.add_argument("--attr-seconds", type=float, default=5.0)
     p.add_argument("--attr-rounds", type=int, default=2)
     p.add_argument("--hog-n", type=int, default=4, help="attribution: hog ?mode=busy&n= (millions of rounds)")
+    p.add_argument("--attr-gaps", default="3,6",
+                   help="attribution controls: ms between the cheap route's requests (paced), comma-separated")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--out", default=None)
@@ -77,7 +79,7 @@ def parse_args(argv=None):
         a.hosts, a.configs = "nebula", "nebula-activated,nebula-always-on"
         a.concurrency, a.duration, a.warm, a.rounds, a.idle_secs = "1", 1.0, 0.3, 1, 0.0
         a.apps, a.day_seconds, a.keep_warm, a.day_idle_secs, a.day_rounds = 6, 6.0, 1.0, 1.0, 1
-        a.attr_seconds, a.attr_rounds = 1.0, 1
+        a.attr_seconds, a.attr_rounds, a.attr_gaps = 1.0, 1, "3"
     return a
 
 
@@ -355,6 +357,10 @@ def main(argv=None) -> int:
                                                                 args.attr_rounds, args.hog_n, pin, say)
         if "skipped" in data["attribution_platform"]:
             say(f"platform attribution skipped: {data['attribution_platform']['skipped']}")
+        data["attribution_controls"] = [
+            attribution.run_controls(nebula.binary, gen, work, args.attr_seconds, args.attr_rounds, args.hog_n,
+                                     gap, pin, say)
+            for gap in (float(g) for g in args.attr_gaps.split(",") if g)]
     info["load_at_end"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     info["compilers_running_at_end"] = compilers_running()
     info["elapsed_s"] = round(time.monotonic() - t_start, 1)

@@ -193,3 +193,98 @@ def run_platform(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n
         srv.stop()
     return {"command": " ".join(cmd), "hog_n": hog_n, "seconds": seconds, "rounds": rounds,
             "phases": phases, "verdict": _verdict(phases, {"light": "light alone", "heavy": "heavy alone"})}
+
+
+# --------------------------------------------------------------------------
+# Controls: what "alone" means for a cheap request. Its CPU depends on what
+# the core did just before it (idle, another process, or a heavy request on
+# the same thread) through caches, the TLB and wake-ups, so a cheap route
+# driven back to back (hot) and the same route between heavy requests are
+# not the same workload. The control that isolates the accounting: the
+# cheap route paced at a fixed rate, beside the same heavy load run by a
+# second server on the same core, where none of that load can be charged
+# to it, against beside the heavy load in its own process.
+
+_PACED = r"""
+import http.client, sys, time
+host, port, path, gap, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+c = http.client.HTTPConnection(host, port, timeout=30)
+n, t0 = 0, time.monotonic()
+due = t0
+while time.monotonic() < t0 + secs:
+    c.request("GET", path)
+    r = c.getresponse(); r.read()
+    if r.status != 200:
+        sys.exit(f"{path} answered {r.status}")
+    n += 1
+    due += gap
+    time.sleep(max(0.0, due - time.monotonic()))
+print(n)
+"""
+
+
+def _paced(addr: str, path: str, gap_ms: float, seconds: float, pin: bool) -> int:
+    import subprocess
+    import sys
+    host, port = addr.rsplit(":", 1)
+    cmd = [sys.executable, "-c", _PACED, host, port, path, str(gap_ms / 1000), str(seconds)]
+    if pin:
+        cmd = ["taskset", "-c", "1"] + cmd
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+    if r.returncode != 0:
+        raise RuntimeError(f"paced client failed: {r.stderr[-500:]}")
+    return int(r.stdout.strip())
+
+
+def run_controls(nebula: str, gen, work: str, seconds: float, rounds: int, hog_n: int, gap_ms: float,
+                 pin: bool, say) -> dict:
+    missing = [w for w in WASMS if not os.path.exists(os.path.join(REPO, w))]
+    if missing:
+        return {"skipped": f"missing {', '.join(missing)}"}
+    addr, admin, other = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    base = [nebula, "up", "--no-build", "-f", MANIFEST, "--no-rate-limits"]
+    cpu = 0 if pin else None
+    srv = Server(base + ["--db", os.path.join(work, "controls.db"), "--listen", addr, "--admin", admin],
+                 work, os.path.join(work, "controls.log"), cpu)
+    srv2 = Server(base + ["--db", os.path.join(work, "controls-other.db"), "--listen", other],
+                  work, os.path.join(work, "controls-other.log"), cpu)
+    hog = f"/hog?mode=busy&n={hog_n}"
+    beside = {"alone": None,
+              "beside hog, same process": loadgen.Load(f"http://{addr}{hog}", "GET", "", seconds, 1),
+              "beside hog, other process": loadgen.Load(f"http://{other}{hog}", "GET", "", seconds, 1)}
+    phases = []
+    try:
+        srv.wait_first_response(addr, "GET", "/hello/x", "")
+        srv2.wait_first_response(other, "GET", "/hello/x", "")
+        for load in beside.values():
+            if load:
+                loadgen.run(gen, loadgen.Load(load.url, "GET", "", 1, 1), "1" if pin else None)
+        labels = list(beside)
+        for rnd in range(rounds):
+            for label in (labels if rnd % 2 == 0 else labels[::-1]):
+                m0 = per_route(admin)
+                side = beside[label]
+                th = threading.Thread(target=loadgen.run, args=(gen, side, "1" if pin else None)) if side else None
+                if th:
+                    th.start()
+                _paced(addr, "/hello/x", gap_ms, seconds, pin)
+                if th:
+                    th.join()
+                d = _delta(m0, per_route(admin))
+                hello = {r: v for r, v in d.items() if "hello" in r and v["requests"]}
+                route, v = next(iter(hello.items()))
+                phases.append({"label": label, "round": rnd, "route": route, **v})
+                say(f"  attribution control r{rnd} {label:26} hello {v['cpu_s'] / v['requests'] * 1e6:.1f} µs/req "
+                    f"({v['requests']:.0f})")
+    finally:
+        srv.stop()
+        srv2.stop()
+
+    def pooled(label):
+        rows = [p for p in phases if p["label"] == label]
+        n = sum(p["requests"] for p in rows)
+        return sum(p["cpu_s"] for p in rows) / n * 1e6 if n else None
+    us = {label: pooled(label) for label in beside}
+    same, other_ = us["beside hog, same process"], us["beside hog, other process"]
+    return {"gap_ms": gap_ms, "hog_n": hog_n, "seconds": seconds, "rounds": rounds, "phases": phases,
+            "us_per_request": us, "same_over_other": same / other_ if same and other_ else None}

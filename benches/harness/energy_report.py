@@ -89,6 +89,8 @@ def markdown(data: dict) -> str:
         lines += attribution_md(data["attribution"], "per route, on `nebula up`")
     if "attribution_platform" in data:
         lines += attribution_md(data["attribution_platform"], "per app, on `nebula platform` (GET /apps/NAME/metrics)")
+    if data.get("attribution_controls"):
+        lines += controls_md(data["attribution_controls"])
     return "\n".join(lines) + "\n"
 
 
@@ -175,6 +177,23 @@ def attribution_md(a: dict, what: str) -> list[str]:
         ok = {True: "yes", False: "**no**", None: "n/a"}[v["within_10pct"]]
         lines.append(f"| `{route}` | {_f(v['alone_us'], '{:.1f}')} | {_f(v['mixed_us'], '{:.1f}')} | "
                      f"{_f(v['mixed_over_alone'], '{:.3f}')} | {ok} | {v['requests_alone']:.0f} / {v['requests_mixed']:.0f} |")
+    return lines
+
+
+def controls_md(controls: list) -> list[str]:
+    lines = ["", "## Attribution controls: the cheap route paced, beside the heavy one in its own process or another", "",
+             "`/hello/x` one request every GAP ms (one keep-alive connection), alone, beside `hog` (wrk c=1) in the "
+             "same `nebula up`, and beside the same `hog` load on a second `nebula up` pinned to the same CPU, where "
+             "none of it can be charged to `/hello`. Same-process ÷ other-process near 1 means the in-process split "
+             "charges the cheap route what the core's state makes it cost, not the heavy route's CPU.", "",
+             "| gap ms | alone µs / req | same process | other process | same ÷ other |", "|---|---|---|---|---|"]
+    for c in controls:
+        if "skipped" in c:
+            lines.append(f"| — | skipped: {c['skipped']} | | | |")
+            continue
+        us = c["us_per_request"]
+        lines.append(f"| {c['gap_ms']:g} | {_f(us['alone'], '{:.1f}')} | {_f(us['beside hog, same process'], '{:.1f}')} | "
+                     f"{_f(us['beside hog, other process'], '{:.1f}')} | {_f(c['same_over_other'], '{:.3f}')} |")
     return lines
 
 
