@@ -217,42 +217,64 @@ fn requests(metrics: &str, route: &str, status: u16) -> u64 {
         .sum()
 }
 
-#[test]
-fn one_tenants_message_flood_is_shed_on_its_own_trigger_and_others_are_not_held_up() {
+/// Alice's app `a.test` on channel `NAME-a` and Bob's `b.test` on `NAME-b`
+/// (each with a `-v5` and a `-v7` trigger), on a platform started with
+/// `extra` beside `--allow-redis` for a Redis of the test's own.
+struct TwoTenants {
+    redis: Redis,
+    p: Platform,
+    alice: String,
+    bob: String,
+    a_ch: String,
+    b_ch: String,
+    _work: tempfile::TempDir,
+}
+
+fn two_tenants(name: &str, extra: &[&str]) -> TwoTenants {
     build_spin_guests();
     let redis = Redis::start(free_port());
     let address = format!("redis://127.0.0.1:{}", redis.port);
     let work = tempfile::tempdir().unwrap();
+    let mut args = vec!["--allow-redis", &address];
+    args.extend_from_slice(extra);
+    let p = Platform::start(tempfile::tempdir().unwrap(), &args);
+    let (alice, bob) = (p.tenant("alice"), p.tenant("bob"));
+    let ch = format!("nebula-{name}-{}", std::process::id());
+    let (a_ch, b_ch) = (format!("{ch}-a"), format!("{ch}-b"));
+    for (app, channel, token) in [("a", &a_ch, &alice), ("b", &b_ch, &bob)] {
+        let manifest = redis_app(work.path(), app, &address, channel);
+        let (ok, said) = p.deploy(&manifest, token, &format!("{app}.test"));
+        assert!(ok, "{said}");
+    }
+    wait_subscribers(&redis, &format!("{a_ch}-v7"), 1);
+    wait_subscribers(&redis, &format!("{b_ch}-v7"), 1);
+    TwoTenants {
+        redis,
+        p,
+        alice,
+        bob,
+        a_ch,
+        b_ch,
+        _work: work,
+    }
+}
+
+#[test]
+fn one_tenants_message_flood_is_shed_on_its_own_trigger_and_others_are_not_held_up() {
     // Two instances per app, so an app may have 4 messages in flight; a
     // handler may compute for 4 s.
-    let p = Platform::start(
-        tempfile::tempdir().unwrap(),
-        &[
-            "--allow-redis",
-            &address,
-            "--max-instances-per-app",
-            "2",
-            "--timeout-ms",
-            "4000",
-        ],
+    let TwoTenants {
+        redis,
+        p,
+        alice,
+        bob,
+        a_ch,
+        b_ch,
+        ..
+    } = two_tenants(
+        "flood",
+        &["--max-instances-per-app", "2", "--timeout-ms", "4000"],
     );
-    let alice = p.tenant("alice");
-    let bob = p.tenant("bob");
-    let ch = format!("nebula-flood-{}", std::process::id());
-    let (a_ch, b_ch) = (format!("{ch}-a"), format!("{ch}-b"));
-    let (ok, said) = p.deploy(
-        &redis_app(work.path(), "a", &address, &a_ch),
-        &alice,
-        "a.test",
-    );
-    assert!(ok, "{said}");
-    let (ok, said) = p.deploy(
-        &redis_app(work.path(), "b", &address, &b_ch),
-        &bob,
-        "b.test",
-    );
-    assert!(ok, "{said}");
-    wait_subscribers(&redis, &format!("{b_ch}-v7"), 1);
     // Both loaded, so that their counters exist.
     redis.publish(&format!("{a_ch}-v7"), "warm a");
     redis.publish(&format!("{b_ch}-v7"), "warm b");
@@ -305,31 +327,14 @@ fn one_tenants_message_flood_is_shed_on_its_own_trigger_and_others_are_not_held_
 
 #[test]
 fn messages_over_an_apps_request_rate_are_refused_as_429() {
-    build_spin_guests();
-    let redis = Redis::start(free_port());
-    let address = format!("redis://127.0.0.1:{}", redis.port);
-    let work = tempfile::tempdir().unwrap();
-    let p = Platform::start(
-        tempfile::tempdir().unwrap(),
-        &["--allow-redis", &address, "--max-rate-per-app", "5/min"],
-    );
-    let alice = p.tenant("alice");
-    let bob = p.tenant("bob");
-    let ch = format!("nebula-rate-{}", std::process::id());
-    let (a_ch, b_ch) = (format!("{ch}-a"), format!("{ch}-b"));
-    let (ok, said) = p.deploy(
-        &redis_app(work.path(), "a", &address, &a_ch),
-        &alice,
-        "a.test",
-    );
-    assert!(ok, "{said}");
-    let (ok, said) = p.deploy(
-        &redis_app(work.path(), "b", &address, &b_ch),
-        &bob,
-        "b.test",
-    );
-    assert!(ok, "{said}");
-    wait_subscribers(&redis, &format!("{b_ch}-v7"), 1);
+    let TwoTenants {
+        redis,
+        p,
+        alice,
+        b_ch,
+        a_ch,
+        ..
+    } = two_tenants("rate", &["--max-rate-per-app", "5/min"]);
 
     // Alice's app may take 5 a minute, HTTP and messages together. One
     // loads it (refusals are counted on its counters, made at its first
