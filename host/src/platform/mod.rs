@@ -14,7 +14,6 @@
 pub mod admin_api;
 pub mod bundle;
 pub mod cli;
-mod message_gate;
 pub mod oci;
 pub mod redis_triggers;
 pub mod registry;
@@ -25,7 +24,7 @@ pub mod tenants;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -74,7 +73,10 @@ pub struct Platform {
     epoch: Instant,
     headers: SecurityHeaders,
     redis: RedisTriggers,
-    messages: message_gate::InFlight,
+    /// Each app's Redis messages in flight (none kept for apps with none).
+    messages: crate::server::per_key::PerKey<usize>,
+    /// Redis messages dropped, all apps together.
+    messages_refused: AtomicU64,
 }
 
 impl Platform {
@@ -110,6 +112,7 @@ impl Platform {
             epoch: Instant::now(),
             headers: SecurityHeaders::default(),
             messages: Default::default(),
+            messages_refused: AtomicU64::new(0),
         });
         platform.sync_all()?;
         // Reading every app's record leaves freed pages with the allocator;
@@ -339,6 +342,13 @@ impl Platform {
 
     /// One Redis message to `host`'s trigger: the app is loaded if it is not,
     /// as for an HTTP request, and counts as used.
+    ///
+    /// Pub/sub has no backpressure: a subscriber that stops reading makes
+    /// Redis buffer for it and at last drop the connection every app on that
+    /// address shares. So a tenant flooding its channel is shed on its own
+    /// trigger, never waited for: over the app's request rate (one bucket
+    /// with its HTTP requests) as 429, beyond what it can have in flight as
+    /// 503, both counted on the trigger's route.
     async fn deliver_message(
         &self,
         host: &str,
@@ -358,9 +368,12 @@ impl Platform {
         }
         // As many as its instances and a queue as deep again: beyond that
         // it could not start them soon.
-        let places = self.opts.ceilings.max_instances.saturating_mul(2);
-        let Some(_place) = self.messages.admit(slot.id, places) else {
-            return self.refuse_message(&slot, trigger, http::StatusCode::SERVICE_UNAVAILABLE);
+        let places = self.opts.ceilings.max_instances as usize * 2;
+        let _place = match self.messages.admit(slot.id, places) {
+            Ok(place) => place,
+            Err(_) => {
+                return self.refuse_message(&slot, trigger, http::StatusCode::SERVICE_UNAVAILABLE)
+            }
         };
         let app = match self.load(&slot).await {
             Ok(h) => h,
@@ -389,8 +402,10 @@ impl Platform {
                 .route(&trigger.component, &crate::host::redis_route_label(trigger))
                 .count(status);
         }
-        let (refused, log) = self.messages.refused();
-        if log {
+        let refused = self.messages_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        // A flood must not become a flood of log lines: the 1st, 2nd, 4th,
+        // 8th… refusal is logged, with the count so far.
+        if refused.is_power_of_two() {
             let why = if status == http::StatusCode::TOO_MANY_REQUESTS {
                 "the app gets more requests than the platform allows it"
             } else {

@@ -11,6 +11,7 @@ mod host_header;
 pub mod idle;
 pub mod pages;
 pub mod per_ip;
+pub mod per_key;
 pub mod write_timeout;
 
 use std::convert::Infallible;

@@ -8,35 +8,24 @@
 //! for a request is what the flood is made of. Memory is bounded by the
 //! connections open: an address is forgotten when its last one closes.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+
+use super::per_key::{Held, PerKey};
 
 #[derive(Clone)]
 pub struct PerIp {
     max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, Entry>>>,
-}
-
-#[derive(Default)]
-struct Entry {
-    open: usize,
-    /// Whether a refusal has been logged since the address was last under
-    /// its cap: one line per episode, not one per refused connection.
-    logged: bool,
+    open: PerKey<IpAddr>,
 }
 
 /// One open connection, counted against its address until dropped.
-pub struct Counted {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, Entry>>>,
-}
+pub type Counted = Held<IpAddr>;
 
 impl PerIp {
     pub fn new(max: usize) -> PerIp {
         PerIp {
             max: max.max(1),
-            open: Arc::default(),
+            open: PerKey::default(),
         }
     }
 
@@ -45,42 +34,24 @@ impl PerIp {
     pub fn admit(&self, ip: IpAddr) -> Option<Counted> {
         // IPv4 clients of an IPv6 socket arrive as ::ffff:a.b.c.d.
         let ip = ip.to_canonical();
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = open.entry(ip).or_default();
-        if entry.open >= self.max {
-            if !entry.logged {
-                entry.logged = true;
-                tracing::warn!(
-                    client = %ip,
-                    max_connections_per_ip = self.max,
-                    "client has max_connections_per_ip connections open; closing its new ones at once (raise [limits] max_connections_per_ip if it is a proxy or a busy NAT)"
-                );
+        match self.open.admit(ip, self.max) {
+            Ok(counted) => Some(counted),
+            Err(full) => {
+                if full.first {
+                    tracing::warn!(
+                        client = %ip,
+                        max_connections_per_ip = self.max,
+                        "client has max_connections_per_ip connections open; closing its new ones at once (raise [limits] max_connections_per_ip if it is a proxy or a busy NAT)"
+                    );
+                }
+                None
             }
-            return None;
         }
-        entry.open += 1;
-        Some(Counted {
-            ip,
-            open: self.open.clone(),
-        })
     }
 
     #[cfg(test)]
     fn addresses(&self) -> usize {
-        self.open.lock().unwrap().len()
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = open.get_mut(&self.ip) {
-            entry.open -= 1;
-            entry.logged = false;
-            if entry.open == 0 {
-                open.remove(&self.ip);
-            }
-        }
+        self.open.keys()
     }
 }
 
