@@ -80,7 +80,8 @@ pub struct ServeArgs {
     /// and seed do not fit is refused. Not enforced with --store (PostgreSQL).
     #[arg(long, value_name = "MIB")]
     pub max_storage_mb: Option<u64>,
-    /// Requests any one app may get from everyone together, e.g. "1000/s".
+    /// Requests any one app may get from everyone together, e.g. "1000/s"
+    /// (its Redis messages count too).
     #[arg(long)]
     pub max_rate_per_app: Option<String>,
     /// Ceiling of an app bundle, unpacked, in MiB.
