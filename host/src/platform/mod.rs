@@ -356,15 +356,8 @@ impl Platform {
         payload: Vec<u8>,
     ) {
         let Some(slot) = self.slot(host) else { return };
-        if let Some(limit) = &self.opts.max_rate_per_app {
-            let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-            if self
-                .rate
-                .check(slot.id, everyone, limit, Instant::now())
-                .is_err()
-            {
-                return self.refuse_message(&slot, trigger, http::StatusCode::TOO_MANY_REQUESTS);
-            }
+        if self.over_rate(&slot).is_some() {
+            return self.refuse_message(&slot, trigger, http::StatusCode::TOO_MANY_REQUESTS);
         }
         // As many as its instances and a queue as deep again: beyond that
         // it could not start them soon.
@@ -386,6 +379,17 @@ impl Platform {
             .instrument(app_span(&slot))
             .await;
         slot.touch();
+    }
+
+    /// How long until the app may take another request or message, if it
+    /// is over `--max-rate-per-app` now (one bucket per app, for all its
+    /// clients and channels together).
+    fn over_rate(&self, slot: &Slot) -> Option<Duration> {
+        let limit = self.opts.max_rate_per_app.as_ref()?;
+        let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        self.rate
+            .check(slot.id, everyone, limit, Instant::now())
+            .err()
     }
 
     /// A message shed before its app saw it: counted as `status` on the
@@ -498,21 +502,17 @@ impl Service for Platform {
         if let Some(uri) = uri {
             *req.uri_mut() = uri;
         }
-        if let Some(limit) = &self.opts.max_rate_per_app {
-            // One bucket per app, for all its clients together.
-            let everyone = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
-            if let Err(wait) = self.rate.check(slot.id, everyone, limit, Instant::now()) {
-                let mut r = self.page(pages::error(
-                    http::StatusCode::TOO_MANY_REQUESTS,
-                    "-",
-                    "this app gets more requests than the platform allows it; try again shortly",
-                ));
-                r.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from(retry_after_secs(wait)),
-                );
-                return r;
-            }
+        if let Some(wait) = self.over_rate(&slot) {
+            let mut r = self.page(pages::error(
+                http::StatusCode::TOO_MANY_REQUESTS,
+                "-",
+                "this app gets more requests than the platform allows it; try again shortly",
+            ));
+            r.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after_secs(wait)),
+            );
+            return r;
         }
         let host = match self.load(&slot).await {
             Ok(h) => h,
