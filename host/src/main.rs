@@ -419,7 +419,8 @@ fn serve(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let metrics = app.metrics();
+    let metrics = app.metrics().clone();
+    let admin_metrics = metrics.clone();
     rt.block_on(async move {
         let listener = match nebula::server::activation::inherited_listener()? {
             Some(l) => l,
@@ -432,7 +433,10 @@ fn serve(
                 .await
                 .with_context(|| format!("cannot listen on {admin} (--admin)"))?;
             println!("Metrics at http://{}/metrics", admin_listener.local_addr()?);
-            tokio::spawn(nebula::server::admin::serve(admin_listener, Some(metrics)));
+            tokio::spawn(nebula::server::admin::serve(
+                admin_listener,
+                Some(admin_metrics),
+            ));
         }
         print_banner(&app, listener.local_addr()?);
         cpu::serving_started();
@@ -463,7 +467,7 @@ fn serve(
         }
         anyhow::Ok(())
     })?;
-    nebula::metrics::print_summary(metrics);
+    nebula::metrics::print_summary(&metrics);
     Ok(ExitCode::SUCCESS)
 }
 

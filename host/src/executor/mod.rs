@@ -101,7 +101,7 @@ pub trait MessageHandler: Send + Sync {
         &self,
         payload: Vec<u8>,
         id: std::sync::Arc<str>,
-        route: &'static crate::metrics::RouteStats,
+        route: std::sync::Arc<crate::metrics::RouteStats>,
     ) -> MessageFuture<'_>;
 }
 
@@ -128,7 +128,7 @@ pub struct Call {
     pub data: Vec<Table>,
     pub limits: CallLimits,
     /// Where the call's CPU and instantiations are counted.
-    pub stats: &'static RouteStats,
+    pub stats: std::sync::Arc<RouteStats>,
 }
 
 /// A component's per-call limits, resolved once at load from its own

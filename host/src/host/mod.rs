@@ -63,7 +63,7 @@ pub struct Host {
     /// Instance slots and the queue in front of them.
     gate: Gate,
     request_ids: RequestIds,
-    metrics: &'static AppMetrics,
+    metrics: Arc<AppMetrics>,
     /// The pure app's database; Spin components do their own I/O.
     store: Option<Arc<dyn DataStore>>,
     /// The visitor cookie's key and settings, with `[session]`.
@@ -156,8 +156,8 @@ impl Host {
         // Stats that outlive a load (the platform's) are counted on only
         // when they were made for these very routes: a route's index names
         // its counters on the request path.
-        let metrics = match opts.metrics {
-            Some(m) if m.fits(components(), routes()) => m,
+        let metrics = match &opts.metrics {
+            Some(m) if m.fits(components(), routes()) => m.clone(),
             _ => AppMetrics::new(components(), routes()),
         };
         let cache = CompileCache::new(opts.cache_dir.clone());
@@ -165,7 +165,7 @@ impl Host {
             pure,
             wasi_http,
             spin,
-        } = preparers(&model, &opts, &engine, &deadlines, metrics)?;
+        } = preparers(&model, &opts, &engine, &deadlines, metrics.clone())?;
         let components = Components::new(ComponentSet {
             engine: engine.clone(),
             cache,
@@ -291,8 +291,8 @@ impl Host {
     }
 
     /// Requests, CPU, instantiation and memory per component and route.
-    pub fn metrics(&self) -> &'static AppMetrics {
-        self.metrics
+    pub fn metrics(&self) -> &Arc<AppMetrics> {
+        &self.metrics
     }
 
     pub fn database(&self) -> Option<&dyn DataStore> {
@@ -330,16 +330,15 @@ impl Host {
     pub fn message_target(
         &self,
         trigger: &crate::spin::manifest::RedisTrigger,
-    ) -> Result<(
-        Arc<dyn executor::Executor>,
-        Arc<str>,
-        &'static crate::metrics::RouteStats,
-    )> {
-        let component = self.components.get(&trigger.component)?;
-        let route = self
-            .metrics
-            .route(&trigger.component, &redis_route_label(trigger));
-        Ok((component, self.request_ids.next(), route))
+    ) -> Result<MessageTarget> {
+        Ok(MessageTarget {
+            component: self.components.get(&trigger.component)?,
+            id: self.request_ids.next(),
+            route: self
+                .metrics
+                .route(&trigger.component, &redis_route_label(trigger))
+                .clone(),
+        })
     }
 
     /// What component `name` imports, by name.
@@ -382,6 +381,14 @@ fn redis_triggers_of(model: &AppModel) -> &[crate::spin::manifest::RedisTrigger]
     }
 }
 
+/// Where one Redis message goes ([`Host::message_target`]).
+pub struct MessageTarget {
+    pub component: Arc<dyn executor::Executor>,
+    pub id: Arc<str>,
+    /// The trigger's stats, where the message is counted and charged.
+    pub route: Arc<crate::metrics::RouteStats>,
+}
+
 /// How a Redis trigger shows in the metrics, beside the HTTP routes.
 pub fn redis_route_label(t: &crate::spin::manifest::RedisTrigger) -> String {
     format!("redis:{}", t.channel)
@@ -400,7 +407,7 @@ fn preparers(
     opts: &HostOptions,
     engine: &wasmtime::Engine,
     deadlines: &Deadlines,
-    metrics: &'static AppMetrics,
+    metrics: Arc<AppMetrics>,
 ) -> Result<Preparers> {
     Ok(match &model.front {
         Front::Pure(_) => Preparers {
@@ -560,8 +567,8 @@ impl crate::server::Service for Host {
         Host::trim(self);
     }
 
-    fn metrics(&self) -> Option<&'static AppMetrics> {
-        Some(self.metrics)
+    fn metrics(&self) -> Option<Arc<AppMetrics>> {
+        Some(self.metrics.clone())
     }
 
     fn shutdown(&self) {

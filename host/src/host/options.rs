@@ -50,7 +50,7 @@ pub struct HostOptions {
     pub shared_engines: Option<SharedEngines>,
     /// The app's stats, when they outlive one load of it (a platform
     /// unloads and reloads an app; its counters go on).
-    pub metrics: Option<&'static crate::metrics::AppMetrics>,
+    pub metrics: Option<std::sync::Arc<crate::metrics::AppMetrics>>,
     /// `nebula up --record DIR`: every route of a pure app writes down its
     /// calls answered 5xx (all of them with `record_all`) in DIR, one file
     /// per request, for `nebula replay`; routes' own `record` writes there

@@ -64,7 +64,7 @@ impl Host {
         let id = self.request_ids.next();
         let is_head = req.method() == Method::HEAD;
         let (result, stats) = metrics::cpu::request(
-            self.metrics.unmatched,
+            &self.metrics.unmatched,
             self.stages(&id, req, peer, seed, now_ms),
         )
         .await;
@@ -192,7 +192,7 @@ impl Host {
             now_ms,
             data,
             limits: self.components.limits(&route.component),
-            stats,
+            stats: stats.clone(),
         };
         let recording = self.recording(route, &call, visitor.as_ref());
         let called = self.call(&*component, call).await;
@@ -263,7 +263,7 @@ impl Host {
                 allow: vec!["GET".into(), "HEAD".into()],
             });
         }
-        metrics::cpu::charge_request_to(self.metrics.static_files);
+        metrics::cpu::charge_request_to(&self.metrics.static_files);
         let root = self.static_root.as_deref().unwrap_or(&st.dir);
         Ok(Some(static_files::serve(root, rest, req.headers())))
     }
@@ -356,7 +356,7 @@ impl Host {
                 return Ok(Called::Hooked(resp));
             }
         }
-        let (stats, limits) = (call.stats, call.limits);
+        let (stats, limits) = (call.stats.clone(), call.limits);
         let outcome = component.call(call).await.map_err(|e| {
             let name = component.name().to_string();
             match e {

@@ -18,7 +18,7 @@ pub struct Entry {
     /// component would see another time, so the entry is dropped.
     pub expires_ms: u64,
     /// Whose counters its bytes and eviction go to.
-    pub stats: &'static RouteStats,
+    pub stats: std::sync::Arc<RouteStats>,
     size: u64,
 }
 
@@ -32,7 +32,7 @@ impl Entry {
         headers: http::HeaderMap,
         body: Bytes,
         expires_ms: u64,
-        stats: &'static RouteStats,
+        stats: std::sync::Arc<RouteStats>,
     ) -> Entry {
         let header_bytes: usize = headers
             .iter()

@@ -164,7 +164,7 @@ impl Memo {
         p: &Prepared,
         req: &http::Request<Payload>,
         now_ms: u64,
-        stats: &'static RouteStats,
+        stats: &RouteStats,
     ) -> Option<http::Response<Bytes>> {
         if holds(req.headers(), &p.etag) {
             stats.memo().not_modified();
@@ -201,7 +201,7 @@ impl Memo {
         resp: &mut http::Response<Payload>,
         had_effects: bool,
         new_visitor: bool,
-        stats: &'static RouteStats,
+        stats: &Arc<RouteStats>,
     ) {
         let Payload::Whole(body) = resp.body() else {
             return;
@@ -221,7 +221,7 @@ impl Memo {
             resp.headers().clone(),
             body,
             p.expires_ms,
-            stats,
+            stats.clone(),
         );
         self.entries
             .lock()

@@ -54,8 +54,8 @@ fn memo_with(r: &RouteModel, versions: Arc<TableVersions>, settings: CacheSettin
     Memo::new(std::slice::from_ref(r), Some(versions), settings).expect("memoised")
 }
 
-fn stats() -> &'static RouteStats {
-    AppMetrics::new(["c"], [("c", "/p")]).route_at(0)
+fn stats() -> Arc<RouteStats> {
+    AppMetrics::new(["c"], [("c", "/p")]).route_at(0).clone()
 }
 
 #[test]
@@ -131,24 +131,24 @@ fn if_none_match_gets_304_and_hits_come_from_memory() {
         .unwrap();
     assert_eq!(p.now_ms, 10_000, "the clock is rounded down to the window");
     assert!(
-        memo.answer(&p, &req, 12_345, st).is_none(),
+        memo.answer(&p, &req, 12_345, &st).is_none(),
         "nothing kept yet"
     );
     let mut resp = http::Response::new(Payload::Whole(Bytes::from_static(b"page")));
-    memo.keep(&p, &mut resp, false, false, st);
+    memo.keep(&p, &mut resp, false, false, &st);
     let etag = resp.headers()[ETAG].clone();
     assert_eq!(resp.headers()[CACHE_CONTROL], "public, max-age=0");
-    let hit = memo.answer(&p, &req, 12_346, st).expect("kept");
+    let hit = memo.answer(&p, &req, 12_346, &st).expect("kept");
     assert_eq!(hit.body().as_ref(), b"page");
     assert_eq!(hit.headers()[ETAG], etag);
     // Past the window the entry is gone.
-    assert!(memo.answer(&p, &req, 20_000, st).is_none());
+    assert!(memo.answer(&p, &req, 20_000, &st).is_none());
     let conditional = get("/p?q=1", &[("if-none-match", etag.to_str().unwrap())]);
-    let not_modified = memo.answer(&p, &conditional, 12_347, st).unwrap();
+    let not_modified = memo.answer(&p, &conditional, 12_347, &st).unwrap();
     assert_eq!(not_modified.status(), http::StatusCode::NOT_MODIFIED);
     assert_eq!(not_modified.headers()[ETAG], etag);
     let other = get("/p?q=1", &[("if-none-match", "\"0000\", W/\"1111\"")]);
-    assert!(memo.answer(&p, &other, 12_348, st).is_none());
+    assert!(memo.answer(&p, &other, 12_348, &st).is_none());
 }
 
 #[test]
@@ -162,12 +162,12 @@ fn cookies_effects_and_errors_are_never_kept() {
     cookie
         .headers_mut()
         .insert(SET_COOKIE, HeaderValue::from_static("a=b"));
-    memo.keep(&p, &mut cookie, false, false, st);
+    memo.keep(&p, &mut cookie, false, false, &st);
     let mut effects = http::Response::new(Payload::Whole(Bytes::from_static(b"x")));
-    memo.keep(&p, &mut effects, true, false, st);
+    memo.keep(&p, &mut effects, true, false, &st);
     let mut error = http::Response::new(Payload::Whole(Bytes::from_static(b"x")));
     *error.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
-    memo.keep(&p, &mut error, false, false, st);
+    memo.keep(&p, &mut error, false, false, &st);
     assert_eq!(memo.size().0, 0);
     assert!(!error.headers().contains_key(ETAG));
     assert!(!effects.headers().contains_key(ETAG));
@@ -186,7 +186,7 @@ fn eviction_keeps_memory_under_the_cap() {
         let req = get(&format!("/p?q={q}"), &[]);
         let p = memo.prepare(0, &req, &plans(&r, &q), b"d", 0).unwrap();
         let mut resp = http::Response::new(Payload::Whole(Bytes::from(vec![b'x'; 4000])));
-        memo.keep(&p, &mut resp, false, false, st);
+        memo.keep(&p, &mut resp, false, false, &st);
         assert!(memo.size().1 <= cap, "{:?} after {i}", memo.size());
     }
     let (n, bytes) = memo.size();
@@ -198,8 +198,8 @@ fn eviction_keeps_memory_under_the_cap() {
     let p = memo
         .prepare(0, &newest, &plans(&r, "199"), b"d", 1)
         .unwrap();
-    assert!(memo.answer(&p, &newest, 1, st).is_some());
+    assert!(memo.answer(&p, &newest, 1, &st).is_some());
     let oldest = get("/p?q=0", &[]);
     let p = memo.prepare(0, &oldest, &plans(&r, "0"), b"d", 1).unwrap();
-    assert!(memo.answer(&p, &oldest, 1, st).is_none());
+    assert!(memo.answer(&p, &oldest, 1, &st).is_none());
 }

@@ -26,6 +26,7 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::RouteStats;
@@ -68,6 +69,37 @@ impl Charge {
 
     pub fn seconds(&self) -> f64 {
         self.nanos() as f64 / 1e9
+    }
+}
+
+/// Where a measured stretch of CPU goes: one of the host's own charges,
+/// which live as long as the process, or an app's route, whose stats live
+/// as long as someone holds them (a thread's pending share holds them until
+/// it is paid, so a deleted app's stats are freed only after).
+#[derive(Debug, Clone)]
+pub enum ChargeTo {
+    Host(&'static Charge),
+    Route(Arc<RouteStats>),
+}
+
+impl ChargeTo {
+    fn charge(&self) -> &Charge {
+        match self {
+            ChargeTo::Host(c) => c,
+            ChargeTo::Route(r) => &r.cpu,
+        }
+    }
+}
+
+impl From<&'static Charge> for ChargeTo {
+    fn from(c: &'static Charge) -> ChargeTo {
+        ChargeTo::Host(c)
+    }
+}
+
+impl From<&Arc<RouteStats>> for ChargeTo {
+    fn from(r: &Arc<RouteStats>) -> ChargeTo {
+        ChargeTo::Route(r.clone())
     }
 }
 
@@ -181,7 +213,7 @@ struct Meter {
     /// measured only by its end ([`charge_since_boundary`]) began.
     boundary: u64,
     len: usize,
-    pending: [(&'static Charge, u64); PENDING],
+    pending: [(ChargeTo, u64); PENDING],
     /// CPU charged exactly (request polls) since the last reading, and the
     /// wall time those polls took: neither is shared among `pending`.
     exact_cpu: u64,
@@ -198,7 +230,7 @@ thread_local! {
             wall_mark: 0,
             boundary: 0,
             len: 0,
-            pending: [(&NOBODY, 0); PENDING],
+            pending: [const { (ChargeTo::Host(&NOBODY), 0) }; PENDING],
             exact_cpu: 0,
             exact_wall: 0,
         })
@@ -208,7 +240,8 @@ thread_local! {
     static NESTED: Cell<u64> = const { Cell::new(0) };
     /// Where the request being polled on this thread is charged; a request
     /// sets it with [`charge_request_to`] once it knows its route.
-    static REQUEST: Cell<Option<&'static RouteStats>> = const { Cell::new(None) };
+    /// The request's own reference, moved in for the poll and back out.
+    static REQUEST: RefCell<Option<Arc<RouteStats>>> = const { RefCell::new(None) };
     /// Inside a request's poll, measured exactly: polls nested in it are
     /// part of its CPU and record nothing of their own.
     static EXACT: Cell<bool> = const { Cell::new(false) };
@@ -236,7 +269,7 @@ impl Meter {
         let used = cpu
             .saturating_sub(self.cpu_mark)
             .saturating_sub(self.exact_cpu);
-        let polls = &self.pending[..self.len];
+        let polls = &mut self.pending[..self.len];
         let busy: u64 = polls.iter().map(|(_, w)| w).sum();
         let span = wall
             .saturating_sub(self.wall_mark)
@@ -244,9 +277,11 @@ impl Meter {
             .max(busy)
             .max(1);
         let mut given = 0;
-        for (charge, w) in polls {
-            let share = (used as u128 * *w as u128 / span as u128) as u64;
-            charge.add(share);
+        for pending in polls {
+            // Taken out, so that a route's stats are not held past their share.
+            let (charge, w) = std::mem::replace(pending, (ChargeTo::Host(&NOBODY), 0));
+            let share = (used as u128 * w as u128 / span as u128) as u64;
+            charge.charge().add(share);
             given += share;
         }
         residual.add(used - given);
@@ -259,7 +294,7 @@ impl Meter {
     }
 
     /// A poll whose CPU was read exactly (`cpu_ns`, over `wall_ns`).
-    fn record_exact(&mut self, charge: &'static Charge, cpu_ns: u64, wall_ns: u64, end: u64) {
+    fn record_exact(&mut self, charge: &Charge, cpu_ns: u64, wall_ns: u64, end: u64) {
         charge.add(cpu_ns);
         if !self.started {
             // The meter starts now: what came before is nobody's reading.
@@ -274,7 +309,7 @@ impl Meter {
         }
     }
 
-    fn record(&mut self, charge: &'static Charge, wall_ns: u64, end: u64) {
+    fn record(&mut self, charge: ChargeTo, wall_ns: u64, end: u64) {
         if !self.started {
             self.start(end.saturating_sub(wall_ns));
         }
@@ -326,7 +361,7 @@ pub fn flush_thread() {
 
 /// Runs `f`, charging the wall time it takes on this thread to `charge`
 /// (excluding measured polls nested inside it).
-fn measure<R>(charge: &'static Charge, f: impl FnOnce() -> R) -> R {
+fn measure<R>(charge: &ChargeTo, f: impl FnOnce() -> R) -> R {
     if EXACT.get() {
         // Part of the request polled around it, which is measured exactly.
         return f();
@@ -337,7 +372,7 @@ fn measure<R>(charge: &'static Charge, f: impl FnOnce() -> R) -> R {
     let end = wall_ns();
     let total = end.saturating_sub(start);
     let inner = NESTED.replace(outer + total);
-    with_meter(|m| m.record(charge, total.saturating_sub(inner), end));
+    with_meter(|m| m.record(charge.clone(), total.saturating_sub(inner), end));
     r
 }
 
@@ -346,7 +381,7 @@ pin_project_lite::pin_project! {
     pub struct Metered<F> {
         #[pin]
         inner: F,
-        charge: &'static Charge,
+        charge: ChargeTo,
     }
 }
 
@@ -361,8 +396,11 @@ impl<F: Future> Future for Metered<F> {
 }
 
 /// Charges every poll of `fut` to `charge`.
-pub fn metered<F: Future>(charge: &'static Charge, fut: F) -> Metered<F> {
-    Metered { inner: fut, charge }
+pub fn metered<F: Future>(charge: impl Into<ChargeTo>, fut: F) -> Metered<F> {
+    Metered {
+        inner: fut,
+        charge: charge.into(),
+    }
 }
 
 /// A connection task: charged to [`CONNECTIONS`].
@@ -381,17 +419,19 @@ pin_project_lite::pin_project! {
     pub struct Request<F> {
         #[pin]
         inner: F,
-        route: &'static RouteStats,
+        // Always `Some` outside a poll, until the output takes it.
+        route: Option<Arc<RouteStats>>,
     }
 }
 
 impl<F: Future> Future for Request<F> {
-    type Output = (F::Output, &'static RouteStats);
+    type Output = (F::Output, Arc<RouteStats>);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let inner = this.inner;
-        let before = REQUEST.replace(Some(*this.route));
+        // Moved, not cloned: a poll costs no reference counting.
+        let before = REQUEST.replace(this.route.take());
         let inside = EXACT.replace(true);
         let start = wall_ns();
         let cpu_start = if inside { 0 } else { thread_cpu_ns() };
@@ -400,8 +440,9 @@ impl<F: Future> Future for Request<F> {
         let end = wall_ns();
         EXACT.set(inside);
         // The request may have learnt its route during this poll.
-        let route = REQUEST.replace(before).unwrap_or(*this.route);
-        *this.route = route;
+        let route = REQUEST
+            .replace(before)
+            .expect("a request's route is only replaced, never taken, while it is polled");
         if !inside {
             let total = end.saturating_sub(start);
             // The poll around it (its connection) is not charged this time.
@@ -409,29 +450,39 @@ impl<F: Future> Future for Request<F> {
             let cpu = cpu_end.saturating_sub(cpu_start);
             with_meter(|m| m.record_exact(&route.cpu, cpu, total, end));
         }
-        poll.map(|out| (out, route))
+        match poll {
+            Poll::Ready(out) => Poll::Ready((out, route)),
+            Poll::Pending => {
+                *this.route = Some(route);
+                Poll::Pending
+            }
+        }
     }
 }
 
 /// Measures a request's polls; the output also says which route it ended
 /// up on (so the caller can count it there).
-pub fn request<F: Future>(unrouted: &'static RouteStats, fut: F) -> Request<F> {
+pub fn request<F: Future>(unrouted: &Arc<RouteStats>, fut: F) -> Request<F> {
     Request {
         inner: fut,
-        route: unrouted,
+        route: Some(unrouted.clone()),
     }
 }
 
 /// Called by a request being polled once it knows its route.
-pub fn charge_request_to(route: &'static RouteStats) {
-    if REQUEST.get().is_some() {
-        REQUEST.set(Some(route));
-    }
+pub fn charge_request_to(route: &Arc<RouteStats>) {
+    REQUEST.with_borrow_mut(|current| {
+        if let Some(r) = current {
+            if !Arc::ptr_eq(r, route) {
+                *r = route.clone();
+            }
+        }
+    });
 }
 
-/// The charge of the request being polled on this thread, if any.
-pub fn current_request() -> Option<&'static Charge> {
-    REQUEST.get().map(|r| &r.cpu)
+/// The route of the request being polled on this thread, if any.
+pub fn current_request() -> Option<Arc<RouteStats>> {
+    REQUEST.with_borrow(|r| r.clone())
 }
 
 /// Runs synchronous work on tokio's blocking pool and charges its CPU to
@@ -441,15 +492,18 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let charge = current_request().unwrap_or(Background::Scheduler.charge());
+    let charge = match current_request() {
+        Some(route) => ChargeTo::Route(route),
+        None => ChargeTo::Host(Background::Scheduler.charge()),
+    };
     tokio::task::spawn_blocking(move || charge_blocking(charge, f)).await
 }
 
 /// Runs `f` on this thread and charges exactly its CPU to `charge`: the
 /// thread clock is read right before and after.
-pub fn charge_blocking<R>(charge: &'static Charge, f: impl FnOnce() -> R) -> R {
+pub fn charge_blocking<R>(charge: impl Into<ChargeTo>, f: impl FnOnce() -> R) -> R {
     flush_thread();
-    let r = measure(charge, f);
+    let r = measure(&charge.into(), f);
     flush_thread();
     r
 }
@@ -457,7 +511,8 @@ pub fn charge_blocking<R>(charge: &'static Charge, f: impl FnOnce() -> R) -> R {
 /// Charges the wall time since this thread's last measured poll ended to
 /// `charge`: for tasks we do not spawn ourselves (wasmtime-wasi-http's
 /// workers) but whose code calls us at the end of each poll.
-pub fn charge_since_boundary(charge: &'static Charge) {
+pub fn charge_since_boundary(charge: impl Into<ChargeTo>) {
+    let charge = charge.into();
     let end = wall_ns();
     with_meter(|m| {
         let start = if m.started { m.boundary } else { end };
@@ -551,6 +606,43 @@ mod tests {
         assert!(BUSY.nanos() > 2_000_000, "charged {} ns", BUSY.nanos());
     }
 
+    /// An app's stats are freed once the app and its requests are gone,
+    /// even after every way of charging its routes: they were once leaked
+    /// for the life of the process (the request path held them as
+    /// `&'static`), so a platform leaked each deleted app's counters.
+    #[test]
+    fn a_deleted_apps_stats_are_freed_once_its_charges_are_paid() {
+        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let route = app.route("c", "/r").clone();
+        let (app_freed, route_freed) = (Arc::downgrade(&app), Arc::downgrade(&route));
+        let component_freed = Arc::downgrade(&route.component);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ((), counted) = rt.block_on(request(&app.unmatched, async {
+            charge_request_to(&route);
+            // A read on the blocking pool, charged to the request.
+            spawn_blocking(|| spin(2)).await.unwrap();
+        }));
+        counted.count(http::StatusCode::OK);
+        // Polls measured by wall time wait in the thread's pending list
+        // until its clock is next read (here: a short one, just after a
+        // reading), holding their route.
+        flush_thread();
+        rt.block_on(metered(&route, async {}));
+        drop((app, route, counted));
+        assert!(app_freed.upgrade().is_none(), "nothing holds the app's set");
+        assert!(
+            route_freed.upgrade().is_some(),
+            "a share still to be paid keeps its route"
+        );
+        flush_thread();
+        assert!(
+            route_freed.upgrade().is_none() && component_freed.upgrade().is_none(),
+            "the route's stats outlived the app and its charges"
+        );
+    }
+
     #[test]
     fn requests_learn_their_route_while_polled() {
         let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
@@ -558,11 +650,11 @@ mod tests {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let ((), got) = rt.block_on(request(app.unmatched, async {
+        let ((), got) = rt.block_on(request(&app.unmatched, async {
             charge_request_to(route);
             spin(5);
         }));
-        assert!(std::ptr::eq(got, route));
+        assert!(Arc::ptr_eq(&got, route));
         flush_thread();
         assert!(route.cpu.nanos() > 0);
         assert_eq!(app.unmatched.cpu.nanos(), 0);

@@ -1,7 +1,7 @@
 //! The largest linear memory an instance grew to, tracked where wasmtime
 //! asks for permission to grow it: the store's resource limiter.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use wasmtime::{ResourceLimiter, StoreLimits};
 
@@ -12,11 +12,11 @@ pub struct PeakLimits {
     peak: usize,
     /// A component-wide peak to raise as well (Spin instances outlive a
     /// request, so their peak is published as it happens).
-    shared: Option<&'static AtomicU64>,
+    shared: Option<Arc<super::ComponentStats>>,
 }
 
 impl PeakLimits {
-    pub fn new(limits: StoreLimits, shared: Option<&'static AtomicU64>) -> PeakLimits {
+    pub fn new(limits: StoreLimits, shared: Option<Arc<super::ComponentStats>>) -> PeakLimits {
         PeakLimits {
             limits,
             peak: 0,
@@ -40,8 +40,8 @@ impl ResourceLimiter for PeakLimits {
         let allowed = self.limits.memory_growing(current, desired, maximum)?;
         if allowed && desired > self.peak {
             self.peak = desired;
-            if let Some(shared) = self.shared {
-                shared.fetch_max(desired as u64, Ordering::Relaxed);
+            if let Some(shared) = &self.shared {
+                shared.memory(desired);
             }
         }
         Ok(allowed)

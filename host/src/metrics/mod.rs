@@ -14,9 +14,10 @@ mod text;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use cpu::Charge;
+pub use cpu::{Charge, ChargeTo};
 pub use memory::PeakLimits;
 pub use text::{render, CONTENT_TYPE};
 
@@ -69,7 +70,7 @@ impl ComponentStats {
 /// Per (component, route): requests by status and the CPU they used.
 #[derive(Debug)]
 pub struct RouteStats {
-    pub component: &'static ComponentStats,
+    pub component: Arc<ComponentStats>,
     pub route: String,
     /// CPU of the requests' work; its parent is [`cpu::CONNECTIONS`].
     pub cpu: Charge,
@@ -131,7 +132,7 @@ impl DataStats {
 }
 
 impl RouteStats {
-    fn new(component: &'static ComponentStats, route: &str) -> RouteStats {
+    fn new(component: Arc<ComponentStats>, route: &str) -> RouteStats {
         RouteStats {
             component,
             route: route.to_string(),
@@ -176,19 +177,21 @@ pub struct RouteTotal {
     pub cpu_ns: u64,
 }
 
-/// The stats of one app, allocated once (and never freed: charges are
-/// `'static` so that the hot path can hold plain references).
+/// The stats of one app, allocated once per set of routes. Shared: the
+/// app's loaded versions, the platform's record of it (counters go on
+/// across unloads) and requests in flight each hold it, so it is freed when
+/// the app is deleted and the last of them is done.
 #[derive(Debug)]
 pub struct AppMetrics {
-    components: Vec<&'static ComponentStats>,
-    routes: Vec<&'static RouteStats>,
-    by_label: HashMap<(String, String), &'static RouteStats>,
+    components: Vec<Arc<ComponentStats>>,
+    routes: Vec<Arc<RouteStats>>,
+    by_label: HashMap<(String, String), Arc<RouteStats>>,
     /// In the order the routes were given (duplicates share one entry).
-    by_index: Vec<&'static RouteStats>,
+    by_index: Vec<Arc<RouteStats>>,
     /// Static files served by the host.
-    pub static_files: &'static RouteStats,
+    pub static_files: Arc<RouteStats>,
     /// Requests no route matched (404, 405).
-    pub unmatched: &'static RouteStats,
+    pub unmatched: Arc<RouteStats>,
 }
 
 impl AppMetrics {
@@ -197,43 +200,40 @@ impl AppMetrics {
     pub fn new<'a>(
         components: impl IntoIterator<Item = &'a str>,
         routes: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> &'static AppMetrics {
-        fn leak<T>(t: T) -> &'static T {
-            Box::leak(Box::new(t))
-        }
-        let mut comps: Vec<&'static ComponentStats> = components
+    ) -> Arc<AppMetrics> {
+        let mut comps: Vec<Arc<ComponentStats>> = components
             .into_iter()
-            .map(|c| leak(ComponentStats::new(c)))
+            .map(|c| Arc::new(ComponentStats::new(c)))
             .collect();
-        let host = leak(ComponentStats::new(HOST_COMPONENT));
-        let static_files = leak(RouteStats::new(host, "(static)"));
-        let unmatched = leak(RouteStats::new(host, "(unmatched)"));
-        let mut by_label = HashMap::new();
+        let host = Arc::new(ComponentStats::new(HOST_COMPONENT));
+        let static_files = Arc::new(RouteStats::new(host.clone(), "(static)"));
+        let unmatched = Arc::new(RouteStats::new(host.clone(), "(unmatched)"));
+        let mut by_label: HashMap<(String, String), Arc<RouteStats>> = HashMap::new();
         let mut ordered = Vec::new();
         let mut by_index = Vec::new();
         for (component, route) in routes {
             let key = (component.to_string(), route.to_string());
             if let Some(stats) = by_label.get(&key) {
-                by_index.push(*stats);
+                by_index.push(stats.clone());
                 continue;
             }
             let comp = match comps.iter().find(|c| c.name == component) {
-                Some(c) => *c,
+                Some(c) => c.clone(),
                 None => {
-                    let c = leak(ComponentStats::new(component));
-                    comps.push(c);
+                    let c = Arc::new(ComponentStats::new(component));
+                    comps.push(c.clone());
                     c
                 }
             };
-            let stats = leak(RouteStats::new(comp, route));
-            by_label.insert(key, stats);
-            ordered.push(stats);
+            let stats = Arc::new(RouteStats::new(comp, route));
+            by_label.insert(key, stats.clone());
+            ordered.push(stats.clone());
             by_index.push(stats);
         }
         comps.push(host);
-        ordered.push(static_files);
-        ordered.push(unmatched);
-        leak(AppMetrics {
+        ordered.push(static_files.clone());
+        ordered.push(unmatched.clone());
+        Arc::new(AppMetrics {
             components: comps,
             routes: ordered,
             by_label,
@@ -244,16 +244,15 @@ impl AppMetrics {
     }
 
     /// The stats of a (component, route) pair given to [`AppMetrics::new`].
-    pub fn route(&self, component: &str, route: &str) -> &'static RouteStats {
+    pub fn route(&self, component: &str, route: &str) -> &Arc<RouteStats> {
         self.by_label
             .get(&(component.to_string(), route.to_string()))
-            .copied()
-            .unwrap_or(self.unmatched)
+            .unwrap_or(&self.unmatched)
     }
 
     /// Whether these stats were made for exactly these routes (and know
     /// these components), so that a new version of an app with the same
-    /// routes can count on in them instead of leaking a new set.
+    /// routes can count on in them instead of starting from zero.
     pub fn fits<'a>(
         &self,
         components: impl IntoIterator<Item = &'a str>,
@@ -270,12 +269,12 @@ impl AppMetrics {
     }
 
     /// The stats of the `i`th (component, route) pair given to [`AppMetrics::new`].
-    pub fn route_at(&self, i: usize) -> &'static RouteStats {
-        self.by_index.get(i).copied().unwrap_or(self.unmatched)
+    pub fn route_at(&self, i: usize) -> &Arc<RouteStats> {
+        self.by_index.get(i).unwrap_or(&self.unmatched)
     }
 
-    pub fn component(&self, name: &str) -> Option<&'static ComponentStats> {
-        self.components.iter().find(|c| c.name == name).copied()
+    pub fn component(&self, name: &str) -> Option<&Arc<ComponentStats>> {
+        self.components.iter().find(|c| c.name == name)
     }
 
     /// Per route: requests, by status, and their CPU (what a platform's
@@ -302,7 +301,7 @@ impl AppMetrics {
                 let routes = self
                     .routes
                     .iter()
-                    .filter(|r| std::ptr::eq(r.component, *c));
+                    .filter(|r| Arc::ptr_eq(&r.component, c));
                 let (requests, cpu_ns) = routes.fold((0, 0), |(n, ns), r| {
                     (n + r.requests(), ns + r.cpu.nanos())
                 });
@@ -363,7 +362,7 @@ mod tests {
         let edges: Vec<(u16, u64)> = m.route("b", "/y").statuses();
         assert_eq!(edges, [(100, 1), (199, 1), (404, 1), (599, 1), (999, 1)]);
         m.component("a").unwrap().memory(3 << 20);
-        let text = render(Some(m));
+        let text = render(Some(&m));
         assert!(
             text.contains(r#"nebula_requests_total{component="a",route="/x",status="200"} 2"#),
             "{text}"

@@ -8,13 +8,14 @@ use prometheus_client::registry::{Registry, Unit};
 use super::cpu::{self, Background};
 use super::AppMetrics;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Everything the host measures, as the body of `GET /metrics`.
-pub fn render(app: Option<&'static AppMetrics>) -> String {
+pub fn render(app: Option<&Arc<AppMetrics>>) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot { app }));
+    registry.register_collector(Box::new(Snapshot { app: app.cloned() }));
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &registry);
@@ -23,7 +24,7 @@ pub fn render(app: Option<&'static AppMetrics>) -> String {
 
 #[derive(Debug)]
 struct Snapshot {
-    app: Option<&'static AppMetrics>,
+    app: Option<Arc<AppMetrics>>,
 }
 
 fn counter(
@@ -41,7 +42,7 @@ impl Collector for Snapshot {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let secs = Unit::Seconds;
         let bytes = Unit::Bytes;
-        if let Some(app) = self.app {
+        if let Some(app) = &self.app {
             let mut m = enc.encode_descriptor(
                 "nebula_requests",
                 "Requests served, by component, route and status.",

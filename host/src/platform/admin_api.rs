@@ -143,7 +143,7 @@ async fn respond(platform: &Arc<Platform>, req: hyper::Request<hyper::body::Inco
                 (Method::GET, ["metrics"]) => hyper::Response::builder()
                     .header(http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
                     .body(Full::new(Bytes::from(match slot.metrics() {
-                        Some(m) => crate::metrics::render(Some(m)),
+                        Some(m) => crate::metrics::render(Some(&m)),
                         None => String::new(),
                     })))
                     .expect("a static response"),

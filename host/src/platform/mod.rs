@@ -215,9 +215,9 @@ impl Platform {
             .get(&record.host)
             .map(|s| s.id)
             .unwrap_or_else(|| self.next_id.fetch_add(1, Ordering::Relaxed));
-        // Counters are never freed (the request path holds them as
-        // `&'static`): a new version with the same routes counts on in its
-        // predecessor's instead of making (and leaking) a new set.
+        // A new version with the same routes counts on in its
+        // predecessor's counters; one with other routes gets a new set, and
+        // the old one is freed with the last request that holds it.
         let inherited = apps.get(&record.host).and_then(|s| s.metrics());
         let slot = Arc::new(Slot::new(
             record.clone(),

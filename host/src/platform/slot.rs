@@ -43,7 +43,7 @@ pub struct Slot {
     epoch: Instant,
     /// Kept across loads: the app's counters go on after an unload, and
     /// into its next version when that has the same routes.
-    metrics: Mutex<Option<&'static AppMetrics>>,
+    metrics: Mutex<Option<std::sync::Arc<AppMetrics>>>,
     pub loads: AtomicU64,
     pub unloads: AtomicU64,
     /// Time the last load took, in µs.
@@ -60,7 +60,7 @@ impl Slot {
         cache_dir: PathBuf,
         store: Option<Arc<SharedStore>>,
         epoch: Instant,
-        inherited: Option<&'static AppMetrics>,
+        inherited: Option<std::sync::Arc<AppMetrics>>,
     ) -> Slot {
         Slot {
             record,
@@ -84,8 +84,11 @@ impl Slot {
         self.host.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn metrics(&self) -> Option<&'static AppMetrics> {
-        *self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn metrics(&self) -> Option<std::sync::Arc<AppMetrics>> {
+        self.metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn touch(&self) {
@@ -120,7 +123,7 @@ impl Slot {
             .context("loading the app panicked")??;
         let host = Arc::new(host);
         // The stats it inherited, or new ones if this version's routes differ.
-        *self.metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.metrics());
+        *self.metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.metrics().clone());
         self.last_load_us
             .store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         self.loads.fetch_add(1, Ordering::Relaxed);

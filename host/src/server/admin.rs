@@ -77,7 +77,7 @@ pub fn host_allowed(host: Option<&str>, listen: SocketAddr) -> bool {
 }
 
 /// Serves `/metrics` until the runtime stops.
-pub async fn serve(listener: TcpListener, app: Option<&'static AppMetrics>) {
+pub async fn serve(listener: TcpListener, app: Option<std::sync::Arc<AppMetrics>>) {
     let listen = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -86,11 +86,11 @@ pub async fn serve(listener: TcpListener, app: Option<&'static AppMetrics>) {
         }
     };
     accept_loop(listener, TIMEOUT, move || {
-        service_fn(
-            move |req: hyper::Request<hyper::body::Incoming>| async move {
-                Ok::<_, Infallible>(respond(&req, app, listen))
-            },
-        )
+        let app = app.clone();
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(respond(&req, app.as_ref(), listen)) }
+        })
     })
     .await
 }
@@ -142,7 +142,7 @@ where
 
 fn respond<B>(
     req: &hyper::Request<B>,
-    app: Option<&'static AppMetrics>,
+    app: Option<&std::sync::Arc<AppMetrics>>,
     listen: SocketAddr,
 ) -> hyper::Response<Full<Bytes>> {
     let plain = |status: http::StatusCode, text: &str| {

@@ -41,7 +41,7 @@ pub trait Service: Send + Sync + 'static {
     fn trim(&self) {}
 
     /// What the admin listener reports per component and route.
-    fn metrics(&self) -> Option<&'static crate::metrics::AppMetrics> {
+    fn metrics(&self) -> Option<std::sync::Arc<crate::metrics::AppMetrics>> {
         None
     }
 

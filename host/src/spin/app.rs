@@ -43,7 +43,7 @@ pub struct SpinParts {
     linker: Linker<SpinStore>,
     resources: Arc<SpinResources>,
     deadlines: Deadlines,
-    metrics: &'static AppMetrics,
+    metrics: Arc<AppMetrics>,
     /// Each component's first route, where a worker's CPU goes before its
     /// first request says its route.
     first_routes: Vec<(String, usize)>,
@@ -62,7 +62,7 @@ impl SpinParts {
         opts: SpinConfig,
         engine: &Engine,
         deadlines: &Deadlines,
-        metrics: &'static AppMetrics,
+        metrics: Arc<AppMetrics>,
     ) -> Result<SpinParts> {
         let mut linker: Linker<SpinStore> = Linker::new(engine);
         wasi_http::handler::add_to_linker(&mut linker)?;
@@ -168,7 +168,8 @@ impl Preparer for Arc<SpinParts> {
         let stats = self
             .metrics
             .component(name)
-            .context("every component has metrics")?;
+            .context("every component has metrics")?
+            .clone();
         if runtime.pre.is_none() {
             // Only a Redis handler: the Redis trigger calls it.
             return Ok(Arc::new(RedisExecutor::new(
@@ -182,8 +183,9 @@ impl Preparer for Arc<SpinParts> {
             .first_routes
             .iter()
             .find(|(c, _)| c == name)
-            .map_or(self.metrics.unmatched, |(_, i)| self.metrics.route_at(*i));
-        let handler = ComponentHandler::new(&self.engine, runtime, stats, first_route);
+            .map_or(&self.metrics.unmatched, |(_, i)| self.metrics.route_at(*i))
+            .clone();
+        let handler = ComponentHandler::new(&self.engine, runtime, stats, first_route.clone());
         self.chain.register(name, handler.clone(), first_route);
         Ok(Arc::new(WasiHttpExecutor::new(
             name,

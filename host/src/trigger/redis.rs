@@ -86,7 +86,11 @@ async fn serve(host: &Arc<Host>, trigger: &RedisTrigger, wait: &mut Duration) ->
 /// One message to the trigger's component; the outcome is counted as a
 /// status (200 handled, 500 failed) on the trigger's route and logged.
 pub async fn deliver(host: &Host, trigger: &RedisTrigger, payload: Vec<u8>) {
-    let (component, id, route) = match host.message_target(trigger) {
+    let crate::host::MessageTarget {
+        component,
+        id,
+        route,
+    } = match host.message_target(trigger) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(component = %trigger.component, "Redis message not delivered: {e:#}");
@@ -100,7 +104,10 @@ pub async fn deliver(host: &Host, trigger: &RedisTrigger, payload: Vec<u8>) {
     };
     let started = std::time::Instant::now();
     let bytes = payload.len();
-    match handler.handle_message(payload, id.clone(), route).await {
+    match handler
+        .handle_message(payload, id.clone(), route.clone())
+        .await
+    {
         Ok(()) => {
             route.count(http::StatusCode::OK);
             tracing::info!(request = %id, channel = %trigger.channel, component = %trigger.component, bytes, elapsed_us = started.elapsed().as_micros() as u64, "Redis message handled");

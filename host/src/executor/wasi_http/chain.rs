@@ -39,7 +39,7 @@ pub struct Chain {
 #[derive(Clone)]
 struct Target {
     handler: ProxyHandler<ComponentHandler>,
-    route: &'static RouteStats,
+    route: Arc<RouteStats>,
 }
 
 impl Chain {
@@ -49,7 +49,7 @@ impl Chain {
         &self,
         id: &str,
         handler: ProxyHandler<ComponentHandler>,
-        route: &'static RouteStats,
+        route: Arc<RouteStats>,
     ) {
         self.targets
             .write()

@@ -6,8 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -374,14 +373,14 @@ impl ComponentRuntime {
     pub(super) async fn instantiate_plain(
         &self,
         engine: &Engine,
-        stats: &'static ComponentStats,
-        route: &'static RouteStats,
+        stats: Arc<ComponentStats>,
+        route: Arc<RouteStats>,
         id: Arc<str>,
     ) -> Result<(Store<SpinStore>, wasmtime::component::Instance)> {
         let charge = WorkerCharge::new(route);
         let current = CurrentRequest::default();
         current.set(id);
-        let mut store = self.new_store(engine, stats, &charge, &current)?;
+        let mut store = self.new_store(engine, stats.clone(), &charge, &current)?;
         let started = Instant::now();
         let instance = self.instance_pre.instantiate_async(&mut store).await?;
         stats.instantiated(started.elapsed());
@@ -391,7 +390,7 @@ impl ComponentRuntime {
     fn new_store(
         &self,
         engine: &Engine,
-        stats: &'static ComponentStats,
+        stats: Arc<ComponentStats>,
         charge: &WorkerCharge,
         current: &CurrentRequest,
     ) -> Result<Store<SpinStore>> {
@@ -426,7 +425,7 @@ impl ComponentRuntime {
                 StoreLimitsBuilder::new()
                     .memory_size(self.max_memory)
                     .build(),
-                Some(&stats.memory_peak),
+                Some(stats),
             ),
             deadlines: RequestDeadlines::new(Instant::now() + self.timeout),
         };
@@ -447,17 +446,17 @@ impl ComponentRuntime {
 pub struct ComponentHandler {
     runtime: Arc<ComponentRuntime>,
     engine: Engine,
-    stats: &'static ComponentStats,
+    stats: Arc<ComponentStats>,
     /// Where a worker's CPU goes before its first request says its route.
-    first_route: &'static RouteStats,
+    first_route: Arc<RouteStats>,
 }
 
 impl ComponentHandler {
     pub fn new(
         engine: &Engine,
         runtime: ComponentRuntime,
-        stats: &'static ComponentStats,
-        first_route: &'static RouteStats,
+        stats: Arc<ComponentStats>,
+        first_route: Arc<RouteStats>,
     ) -> ProxyHandler<ComponentHandler> {
         ProxyHandler::new(ComponentHandler {
             runtime: Arc::new(runtime),
@@ -480,21 +479,20 @@ impl ComponentHandler {
 /// [`Expiration::poll`] (called after every pending poll) and to
 /// [`Worker::drop`] (the last one).
 #[derive(Clone)]
-struct WorkerCharge(Arc<AtomicPtr<RouteStats>>);
+struct WorkerCharge(Arc<Mutex<Arc<RouteStats>>>);
 
 impl WorkerCharge {
-    fn new(route: &'static RouteStats) -> WorkerCharge {
-        WorkerCharge(Arc::new(AtomicPtr::new(route as *const _ as *mut _)))
+    fn new(route: Arc<RouteStats>) -> WorkerCharge {
+        WorkerCharge(Arc::new(Mutex::new(route)))
     }
-    fn set(&self, route: &'static RouteStats) {
-        self.0.store(route as *const _ as *mut _, Ordering::Relaxed);
+    fn set(&self, route: Arc<RouteStats>) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = route;
     }
-    fn route(&self) -> &'static RouteStats {
-        // SAFETY: only `&'static RouteStats` are ever stored.
-        unsafe { &*self.0.load(Ordering::Relaxed) }
+    fn route(&self) -> Arc<RouteStats> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     fn charge_poll(&self) {
-        metrics::cpu::charge_since_boundary(&self.route().cpu);
+        metrics::cpu::charge_since_boundary(metrics::ChargeTo::Route(self.route()));
     }
     /// Spin's SQLite and key-value calls run on tokio's blocking pool, off the
     /// async workers, their CPU charged to the route of the worker's request.
@@ -503,7 +501,7 @@ impl WorkerCharge {
         Blocking::new(move |job| {
             let route = charge.route();
             let handle =
-                tokio::task::spawn_blocking(move || metrics::cpu::charge_blocking(&route.cpu, job));
+                tokio::task::spawn_blocking(move || metrics::cpu::charge_blocking(&route, job));
             Box::pin(async move {
                 let _ = handle.await;
             })
@@ -520,10 +518,10 @@ impl HandlerState for ComponentHandler {
         metrics::cpu::boundary();
         let rt = &self.runtime;
         let started = Instant::now();
-        let charge = WorkerCharge::new(self.first_route);
+        let charge = WorkerCharge::new(self.first_route.clone());
         let current = CurrentRequest::default();
         let mut store = rt
-            .new_store(&self.engine, self.stats, &charge, &current)
+            .new_store(&self.engine, self.stats.clone(), &charge, &current)
             .map_err(wasmtime::Error::from_anyhow)?;
         let pre = rt.pre.as_ref().ok_or_else(|| {
             wasmtime::Error::msg(format!("component {:?} has no wasi:http export", rt.id))
@@ -612,7 +610,7 @@ pub struct Worker {
 /// charged to and the request's id.
 #[derive(Clone)]
 pub struct RequestTag {
-    pub route: &'static RouteStats,
+    pub route: Arc<RouteStats>,
     pub id: Arc<str>,
 }
 

@@ -36,7 +36,7 @@ pub struct RedisExecutor {
     name: String,
     runtime: Arc<ComponentRuntime>,
     engine: Engine,
-    stats: &'static ComponentStats,
+    stats: Arc<ComponentStats>,
     export: String,
     deadlines: Deadlines,
 }
@@ -45,7 +45,7 @@ impl RedisExecutor {
     pub fn new(
         runtime: ComponentRuntime,
         engine: &Engine,
-        stats: &'static ComponentStats,
+        stats: Arc<ComponentStats>,
         deadlines: Deadlines,
     ) -> Result<Self> {
         let export = export_of(engine, runtime.component())
@@ -60,18 +60,13 @@ impl RedisExecutor {
         })
     }
 
-    async fn handle(
-        &self,
-        payload: Vec<u8>,
-        id: Arc<str>,
-        route: &'static RouteStats,
-    ) -> Result<()> {
+    async fn handle(&self, payload: Vec<u8>, id: Arc<str>, route: Arc<RouteStats>) -> Result<()> {
         let _in_flight = self.deadlines.enter();
         let timeout = self.runtime.timeout();
         let run = async {
             let (mut store, instance) = self
                 .runtime
-                .instantiate_plain(&self.engine, self.stats, route, id)
+                .instantiate_plain(&self.engine, self.stats.clone(), route.clone(), id)
                 .await?;
             let interface = instance
                 .get_export_index(&mut store, None, &self.export)
@@ -94,7 +89,7 @@ impl RedisExecutor {
                 other => anyhow::bail!("unexpected result {other:?}"),
             }
         };
-        crate::metrics::cpu::metered(&route.cpu, tokio::time::timeout(timeout, run))
+        crate::metrics::cpu::metered(&route, tokio::time::timeout(timeout, run))
             .await
             .map_err(|_| anyhow::anyhow!("timed out after {timeout:?}"))?
     }
@@ -138,7 +133,7 @@ impl MessageHandler for RedisExecutor {
         &self,
         payload: Vec<u8>,
         id: Arc<str>,
-        route: &'static RouteStats,
+        route: Arc<RouteStats>,
     ) -> MessageFuture<'_> {
         Box::pin(self.handle(payload, id, route))
     }
