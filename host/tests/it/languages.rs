@@ -378,15 +378,7 @@ fn the_same_function_in_three_languages_answers_alike() {
     // that needs it; the Python one takes longer than the client's 30 s on
     // a busy 2-core machine. What is tested here is the answers, so they
     // are asked once the host has compiled both in the background.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !s.log().contains("every component loaded") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "components not loaded in 300 s:\n{}",
-            s.log()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    s.all_loaded(std::time::Duration::from_secs(300));
     let want = "hello from a pure function\nrest=x/y\na=1\nb=two words\n";
     for lang in ["py", "js"] {
         let r = s.get(&format!("/{lang}/x/y?a=1&b=two%20words"));

@@ -34,7 +34,7 @@ fn second_start_maps_the_cache_and_a_corrupt_entry_is_rebuilt() {
     let c = cache.to_str().unwrap();
     let s = Server::start("app.toml", &["--cache-dir", c]);
     assert_eq!(s.get("/").status, 200);
-    let log = all_loaded(&s);
+    let log = s.all_loaded(Duration::from_secs(120));
     let components = site_components();
     assert_eq!(
         log.matches("origin=Compiled").count(),
@@ -46,7 +46,7 @@ fn second_start_maps_the_cache_and_a_corrupt_entry_is_rebuilt() {
 
     let s = Server::start("app.toml", &["--cache-dir", c]);
     assert_eq!(s.get("/").status, 200);
-    let log = all_loaded(&s);
+    let log = s.all_loaded(Duration::from_secs(120));
     assert_eq!(
         log.matches("origin=Cache").count(),
         components,
@@ -70,7 +70,7 @@ fn second_start_maps_the_cache_and_a_corrupt_entry_is_rebuilt() {
             "{path} after a corrupt cache entry"
         );
     }
-    let log = all_loaded(&s);
+    let log = s.all_loaded(Duration::from_secs(120));
     assert!(log.contains("seal does not match"), "{log}");
     assert_eq!(log.matches("origin=Recompiled").count(), 1, "{log}");
     assert_eq!(log.matches("origin=Cache").count(), components - 1, "{log}");
@@ -212,18 +212,4 @@ fn socket_activation_starts_serves_exits_and_starts_again_without_losing_request
             .unwrap()
     };
     assert_eq!(votes, seeded + 15);
-}
-
-/// The log once the components a start left to load after the bind are
-/// all loaded.
-fn all_loaded(s: &Server) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let log = s.log();
-        if log.contains("every component loaded") {
-            return log;
-        }
-        assert!(Instant::now() < deadline, "components not loaded:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

@@ -376,6 +376,23 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits (up to `limit`) for the background load's "every component
+    /// loaded"; returns the log then.
+    pub fn all_loaded(&self, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let log = self.log();
+            if log.contains("every component loaded") {
+                return log;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "components not loaded in {limit:?}:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn get(&self, path: &str) -> Resp {
         Resp::from(agent().get(self.url(path)).call().expect("GET"))
     }
