@@ -64,6 +64,10 @@ enum Command {
     Check {
         #[command(flatten)]
         manifest: ManifestArg,
+        /// The compile cache to fill, the one `nebula up --cache-dir` will
+        /// read (default: .nebula/cache beside the manifest).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Host many tenants' apps in one process, deployed over an admin API.
     Platform(nebula::platform::cli::PlatformArgs),
@@ -247,9 +251,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { manifest } => {
+        Command::Check {
+            manifest,
+            cache_dir,
+        } => {
             let m = AnyManifest::load(&manifest.path())?;
-            let cache_dir = default_cache_dir(m.base_dir());
+            let cache_dir = cache_dir.unwrap_or_else(|| default_cache_dir(m.base_dir()));
             let report = nebula::check::check_any(m, &cache_dir)?;
             print!("{}", report.text);
             Ok(if report.ok {
@@ -421,7 +428,7 @@ fn serve(
         .context("cannot start the tokio runtime")?;
     let metrics = app.metrics().clone();
     let admin_metrics = metrics.clone();
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = match nebula::server::activation::inherited_listener()? {
             Some(l) => l,
             None => tokio::net::TcpListener::bind(listen)
@@ -466,7 +473,13 @@ fn serve(
             return Err(e);
         }
         anyhow::Ok(())
-    })?;
+    });
+    // Requests are drained and the database closed by now. Dropping the
+    // runtime would wait for the background loader, which may be minutes
+    // into compiling a component; its cache writes are temp-file + rename,
+    // so abandoning it leaves no torn entry.
+    rt.shutdown_background();
+    served?;
     nebula::metrics::print_summary(&metrics);
     Ok(ExitCode::SUCCESS)
 }

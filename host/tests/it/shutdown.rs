@@ -126,3 +126,42 @@ fn a_request_stuck_past_the_shutdown_grace_does_not_keep_the_host_running() {
     assert!(s.log().contains("after the shutdown grace"), "{}", s.log());
     assert!(wal_is_gone_or_empty(&db));
 }
+
+/// SIGTERM while the components are still compiling in the background (a
+/// cold cache): the host exits at once, not when the compiler is done, and
+/// the half-filled cache serves the next start. (It waited for every
+/// compile: the runtime's drop waited for the loader's blocking section.)
+#[test]
+fn sigterm_during_the_background_compile_exits_at_once_and_the_cache_still_serves() {
+    let scratch = tempfile::tempdir().unwrap();
+    // A folder inside the tempdir: the cache keeps its key beside it.
+    let cache = scratch.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let cwasm = || {
+        std::fs::read_dir(&cache).map_or(0, |d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+    };
+    let mut s = Server::start("app.toml", &["--cache-dir", cache_arg]);
+    assert_eq!(s.get("/.well-known/nebula/health").status, 200);
+    s.signal(libc::SIGTERM);
+    let status = s.wait_exit(Duration::from_secs(5));
+    assert!(
+        status.is_some(),
+        "still running 5 s after SIGTERM, {} of 7 components compiled:\n{}",
+        cwasm(),
+        s.log()
+    );
+    assert_eq!(status.unwrap().code(), Some(0), "{}", s.log());
+    assert!(s.log().contains("shutting down"), "{}", s.log());
+    assert!(
+        cwasm() < 7,
+        "every component was compiled before the exit: the test did not \
+         stop a compile"
+    );
+
+    let again = Server::start("app.toml", &["--cache-dir", cache_arg]);
+    assert_eq!(again.get("/").status, 200, "{}", again.log());
+}
