@@ -536,6 +536,19 @@ fn a_node_cut_off_from_the_database_leaves_the_balancer_and_no_read_fails() {
 #[test]
 fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
     let c = Cluster::up(3, "");
+    // The cache is warm once the first nodes have compiled into it: on a
+    // fresh checkout nobody had, and node 4 compiled for minutes itself.
+    for n in 1..=3 {
+        let end = Instant::now() + Duration::from_secs(300);
+        while !c.node_log(n).contains("every component loaded") {
+            assert!(
+                Instant::now() < end,
+                "node {n} did not load its components in 300 s:\n{}",
+                c.node_log(n)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let progress = Arc::new(AtomicUsize::new(0));
     let load = reads_until(c.url(""), stop.clone(), progress.clone());
@@ -559,7 +572,11 @@ fn a_node_started_under_load_serves_from_the_warm_compile_cache() {
     // right after the node started serving).
     let end = Instant::now() + Duration::from_secs(60);
     while !c.node_log(4).contains("every component loaded") {
-        assert!(Instant::now() < end, "node 4 did not load its components");
+        assert!(
+            Instant::now() < end,
+            "node 4 did not load its components in 60 s:\n{}",
+            c.node_log(4)
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = c.node_log(4);

@@ -40,6 +40,16 @@ pub fn build_guests() {
         ] {
             nebula_build(manifest);
         }
+        // Compiled once, before the tests start their hosts: on a fresh
+        // checkout every host compiled the 35 MB Python component itself,
+        // side by side on two cores, and slow tests timed out.
+        succeeded(
+            nebula()
+                .args(["check", "-f"])
+                .arg(repo().join("app.toml"))
+                .arg("--cache-dir")
+                .arg(repo().join("target/nebula-test-cache")),
+        );
     });
 }
 
