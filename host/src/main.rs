@@ -400,6 +400,8 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         record: args.record.clone(),
         record_all: args.record_all,
         defer_components: false,
+        // A start stops on a database that cannot be opened or migrated.
+        defer_database: false,
     }
 }
 

@@ -27,6 +27,7 @@
 //! into SQL — a new store must keep that.
 
 pub mod idempotency;
+mod lazy;
 pub mod migrations;
 mod postgres;
 mod sqlite;
@@ -37,6 +38,7 @@ use std::sync::Arc;
 
 use crate::manifest::{Binding, Read};
 
+pub use lazy::LazyStore;
 pub use store::{open, open_limited, DataStore, Location, StoreFuture};
 
 #[cfg(test)]

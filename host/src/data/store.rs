@@ -72,6 +72,10 @@ pub trait DataStore: Send + Sync + 'static {
     fn trim(&self);
     /// After the last request: flush and close (SQLite: WAL checkpoint).
     fn close(&self) -> anyhow::Result<()>;
+    /// Whether it holds the database open (a deferred one may not yet).
+    fn is_open(&self) -> bool {
+        true
+    }
     /// A host-private file kept with the store's data, such as the session
     /// key: for SQLite `<database>.<name>` beside the database file, so a
     /// copy of the data folder keeps it. `None` for a store with no files

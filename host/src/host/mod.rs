@@ -186,20 +186,21 @@ impl Host {
             components.load_all()?;
         }
         let store = match &model.front {
-            Front::Pure(m) => Some(crate::data::open_limited(
-                m,
-                opts.database.as_ref(),
-                opts.max_storage_bytes,
-            )?),
+            Front::Pure(m) => Some(open_store(m, &opts)?),
             Front::Spin(_) => None,
         };
         let sessions = sessions(&model, store.as_deref())?;
+        // Only memoised routes with reads need the tables' versions (which
+        // open a deferred database).
+        let versions = || {
+            let needed = model
+                .routes
+                .iter()
+                .any(|r| r.cache.is_some() && !r.reads.is_empty());
+            store.as_ref().filter(|_| needed).and_then(|s| s.versions())
+        };
         let memo = match (&model.front, opts.memo) {
-            (Front::Pure(m), true) => crate::memo::Memo::new(
-                &model.routes,
-                store.as_ref().and_then(|s| s.versions()),
-                m.cache,
-            ),
+            (Front::Pure(m), true) => crate::memo::Memo::new(&model.routes, versions(), m.cache),
             _ => None,
         };
         Ok(Host {
@@ -264,7 +265,9 @@ impl Host {
     /// After the last request: checkpoint the database's WAL into the main
     /// file and close it, so a stopped host leaves one self-contained file.
     pub fn shutdown(&self) {
-        let Some(db) = &self.store else { return };
+        let Some(db) = self.store.as_ref().filter(|db| db.is_open()) else {
+            return;
+        };
         match db.close() {
             Ok(()) => tracing::info!(db = %db.describe(), "database checkpointed and closed"),
             Err(e) => tracing::warn!(db = %db.describe(), "closing the database: {e:#}"),
@@ -440,6 +443,26 @@ fn preparers(
 
 /// The visitor cookie's keys, with `[session]`: kept with the data the app
 /// really uses (`--db` too).
+/// The app's database: opened now (so that a start stops on a migration
+/// that fails), or by its first use with `defer_database`.
+fn open_store(m: &crate::manifest::Manifest, opts: &HostOptions) -> Result<Arc<dyn DataStore>> {
+    if !opts.defer_database {
+        return crate::data::open_limited(m, opts.database.as_ref(), opts.max_storage_bytes);
+    }
+    let location = opts
+        .database
+        .clone()
+        .unwrap_or_else(|| crate::data::Location::of(m));
+    let label = match &location {
+        crate::data::Location::Sqlite(p) => format!("sqlite:{}", p.display()),
+        crate::data::Location::Postgres(_) => "the app's PostgreSQL schema".to_string(),
+    };
+    let (m, max) = (m.clone(), opts.max_storage_bytes);
+    Ok(Arc::new(crate::data::LazyStore::new(label, move || {
+        crate::data::open_limited(&m, Some(&location), max)
+    })))
+}
+
 fn sessions(model: &AppModel, store: Option<&dyn DataStore>) -> Result<Option<Sessions>> {
     let (Some(config), Some(store)) = (&model.session, store) else {
         return Ok(None);

@@ -63,6 +63,11 @@ pub struct HostOptions {
     /// the start does not wait for every component, the largest (a 35 MB
     /// Python one) included.
     pub defer_components: bool,
+    /// A pure app's database is opened by the first request that reads or
+    /// writes, not at load (a platform's apps: their databases were made
+    /// and checked at deploy, and a request that needs no data should not
+    /// wait for one to open).
+    pub defer_database: bool,
 }
 
 /// An engine shared by many hosts, with the ticker that gives its calls
@@ -132,6 +137,7 @@ impl Default for HostOptions {
             record: None,
             record_all: false,
             defer_components: false,
+            defer_database: false,
         }
     }
 }

@@ -167,6 +167,9 @@ impl Slot {
             data_dir: Some(self.data_dir.join("spin")),
             shared_engines: Some(engines),
             metrics: self.metrics(),
+            // Checked and made at deploy; opened by the first request
+            // that reads or writes (about half of a load's time).
+            defer_database: true,
             ..Default::default()
         };
         std::fs::create_dir_all(&self.data_dir)

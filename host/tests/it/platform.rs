@@ -897,3 +897,77 @@ fn an_apps_postgres_schema_stops_at_the_storage_ceiling_with_507_and_nothing_wri
         "the refused app's seeded schema was left behind"
     );
 }
+
+/// The files of `app`'s database the platform process holds open.
+fn open_db_files(p: &Platform, app: &str) -> Vec<String> {
+    let dir = p.pdir().join("data").join(app);
+    std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+        .unwrap()
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target.starts_with(&dir))
+        .map(|target| target.display().to_string())
+        .collect()
+}
+
+/// A request that reads and writes nothing does not wait for the app's
+/// database to open (about half of a load's time); the first that writes
+/// opens it. An open that fails is a 503 naming the database, and the next
+/// request tries again.
+#[test]
+fn an_apps_database_is_opened_by_its_first_request_that_needs_it() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &[]);
+    let t = p.tenant("dora");
+    let (ok, said) = p.deploy(&pure_app(work.path(), "plain", 1), &t, "plain.test");
+    assert!(ok, "{said}");
+    let (ok, said) = p.deploy(&storing_app(work.path(), "notes", ""), &t, "notes.test");
+    assert!(ok, "{said}");
+
+    let r = p.get("plain.test", "/hello/x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(p.log().contains("app=plain.test"), "{}", p.log());
+    assert_eq!(
+        open_db_files(&p, "plain.test"),
+        Vec::<String>::new(),
+        "a request without reads or writes opened the database"
+    );
+
+    // The database made at deploy is gone and a folder is in its way:
+    // the first write cannot open it.
+    let db = p.pdir().join("data/notes.test/app.db");
+    std::fs::remove_file(&db).unwrap();
+    std::fs::create_dir(&db).unwrap();
+    let post = || {
+        Resp::from(
+            agent()
+                .post(format!("{}/effects?mode=ok", p.base))
+                .header("host", "notes.test")
+                .send_empty()
+                .unwrap(),
+        )
+    };
+    let refused = post();
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        p.log().contains("cannot open sqlite:") && p.log().contains("notes.test/app.db"),
+        "the log names the database:\n{}",
+        p.log()
+    );
+    assert_eq!(p.get("plain.test", "/hello/y").status, 200, "others go on");
+
+    std::fs::remove_dir(&db).unwrap();
+    let stored = post();
+    assert!(stored.status < 300, "{} {}", stored.status, stored.text());
+    assert!(
+        open_db_files(&p, "notes.test")
+            .iter()
+            .any(|f| f.ends_with("app.db")),
+        "the write opened the database"
+    );
+    let rows: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1, "one note stored, none by the refused request");
+}
