@@ -61,3 +61,16 @@ pub enum Applied {
         recorded: Recorded,
     },
 }
+
+impl Applied {
+    /// What an `apply` with nothing to write and no key to record answers,
+    /// without asking the database.
+    pub fn nothing_to_apply(
+        effects: &[crate::contract::Effect],
+        once: Option<&Once>,
+    ) -> Option<Applied> {
+        (effects.is_empty() && once.is_none()).then_some(Applied::Committed {
+            last_insert_rowid: 0,
+        })
+    }
+}

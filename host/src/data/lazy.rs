@@ -108,10 +108,9 @@ impl DataStore for LazyStore {
         once: Option<Once>,
     ) -> StoreFuture<'_, Result<Applied, WriteError>> {
         Box::pin(async move {
-            if effects.is_empty() && once.is_none() {
-                return Ok(Applied::Committed {
-                    last_insert_rowid: 0,
-                });
+            // Every request applies its effects, most of them none.
+            if let Some(nothing) = Applied::nothing_to_apply(&effects, once.as_ref()) {
+                return Ok(nothing);
             }
             let store = self.get_async().await.map_err(WriteError::Unavailable)?;
             store.apply(effects, session, declared, once).await

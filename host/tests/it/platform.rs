@@ -130,6 +130,17 @@ impl Platform {
         Resp::from(agent().run(req).expect("admin call"))
     }
 
+    /// POST `path` (no body) to the app served for `host`.
+    pub fn post(&self, host: &str, path: &str) -> Resp {
+        Resp::from(
+            agent()
+                .post(format!("{}{path}", self.base))
+                .header("host", host)
+                .send_empty()
+                .expect("POST"),
+        )
+    }
+
     /// GET `path` of the app served for `host`.
     pub fn get(&self, host: &str, path: &str) -> Resp {
         Resp::from(
@@ -760,15 +771,7 @@ fn an_apps_data_stops_at_the_storage_ceiling_with_507_and_nothing_written() {
     let t = p.tenant("carol");
     let (ok, said) = p.deploy(&storing_app(work.path(), "notes", ""), &t, "notes.test");
     assert!(ok, "{said}");
-    let post = || {
-        Resp::from(
-            agent()
-                .post(format!("{}/effects?mode=ok", p.base))
-                .header("host", "notes.test")
-                .send_empty()
-                .unwrap(),
-        )
-    };
+    let post = || p.post("notes.test", "/effects?mode=ok");
     let db = p.pdir().join("data/notes.test/app.db");
     let count = || {
         rusqlite::Connection::open(&db)
@@ -861,15 +864,7 @@ fn an_apps_postgres_schema_stops_at_the_storage_ceiling_with_507_and_nothing_wri
             .parse::<u64>()
             .unwrap()
     };
-    let post = || {
-        Resp::from(
-            agent()
-                .post(format!("{}/effects?mode=ok", p.base))
-                .header("host", "notes.test")
-                .send_empty()
-                .unwrap(),
-        )
-    };
+    let post = || p.post("notes.test", "/effects?mode=ok");
     let stored = fill_until_refused(post, 40);
     assert_eq!(count(), stored * 2000, "a refused write left rows behind");
     assert_eq!(post().status, 507, "still full");
@@ -938,15 +933,7 @@ fn an_apps_database_is_opened_by_its_first_request_that_needs_it() {
     let db = p.pdir().join("data/notes.test/app.db");
     std::fs::remove_file(&db).unwrap();
     std::fs::create_dir(&db).unwrap();
-    let post = || {
-        Resp::from(
-            agent()
-                .post(format!("{}/effects?mode=ok", p.base))
-                .header("host", "notes.test")
-                .send_empty()
-                .unwrap(),
-        )
-    };
+    let post = || p.post("notes.test", "/effects?mode=ok");
     let refused = post();
     assert_eq!(refused.status, 503, "{}", refused.text());
     assert!(

@@ -146,10 +146,8 @@ impl DataStore for SqliteStore {
     ) -> StoreFuture<'_, Result<Applied, WriteError>> {
         let db = self.db.clone();
         Box::pin(async move {
-            if effects.is_empty() && once.is_none() {
-                return Ok(Applied::Committed {
-                    last_insert_rowid: 0,
-                });
+            if let Some(nothing) = Applied::nothing_to_apply(&effects, once.as_ref()) {
+                return Ok(nothing);
             }
             // Charged to the request's CPU account (metrics) like inline work.
             crate::metrics::cpu::spawn_blocking(move || {
