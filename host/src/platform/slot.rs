@@ -170,6 +170,9 @@ impl Slot {
             // Checked and made at deploy; opened by the first request
             // that reads or writes (about half of a load's time).
             defer_database: true,
+            // Checked at deploy too: each request maps the component it
+            // needs, not every component of the app.
+            defer_components: true,
             ..Default::default()
         };
         std::fs::create_dir_all(&self.data_dir)

@@ -958,3 +958,71 @@ fn an_apps_database_is_opened_by_its_first_request_that_needs_it() {
         .unwrap();
     assert_eq!(rows, 1, "one note stored, none by the refused request");
 }
+
+/// An app loaded for a request maps the component that request needs, not
+/// every component of the app (they were all checked at deploy); another
+/// route's component is mapped when that route is first asked for.
+#[test]
+fn a_loaded_app_maps_only_the_components_its_requests_need() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("two");
+    std::fs::create_dir_all(&app).unwrap();
+    let wasm = |name: &str| {
+        repo()
+            .join(format!("guests/target/wasm32-wasip2/release/{name}.wasm"))
+            .display()
+            .to_string()
+    };
+    let manifest = app.join("app.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"[app]
+name = "two"
+
+[components.hello]
+source = "{}"
+
+[components.trap]
+source = "{}"
+
+[[routes]]
+path = "/hello/*rest"
+component = "hello"
+
+[[routes]]
+path = "/trap"
+component = "trap"
+"#,
+            wasm("hello"),
+            wasm("trap")
+        ),
+    )
+    .unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &[]);
+    let t = p.tenant("erin");
+    let (ok, said) = p.deploy(&manifest, &t, "two.test");
+    assert!(ok, "{said}");
+
+    let loaded = |component: &str| {
+        p.log()
+            .lines()
+            .filter(|l| l.contains("host=two.test") && l.contains("loaded component"))
+            .filter(|l| l.contains(&format!("component=\"{component}\"")))
+            .count()
+    };
+    assert_eq!(p.get("two.test", "/hello/x").status, 200);
+    assert_eq!(loaded("hello"), 1, "{}", p.log());
+    assert_eq!(
+        loaded("trap"),
+        0,
+        "a component no request needed was mapped"
+    );
+
+    let r = p.get("two.test", "/trap?mode=panic");
+    assert_eq!(r.status, 500, "the trap guest traps on ?mode=panic");
+    assert_eq!(loaded("trap"), 1, "{}", p.log());
+    assert_eq!(p.get("two.test", "/hello/y").status, 200);
+    assert_eq!(loaded("hello"), 1, "hello was mapped again");
+}
