@@ -441,6 +441,48 @@ fn close_keeps_the_store_serving(kind: Kind) {
     }
 }
 
+/// The statements' check is remembered beside the database and read back
+/// while the statements and the schema stay the same; a change to the
+/// schema checks them again, so a statement it breaks still stops the open.
+#[test]
+fn the_statements_check_is_remembered_until_the_schema_changes() {
+    let Fixture { dir, m, s, _db } = store(Kind::Sqlite);
+    let items = || vec![m.reads["items"].clone()];
+    assert!(s.versions().unwrap().tables_read(&items()).is_some());
+    s.close().unwrap();
+    drop(s);
+    let memo = dir.path().join("data/store.db.statements");
+    let text = std::fs::read_to_string(&memo).expect("the check is remembered");
+    // A forged answer under the right key is what the next open uses: the
+    // statements were not prepared again.
+    let forged = text.replace(r#""items":{"Known":["items"]}"#, r#""items":"Unknown""#);
+    assert_ne!(forged, text, "{text}");
+    std::fs::write(&memo, forged).unwrap();
+    let again = data::open(&m, None).unwrap();
+    assert!(again.versions().unwrap().tables_read(&items()).is_none());
+    again.close().unwrap();
+    drop(again);
+
+    // Another table: the schema's version moves, the check runs again.
+    let db = dir.path().join("data/store.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE extra (x INTEGER)")
+        .unwrap();
+    let checked = data::open(&m, None).unwrap();
+    assert!(checked.versions().unwrap().tables_read(&items()).is_some());
+    checked.close().unwrap();
+    drop(checked);
+
+    // A table a declared read uses is gone: the open stops, naming it.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("DROP TABLE votes")
+        .unwrap();
+    let e = format!("{:#}", data::open(&m, None).err().unwrap());
+    assert!(e.contains("does not prepare") && e.contains("votes"), "{e}");
+}
+
 fn a_statement_that_does_not_prepare_stops_the_open_naming_its_key(kind: Kind) {
     let (dir, m) = app(&MANIFEST.replace("FROM items ORDER BY id\"", "FROM itemz\""));
     let db = kind.database();

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::manifest::Read;
 
 /// The tables one statement touches.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Tables {
     /// Lower-case table names.
     Known(Vec<String>),
@@ -20,7 +20,7 @@ pub enum Tables {
 }
 
 /// Every declared read's and write's tables, by manifest name.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Footprint {
     pub reads: BTreeMap<String, Tables>,
     pub writes: BTreeMap<String, Tables>,

@@ -94,7 +94,8 @@ impl SqliteStore {
             )),
             _ => e,
         })?;
-        let footprint = statements::check_statements(&writer, manifest)?;
+        let footprint =
+            statements::checked_statements(&writer, manifest, &host_file_of(path, "statements"))?;
         Ok(SqliteStore {
             db: Arc::new(Database {
                 path: path.to_path_buf(),
@@ -198,9 +199,7 @@ impl DataStore for SqliteStore {
     }
 
     fn host_file(&self, name: &str) -> Option<std::path::PathBuf> {
-        let mut file = self.db.path.file_name()?.to_os_string();
-        file.push(format!(".{name}"));
-        Some(self.db.path.with_file_name(file))
+        Some(host_file_of(&self.db.path, name))
     }
 }
 
@@ -413,6 +412,13 @@ fn recorded(conn: &Connection, key: &str) -> rusqlite::Result<Option<(String, Re
         },
     )
     .optional()
+}
+
+/// A file of the host's beside the database: `app.db.NAME`.
+fn host_file_of(db: &Path, name: &str) -> PathBuf {
+    let mut file = db.file_name().unwrap_or_default().to_os_string();
+    file.push(format!(".{name}"));
+    db.with_file_name(file)
 }
 
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection> {

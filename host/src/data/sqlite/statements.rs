@@ -1,12 +1,91 @@
 //! Checks the manifest's SQL against the SQLite database at start: SQLite
 //! itself prepares each statement, so what is checked is what will run.
 
+use std::path::Path;
+
 use anyhow::{bail, Context, Result};
 use rusqlite::Connection;
+use sha2::{Digest, Sha256};
 
 use super::footprint::TableRecorder;
 use crate::data::versions::Footprint;
 use crate::manifest::{Manifest, SESSION_PARAM};
+
+/// [`check_statements`], its answer remembered in `memo` (a file beside
+/// the database). The check is a function of the declared statements and
+/// the schema, so while neither has changed (`PRAGMA schema_version`
+/// counts every change to the schema) the answer is read back instead of
+/// preparing every statement again: that was most of loading a data app
+/// on a platform (21 statements, ~0.8 ms; benches/RESULTS.md, issue 16).
+/// Only answers that passed are remembered.
+pub(super) fn checked_statements(
+    conn: &Connection,
+    manifest: &Manifest,
+    memo: &Path,
+) -> Result<Footprint> {
+    let key = statements_key(conn, manifest)?;
+    if let Some(footprint) = read_memo(memo, &key) {
+        return Ok(footprint);
+    }
+    let footprint = check_statements(conn, manifest)?;
+    if let Err(e) = write_memo(memo, &key, &footprint) {
+        // Only the next load's time depends on it.
+        tracing::debug!(file = %memo.display(), "cannot remember the statements' check: {e:#}");
+    }
+    Ok(footprint)
+}
+
+/// What the check's answer depends on: SQLite's version, the schema's,
+/// and every declared statement with what it binds.
+fn statements_key(conn: &Connection, manifest: &Manifest) -> Result<String> {
+    let schema: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    let mut h = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    part(rusqlite::version().as_bytes());
+    part(&schema.to_le_bytes());
+    part(&[u8::from(manifest.session.is_some())]);
+    for read in manifest.reads.values() {
+        part(b"read");
+        part(read.name.as_bytes());
+        part(read.sql.as_bytes());
+        for bound in read.bind.keys() {
+            part(bound.as_bytes());
+        }
+    }
+    for write in manifest.writes.values() {
+        part(b"write");
+        part(write.name.as_bytes());
+        part(write.sql.as_bytes());
+    }
+    Ok(format!("{:x}", h.finalize()))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Memo {
+    key: String,
+    footprint: Footprint,
+}
+
+fn read_memo(file: &Path, key: &str) -> Option<Footprint> {
+    let memo: Memo = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    (memo.key == key).then_some(memo.footprint)
+}
+
+/// A new file renamed over the old, so a reader never sees half of one.
+fn write_memo(file: &Path, key: &str, footprint: &Footprint) -> Result<()> {
+    let memo = Memo {
+        key: key.to_string(),
+        footprint: footprint.clone(),
+    };
+    let mut tmp = file.as_os_str().to_os_string();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&memo)?)?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}
 
 /// Prepares every declared read and write so that a typo in SQL, a read that
 /// would write, or a parameter without a binding stops the start with a
