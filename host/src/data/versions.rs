@@ -20,7 +20,7 @@ pub enum Tables {
 }
 
 /// Every declared read's and write's tables, by manifest name.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Footprint {
     pub reads: BTreeMap<String, Tables>,
     pub writes: BTreeMap<String, Tables>,

@@ -190,17 +190,12 @@ impl Host {
             Front::Spin(_) => None,
         };
         let sessions = sessions(&model, store.as_deref())?;
-        // Only memoised routes with reads need the tables' versions (which
-        // open a deferred database).
-        let versions = || {
-            let needed = model
-                .routes
-                .iter()
-                .any(|r| r.cache.is_some() && !r.reads.is_empty());
-            store.as_ref().filter(|_| needed).and_then(|s| s.versions())
-        };
         let memo = match (&model.front, opts.memo) {
-            (Front::Pure(m), true) => crate::memo::Memo::new(&model.routes, versions(), m.cache),
+            (Front::Pure(m), true) => crate::memo::Memo::new(
+                &model.routes,
+                || store.as_ref().and_then(|s| s.versions()),
+                m.cache,
+            ),
             _ => None,
         };
         Ok(Host {
@@ -441,8 +436,6 @@ fn preparers(
     })
 }
 
-/// The visitor cookie's keys, with `[session]`: kept with the data the app
-/// really uses (`--db` too).
 /// The app's database: opened now (so that a start stops on a migration
 /// that fails), or by its first use with `defer_database`.
 fn open_store(m: &crate::manifest::Manifest, opts: &HostOptions) -> Result<Arc<dyn DataStore>> {
@@ -463,6 +456,8 @@ fn open_store(m: &crate::manifest::Manifest, opts: &HostOptions) -> Result<Arc<d
     })))
 }
 
+/// The visitor cookie's keys, with `[session]`: kept with the data the app
+/// really uses (`--db` too).
 fn sessions(model: &AppModel, store: Option<&dyn DataStore>) -> Result<Option<Sessions>> {
     let (Some(config), Some(store)) = (&model.session, store) else {
         return Ok(None);

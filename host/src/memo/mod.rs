@@ -64,11 +64,17 @@ impl Memo {
     /// is memoised. A route whose reads touch tables the store cannot name
     /// (or a store that keeps no versions while the route reads) is not
     /// memoised, with a warning: it could never know its data changed.
+    /// `versions` is asked only if a memoised route reads (it may open a
+    /// deferred database).
     pub fn new(
         routes: &[RouteModel],
-        versions: Option<Arc<TableVersions>>,
+        versions: impl FnOnce() -> Option<Arc<TableVersions>>,
         settings: CacheSettings,
     ) -> Option<Memo> {
+        let reads_memoised = routes
+            .iter()
+            .any(|r| r.cache.is_some() && !r.reads.is_empty());
+        let versions = if reads_memoised { versions() } else { None };
         let routes: Vec<Option<Memoised>> = routes
             .iter()
             .map(|r| {

@@ -51,7 +51,7 @@ fn plans(route: &RouteModel, q: &str) -> Vec<ReadPlan> {
 
 /// The cache of the one route `r`.
 fn memo_with(r: &RouteModel, versions: Arc<TableVersions>, settings: CacheSettings) -> Memo {
-    Memo::new(std::slice::from_ref(r), Some(versions), settings).expect("memoised")
+    Memo::new(std::slice::from_ref(r), || Some(versions), settings).expect("memoised")
 }
 
 fn stats() -> Arc<RouteStats> {

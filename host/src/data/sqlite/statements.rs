@@ -63,26 +63,18 @@ fn statements_key(conn: &Connection, manifest: &Manifest) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Memo {
-    key: String,
-    footprint: Footprint,
-}
-
+/// The file holds `[key, footprint]`.
 fn read_memo(file: &Path, key: &str) -> Option<Footprint> {
-    let memo: Memo = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
-    (memo.key == key).then_some(memo.footprint)
+    let (kept, footprint): (String, Footprint) =
+        serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
+    (kept == key).then_some(footprint)
 }
 
 /// A new file renamed over the old, so a reader never sees half of one.
 fn write_memo(file: &Path, key: &str, footprint: &Footprint) -> Result<()> {
-    let memo = Memo {
-        key: key.to_string(),
-        footprint: footprint.clone(),
-    };
     let mut tmp = file.as_os_str().to_os_string();
     tmp.push(".tmp");
-    std::fs::write(&tmp, serde_json::to_vec(&memo)?)?;
+    std::fs::write(&tmp, serde_json::to_vec(&(key, footprint))?)?;
     std::fs::rename(&tmp, file)?;
     Ok(())
 }
