@@ -269,6 +269,7 @@ fn detail(slot: &Slot) -> Value {
     v["loads"] = json!(slot.loads.load(Ordering::Relaxed));
     v["unloads"] = json!(slot.unloads.load(Ordering::Relaxed));
     v["last_load_us"] = json!(slot.last_load_us.load(Ordering::Relaxed));
+    v["last_cold_request_us"] = json!(slot.last_cold_request_us.load(Ordering::Relaxed));
     v["idle_ms"] = json!(slot.idle_for().as_millis() as u64);
     let routes: Vec<Value> = slot
         .metrics()

@@ -514,6 +514,8 @@ impl Service for Platform {
             );
             return r;
         }
+        let received = Instant::now();
+        let cold = slot.loaded().is_none();
         let host = match self.load(&slot).await {
             Ok(h) => h,
             Err(e) => {
@@ -527,6 +529,10 @@ impl Service for Platform {
         };
         let resp = host.call(req, peer).instrument(app_span(&slot)).await;
         slot.touch();
+        if cold {
+            slot.last_cold_request_us
+                .store(received.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         resp
     }
 

@@ -48,6 +48,11 @@ pub struct Slot {
     pub unloads: AtomicU64,
     /// Time the last load took, in µs.
     pub last_load_us: AtomicU64,
+    /// The whole of the last request that found the app unloaded, in µs:
+    /// from the platform receiving it to its response, so the load, the
+    /// component mapped for it and the call. The load alone leaves out
+    /// what a deferred load does for the request.
+    pub last_cold_request_us: AtomicU64,
 }
 
 impl Slot {
@@ -77,6 +82,7 @@ impl Slot {
             loads: AtomicU64::new(0),
             unloads: AtomicU64::new(0),
             last_load_us: AtomicU64::new(0),
+            last_cold_request_us: AtomicU64::new(0),
         }
     }
 

@@ -530,6 +530,13 @@ fn a_deploy_under_load_drops_no_request_and_idle_apps_unload() {
     let s = status(&p);
     assert_eq!(s["loaded"], true);
     assert_eq!(s["loads"].as_u64().unwrap(), loads + 1);
+    // The request that found it unloaded is timed whole: its load, the
+    // component mapped for it, the call.
+    let (cold, load) = (
+        s["last_cold_request_us"].as_u64().unwrap(),
+        s["last_load_us"].as_u64().unwrap(),
+    );
+    assert!(load > 0 && cold >= load, "{s}");
     // Its counters went on across the unload: every request v2 answered
     // (the clients', the check after the deploy, and this one).
     let v2_served = seen
