@@ -27,7 +27,7 @@ pub mod wasi_http;
 mod wasm_kind;
 
 pub(crate) use cache::hex;
-pub use cache::CompileCache;
+pub use cache::{CompileCache, KeptComponents};
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;
 pub use engine::{new_engine, EngineOptions};

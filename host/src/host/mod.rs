@@ -160,7 +160,8 @@ impl Host {
             Some(m) if m.fits(components(), routes()) => m.clone(),
             _ => AppMetrics::new(components(), routes()),
         };
-        let cache = CompileCache::new(opts.cache_dir.clone());
+        let cache = CompileCache::new(opts.cache_dir.clone())
+            .keeping(opts.shared_engines.as_ref().and_then(|e| e.kept.clone()));
         let Preparers {
             pure,
             wasi_http,

@@ -88,6 +88,9 @@ pub struct SharedEngines {
     /// making a linker (every WASI function named and hashed) was a large
     /// part of loading a small app.
     pub pure_linker: std::sync::Arc<crate::executor::PureLinker>,
+    /// Components kept mapped after their apps unload (a platform's
+    /// `--keep-mapped`), so that a reload does not map them again.
+    pub kept: Option<std::sync::Arc<crate::executor::KeptComponents>>,
 }
 
 impl std::fmt::Debug for SharedEngines {
@@ -112,6 +115,7 @@ impl SharedEngines {
             pure_linker: std::sync::Arc::new(crate::executor::PureLinker::new(&pure.engine)?),
             pure,
             spin: make(true)?,
+            kept: None,
         })
     }
 }

@@ -97,6 +97,12 @@ pub struct ServeArgs {
     /// connect where they like.
     #[arg(long = "allow-redis", value_name = "ADDR")]
     pub allow_redis: Vec<String>,
+    /// Components kept mapped after their apps unload, at most: a reload
+    /// within that many distinct components does not map its code again.
+    /// All are let go once no app has been loaded for --unload-after.
+    /// 0 keeps none.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub keep_mapped: usize,
     /// Idle seconds after which the whole process trims its memory (off by default).
     #[arg(long)]
     pub idle_trim: Option<f64>,
@@ -165,6 +171,7 @@ impl ServeArgs {
             },
             store: self.store.clone(),
             redis_allowed: self.allow_redis.clone(),
+            keep_mapped: self.keep_mapped,
         })
     }
 }

@@ -59,6 +59,8 @@ pub struct PlatformOptions {
     pub store: Option<String>,
     /// The Redis servers apps' `[[trigger.redis]]` may subscribe to.
     pub redis_allowed: Vec<String>,
+    /// Components kept mapped after their apps unload, at most (0: none).
+    pub keep_mapped: usize,
 }
 
 pub struct Platform {
@@ -91,11 +93,12 @@ impl Platform {
         let registry = Registry::open(&opts.dir, store)?
             .with_storage_ceiling(opts.ceilings.max_storage_bytes)
             .with_redis_allowed(opts.redis_allowed.clone());
-        let engines = SharedEngines::new(&crate::executor::EngineOptions {
+        let mut engines = SharedEngines::new(&crate::executor::EngineOptions {
             max_instances: opts.pool_instances,
             max_memory_bytes: opts.ceilings.max_memory_bytes,
             ..Default::default()
         })?;
+        engines.kept = crate::executor::KeptComponents::new(opts.keep_mapped).map(Arc::new);
         let platform = Arc::new_cyclic(|me: &std::sync::Weak<Platform>| Platform {
             redis: RedisTriggers::new(
                 opts.redis_allowed.clone(),
@@ -229,10 +232,12 @@ impl Platform {
             self.epoch,
             inherited,
         ));
-        if let Some(old) = apps.insert(record.host.clone(), slot.clone()) {
-            old.unload();
-        }
+        let old = apps.insert(record.host.clone(), slot.clone());
         drop(apps);
+        if let Some(old) = old {
+            old.unload();
+            self.forget_code_of(&old);
+        }
         self.redis.set(&record.host, &triggers);
         slot
     }
@@ -246,8 +251,23 @@ impl Platform {
             .remove(host);
         if let Some(old) = old {
             old.unload();
+            self.forget_code_of(&old);
         }
         self.redis.set(host, &[]);
+    }
+
+    /// A version no longer served: its kept components will not be asked
+    /// for again (a version that stays, as after a rollback, keeps them).
+    fn forget_code_of(&self, old: &Slot) {
+        let (Some(kept), Some(dir)) = (&self.engines.kept, old.version_dir()) else {
+            return;
+        };
+        let serving = self
+            .slot(&old.record.host)
+            .and_then(|s| s.version_dir().map(|d| d.to_path_buf()));
+        if serving.as_deref() != Some(dir) {
+            kept.forget_under(dir);
+        }
     }
 
     pub fn slot(&self, host: &str) -> Option<Arc<Slot>> {
@@ -308,7 +328,27 @@ impl Platform {
                 .filter(|s| s.loaded().is_some())
                 .collect();
             if loaded.is_empty() {
-                self.loaded_one.notified().await;
+                match &self.engines.kept {
+                    // Code kept for reloads goes too once nothing has been
+                    // loaded for another unload time: an idle node gives
+                    // its memory back, and then sleeps without wakeups.
+                    Some(kept) if !kept.is_empty() => {
+                        let woken = tokio::time::timeout(after, self.loaded_one.notified()).await;
+                        if woken.is_err() && self.slots().iter().all(|s| s.loaded().is_none()) {
+                            let n = kept.clear();
+                            crate::metrics::cpu::spawn_blocking(|| {
+                                crate::host::release_free_heap(false)
+                            })
+                            .await
+                            .ok();
+                            tracing::info!(
+                                components = n,
+                                "nothing loaded: kept components let go"
+                            );
+                        }
+                    }
+                    _ => self.loaded_one.notified().await,
+                }
                 continue;
             }
             // Closing an app checkpoints and closes its database, and the

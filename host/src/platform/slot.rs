@@ -86,6 +86,11 @@ impl Slot {
         }
     }
 
+    /// The folder of the version this slot serves (`apps/HOST/vN`).
+    pub fn version_dir(&self) -> Option<&std::path::Path> {
+        self.manifest.parent()
+    }
+
     pub fn loaded(&self) -> Option<Arc<Host>> {
         self.host.read().unwrap_or_else(|p| p.into_inner()).clone()
     }

@@ -1033,3 +1033,68 @@ component = "trap"
     assert_eq!(p.get("two.test", "/hello/y").status, 200);
     assert_eq!(loaded("hello"), 1, "hello was mapped again");
 }
+
+#[test]
+fn an_unloaded_apps_code_stays_mapped_for_its_next_load_until_nothing_is_loaded() {
+    build_guests();
+    let work = tempfile::tempdir().unwrap();
+    let p = Platform::start(tempfile::tempdir().unwrap(), &["--unload-after", "0.5"]);
+    let t = p.tenant("t");
+    assert!(p.deploy(&pure_app(work.path(), "app", 1), &t, "app.test").0);
+    let kept_loads = |p: &Platform| {
+        p.log()
+            .lines()
+            .filter(|l| l.contains("loaded component") && l.contains("origin=Kept"))
+            .count()
+    };
+    let unloaded = |p: &Platform| {
+        let end = Instant::now() + Duration::from_secs(10);
+        while p.admin("GET", "/apps/app.test", &t, b"").json()["loaded"] == true {
+            assert!(Instant::now() < end, "not unloaded:\n{}", p.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    assert_eq!(p.get("app.test", "/hello/x").status, 200);
+    assert_eq!(kept_loads(&p), 0, "{}", p.log());
+    unloaded(&p);
+    // The app's host went; its code stayed mapped for the next request.
+    let r = p.get("app.test", "/hello/x");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "hello from a pure function\nrest=x\n")
+    );
+    assert_eq!(kept_loads(&p), 1, "{}", p.log());
+
+    // A new version maps its own code; the replaced one's is let go, so
+    // once nothing is loaded for an unload time, one component is let go.
+    assert!(p.deploy(&pure_app(work.path(), "app", 2), &t, "app.test").0);
+    let r = p.get("app.test", "/hello/x");
+    assert_eq!((r.status, r.header("x-app-version")), (200, Some("2")));
+    assert_eq!(kept_loads(&p), 1, "{}", p.log());
+    let end = Instant::now() + Duration::from_secs(10);
+    let let_go = loop {
+        if let Some(l) = p
+            .log()
+            .lines()
+            .find(|l| l.contains("kept components let go"))
+        {
+            break l.to_string();
+        }
+        assert!(Instant::now() < end, "kept code never let go:\n{}", p.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(let_go.contains("components=1"), "{let_go}");
+    // After that, a load maps from the compile cache again.
+    assert_eq!(p.get("app.test", "/hello/x").status, 200);
+    assert_eq!(kept_loads(&p), 1, "{}", p.log());
+    assert!(
+        p.log()
+            .lines()
+            .filter(|l| l.contains("loaded component") && l.contains("origin=Cache"))
+            .count()
+            >= 3,
+        "v1, v2, and v2 again after the let-go: {}",
+        p.log()
+    );
+}

@@ -17,6 +17,7 @@
 //! after writing it does not restore its change time (only the kernel sets
 //! that), so an edited entry is always read and checked in full.
 
+mod kept;
 mod seal;
 mod trust;
 
@@ -31,6 +32,7 @@ use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::wasm_kind::WasmKind;
+pub use kept::KeptComponents;
 pub(crate) use seal::hex;
 use seal::SealKey;
 
@@ -41,6 +43,8 @@ pub enum Origin {
     Compiled,
     /// Compiled because the cached entry failed its checks.
     Recompiled,
+    /// Still mapped from an earlier load of the same file ([`KeptComponents`]).
+    Kept,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +54,8 @@ pub struct CompileCache {
     /// then: [`CompileCache::identity`] answers from here instead of
     /// opening the key and reading the remembered digest again.
     loaded: Arc<Mutex<HashMap<PathBuf, (String, String)>>>,
+    /// A platform's components kept mapped across its apps' loads.
+    kept: Option<Arc<KeptComponents>>,
 }
 
 /// A cache folder that passed its checks, with its key.
@@ -63,7 +69,14 @@ impl CompileCache {
         CompileCache {
             dir,
             loaded: Default::default(),
+            kept: None,
         }
+    }
+
+    /// Looks in `kept` first, and keeps what it maps there.
+    pub fn keeping(mut self, kept: Option<Arc<KeptComponents>>) -> Self {
+        self.kept = kept;
+        self
     }
 
     pub fn disabled() -> Self {
@@ -92,6 +105,16 @@ impl CompileCache {
     /// component first (`super::componentize`), and the result cached as if
     /// the file had been that component.
     pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<(Component, Origin)> {
+        // Taken before the file is read: if it changes in between, the
+        // stamp kept below no longer matches and `identity` asks again.
+        let stamp = Stamp::of(wasm_path);
+        if let (Some(kept), Some(stamp)) = (&self.kept, &stamp) {
+            if let Some((component, digest)) = kept.get(engine, wasm_path, &stamp.0) {
+                self.loaded()
+                    .insert(wasm_path.to_path_buf(), (stamp.0.clone(), digest));
+                return Ok((component, Origin::Kept));
+            }
+        }
         // Before the folder is made: a mistake costs nothing on disk.
         let kind = super::wasm_kind::kind(&head(wasm_path)?, wasm_path)?;
         let read = || {
@@ -107,9 +130,6 @@ impl CompileCache {
             return Ok((compile(engine, &bytes, wasm_path)?, Origin::Compiled));
         };
         let mut bytes = None;
-        // Taken before the file is read: if it changes in between, the
-        // stamp kept below no longer matches and `identity` asks again.
-        let stamp = Stamp::of(wasm_path);
         let digest = match stamp
             .as_ref()
             .and_then(|s| cache.remembered_digest(wasm_path, s))
@@ -124,6 +144,9 @@ impl CompileCache {
             }
         };
         let loaded = cache.load_entry(engine, &digest, bytes, read, wasm_path)?;
+        if let (Some(kept), Some(stamp)) = (&self.kept, &stamp) {
+            kept.put(engine, wasm_path, &stamp.0, &loaded.0, &digest);
+        }
         if let Some(stamp) = stamp {
             self.loaded()
                 .insert(wasm_path.to_path_buf(), (stamp.0, digest));
@@ -774,5 +797,62 @@ mod tests {
             .collect();
         assert_eq!(names, ["g"]);
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+    }
+
+    #[test]
+    fn a_kept_component_is_reused_until_its_file_changes_or_it_is_let_go() {
+        let (engine, tmp, _, src) = with_cache();
+        let kept = Arc::new(KeptComponents::new(2).unwrap());
+        // Each load of an app makes its own cache handle; the kept set is
+        // the platform's.
+        let cache =
+            || CompileCache::new(Some(tmp.path().join("cache"))).keeping(Some(kept.clone()));
+        assert_eq!(cache().load(&engine, &src).unwrap().1, Origin::Compiled);
+        let again = cache();
+        let (c, origin) = again.load(&engine, &src).unwrap();
+        assert_eq!(origin, Origin::Kept);
+        assert_eq!(exports(&engine, &c), 0);
+        // The digest is known without reading the cache: what the response
+        // cache keys by is the same as after a mapping.
+        let digest = hex(&Sha256::digest(std::fs::read(&src).unwrap()));
+        std::fs::remove_dir_all(tmp.path().join("cache")).unwrap();
+        assert_eq!(again.identity(&src), digest.as_bytes());
+
+        // Another engine never gets this engine's code.
+        assert_eq!(
+            cache().load(&Engine::default(), &src).unwrap().1,
+            Origin::Compiled
+        );
+
+        // A changed file is mapped afresh, and its old code let go.
+        std::fs::write(&src, two_components().1).unwrap();
+        let (c, origin) = cache().load(&engine, &src).unwrap();
+        assert_eq!((origin, exports(&engine, &c)), (Origin::Compiled, 1));
+        assert_eq!(kept.len(), 1);
+        assert_eq!(cache().load(&engine, &src).unwrap().1, Origin::Kept);
+
+        // Bounded: a third file pushes out the least recently used.
+        let (other, third) = (tmp.path().join("d.wasm"), tmp.path().join("e.wasm"));
+        std::fs::write(
+            &other,
+            wat::parse_str("(component (import \"x\" (func)))").unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            &third,
+            wat::parse_str("(component (import \"y\" (func)))").unwrap(),
+        )
+        .unwrap();
+        cache().load(&engine, &other).unwrap();
+        cache().load(&engine, &third).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!(cache().load(&engine, &src).unwrap().1, Origin::Cache);
+
+        // An app version gone: what was under its folder goes with it.
+        kept.forget_under(tmp.path());
+        assert!(kept.is_empty());
+        cache().load(&engine, &src).unwrap();
+        assert_eq!(kept.clear(), 1);
+        assert_eq!(cache().load(&engine, &src).unwrap().1, Origin::Cache);
     }
 }
