@@ -127,11 +127,20 @@ impl Slot {
             return Ok(h);
         }
         let started = Instant::now();
-        let (me, engines, ceilings) = (self.clone(), engines.clone(), ceilings.clone());
-        // Mapping components and opening a database block.
-        let host = tokio::task::spawn_blocking(move || me.load(engines, &ceilings))
-            .await
-            .context("loading the app panicked")??;
+        let host = match self.store {
+            // A SQLite app's load reads its manifest and builds its host
+            // (~0.1 ms: its database and components are opened by the
+            // requests that need them, on this worker too), less than
+            // handing it to the blocking pool and back.
+            None => self.load(engines.clone(), ceilings)?,
+            // Making the app's schema on PostgreSQL waits on the network.
+            Some(_) => {
+                let (me, engines, ceilings) = (self.clone(), engines.clone(), ceilings.clone());
+                tokio::task::spawn_blocking(move || me.load(engines, &ceilings))
+                    .await
+                    .context("loading the app panicked")??
+            }
+        };
         let host = Arc::new(host);
         // The stats it inherited, or new ones if this version's routes differ.
         *self.metrics.lock().unwrap_or_else(|p| p.into_inner()) = Some(host.metrics().clone());
