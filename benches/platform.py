@@ -375,45 +375,43 @@ class Proc:
 
 LOADED_COMPONENT = re.compile(r"loaded component=\S+ origin=(\w+) .*elapsed_us=(\d+)")
 APP_LOADED = re.compile(r"app loaded app=(\S+) version=\d+ took_us=(\d+)")
+SPAN_HOST = re.compile(r"app\{host=([^}\s]+)\}")
 
 
 def load_breakdown(log_path: str) -> dict:
-    """The platform's own log of each load, in order: the component's load
-    (`loaded component … elapsed_us`), whether the database was created
-    (`applied migration`), and the whole load (`app loaded … took_us`).
-    Grouped by how many times that app had been loaded in this process."""
+    """The platform's own log of each load, in order: the whole load (`app
+    loaded … took_us`) and the components the app's requests mapped after it
+    (`app{host=…}: … loaded component … elapsed_us`: a platform maps a
+    component when a request first needs it, not in the load). Grouped by
+    how many times that app had been loaded in this process."""
     by_round: dict[int, list[dict]] = {}
     seen: dict[str, int] = {}
-    comp, origins, migrated = 0, [], False
+    last: dict[str, dict] = {}
     try:
         lines = open(log_path, errors="replace").read().splitlines()
     except OSError:
         return {}
     for line in lines:
         m = LOADED_COMPONENT.search(line)
-        if m:
-            comp += int(m.group(2))
-            origins.append(m.group(1))
-            continue
-        if "applied migration" in line:
-            migrated = True
+        h = SPAN_HOST.search(line)
+        if m and h and h.group(1) in last:
+            rec = last[h.group(1)]
+            rec["component_us"] += int(m.group(2))
+            rec["origins"].append(m.group(1))
             continue
         m = APP_LOADED.search(line)
         if m:
             host, took = m.group(1), int(m.group(2))
             seen[host] = seen.get(host, 0) + 1
-            by_round.setdefault(seen[host], []).append(
-                {"took_us": took, "component_us": comp, "rest_us": took - comp, "db_created": migrated,
-                 "origins": origins})
-            comp, origins, migrated = 0, [], False
+            rec = {"took_us": took, "component_us": 0, "origins": []}
+            by_round.setdefault(seen[host], []).append(rec)
+            last[host] = rec
     out = {}
     for r, xs in sorted(by_round.items()):
         out[f"load_{r}"] = {
             "n": len(xs),
             "took_us": summary([x["took_us"] for x in xs], 0),
-            "component_us": summary([x["component_us"] for x in xs], 0),
-            "rest_us": summary([x["rest_us"] for x in xs], 0),
-            "db_created": sum(x["db_created"] for x in xs),
+            "component_us": summary([x["component_us"] for x in xs if x["origins"]], 0),
             "origins": sorted({o for x in xs for o in x["origins"]}),
         }
     return out
@@ -918,12 +916,18 @@ def markdown(res: dict) -> str:
                       for k, v in r["unload"]["again"]["server_us"].items()}, "ms", 3), "≤ 1 ms")
     row("first request after an unload, client p50 / p99", lambda r: pp(r["unload"]["again"]["client_ms"], "ms"))
     def lb(r, key, part):
-        x = (r.get("log_loads") if key == "main" else r["unload"].get("log_loads") or {}).get(part[0], {}).get(part[1])
-        return f"{x['p50'] / 1000:.3f} / {x['p99'] / 1000:.3f} ms" if x and x.get("n") else "—"
-    row("of the first load (log): component mapped, p50 / p99", lambda r: lb(r, "main", ("load_1", "component_us")))
-    row("of the first load (log): the rest (database created + schema, …)", lambda r: lb(r, "main", ("load_1", "rest_us")))
-    row("of a reload (log): component mapped", lambda r: lb(r, "unload", ("load_2", "component_us")))
-    row("of a reload (log): the rest (database opened, …)", lambda r: lb(r, "unload", ("load_2", "rest_us")))
+        loads = (r.get("log_loads") if key == "main" else r["unload"].get("log_loads") or {}).get(part[0], {})
+        x = loads.get(part[1])
+        if not (x and x.get("n")):
+            return "—"
+        # Where the components came from: the compile cache, or still mapped
+        # from an earlier load (`--keep-mapped`).
+        origins = f" (origin: {', '.join(loads.get('origins', []))})" if part[1] == "component_us" else ""
+        return f"{x['p50'] / 1000:.3f} / {x['p99'] / 1000:.3f} ms{origins}"
+    row("of a first request (log): the app's load, p50 / p99", lambda r: lb(r, "main", ("load_1", "took_us")))
+    row("of a first request (log): its component mapped, p50 / p99", lambda r: lb(r, "main", ("load_1", "component_us")))
+    row("of a first request after an unload (log): the app's load", lambda r: lb(r, "unload", ("load_2", "took_us")))
+    row("of a first request after an unload (log): its component mapped", lambda r: lb(r, "unload", ("load_2", "component_us")))
     row("steady state, fresh connection, p50 / p99",
         lambda r: pp(r["growth"][0]["steady_fresh"], "ms"))
     row("steady state, keep-alive, p50 / p99", lambda r: pp(r["growth"][0]["steady_keepalive"], "ms"))
