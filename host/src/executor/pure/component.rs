@@ -139,9 +139,22 @@ impl PureComponent {
         // ready) runs none, so the wall clock bounds the whole call too.
         // Dropping the call at the deadline unwinds the guest's stack; the
         // store, and with it the instance, goes right after.
-        let result = match tokio::time::timeout_at(deadline.into(), call).await {
-            Ok(result) => result,
-            Err(_elapsed) => Err(Trap::Interrupt.into()),
+        // Most calls end within their first poll (the guest runs to its end
+        // without waiting on anything) and need no timer: registering one
+        // and taking it out again is a lock on the runtime's timer wheel
+        // twice per request. A call that yields (at an epoch tick, or in a
+        // host call that waits) is bounded by the wall clock from then on.
+        let result = {
+            let mut call = std::pin::pin!(call);
+            match futures::poll!(call.as_mut()) {
+                std::task::Poll::Ready(result) => result,
+                std::task::Poll::Pending => {
+                    match tokio::time::timeout_at(deadline.into(), call).await {
+                        Ok(result) => result,
+                        Err(_elapsed) => Err(Trap::Interrupt.into()),
+                    }
+                }
+            }
         };
         let finished = std::time::Instant::now();
         let memory_peak = store.data().limits.peak();
