@@ -585,6 +585,9 @@ impl Service for Platform {
         for slot in self.slots() {
             slot.unload_if_idle(Duration::ZERO);
         }
+        if let Some(kept) = &self.engines.kept {
+            kept.clear();
+        }
         crate::host::release_free_heap(false);
     }
 
