@@ -409,7 +409,7 @@ impl Platform {
             }
         };
         let app = match self.load(&slot).await {
-            Ok(h) => h,
+            Ok((h, _)) => h,
             Err(e) => {
                 tracing::error!(app = %host, channel = %trigger.channel, "Redis message not delivered: cannot load the app: {e:#}");
                 return;
@@ -459,14 +459,15 @@ impl Platform {
         }
     }
 
-    /// The slot's app, loaded if it is not; a new load wakes the unloader.
-    async fn load(&self, slot: &Arc<Slot>) -> Result<Arc<crate::host::Host>> {
-        let was_loaded = slot.loaded().is_some();
+    /// The slot's app, loaded if it is not, and whether it was not (a
+    /// cold start); a new load wakes the unloader.
+    async fn load(&self, slot: &Arc<Slot>) -> Result<(Arc<crate::host::Host>, bool)> {
+        let cold = slot.loaded().is_none();
         let host = slot.host(&self.engines, &self.opts.ceilings).await?;
-        if !was_loaded {
+        if cold {
             self.loaded_one.notify_one();
         }
-        Ok(host)
+        Ok((host, cold))
     }
 
     fn page(&self, resp: http::Response<bytes::Bytes>) -> http::Response<Body> {
@@ -555,9 +556,8 @@ impl Service for Platform {
             return r;
         }
         let received = Instant::now();
-        let cold = slot.loaded().is_none();
-        let host = match self.load(&slot).await {
-            Ok(h) => h,
+        let (host, cold) = match self.load(&slot).await {
+            Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(app = %slot.record.host, "cannot load the app: {e:#}");
                 return self.page(pages::error(
