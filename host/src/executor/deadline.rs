@@ -171,12 +171,17 @@ mod tests {
         Engine::new(&config).unwrap()
     }
 
-    fn wait_parked(d: &Deadlines) {
+    /// Waits up to 5 s for `done`; fails saying what never happened.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
         let until = Instant::now() + Duration::from_secs(5);
-        while !d.shared.parked.load(SeqCst) {
-            assert!(Instant::now() < until, "the ticker never parked");
+        while !done() {
+            assert!(Instant::now() < until, "{what}");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    fn wait_parked(d: &Deadlines) {
+        wait_until("the ticker never parked", || d.shared.parked.load(SeqCst));
     }
 
     #[test]
@@ -245,10 +250,8 @@ mod tests {
         let d = Deadlines::start(&engine);
         wait_parked(&d);
         d.stop();
-        let until = Instant::now() + Duration::from_secs(5);
-        while std::sync::Arc::strong_count(&d.shared) > 1 {
-            assert!(Instant::now() < until, "the ticker thread is still running");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        wait_until("the ticker thread is still running", || {
+            Arc::strong_count(&d.shared) == 1
+        });
     }
 }

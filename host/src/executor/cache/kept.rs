@@ -69,14 +69,7 @@ impl KeptComponents {
     ) {
         let mut kept = self.kept();
         // An older stamp of the same file is never asked for again.
-        let stale: Vec<_> = kept
-            .iter()
-            .filter(|((p, s), _)| p == path && s != stamp)
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in stale {
-            kept.pop(&key);
-        }
+        pop_where(&mut kept, |p, s| p == path && s != stamp);
         kept.put(
             (path.to_path_buf(), stamp.to_string()),
             Kept {
@@ -90,15 +83,7 @@ impl KeptComponents {
     /// Lets go of every component whose source is under `dir` (an app
     /// version deleted or replaced: nothing will ask for them again).
     pub fn forget_under(&self, dir: &Path) {
-        let mut kept = self.kept();
-        let gone: Vec<_> = kept
-            .iter()
-            .filter(|((p, _), _)| p.starts_with(dir))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in gone {
-            kept.pop(&key);
-        }
+        pop_where(&mut self.kept(), |p, _| p.starts_with(dir));
     }
 
     /// Lets go of all of them; says how many there were.
@@ -115,5 +100,17 @@ impl KeptComponents {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Lets go of every component whose (source path, stamp) matches.
+fn pop_where(kept: &mut lru::LruCache<(PathBuf, String), Kept>, f: impl Fn(&Path, &str) -> bool) {
+    let gone: Vec<_> = kept
+        .iter()
+        .filter(|((p, s), _)| f(p, s))
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in gone {
+        kept.pop(&key);
     }
 }
