@@ -618,6 +618,16 @@ mod tests {
         pub(super) static CLOCK_READS: Cell<u64> = const { Cell::new(0) };
     }
 
+    /// An app whose component `c` has one route, `/r`, and a runtime to
+    /// poll its requests on.
+    fn one_route() -> (Arc<super::super::AppMetrics>, tokio::runtime::Runtime) {
+        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        (app, rt)
+    }
+
     fn spin(ms: u64) {
         let until = wall_ns() + ms * 1_000_000;
         let mut x = 0u64;
@@ -683,11 +693,8 @@ mod tests {
     /// is still charged its own CPU, never more than the thread used.
     #[test]
     fn a_request_starting_just_after_a_reading_reads_the_clock_once() {
-        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let (app, rt) = one_route();
         let route = app.route("c", "/r");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         // A preemption between the reading and the request (a busy test
         // machine) makes it read again, rightly: one of a few tries suffices.
         for _ in 0..10 {
@@ -721,11 +728,8 @@ mod tests {
     /// not have been this thread's CPU.
     #[test]
     fn a_request_after_a_pause_reads_its_start() {
-        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let (app, rt) = one_route();
         let route = app.route("c", "/r");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let reads = rt.block_on(async {
             flush_thread();
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -774,11 +778,8 @@ mod tests {
     #[test]
     fn reused_readings_still_hand_out_the_threads_cpu() {
         static POLLS: Charge = Charge::new(None);
-        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let (app, rt) = one_route();
         let route = app.route("c", "/r");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let charged = || {
             POLLS.nanos()
                 + route.cpu.nanos()
@@ -847,11 +848,8 @@ mod tests {
 
     #[test]
     fn requests_learn_their_route_while_polled() {
-        let app = super::super::AppMetrics::new(["c"], [("c", "/r")]);
+        let (app, rt) = one_route();
         let route = app.route("c", "/r");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
         let ((), got) = rt.block_on(request(&app.unmatched, async {
             charge_request_to(route);
             spin(5);
