@@ -196,16 +196,12 @@ impl Router {
 
     pub fn route(&self, method: &str, path: &str) -> RouteMatch {
         let mut best: Option<(usize, Matched)> = None;
-        let mut allow: Vec<String> = Vec::new();
+        let mut matched_any = false;
         for (i, (pattern, methods)) in self.routes.iter().enumerate() {
             let Some((params, rank)) = pattern.matches(path) else {
                 continue;
             };
-            for m in methods {
-                if !allow.contains(m) {
-                    allow.push(m.clone());
-                }
-            }
+            matched_any = true;
             let accepts = methods
                 .iter()
                 .any(|m| m == method || (method == "HEAD" && m == "GET"));
@@ -215,14 +211,31 @@ impl Router {
         }
         match best {
             Some((route, (params, _))) => RouteMatch::Found { route, params },
-            None if allow.is_empty() => RouteMatch::NotFound,
-            None => {
-                if allow.iter().any(|m| m == "GET") && !allow.iter().any(|m| m == "HEAD") {
-                    allow.push("HEAD".into());
+            None if !matched_any => RouteMatch::NotFound,
+            // Only a 405 needs the methods of every route the path matched.
+            None => RouteMatch::MethodNotAllowed {
+                allow: self.allowed(path),
+            },
+        }
+    }
+
+    /// The methods of every route `path` matches, for a 405's `Allow`.
+    fn allowed(&self, path: &str) -> Vec<String> {
+        let mut allow: Vec<String> = Vec::new();
+        for (pattern, methods) in &self.routes {
+            if pattern.matches(path).is_none() {
+                continue;
+            }
+            for m in methods {
+                if !allow.contains(m) {
+                    allow.push(m.clone());
                 }
-                RouteMatch::MethodNotAllowed { allow }
             }
         }
+        if allow.iter().any(|m| m == "GET") && !allow.iter().any(|m| m == "HEAD") {
+            allow.push("HEAD".into());
+        }
+        allow
     }
 }
 

@@ -25,19 +25,14 @@ pub fn prepare_request<B>(
     params: &[(String, String)],
     client: Option<SocketAddr>,
 ) {
-    let uri = req.uri().clone();
     let client = client.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    add_spin_headers(req.headers_mut(), &uri, route, params, client);
+    let uri = req.uri().clone();
+    let full_url = add_spin_headers(req.headers_mut(), &uri, route, params, client);
     req.headers_mut().remove(http::header::CONNECTION);
     if uri.authority().is_none() {
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost")
-            .to_string();
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        if let Ok(abs) = format!("http://{host}{path}").parse() {
+        // `spin-full-url` is the absolute form: scheme, the Host header (or
+        // `localhost`) and the path with its query.
+        if let Ok(abs) = http::Uri::try_from(full_url) {
             *req.uri_mut() = abs;
         }
     }

@@ -109,6 +109,17 @@ impl SecurityHeaders {
     }
 }
 
+/// Whether [`filter_guest_header`] keeps a header of this (lowercase) name
+/// as it is, whatever its value: every name but the hop-by-hop and framing
+/// ones, `X-Frame-Options` and the two CSP headers. Lets a response whose
+/// headers are all of that kind skip the filter (the common case).
+pub fn kept_as_is(lower_name: &str) -> bool {
+    !(HOP_BY_HOP.contains(&lower_name)
+        || lower_name == "x-frame-options"
+        || lower_name == "content-security-policy"
+        || lower_name == "content-security-policy-report-only")
+}
+
 /// What becomes of a header a guest's response sets: `Some(value)` to
 /// keep (possibly changed), `None` to drop. Hop-by-hop and framing headers
 /// and `X-Frame-Options` are dropped; a `Content-Security-Policy` loses its
@@ -218,5 +229,19 @@ mod tests {
         );
         assert!(filter_guest_header("content-security-policy", "frame-ancestors *").is_err());
         assert_eq!(filter_guest_header("x-custom", "v"), Ok("v".to_string()));
+        // What `kept_as_is` lets skip the filter, the filter keeps unchanged.
+        for name in ["x-custom", "content-type", "cache-control", "set-cookie"] {
+            assert!(kept_as_is(name), "{name}");
+            for value in ["v", "frame-ancestors *", "a; b"] {
+                assert_eq!(filter_guest_header(name, value), Ok(value.to_string()));
+            }
+        }
+        for name in HOP_BY_HOP.iter().copied().chain([
+            "x-frame-options",
+            "content-security-policy",
+            "content-security-policy-report-only",
+        ]) {
+            assert!(!kept_as_is(name), "{name}");
+        }
     }
 }

@@ -104,7 +104,7 @@ impl Chain {
             route: target.route,
             id: Arc::from(format!("{caller}.chained")),
         };
-        match super::handle_when_pooled(&target.handler, tag, request).await {
+        match super::handle(&target.handler, tag, request).await {
             Ok(response) => {
                 let done: Box<dyn std::future::Future<Output = Result<(), Error>> + Send> =
                     Box::new(async { Ok(()) });

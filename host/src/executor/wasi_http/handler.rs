@@ -466,6 +466,11 @@ impl ComponentHandler {
         })
     }
 
+    /// Whether it exports WASI 0.3's handler (instances reused).
+    pub fn is_p3(&self) -> bool {
+        self.runtime.is_p3()
+    }
+
     /// What the component imports, by name.
     pub fn imports(&self) -> Vec<String> {
         crate::executor::imports_of(&self.engine, self.runtime.component())
@@ -646,5 +651,110 @@ impl WorkerState for Worker {
         // Giving the instance's memory back is part of its cost.
         drop(store);
         self.charge.charge_poll();
+    }
+}
+
+/// A WASI 0.2 request on a fresh instance of its own, the way a pure
+/// component's request runs: one task makes the instance, calls
+/// `incoming-handler.handle` and drops the instance, with no worker, request
+/// queue or concurrent-call loop around it (`ProxyHandler` keeps those for
+/// WASI 0.3 instances, which serve many requests). About 5% less CPU per
+/// request for the wasi:http hello (benches/RESULTS.md).
+///
+/// The call runs in a task of its own because the guest goes on writing
+/// the response body after it has handed over the head; the caller gets
+/// the head as soon as the guest sets it.
+impl ComponentHandler {
+    pub async fn handle_fresh_p2(
+        &self,
+        tag: RequestTag,
+        req: wasmtime_wasi_http::handler::Request,
+    ) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
+        let Some(ProxyPre::P2(pre)) = &self.runtime.pre else {
+            return Err(wasmtime::Error::msg(format!(
+                "component {:?} has no wasi:http@0.2 export",
+                self.runtime.id
+            )));
+        };
+        let pre = pre.clone();
+        let rt = self.runtime.clone();
+        let engine = self.engine.clone();
+        let stats = self.stats.clone();
+        let deadline = tokio::time::Instant::now() + rt.timeout;
+        let (tx, head) = tokio::sync::oneshot::channel();
+        let route = tag.route.clone();
+        let call = tokio::spawn(metrics::cpu::metered(&route, async move {
+            let charge = WorkerCharge::new(tag.route.clone());
+            let current = CurrentRequest::default();
+            current.set(tag.id.clone());
+            let run = async {
+                let (mut store, proxy) =
+                    instantiate_when_pooled(&rt, &engine, &stats, &charge, &current, &pre).await?;
+                let mut http = store.data_mut().http();
+                let request = http.new_incoming_request(
+                    wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+                    req,
+                )?;
+                let out = http.new_response_outparam(tx)?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, out)
+                    .await
+                // The store (and the instance's memory) goes here, charged
+                // to the request like the rest of this task.
+            };
+            // Past the deadline the call is dropped wherever it waits (the
+            // epoch deadline stops a guest that computes).
+            let result = tokio::time::timeout_at(deadline, run)
+                .await
+                .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
+            if let Err(e) = &result {
+                tracing::error!(request = %current.get(), component = %rt.id, "instance failed: {e:?}");
+            }
+            result
+        }));
+        match head.await {
+            Ok(Ok(response)) => Ok(response),
+            // The guest answered with a wasi:http error code.
+            Ok(Err(code)) => Err(code.into()),
+            // The call ended without setting a response: its error, or that.
+            Err(_) => match call.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err(wasmtime::Error::msg(
+                    "guest never invoked `response-outparam::set` method",
+                )),
+                Err(panicked) => Err(wasmtime::Error::msg(format!("the call failed: {panicked}"))),
+            },
+        }
+    }
+}
+
+/// A fresh instance in a new store, tried again while the instance pool is
+/// full (a slot given back by a finished request is free a moment later).
+/// The caller's deadline bounds the tries.
+async fn instantiate_when_pooled(
+    rt: &ComponentRuntime,
+    engine: &Engine,
+    stats: &Arc<ComponentStats>,
+    charge: &WorkerCharge,
+    current: &CurrentRequest,
+    pre: &wasmtime_wasi_http::p2::bindings::ProxyPre<SpinStore>,
+) -> wasmtime::Result<(Store<SpinStore>, wasmtime_wasi_http::p2::bindings::Proxy)> {
+    loop {
+        let mut store = rt
+            .new_store(engine, stats.clone(), charge, current)
+            .map_err(wasmtime::Error::from_anyhow)?;
+        let started = Instant::now();
+        match pre.instantiate_async(&mut store).await {
+            Ok(proxy) => {
+                stats.instantiated(started.elapsed());
+                return Ok((store, proxy));
+            }
+            Err(e) if e.is::<wasmtime::PoolConcurrencyLimitError>() => {
+                drop(store);
+                tokio::time::sleep(super::POOL_RETRY_WAIT).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }

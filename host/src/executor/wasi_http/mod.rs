@@ -43,7 +43,7 @@ use super::{
 const BACKSTOP_MARGIN: Duration = Duration::from_millis(250);
 
 /// Waits between tries when every instance in the pool is taken.
-const POOL_RETRY_WAIT: Duration = Duration::from_millis(5);
+pub(super) const POOL_RETRY_WAIT: Duration = Duration::from_millis(5);
 
 /// A wasi:http component behind [`Executor`].
 pub struct WasiHttpExecutor {
@@ -108,18 +108,16 @@ impl WasiHttpExecutor {
         };
         let started = Instant::now();
         let _in_flight = self.deadlines.enter();
-        // The worker's own expiration (`handler::Expiration`) ends a guest
-        // that waits in an async host call at its deadline, and drops its
-        // instance as it answers. This wall-clock backstop bounds what it
-        // cannot: a host call that holds the worker's thread. It fires a
-        // little later, so that in the ordinary case the instance is gone by
-        // the time the slot is handed on.
-        let handled = tokio::time::timeout(
-            timeout + BACKSTOP_MARGIN,
-            handle_when_pooled(&self.handler, tag, req),
-        )
-        .await
-        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
+        // The call's own deadline (the fresh instance's `timeout_at`, a
+        // reused instance's `handler::Expiration`) ends a guest that waits
+        // in an async host call, and drops its instance as it answers. This
+        // wall-clock backstop bounds what it cannot: a host call that holds
+        // the thread. It fires a little later, so that in the ordinary case
+        // the instance is gone by the time the slot is handed on.
+        let handled =
+            tokio::time::timeout(timeout + BACKSTOP_MARGIN, handle(&self.handler, tag, req))
+                .await
+                .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()));
         match handled {
             Ok(mut resp) => {
                 drop_guest_headers(resp.headers_mut());
@@ -157,13 +155,28 @@ fn to_wasi_error(e: BoxError) -> wasmtime_wasi_http::Error {
     }
 }
 
+/// A request to a component: on a fresh instance of its own for WASI 0.2
+/// ([`ComponentHandler::handle_fresh_p2`]), through `ProxyHandler`'s
+/// reused instances for WASI 0.3.
+pub(super) async fn handle(
+    handler: &ProxyHandler<ComponentHandler>,
+    tag: RequestTag,
+    req: wasmtime_wasi_http::handler::Request,
+) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
+    if handler.state().is_p3() {
+        handle_when_pooled(handler, tag, req).await
+    } else {
+        handler.state().handle_fresh_p2(tag, req).await
+    }
+}
+
 /// `handler.handle`, tried again while the instance pool is full. The pool
 /// holds `max_instances` instances, as many as there are slots, but a slot
 /// is given back when its request's response is done (or its client gone),
 /// and the instance behind it is dropped by its worker task a moment later:
 /// the request the slot is handed to may find the pool full until then.
 /// Bounded by the caller's deadline.
-pub(super) async fn handle_when_pooled(
+async fn handle_when_pooled(
     handler: &ProxyHandler<ComponentHandler>,
     tag: RequestTag,
     mut req: wasmtime_wasi_http::handler::Request,
@@ -193,7 +206,13 @@ pub(super) async fn handle_when_pooled(
 /// than declared is an error, never sent as is), and the response cap
 /// reads it.
 fn drop_guest_headers(headers: &mut http::HeaderMap) {
-    let names: Vec<http::HeaderName> = headers.keys().cloned().collect();
+    use crate::web::security_headers::kept_as_is;
+    // Usually none: nothing is copied then.
+    let names: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| !kept_as_is(name.as_str()))
+        .cloned()
+        .collect();
     for name in names {
         if name == http::header::CONTENT_LENGTH {
             continue;
