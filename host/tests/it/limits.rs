@@ -106,6 +106,42 @@ fn a_spin_component_spinning_without_yielding_gets_504_and_does_not_hold_a_worke
     spinning_guests_are_stopped_and_do_not_stall_others(&s, "/?mode=loop", "/hello");
 }
 
+/// A WASI 0.2 guest that returns without setting its response, or traps
+/// before it, is a 500 that says so in the log; its instance is dropped and
+/// its slot freed, so with one instance slot every later request is served
+/// (each one's instance may find the pool still full for a moment after the
+/// previous response, and waits for it rather than failing).
+#[test]
+fn a_wasi_p2_guest_that_never_answers_or_traps_is_a_500_and_frees_its_instance() {
+    crate::support::build_guests();
+    let s = Server::start_spin(
+        "host/tests/apps/spin-hog.toml",
+        &["--max-instances", "1"],
+        &[],
+    );
+    let r = s.get("/?mode=noanswer");
+    assert_eq!(r.status, 500, "{}", r.text());
+    let r = s.get("/?mode=panic");
+    assert_eq!(r.status, 500, "{}", r.text());
+    for i in 0..20 {
+        let r = s.get(&format!("/hello/{i}"));
+        assert_eq!(
+            (r.status, r.text()),
+            (200, "ok\n".to_string()),
+            "request {i}"
+        );
+    }
+    let log = s.log();
+    assert!(
+        log.contains("response-outparam::set"),
+        "the log names what the guest did not do:\n{log}"
+    );
+    assert!(
+        log.contains("the guest panics before it answers"),
+        "the log has the guest's panic:\n{log}"
+    );
+}
+
 #[test]
 fn the_memory_cap_is_the_components_and_endless_allocation_is_a_500() {
     let s = Server::start("host/tests/apps/limits.toml", &[]);

@@ -16,6 +16,8 @@
 //!   deadline can stop it;
 //! - `?mode=print&tag=T` writes `stdout says T` to stdout and `stderr says T`
 //!   to stderr, which the host must log with the request's id;
+//! - `?mode=noanswer` returns without ever setting the response;
+//! - `?mode=panic` traps before setting the response;
 //!
 //! any other request answers `ok`.
 
@@ -151,6 +153,10 @@ impl Guest for Component {
                 Fields::new(),
                 std::iter::once(b"printed\n".to_vec()),
             );
+        } else if query.contains("mode=noanswer") {
+            drop(out);
+        } else if query.contains("mode=panic") {
+            panic!("the guest panics before it answers");
         } else if query.contains("mode=read") {
             let said = read_body(request);
             respond(out, 200, Fields::new(), std::iter::once(said.into_bytes()));
