@@ -655,21 +655,22 @@ impl WorkerState for Worker {
 }
 
 /// A WASI 0.2 request on a fresh instance of its own, the way a pure
-/// component's request runs: one task makes the instance, calls
-/// `incoming-handler.handle` and drops the instance, with no worker, request
+/// component's request runs: make the instance, call
+/// `incoming-handler.handle`, drop the instance, with no worker, request
 /// queue or concurrent-call loop around it (`ProxyHandler` keeps those for
-/// WASI 0.3 instances, which serve many requests). About 5% less CPU per
-/// request for the wasi:http hello (benches/RESULTS.md).
+/// WASI 0.3 instances, which serve many requests).
 ///
-/// The call runs in a task of its own because the guest goes on writing
-/// the response body after it has handed over the head; the caller gets
-/// the head as soon as the guest sets it.
+/// The call runs in the caller's task until the guest has set the response
+/// head. A guest that writes a small body has finished by then, in the same
+/// poll; one still writing (a large or slow body) goes on in a task of its
+/// own, so that the caller can stream what it writes.
 impl ComponentHandler {
     pub async fn handle_fresh_p2(
         &self,
         tag: RequestTag,
         req: wasmtime_wasi_http::handler::Request,
     ) -> wasmtime::Result<wasmtime_wasi_http::handler::Response> {
+        use futures::future::{select, Either};
         let Some(ProxyPre::P2(pre)) = &self.runtime.pre else {
             return Err(wasmtime::Error::msg(format!(
                 "component {:?} has no wasi:http@0.2 export",
@@ -681,9 +682,9 @@ impl ComponentHandler {
         let engine = self.engine.clone();
         let stats = self.stats.clone();
         let deadline = tokio::time::Instant::now() + rt.timeout;
-        let (tx, head) = tokio::sync::oneshot::channel();
+        let (tx, mut head) = tokio::sync::oneshot::channel();
         let route = tag.route.clone();
-        let call = tokio::spawn(metrics::cpu::metered(&route, async move {
+        let mut call = Box::pin(async move {
             let charge = WorkerCharge::new(tag.route.clone());
             let current = CurrentRequest::default();
             current.set(tag.id.clone());
@@ -701,7 +702,7 @@ impl ComponentHandler {
                     .call_handle(&mut store, request, out)
                     .await
                 // The store (and the instance's memory) goes here, charged
-                // to the request like the rest of this task.
+                // to the request wherever the call runs.
             };
             // Past the deadline the call is dropped wherever it waits (the
             // epoch deadline stops a guest that computes).
@@ -712,21 +713,32 @@ impl ComponentHandler {
                 tracing::error!(request = %current.get(), component = %rt.id, "instance failed: {e:?}");
             }
             result
-        }));
-        match head.await {
-            Ok(Ok(response)) => Ok(response),
-            // The guest answered with a wasi:http error code.
-            Ok(Err(code)) => Err(code.into()),
-            // The call ended without setting a response: its error, or that.
-            Err(_) => match call.await {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => Err(wasmtime::Error::msg(
-                    "guest never invoked `response-outparam::set` method",
-                )),
-                Err(panicked) => Err(wasmtime::Error::msg(format!("the call failed: {panicked}"))),
-            },
+        });
+        let sent = match select(call.as_mut(), &mut head).await {
+            // The call is over: it set the head during it, or never did.
+            Either::Left((result, _)) => {
+                return match head.try_recv() {
+                    Ok(sent) => sent.map_err(Into::into),
+                    Err(_) => result.and_then(|()| Err(never_answered())),
+                }
+            }
+            Either::Right((sent, _)) => sent,
+        };
+        match sent {
+            Ok(response) => {
+                // The guest is still writing the body.
+                tokio::spawn(metrics::cpu::metered(&route, call));
+                response.map_err(Into::into)
+            }
+            // It dropped its response-outparam without setting it, and runs
+            // on: its outcome is the request's.
+            Err(_) => call.await.and_then(|()| Err(never_answered())),
         }
     }
+}
+
+fn never_answered() -> wasmtime::Error {
+    wasmtime::Error::msg("guest never invoked `response-outparam::set` method")
 }
 
 /// A fresh instance in a new store, tried again while the instance pool is
