@@ -1,8 +1,10 @@
-//! What wasmtime-wasi-http's `ProxyHandler` needs to run one component:
-//! the store of an instance (WASI, wasi:http, Spin's interfaces, memory cap),
-//! when a worker expires, when it takes another request, and where its CPU
-//! is charged. WASI 0.2 components get a fresh instance per request; WASI
-//! 0.3 ones are reused up to a bound.
+//! How one component's requests run. Every instance gets the same store
+//! (WASI, wasi:http, Spin's interfaces, memory cap) and deadline. WASI 0.2
+//! components get a fresh instance per request, made, called and dropped by
+//! the request itself (`handle_fresh_p2`); WASI 0.3 ones are reused up to a
+//! bound, which is what wasmtime-wasi-http's `ProxyHandler` is for: this
+//! module tells it when a worker expires, when it takes another request,
+//! and where its CPU is charged.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -534,6 +536,8 @@ impl HandlerState for ComponentHandler {
         let proxy = pre.instantiate_async(&mut store).await?;
         self.stats.instantiated(started.elapsed());
         let deadlines = store.data().deadlines.clone();
+        // Only WASI 0.3 requests come here (`super::handle`); a WASI 0.2
+        // instance would serve one request.
         let (max_requests, max_concurrent) = if rt.is_p3() {
             (rt.reuse.max_requests, rt.reuse.max_concurrent)
         } else {

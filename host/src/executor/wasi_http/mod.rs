@@ -1,10 +1,11 @@
 //! The wasi:http executor: components exporting
 //! `wasi:http/incoming-handler@0.2` (a fresh instance per request) or
 //! `wasi:http/handler@0.3` (instances reused up to a bound, as Spin and
-//! `wasmtime serve` do). wasmtime-wasi-http's `ProxyHandler` drives both;
-//! [`handler`] gives it the store, the deadlines and the accounting, and
-//! [`guest_log`] turns the guest's stdout and stderr into log lines with
-//! the request id.
+//! `wasmtime serve` do). [`handler`] runs a WASI 0.2 request itself, in the
+//! request's own task, and gives wasmtime-wasi-http's `ProxyHandler` what it
+//! needs to run reused WASI 0.3 instances (the store, the deadlines and the
+//! accounting); [`guest_log`] turns the guest's stdout and stderr into log
+//! lines with the request id.
 //!
 //! The component streams its request body and its response body; the host
 //! caps both. Its outbound HTTP ([`outbound`], [`outbound_connect`]) reaches
