@@ -164,7 +164,6 @@ impl Preparer for Arc<SpinParts> {
         )?
         .mount_files(self.files.tree(name))
         .chain_through(self.chain.clone());
-        let is_p3 = runtime.is_p3();
         let stats = self
             .metrics
             .component(name)
@@ -190,7 +189,6 @@ impl Preparer for Arc<SpinParts> {
         Ok(Arc::new(WasiHttpExecutor::new(
             name,
             handler,
-            is_p3,
             self.deadlines.clone(),
         )))
     }

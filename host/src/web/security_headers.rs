@@ -112,7 +112,8 @@ impl SecurityHeaders {
 /// Whether [`filter_guest_header`] keeps a header of this (lowercase) name
 /// as it is, whatever its value: every name but the hop-by-hop and framing
 /// ones, `X-Frame-Options` and the two CSP headers. Lets a response whose
-/// headers are all of that kind skip the filter (the common case).
+/// headers are all of that kind skip the filter (the common case); the
+/// filter itself checks it first.
 pub fn kept_as_is(lower_name: &str) -> bool {
     !(HOP_BY_HOP.contains(&lower_name)
         || lower_name == "x-frame-options"
@@ -127,6 +128,9 @@ pub fn kept_as_is(lower_name: &str) -> bool {
 /// manifest's call, not the guest's). The reason is for the log.
 pub fn filter_guest_header(name: &str, value: &str) -> Result<String, &'static str> {
     let lower = name.to_ascii_lowercase();
+    if kept_as_is(&lower) {
+        return Ok(value.to_string());
+    }
     if HOP_BY_HOP.contains(&lower.as_str()) {
         return Err("it describes the connection or the message framing, which only the host sets");
     }

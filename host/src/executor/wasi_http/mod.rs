@@ -50,21 +50,14 @@ pub(super) const POOL_RETRY_WAIT: Duration = Duration::from_millis(5);
 pub struct WasiHttpExecutor {
     name: String,
     handler: ProxyHandler<ComponentHandler>,
-    is_p3: bool,
     deadlines: Deadlines,
 }
 
 impl WasiHttpExecutor {
-    pub fn new(
-        name: &str,
-        handler: ProxyHandler<ComponentHandler>,
-        is_p3: bool,
-        deadlines: Deadlines,
-    ) -> Self {
+    pub fn new(name: &str, handler: ProxyHandler<ComponentHandler>, deadlines: Deadlines) -> Self {
         WasiHttpExecutor {
             name: name.to_string(),
             handler,
-            is_p3,
             deadlines,
         }
     }
@@ -76,7 +69,7 @@ impl Executor for WasiHttpExecutor {
     }
 
     fn kind(&self) -> ComponentKind {
-        if self.is_p3 {
+        if self.handler.state().is_p3() {
             ComponentKind::WasiHttp03
         } else {
             ComponentKind::WasiHttp02
