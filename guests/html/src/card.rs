@@ -1,34 +1,43 @@
 //! Meme cards: the tile that lists show for each meme.
 
-use crate::html::{escape, push_escaped};
-use crate::meme::{tag_url, Meme};
+use std::fmt::Write;
+
+use crate::html::push_escaped;
+use crate::meme::{push_tag_url, Meme};
+
+// The cards are written straight into the page's buffer: a `format!` per
+// piece made a string only to copy it, and a guest pays for every
+// allocation in its own (wasm) allocator. `write!` into a `String` cannot
+// fail, hence the ignored results.
 
 /// One meme as a card: the image linking to its page, votes and tags.
 pub fn card(meme: &Meme) -> String {
-    let caption = escape(&meme.caption());
-    let url = meme.url();
     let mut out = String::with_capacity(512);
-    out.push_str("<article class=\"card\">\n");
-    out.push_str(&format!(
-        "<a class=\"card-image\" href=\"{url}\"><img src=\"{}\" alt=\"{caption}\" width=\"600\" height=\"600\" loading=\"lazy\"></a>\n",
-        meme.image_url()
-    ));
-    out.push_str("<div class=\"card-body\">\n");
-    out.push_str(&format!(
-        "<a class=\"card-title\" href=\"{url}\">{caption}</a>\n"
-    ));
-    out.push_str("<div class=\"card-meta\">");
-    out.push_str(&votes(meme.votes));
-    out.push_str(&tag_list(&meme.tags));
-    out.push_str("</div>\n</div>\n</article>\n");
+    push_card(&mut out, meme);
     out
+}
+
+/// Appends [`card`] to `out`.
+pub fn push_card(out: &mut String, meme: &Meme) {
+    let id = meme.id;
+    let mut caption = String::with_capacity(64);
+    push_escaped(&mut caption, &meme.caption());
+    let _ = write!(
+        out,
+        "<article class=\"card\">\n<a class=\"card-image\" href=\"/memes/{id}\"><img src=\"/memes/{id}.svg\" alt=\"{caption}\" width=\"600\" height=\"600\" loading=\"lazy\"></a>\n\
+         <div class=\"card-body\">\n<a class=\"card-title\" href=\"/memes/{id}\">{caption}</a>\n<div class=\"card-meta\">"
+    );
+    push_votes(out, meme.votes);
+    push_tag_list(out, &meme.tags);
+    out.push_str("</div>\n</div>\n</article>\n");
 }
 
 /// A grid of cards.
 pub fn grid(memes: &[Meme]) -> String {
-    let mut out = String::from("<div class=\"grid\">\n");
+    let mut out = String::with_capacity(32 + memes.len() * 900);
+    out.push_str("<div class=\"grid\">\n");
     for meme in memes {
-        out.push_str(&card(meme));
+        push_card(&mut out, meme);
     }
     out.push_str("</div>\n");
     out
@@ -36,25 +45,37 @@ pub fn grid(memes: &[Meme]) -> String {
 
 /// The vote count, e.g. "▲ 3" with an accessible label.
 pub fn votes(votes: i64) -> String {
+    let mut out = String::new();
+    push_votes(&mut out, votes);
+    out
+}
+
+fn push_votes(out: &mut String, votes: i64) {
     let noun = if votes == 1 { "vote" } else { "votes" };
-    format!("<span class=\"votes\" title=\"{votes} {noun}\"><span aria-hidden=\"true\">▲</span> {votes}<span class=\"visually-hidden\"> {noun}</span></span>")
+    let _ = write!(out, "<span class=\"votes\" title=\"{votes} {noun}\"><span aria-hidden=\"true\">▲</span> {votes}<span class=\"visually-hidden\"> {noun}</span></span>");
 }
 
 /// Tags as links to the memes with that tag; "" for none.
 pub fn tag_list(tags: &[&str]) -> String {
+    let mut out = String::new();
+    push_tag_list(&mut out, tags);
+    out
+}
+
+fn push_tag_list(out: &mut String, tags: &[&str]) {
     if tags.is_empty() {
-        return String::new();
+        return;
     }
-    let mut out = String::from("<ul class=\"tags\">");
+    out.push_str("<ul class=\"tags\">");
     for tag in tags {
+        // A URL-encoded tag has no character HTML must escape.
         out.push_str("<li><a class=\"tag\" href=\"");
-        push_escaped(&mut out, &tag_url(tag));
+        push_tag_url(out, tag);
         out.push_str("\">#");
-        push_escaped(&mut out, tag);
+        push_escaped(out, tag);
         out.push_str("</a></li>");
     }
     out.push_str("</ul>");
-    out
 }
 
 #[cfg(test)]

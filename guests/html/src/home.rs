@@ -4,16 +4,19 @@
 //! same three reads (`newest`, `top`, `tags` in app.toml).
 
 use crate::card::grid;
-use crate::html::{escape, push_escaped};
+use std::fmt::Write;
+
+use crate::html::push_escaped;
 use crate::layout::{self, SITE_NAME};
-use crate::meme::{tag_url, Meme};
+use crate::meme::{push_tag_url, Meme};
 
 /// One row of the `tags` read: a tag and how many memes carry it.
 pub type TagCount<'a> = (&'a str, i64);
 
 /// The whole page (sent with status 200, `content-type: text/html; charset=utf-8`).
 pub fn page(newest: &[Meme], top: &[Meme], tags: &[TagCount]) -> String {
-    let mut main = String::from(concat!(
+    let mut main = String::with_capacity(12 << 10);
+    main.push_str(concat!(
         "<section class=\"hero\">\n",
         "<h1>Academemes</h1>\n",
         "<p class=\"lede\">Memes from the ivory tower: peer review, deadlines, ",
@@ -65,10 +68,13 @@ pub fn tag_cloud(tags: &[TagCount], current: Option<&str>) -> Option<String> {
         };
         let rem = MIN_REM + weight * (MAX_REM - MIN_REM);
         let noun = if count == 1 { "meme" } else { "memes" };
-        out.push_str(&format!(
-            "<li><a href=\"{}\" style=\"font-size:{rem:.2}rem\" title=\"{count} {noun}\"",
-            escape(&tag_url(tag))
-        ));
+        // A URL-encoded tag has no character HTML must escape.
+        out.push_str("<li><a href=\"");
+        push_tag_url(&mut out, tag);
+        let _ = write!(
+            out,
+            "\" style=\"font-size:{rem:.2}rem\" title=\"{count} {noun}\""
+        );
         if current == Some(tag) {
             out.push_str(" aria-current=\"page\"");
         }

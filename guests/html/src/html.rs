@@ -13,23 +13,44 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Appends `s` to `out`, escaped as [`escape`] does.
+///
+/// Works on bytes and copies the runs between special characters whole:
+/// every character it changes or drops is ASCII or U+FFFE/U+FFFF (lead byte
+/// 0xEF), so a run always starts and ends on a character boundary. Pushing
+/// character by character cost a UTF-8 encode and a capacity check for each
+/// one, which in a guest was ~6% of rendering the home page.
 pub fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if is_xml_forbidden(c) => {}
-            c => out.push(c),
-        }
+    let bytes = s.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let (replacement, len) = match bytes[i] {
+            b'&' => ("&amp;", 1),
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&#39;", 1),
+            b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            0..=0x1f => ("", 1),
+            0xEF if bytes[i + 1..].starts_with(&[0xBF, 0xBE])
+                || bytes[i + 1..].starts_with(&[0xBF, 0xBF]) =>
+            {
+                ("", 3)
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&s[run..i]);
+        out.push_str(replacement);
+        i += len;
+        run = i;
     }
-}
-
-fn is_xml_forbidden(c: char) -> bool {
-    (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}'
+    out.push_str(&s[run..]);
 }
 
 /// Percent-encodes `s` for a query-string value or a path segment.
@@ -39,8 +60,14 @@ fn is_xml_forbidden(c: char) -> bool {
 /// The result still needs [`escape`] inside HTML only for the `&` that joins
 /// query pairs, which callers write as `&amp;` themselves.
 pub fn url_encode(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let mut out = String::with_capacity(s.len());
+    push_url_encoded(&mut out, s);
+    out
+}
+
+/// Appends [`url_encode`]'s result to `out`.
+pub fn push_url_encoded(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
             out.push(b as char);
@@ -50,7 +77,6 @@ pub fn url_encode(s: &str) -> String {
             out.push(HEX[usize::from(b & 0xf)] as char);
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -76,6 +102,64 @@ mod tests {
     fn drops_characters_xml_forbids() {
         assert_eq!(escape("a\u{0}b\u{8}c\u{1b}d\u{FFFF}e"), "abcde");
         assert_eq!(escape("tab\tnl\ncr\r"), "tab\tnl\ncr\r");
+    }
+
+    fn is_xml_forbidden(c: char) -> bool {
+        (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}'
+    }
+
+    /// The character-by-character definition the byte-wise loop must match.
+    fn escape_by_chars(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                '\t' | '\n' | '\r' => out.push(c),
+                c if is_xml_forbidden(c) => {}
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_character_by_character_definition() {
+        // U+FFFD (EF BF BD) shares its first two bytes with the dropped
+        // U+FFFE/U+FFFF (EF BF BE/BF); U+FEFF and U+EFFF share the lead byte.
+        let pieces = [
+            "",
+            "a",
+            "&",
+            "<>",
+            "\"'",
+            "\u{0}",
+            "\u{1f}",
+            "\t\n\r",
+            "\u{7f}",
+            "é",
+            "✓",
+            "🎓",
+            "\u{FFFD}",
+            "\u{FFFE}",
+            "\u{FFFF}",
+            "\u{FEFF}",
+            "\u{EFFF}",
+            "\u{F000}",
+            "\u{10FFFF}",
+            "plain words",
+        ];
+        for a in pieces {
+            for b in pieces {
+                for c in pieces {
+                    let s = format!("{a}{b}{c}");
+                    assert_eq!(escape(&s), escape_by_chars(&s), "for {s:?}");
+                }
+            }
+        }
     }
 
     #[test]

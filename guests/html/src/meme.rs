@@ -1,6 +1,6 @@
 //! A meme as the reads `newest`, `top`, `memes` and `meme` return it.
 
-use crate::html::url_encode;
+use crate::html::push_url_encoded;
 
 /// A row of query results whose columns are looked up by name: Nebula's
 /// `data` tables (academemes-kit), Spin's SQLite rows and rusqlite's rows
@@ -78,7 +78,15 @@ pub fn split_tags(tags: Option<&str>) -> Vec<&str> {
 /// The list of memes with `tag` (URL-encoded; still needs HTML escaping
 /// only if it is joined to more pairs with `&`).
 pub fn tag_url(tag: &str) -> String {
-    format!("/memes?tag={}", url_encode(tag))
+    let mut out = String::with_capacity(11 + tag.len());
+    push_tag_url(&mut out, tag);
+    out
+}
+
+/// Appends [`tag_url`] to `out`.
+pub fn push_tag_url(out: &mut String, tag: &str) {
+    out.push_str("/memes?tag=");
+    push_url_encoded(out, tag);
 }
 
 #[cfg(test)]

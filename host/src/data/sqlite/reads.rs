@@ -47,18 +47,21 @@ pub(super) fn run_all(
         }
     };
     let first = &plans[0].read.name;
-    conn.execute_batch("BEGIN").map_err(failed(first))?;
+    // From the statement cache: `execute_batch` would parse the SQL again on
+    // every request.
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.raw_execute());
+    run("BEGIN").map_err(failed(first))?;
     let mut tables = Vec::with_capacity(plans.len());
     for plan in plans {
         match run_one(conn, plan, stop_by)? {
             Some(table) => tables.push(table),
             None => {
-                conn.execute_batch("ROLLBACK").map_err(failed(first))?;
+                run("ROLLBACK").map_err(failed(first))?;
                 return Ok(None);
             }
         }
     }
-    conn.execute_batch("COMMIT").map_err(failed(first))?;
+    run("COMMIT").map_err(failed(first))?;
     Ok(Some(tables))
 }
 
