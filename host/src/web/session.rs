@@ -195,7 +195,7 @@ impl Sessions {
     fn sign(&self, id: &str) -> String {
         let mut mac = self.mac();
         mac.update(id.as_bytes());
-        format!("v1.{id}.{}", hex(&mac.finalize().into_bytes()))
+        format!("v1.{id}.{}", hex::encode(mac.finalize().into_bytes()))
     }
 
     /// The id in a cookie value, if its signature is this key's.
@@ -205,7 +205,7 @@ impl Sessions {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        let sig = unhex(sig)?;
+        let sig = hex::decode(sig).ok()?;
         let mut mac = self.mac();
         mac.update(id.as_bytes());
         // Constant-time comparison: timing tells nothing about the MAC.
@@ -236,7 +236,7 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
                 .mode(0o600)
                 .open(&tmp)
                 .with_context(|| format!("cannot create the session key {}", tmp.display()))?;
-            f.write_all(hex(&key).as_bytes())?;
+            f.write_all(hex::encode(key).as_bytes())?;
             f.sync_all()?;
         }
         let linked = std::fs::hard_link(&tmp, path);
@@ -265,7 +265,7 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the session key {}", path.display()))?;
-    let bytes = unhex(text.trim()).filter(|b| b.len() == 32).with_context(|| {
+    let bytes = hex::decode(text.trim()).ok().filter(|b| b.len() == 32).with_context(|| {
         format!(
             "the session key {} is not 64 hex digits; delete it to make a new one (every visitor then gets a new id)",
             path.display()
@@ -274,20 +274,6 @@ fn load_or_create_key(path: &Path) -> Result<[u8; 32]> {
     let mut key = [0u8; 32];
     key.copy_from_slice(&bytes);
     Ok(key)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -152,18 +152,15 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Lower-case hex. The session cookie's signature and the response cache's
+/// key are made per request, where a `format!` per byte cost an allocation
+/// each.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(s).ok()
 }
 
 #[cfg(test)]
