@@ -165,10 +165,7 @@ fn from_folder(dir: &Path, dialect: Dialect) -> Result<Vec<Migration>> {
 
 impl Migration {
     fn new(version: i64, name: &str, file: PathBuf, sql: String) -> Migration {
-        let checksum = Sha256::digest(sql.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let checksum = hex::encode(Sha256::digest(sql.as_bytes()));
         Migration {
             version,
             name: name.to_string(),

@@ -75,8 +75,8 @@ pub fn key_of(
         print.update(body);
     }
     Ok(Some(Key {
-        scoped: hex(&scope.finalize()),
-        fingerprint: hex(&print.finalize()),
+        scoped: hex::encode(scope.finalize()),
+        fingerprint: hex::encode(print.finalize()),
     }))
 }
 
@@ -133,8 +133,4 @@ pub fn replay(
     resp.headers_mut()
         .insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(resp)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

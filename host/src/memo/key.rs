@@ -23,9 +23,7 @@ impl Key {
     pub fn etag(&self) -> String {
         let mut s = String::with_capacity(34);
         s.push('"');
-        for b in &self.0[..16] {
-            s.push_str(&format!("{b:02x}"));
-        }
+        s.push_str(&hex::encode(&self.0[..16]));
         s.push('"');
         s
     }

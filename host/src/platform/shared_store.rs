@@ -345,6 +345,6 @@ pub fn data_schema(host: &str) -> String {
         .take(40)
         .collect();
     let digest = sha2::Sha256::digest(host.as_bytes());
-    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let hash = hex::encode(&digest[..4]);
     format!("app_{readable}_{hash}")
 }

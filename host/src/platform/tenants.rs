@@ -27,7 +27,7 @@ impl Tenant {
         {
             bail!("tenant name {name:?}: use 1 to 64 letters, digits, '-' or '_'");
         }
-        let token = format!("nbt_{}", hex(&rand::random::<[u8; 32]>()));
+        let token = format!("nbt_{}", hex::encode(rand::random::<[u8; 32]>()));
         let tenant = Tenant {
             name: name.to_string(),
             token_sha256: hash(&token),
@@ -47,11 +47,7 @@ pub fn file(dir: &Path) -> PathBuf {
 }
 
 fn hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 impl Tenants {

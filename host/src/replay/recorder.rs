@@ -188,12 +188,7 @@ impl Recorder {
 /// The SHA-256 of a file, in hex.
 pub fn sha256_file(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    Some(
-        Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(hex::encode(Sha256::digest(&bytes)))
 }
 
 fn absolute(p: &Path) -> PathBuf {
