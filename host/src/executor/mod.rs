@@ -26,7 +26,6 @@ pub mod pure;
 pub mod wasi_http;
 mod wasm_kind;
 
-pub(crate) use cache::hex;
 pub use cache::{CompileCache, KeptComponents};
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;

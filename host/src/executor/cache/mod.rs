@@ -33,7 +33,6 @@ use wasmtime::Engine;
 
 use super::wasm_kind::WasmKind;
 pub use kept::KeptComponents;
-pub(crate) use seal::hex;
 use seal::SealKey;
 
 /// Where a loaded component came from; logged so a cache hit is observable.
@@ -137,7 +136,7 @@ impl CompileCache {
             Some(d) => d,
             None => {
                 let b = read()?;
-                let d = hex(&Sha256::digest(&b));
+                let d = hex::encode(Sha256::digest(&b));
                 cache.remember_digest(wasm_path, &d);
                 bytes = Some(b);
                 d
@@ -193,7 +192,7 @@ impl CompileCache {
         let Some(cache) = self.open() else {
             return Ok((compile(engine, &bytes, label)?, Origin::Compiled));
         };
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = hex::encode(Sha256::digest(&bytes));
         cache.load_entry(
             engine,
             &digest,
@@ -338,7 +337,7 @@ impl Opened<'_> {
     /// Where the digest of the source at `path` is remembered.
     fn digest_file(&self, path: &Path) -> (PathBuf, String) {
         let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        let id = hex(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..16]);
+        let id = hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..16]);
         (self.dir.join("sources").join(&id), id)
     }
 
@@ -537,7 +536,7 @@ mod tests {
         let stamp = Stamp::of(&src).unwrap();
         assert_eq!(
             opened.remembered_digest(&src, &stamp),
-            Some(hex(&Sha256::digest(&bytes))),
+            Some(hex::encode(Sha256::digest(&bytes))),
             "no record of the digest in {}",
             dir.join("sources").display()
         );
@@ -562,7 +561,7 @@ mod tests {
     fn identity_is_the_digest_the_load_learnt_without_reading_the_cache_again() {
         let (engine, tmp, cache, src) = with_cache();
         cache.load(&engine, &src).unwrap();
-        let digest = hex(&Sha256::digest(std::fs::read(&src).unwrap()));
+        let digest = hex::encode(Sha256::digest(std::fs::read(&src).unwrap()));
         // Whatever is on disk now, the load's answer stands…
         std::fs::remove_dir_all(tmp.path().join("cache")).unwrap();
         assert_eq!(cache.identity(&src), digest.as_bytes());
@@ -602,7 +601,7 @@ mod tests {
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Compiled);
         let entry = entries(&tmp.path().join("cache")).pop().unwrap();
         let bytes = std::fs::read(&src).unwrap();
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = hex::encode(Sha256::digest(&bytes));
         let opened = cache.open().unwrap();
         // SAFETY: plain libc calls on a local struct.
         unsafe {
@@ -736,7 +735,7 @@ mod tests {
         let planted = engine.precompile_component(&theirs).unwrap();
         std::fs::remove_file(&entry).unwrap();
         std::fs::write(&entry, &planted).unwrap();
-        let sum = hex(&Sha256::digest(&planted));
+        let sum = hex::encode(Sha256::digest(&planted));
         std::fs::write(entry.with_extension("cwasm.sha256"), &sum).unwrap();
         let stamp = Stamp::of(&entry).unwrap().0;
         std::fs::write(
@@ -862,7 +861,7 @@ mod tests {
         assert_eq!(exports(&engine, &c), 0);
         // The digest is known without reading the cache: what the response
         // cache keys by is the same as after a mapping.
-        let digest = hex(&Sha256::digest(std::fs::read(&src).unwrap()));
+        let digest = hex::encode(Sha256::digest(std::fs::read(&src).unwrap()));
         std::fs::remove_dir_all(tmp.path().join("cache")).unwrap();
         assert_eq!(again.identity(&src), digest.as_bytes());
 

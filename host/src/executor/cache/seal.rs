@@ -44,7 +44,7 @@ impl SealKey {
             match trust::create_exclusive(&path) {
                 Ok(mut f) => {
                     use std::io::Write;
-                    f.write_all(hex(&key).as_bytes())
+                    f.write_all(hex::encode(key).as_bytes())
                         .with_context(|| format!("cannot write {}", path.display()))?;
                     return Ok(SealKey(key));
                 }
@@ -70,7 +70,7 @@ impl SealKey {
         }
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        match unhex(text.trim()) {
+        match hex::decode(text.trim()).ok() {
             Some(bytes) if bytes.len() == 32 => {
                 let mut key = [0; 32];
                 key.copy_from_slice(&bytes);
@@ -101,12 +101,12 @@ impl SealKey {
 
     /// The seal of `parts`, in hex.
     pub fn seal(&self, parts: &[&[u8]]) -> String {
-        hex(&self.mac(parts).finalize().into_bytes())
+        hex::encode(self.mac(parts).finalize().into_bytes())
     }
 
     /// Whether `seal` (hex) is the seal of `parts`; compared in constant time.
     pub fn verify(&self, parts: &[&[u8]], seal: &str) -> bool {
-        match unhex(seal) {
+        match hex::decode(seal).ok() {
             Some(tag) => self.mac(parts).verify_slice(&tag).is_ok(),
             None => false,
         }
@@ -128,7 +128,7 @@ impl SealKey {
             }
             m.update(&buf[..n]);
         }
-        Ok(hex(&m.finalize().into_bytes()))
+        Ok(hex::encode(m.finalize().into_bytes()))
     }
 
     /// The seal of bytes about to be written as an entry: the same as
@@ -138,7 +138,7 @@ impl SealKey {
         m.update(b"entry");
         m.update(&(bytes.len() as u64).to_le_bytes());
         m.update(bytes);
-        hex(&m.finalize().into_bytes())
+        hex::encode(m.finalize().into_bytes())
     }
 }
 
@@ -150,17 +150,6 @@ pub fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-/// Lower-case hex. The session cookie's signature and the response cache's
-/// key are made per request, where a `format!` per byte cost an allocation
-/// each.
-pub fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    hex::decode(s).ok()
 }
 
 #[cfg(test)]

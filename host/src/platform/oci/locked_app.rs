@@ -353,7 +353,7 @@ pub fn check_digest(digest: &str, bytes: &[u8]) -> Result<()> {
 /// `sha256:HEX`, as OCI names content.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let hex = crate::executor::hex(&sha2::Sha256::digest(bytes));
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
     format!("sha256:{hex}")
 }
 
