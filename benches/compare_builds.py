@@ -5,6 +5,7 @@ response) or the idle trims (RSS after a trim, first request after it, twice).
 
   python3 benches/compare_builds.py --a /tmp/nebula-old --b target/release/nebula cold
   python3 benches/compare_builds.py --a /tmp/nebula-old --b target/release/nebula idle
+  python3 benches/compare_builds.py --a A --b B --manifest other/app.toml --path / cold
 
 Each block runs A then B (B then A in odd blocks), so drift on a shared
 machine falls on both. Prints one line per build and writes --json if given.
@@ -35,8 +36,12 @@ def main():
     ap.add_argument("--blocks", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=8, help="cold starts per block")
     ap.add_argument("--idle-secs", type=float, default=5)
+    ap.add_argument("--manifest", help="the app to start (default: app.toml)")
+    ap.add_argument("--path", default="/memes/3", help="cold: the first request's path")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.manifest:
+        os.environ["NEBULA_MANIFEST"] = os.path.abspath(a.manifest)
     builds = {"a": a.a, "b": a.b}
     out = {k: [] for k in builds}
     for block in range(a.blocks):
@@ -45,7 +50,7 @@ def main():
             if a.what == "cold":
                 if block == 0:
                     s.warm_cache()
-                out[key] += s.cold_start(a.rounds, False)
+                out[key] += s.cold_start(a.rounds, False, a.path)
             else:
                 out[key].append(s.idle(a.idle_secs, trim_after=2))
     for key, path in builds.items():

@@ -32,6 +32,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEBULA = os.environ.get("NEBULA_BIN", os.path.join(ROOT, "target", "release", "nebula"))
 LAUNCH = os.path.join(ROOT, "target", "release", "nebula-launch")
+# The app to start (NEBULA_MANIFEST): Academemes by default.
+MANIFEST = os.environ.get("NEBULA_MANIFEST", os.path.join(ROOT, "app.toml"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -50,7 +52,7 @@ class Launcher:
     def __init__(self, cache_dir, db, extra):
         self.proc = subprocess.Popen(
             [LAUNCH, "--listen", "127.0.0.1:0", "--", NEBULA, "up", "--no-build",
-             "-f", os.path.join(ROOT, "app.toml"), "--db", db, "--cache-dir", cache_dir] + extra,
+             "-f", MANIFEST, "--db", db, "--cache-dir", cache_dir] + extra,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.lines = []
         self.cv = threading.Condition()
@@ -85,7 +87,7 @@ class Launcher:
         self.proc.wait()
 
 
-def cold_start(rounds, empty_cache):
+def cold_start(rounds, empty_cache, path="/memes/3"):
     tmp = tempfile.mkdtemp(prefix="nebula-cold-")
     cache = os.path.join(tmp, "cache")
     if not empty_cache:
@@ -99,7 +101,7 @@ def cold_start(rounds, empty_cache):
             if empty_cache:
                 shutil.rmtree(cache, ignore_errors=True)
             exits = l.count("exited")
-            status, secs = get(l.port)
+            status, secs = get(l.port, path)
             assert status == 200, status
             times.append(secs * 1000)
             # Wait until the process has exited again: the next round is cold.
@@ -118,10 +120,13 @@ def warm_cache():
     """Fill target/nebula-bench-cache once, so 'warm' means what it says."""
     cache = os.path.join(ROOT, "target", "nebula-bench-cache")
     tmp = tempfile.mkdtemp(prefix="nebula-warm-")
-    p = subprocess.Popen([NEBULA, "up", "--no-build", "--listen", "127.0.0.1:0", "-f", os.path.join(ROOT, "app.toml"),
+    p = subprocess.Popen([NEBULA, "up", "--no-build", "--listen", "127.0.0.1:0", "-f", MANIFEST,
                           "--db", os.path.join(tmp, "a.db"), "--cache-dir", cache],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    p.stdout.readline()
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Components load after the bind: wait for the log line that says all are in the cache.
+    for line in p.stderr:
+        if "every component loaded" in line:
+            break
     p.kill()
     p.wait()
     shutil.rmtree(tmp, ignore_errors=True)
@@ -132,7 +137,7 @@ class Server:
         self.tmp = tempfile.mkdtemp(prefix="nebula-idle-")
         self.log_path = os.path.join(self.tmp, "nebula.log")
         self.proc = subprocess.Popen(
-            [NEBULA, "up", "--no-build", "--listen", "127.0.0.1:0", "-f", os.path.join(ROOT, "app.toml"),
+            [NEBULA, "up", "--no-build", "--listen", "127.0.0.1:0", "-f", MANIFEST,
              "--db", os.path.join(self.tmp, "a.db"), "--cache-dir", os.path.join(ROOT, "target", "nebula-bench-cache")] + extra,
             stdout=subprocess.PIPE, stderr=open(self.log_path, "w"), text=True)
         line = self.proc.stdout.readline()

@@ -31,7 +31,7 @@ mod trim;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 
@@ -114,82 +114,39 @@ impl Host {
         // First: `--record` on a Spin app stops the start before anything costly.
         let recorder =
             crate::replay::Recorder::new(&model, opts.record.as_deref(), opts.record_all)?;
-        let limits = resolve_limits(&model, &opts);
-        let (engine, deadlines) = match &opts.shared_engines {
-            Some(shared) => {
-                let e = if model.is_spin() {
-                    &shared.spin
-                } else {
-                    &shared.pure
-                };
-                (e.engine.clone(), e.deadlines.clone())
-            }
-            None => {
-                // The pool's memories must hold the largest cap any component asks for.
-                let max_memory_bytes = limits
-                    .iter()
-                    .map(|(_, _, l)| l.max_memory_bytes)
-                    .fold(opts.engine.max_memory_bytes, usize::max);
-                // Pure components never use the async ABI; leaving it off saves
-                // ~3 µs per call.
-                let engine = executor::new_engine(&EngineOptions {
-                    concurrency: model.is_spin(),
-                    max_memory_bytes,
-                    ..opts.engine.clone()
-                })?;
-                let deadlines = Deadlines::start(&engine);
-                (engine, deadlines)
-            }
-        };
-        let redis_labels: Vec<(String, String)> = redis_triggers_of(&model)
-            .iter()
-            .map(|t| (t.component.clone(), redis_route_label(t)))
-            .collect();
-        let components = || model.components.keys().map(String::as_str);
-        let routes = || {
-            model
-                .routes
-                .iter()
-                .map(|r| (r.component.as_str(), r.text.as_str()))
-                .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str())))
-        };
-        // Stats that outlive a load (the platform's) are counted on only
-        // when they were made for these very routes: a route's index names
-        // its counters on the request path.
-        let metrics = match &opts.metrics {
-            Some(m) if m.fits(components(), routes()) => m.clone(),
-            _ => AppMetrics::new(components(), routes()),
-        };
-        let cache = CompileCache::new(opts.cache_dir.clone())
-            .keeping(opts.shared_engines.as_ref().and_then(|e| e.kept.clone()));
-        let Preparers {
-            pure,
-            wasi_http,
+        // The engine (its pool reserves and guards every slot) and the
+        // database (open, migrate, check every statement) are the two costly
+        // parts of a start and need nothing from each other: a host making
+        // its own engine opens its database on a second thread meanwhile.
+        // A platform's app shares an engine (and opens its database at
+        // first use), so there is nothing to overlap.
+        let overlap = opts.shared_engines.is_none()
+            && !opts.defer_database
+            && matches!(model.front, Front::Pure(_));
+        let (runtime, store) = std::thread::scope(|s| -> Result<_> {
+            let store_job = overlap
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("nebula-open-db".into())
+                        .spawn_scoped(s, || store_of(&model, &opts))
+                })
+                .transpose()
+                .context("cannot start a thread to open the database")?;
+            let runtime = Runtime::of(&model, &opts)?;
+            let store = match store_job {
+                Some(job) => job
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?,
+                None => store_of(&model, &opts)?,
+            };
+            Ok((runtime, store))
+        })?;
+        let Runtime {
+            deadlines,
+            metrics,
+            components,
             spin,
-        } = preparers(&model, &opts, &engine, &deadlines, metrics.clone())?;
-        let components = Components::new(ComponentSet {
-            engine: engine.clone(),
-            cache,
-            components: limits,
-            dependencies: model
-                .components
-                .iter()
-                .filter(|(_, c)| !c.dependencies.is_empty())
-                .map(|(name, c)| (name.clone(), c.dependencies.clone()))
-                .collect(),
-            pure,
-            wasi_http,
-            build_hint: build_hint(&model),
-        });
-        if opts.defer_components && !model.is_spin() {
-            components.check_present()?;
-        } else {
-            components.load_all()?;
-        }
-        let store = match &model.front {
-            Front::Pure(m) => Some(open_store(m, &opts)?),
-            Front::Spin(_) => None,
-        };
+        } = runtime;
         let sessions = sessions(&model, store.as_deref())?;
         let memo = match (&model.front, opts.memo) {
             (Front::Pure(m), true) => crate::memo::Memo::new(
@@ -399,6 +356,110 @@ struct Preparers {
     wasi_http: Option<Box<dyn executor::Preparer>>,
     /// Kept by the host too: it owns the Spin app's private file trees.
     spin: Option<Arc<crate::spin::app::SpinParts>>,
+}
+
+/// What runs the app's components: the engine's deadlines, the metrics
+/// and the component set, made before the host serves.
+struct Runtime {
+    deadlines: Deadlines,
+    metrics: Arc<AppMetrics>,
+    components: Components,
+    spin: Option<Arc<crate::spin::app::SpinParts>>,
+}
+
+impl Runtime {
+    /// The engine (or the platform's shared one), the metrics for these
+    /// routes and the components: every one loaded, so that a missing or
+    /// wrong one stops the start, or only checked present with
+    /// `defer_components`.
+    fn of(model: &AppModel, opts: &HostOptions) -> Result<Runtime> {
+        let limits = resolve_limits(model, opts);
+        let (engine, deadlines) = match &opts.shared_engines {
+            Some(shared) => {
+                let e = if model.is_spin() {
+                    &shared.spin
+                } else {
+                    &shared.pure
+                };
+                (e.engine.clone(), e.deadlines.clone())
+            }
+            None => {
+                // The pool's memories must hold the largest cap any component asks for.
+                let max_memory_bytes = limits
+                    .iter()
+                    .map(|(_, _, l)| l.max_memory_bytes)
+                    .fold(opts.engine.max_memory_bytes, usize::max);
+                // Pure components never use the async ABI; leaving it off saves
+                // ~3 µs per call.
+                let engine = executor::new_engine(&EngineOptions {
+                    concurrency: model.is_spin(),
+                    max_memory_bytes,
+                    ..opts.engine.clone()
+                })?;
+                let deadlines = Deadlines::start(&engine);
+                (engine, deadlines)
+            }
+        };
+        let redis_labels: Vec<(String, String)> = redis_triggers_of(model)
+            .iter()
+            .map(|t| (t.component.clone(), redis_route_label(t)))
+            .collect();
+        let components = || model.components.keys().map(String::as_str);
+        let routes = || {
+            model
+                .routes
+                .iter()
+                .map(|r| (r.component.as_str(), r.text.as_str()))
+                .chain(redis_labels.iter().map(|(c, r)| (c.as_str(), r.as_str())))
+        };
+        // Stats that outlive a load (the platform's) are counted on only
+        // when they were made for these very routes: a route's index names
+        // its counters on the request path.
+        let metrics = match &opts.metrics {
+            Some(m) if m.fits(components(), routes()) => m.clone(),
+            _ => AppMetrics::new(components(), routes()),
+        };
+        let cache = CompileCache::new(opts.cache_dir.clone())
+            .keeping(opts.shared_engines.as_ref().and_then(|e| e.kept.clone()));
+        let Preparers {
+            pure,
+            wasi_http,
+            spin,
+        } = preparers(model, opts, &engine, &deadlines, metrics.clone())?;
+        let components = Components::new(ComponentSet {
+            engine: engine.clone(),
+            cache,
+            components: limits,
+            dependencies: model
+                .components
+                .iter()
+                .filter(|(_, c)| !c.dependencies.is_empty())
+                .map(|(name, c)| (name.clone(), c.dependencies.clone()))
+                .collect(),
+            pure,
+            wasi_http,
+            build_hint: build_hint(model),
+        });
+        if opts.defer_components && !model.is_spin() {
+            components.check_present()?;
+        } else {
+            components.load_all()?;
+        }
+        Ok(Runtime {
+            deadlines,
+            metrics,
+            components,
+            spin,
+        })
+    }
+}
+
+/// A pure app's database, opened (or set to open at first use); a Spin app has none.
+fn store_of(model: &AppModel, opts: &HostOptions) -> Result<Option<Arc<dyn DataStore>>> {
+    match &model.front {
+        Front::Pure(m) => Ok(Some(open_store(m, opts)?)),
+        Front::Spin(_) => Ok(None),
+    }
 }
 
 fn preparers(

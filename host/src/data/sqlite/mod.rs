@@ -96,11 +96,15 @@ impl SqliteStore {
         })?;
         let footprint =
             statements::checked_statements(&writer, manifest, &host_file_of(path, "statements"))?;
+        // One reader, its schema already parsed, for the first request:
+        // otherwise opening it is on the path of the first answer.
+        let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        reader.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
         Ok(SqliteStore {
             db: Arc::new(Database {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
+                readers: Mutex::new(vec![reader]),
                 versions: Arc::new(TableVersions::new(&footprint, rand::random())),
                 max_bytes,
             }),
