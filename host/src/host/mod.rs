@@ -118,11 +118,10 @@ impl Host {
         // database (open, migrate, check every statement) are the two costly
         // parts of a start and need nothing from each other: a host making
         // its own engine opens its database on a second thread meanwhile.
-        // A platform's app shares an engine (and opens its database at
-        // first use), so there is nothing to overlap.
+        // A platform's app shares an engine, and a store opened at first use
+        // costs nothing now, so then there is nothing to overlap.
         let overlap = opts.shared_engines.is_none()
-            && !opts.defer_database
-            && matches!(model.front, Front::Pure(_));
+            && matches!(&model.front, Front::Pure(m) if !opens_at_first_use(m, &opts));
         let (runtime, store) = std::thread::scope(|s| -> Result<_> {
             let store_job = overlap
                 .then(|| {
@@ -498,10 +497,26 @@ fn preparers(
     })
 }
 
+/// Whether the app's database waits for its first use: with
+/// `defer_database`, or when the app declares no data at all (no reads,
+/// writes, session, schema or migrations), so that a function that only
+/// computes does not make and open a database file at every start.
+fn opens_at_first_use(m: &crate::manifest::Manifest, opts: &HostOptions) -> bool {
+    let d = &m.database;
+    let declares_data = !m.reads.is_empty()
+        || !m.writes.is_empty()
+        || m.session.is_some()
+        || d.url.is_some()
+        || d.schema.is_some()
+        || d.seed.is_some()
+        || d.migrations.is_some();
+    opts.defer_database || !declares_data
+}
+
 /// The app's database: opened now (so that a start stops on a migration
-/// that fails), or by its first use with `defer_database`.
+/// that fails), or by its first use (see [`opens_at_first_use`]).
 fn open_store(m: &crate::manifest::Manifest, opts: &HostOptions) -> Result<Arc<dyn DataStore>> {
-    if !opts.defer_database {
+    if !opens_at_first_use(m, opts) {
         return crate::data::open_limited(m, opts.database.as_ref(), opts.max_storage_bytes);
     }
     let location = opts

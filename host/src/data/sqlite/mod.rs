@@ -98,13 +98,17 @@ impl SqliteStore {
             statements::checked_statements(&writer, manifest, &host_file_of(path, "statements"))?;
         // One reader, its schema already parsed, for the first request:
         // otherwise opening it is on the path of the first answer.
-        let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-        reader.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        let mut readers = Vec::new();
+        if !manifest.reads.is_empty() {
+            let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            reader.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+            readers.push(reader);
+        }
         Ok(SqliteStore {
             db: Arc::new(Database {
                 path: path.to_path_buf(),
                 writer: Mutex::new(writer),
-                readers: Mutex::new(vec![reader]),
+                readers: Mutex::new(readers),
                 versions: Arc::new(TableVersions::new(&footprint, rand::random())),
                 max_bytes,
             }),
