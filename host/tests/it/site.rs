@@ -301,6 +301,33 @@ fn static_symlink_out_of_the_folder_is_refused() {
 }
 
 #[test]
+fn an_app_that_declares_no_data_serves_without_making_a_database() {
+    // No reads, writes, session, schema or migrations: nothing to open at start.
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = crate::support::repo().join("guests/target/wasm32-wasip2/release/hello.wasm");
+    std::fs::write(
+        dir.path().join("app.toml"),
+        format!(
+            "[components.hello]\nsource = {:?}\n[[routes]]\npath = \"/hello\"\ncomponent = \"hello\"\n",
+            wasm.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let manifest = dir.path().join("app.toml");
+    let s = Server::start(manifest.to_str().unwrap(), &[]);
+    let r = s.get("/hello");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let db = s.dir.path().join("app.db");
+    assert!(
+        !db.exists(),
+        "{} was made for an app without data",
+        db.display()
+    );
+    // The health check still answers (it may open the store to ask it).
+    assert_eq!(s.get("/.well-known/nebula/health").status, 200);
+}
+
+#[test]
 fn unknown_route_is_a_404_page_and_wrong_method_a_405() {
     let s = site();
     let r = s.get("/no/such/page");
