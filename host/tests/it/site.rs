@@ -272,27 +272,32 @@ fn static_files_have_types_etags_and_refuse_traversal() {
     assert_eq!(s.get("/static/nope.css").status, 404);
 }
 
+/// Writes `dir/app.toml`: `head`, then the `hello` guest on `path`.
+fn hello_app(dir: &std::path::Path, head: &str, path: &str) -> std::path::PathBuf {
+    let manifest = dir.join("app.toml");
+    let wasm = crate::support::guest_wasm("hello");
+    std::fs::write(
+        &manifest,
+        format!(
+            "{head}[components.hello]\nsource = {:?}\n[[routes]]\npath = {path:?}\ncomponent = \"hello\"\n",
+            wasm.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    manifest
+}
+
 #[cfg(unix)]
 #[test]
 fn static_symlink_out_of_the_folder_is_refused() {
     // A copy of the app whose static folder holds a link to a file outside it.
     let dir = tempfile::tempdir().unwrap();
-    let root = crate::support::repo();
     let st = dir.path().join("static");
     std::fs::create_dir(&st).unwrap();
     std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), st.join("leak.txt")).unwrap();
     std::fs::write(st.join("ok.txt"), "fine").unwrap();
-    let wasm = root.join("guests/target/wasm32-wasip2/release/hello.wasm");
-    std::fs::write(
-        dir.path().join("app.toml"),
-        format!(
-            "[static]\ndir = \"static\"\n[components.hello]\nsource = {:?}\n[[routes]]\npath = \"/\"\ncomponent = \"hello\"\n",
-            wasm.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let manifest = dir.path().join("app.toml");
+    let manifest = hello_app(dir.path(), "[static]\ndir = \"static\"\n", "/");
     let s = Server::start(manifest.to_str().unwrap(), &[]);
     assert_eq!(s.get("/static/ok.txt").text(), "fine");
     let r = s.get("/static/leak.txt");
@@ -304,16 +309,7 @@ fn static_symlink_out_of_the_folder_is_refused() {
 fn an_app_that_declares_no_data_serves_without_making_a_database() {
     // No reads, writes, session, schema or migrations: nothing to open at start.
     let dir = tempfile::tempdir().unwrap();
-    let wasm = crate::support::repo().join("guests/target/wasm32-wasip2/release/hello.wasm");
-    std::fs::write(
-        dir.path().join("app.toml"),
-        format!(
-            "[components.hello]\nsource = {:?}\n[[routes]]\npath = \"/hello\"\ncomponent = \"hello\"\n",
-            wasm.to_str().unwrap()
-        ),
-    )
-    .unwrap();
-    let manifest = dir.path().join("app.toml");
+    let manifest = hello_app(dir.path(), "", "/hello");
     let s = Server::start(manifest.to_str().unwrap(), &[]);
     let r = s.get("/hello");
     assert_eq!(r.status, 200, "{}", r.text());
