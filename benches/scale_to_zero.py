@@ -31,7 +31,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NEBULA = os.environ.get("NEBULA_BIN", os.path.join(ROOT, "target", "release", "nebula"))
-LAUNCH = os.path.join(ROOT, "target", "release", "nebula-launch")
+LAUNCH = os.environ.get("NEBULA_LAUNCH_BIN", os.path.join(ROOT, "target", "release", "nebula-launch"))
 # The app to start (NEBULA_MANIFEST): Academemes by default.
 MANIFEST = os.environ.get("NEBULA_MANIFEST", os.path.join(ROOT, "app.toml"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
