@@ -100,11 +100,7 @@ fn spawn_activated(command: &[String], fd: i32) -> std::io::Result<Child> {
                 libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
             }
             exec.set_pid(libc::getpid() as u32);
-            libc::execvpe(
-                exec.program.as_ptr(),
-                exec.argv.as_ptr(),
-                exec.envp.as_ptr(),
-            );
+            libc::execvpe(exec.argv[0], exec.argv.as_ptr(), exec.envp.as_ptr());
             // Only reached if exec failed; `spawn` reports the error.
             Err(std::io::Error::last_os_error())
         });
@@ -114,8 +110,8 @@ fn spawn_activated(command: &[String], fd: i32) -> std::io::Result<Child> {
 
 /// Everything execvpe needs, allocated before the fork.
 struct Exec {
-    program: CString,
     _args: Vec<CString>,
+    /// The command's arguments, NULL-terminated; the first is the program.
     argv: Vec<*const c_char>,
     _vars: Vec<CString>,
     /// `LISTEN_PID=` followed by room for the digits and the NUL.
@@ -164,7 +160,6 @@ impl Exec {
         envp.push(pid_var.as_ptr().cast());
         envp.push(std::ptr::null());
         Ok(Exec {
-            program: args[0].clone(),
             _args: args,
             argv,
             _vars: vars,
