@@ -293,6 +293,13 @@ fn up(args: UpArgs) -> Result<ExitCode> {
     if let Some(admin) = args.admin {
         nebula::server::admin::check_address(admin, args.admin_public)?;
     }
+    // The runtime (its worker threads, epoll) needs nothing from the app:
+    // it is built on a second thread while this one reads the manifest and
+    // makes the engine.
+    let runtime = std::thread::Builder::new()
+        .name("nebula-runtime".into())
+        .spawn(new_runtime)
+        .context("cannot start a thread to build the tokio runtime")?;
     let file = args.manifest.path();
     let app = match AnyManifest::load(&file)? {
         AnyManifest::Pure(m) => {
@@ -326,7 +333,11 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         .watch
         .then(|| nebula::watch::start(app.clone()))
         .transpose()?;
+    let rt = runtime
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     serve(
+        rt,
         args.listen,
         args.admin,
         app,
@@ -416,7 +427,16 @@ fn idle_policy(args: &UpArgs) -> IdlePolicy {
     }
 }
 
+/// The server's runtime, its threads' CPU measured (`metrics::cpu`).
+fn new_runtime() -> Result<tokio::runtime::Runtime> {
+    nebula::metrics::cpu::instrument(&mut tokio::runtime::Builder::new_multi_thread())
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
 fn serve(
+    rt: tokio::runtime::Runtime,
     listen: SocketAddr,
     admin: Option<SocketAddr>,
     app: Arc<Host>,
@@ -424,10 +444,6 @@ fn serve(
     limits: ConnectionLimits,
 ) -> Result<ExitCode> {
     use nebula::metrics::cpu::{self, Background};
-    let rt = cpu::instrument(&mut tokio::runtime::Builder::new_multi_thread())
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
     let metrics = app.metrics().clone();
     let admin_metrics = metrics.clone();
     let served = rt.block_on(async move {

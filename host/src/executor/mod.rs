@@ -26,7 +26,7 @@ pub mod pure;
 pub mod wasi_http;
 mod wasm_kind;
 
-pub use cache::{CompileCache, KeptComponents};
+pub use cache::{CompileCache, KeptComponents, Origin};
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;
 pub use engine::{new_engine, EngineOptions};

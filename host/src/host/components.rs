@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::{Context, Result};
+use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use crate::executor::compose::{Dependency, Plug};
@@ -29,6 +30,9 @@ pub struct Components {
     identities: RwLock<BTreeMap<String, Arc<[u8]>>>,
     /// Which imports the dependencies satisfied, at the last load.
     plugs: RwLock<BTreeMap<String, Vec<Plug>>>,
+    /// Components the start mapped from the cache before the linker was
+    /// ready ([`prefetch`]); each is taken by its first load.
+    prefetched: Mutex<BTreeMap<String, Component>>,
     engine: Engine,
     cache: CompileCache,
     pure: Option<Box<dyn Preparer>>,
@@ -48,6 +52,34 @@ pub struct ComponentSet {
     pub pure: Option<Box<dyn Preparer>>,
     pub wasi_http: Option<Box<dyn Preparer>>,
     pub build_hint: Box<dyn Fn(&str) -> String + Send + Sync>,
+    /// What [`prefetch`] mapped.
+    pub prefetched: BTreeMap<String, Component>,
+}
+
+/// Maps components from the compile cache, in the order given, until
+/// `enough()` says to stop: what a start does on its main thread while
+/// another thread makes the linker, so that the first request does not
+/// wait for both one after the other. Only cache hits are taken (a miss
+/// would mean compiling, which the background loader does after the
+/// start), and components with dependencies are left out (they are
+/// composed at every load). Anything not taken is loaded as before, and
+/// any error is found and reported there.
+pub fn prefetch<'a>(
+    engine: &Engine,
+    cache: &CompileCache,
+    sources: impl IntoIterator<Item = (&'a str, &'a std::path::Path)>,
+    enough: impl Fn() -> bool,
+) -> BTreeMap<String, Component> {
+    let mut mapped = BTreeMap::new();
+    for (name, source) in sources {
+        if enough() {
+            break;
+        }
+        if let Some(c) = cache.load_if_cached(engine, source) {
+            mapped.insert(name.to_string(), c);
+        }
+    }
+    mapped
 }
 
 impl Components {
@@ -69,6 +101,7 @@ impl Components {
             sources,
             dependencies: set.dependencies,
             plugs: RwLock::default(),
+            prefetched: Mutex::new(set.prefetched),
             identities: RwLock::default(),
             engine: set.engine,
             cache: set.cache,
@@ -135,7 +168,10 @@ impl Components {
         let _one = one.lock().unwrap_or_else(|p| p.into_inner());
         match self.loaded(name) {
             Some(c) => Ok(c),
-            None => self.load(name),
+            None => {
+                let prefetched = self.take_prefetched(name);
+                self.load_from(name, prefetched)
+            }
         }
     }
 
@@ -149,9 +185,24 @@ impl Components {
             .flatten()
     }
 
+    fn take_prefetched(&self, name: &str) -> Option<Component> {
+        self.prefetched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+    }
+
     /// Loads component `name` from its source (the compile cache, unless it
     /// changed) and serves new requests with it.
     pub fn load(&self, name: &str) -> Result<Arc<dyn Executor>> {
+        // A swap reads the file as it is now, never what the start mapped.
+        drop(self.take_prefetched(name));
+        self.load_from(name, None)
+    }
+
+    /// [`Components::load`], with the component itself if the start
+    /// already mapped it from the cache.
+    fn load_from(&self, name: &str, prefetched: Option<Component>) -> Result<Arc<dyn Executor>> {
         let source = self
             .sources
             .get(name)
@@ -161,9 +212,17 @@ impl Components {
         }
         let started = std::time::Instant::now();
         let dependencies = self.dependencies.get(name).map_or(&[][..], Vec::as_slice);
-        let (component, origin, plugs) =
-            executor::load_with_dependencies(&self.engine, &self.cache, name, source, dependencies)
-                .with_context(|| format!("component {name:?}"))?;
+        let (component, origin, plugs) = match prefetched {
+            Some(c) => (c, executor::Origin::Cache, Vec::new()),
+            None => executor::load_with_dependencies(
+                &self.engine,
+                &self.cache,
+                name,
+                source,
+                dependencies,
+            )
+            .with_context(|| format!("component {name:?}"))?,
+        };
         let kind = executor::kind_of(&self.engine, &component);
         let preparer = match kind {
             ComponentKind::Pure => self.pure.as_ref(),

@@ -89,15 +89,38 @@ impl CompileCache {
     /// The folder, made private, and its key; `None` (and a warning) when
     /// it cannot be trusted, in which case components are compiled in memory.
     fn open(&self) -> Option<Opened<'_>> {
-        let dir = self.dir.as_deref()?;
-        let opened = trust::private_dir(dir).and_then(|()| SealKey::for_cache(dir));
-        match opened {
-            Ok(key) => Some(Opened { dir, key }),
+        match self.try_open()? {
+            Ok(opened) => Some(opened),
             Err(e) => {
                 tracing::warn!("not using the compile cache: {e:#}");
                 None
             }
         }
+    }
+
+    fn try_open(&self) -> Option<Result<Opened<'_>>> {
+        let dir = self.dir.as_deref()?;
+        let opened = trust::private_dir(dir).and_then(|()| SealKey::for_cache(dir));
+        Some(opened.map(|key| Opened { dir, key }))
+    }
+
+    /// The component at `wasm_path` if this cache holds it already, mapped
+    /// as [`CompileCache::load`] maps it; `None` for anything else (not
+    /// cached, changed since, refused, unreadable, a platform's kept
+    /// components), which `load` then deals with and reports. A start uses
+    /// it to map what it can while another thread links, never compiling
+    /// on that path.
+    pub fn load_if_cached(&self, engine: &Engine, wasm_path: &Path) -> Option<Component> {
+        if self.kept.is_some() {
+            return None;
+        }
+        let stamp = Stamp::of(wasm_path)?;
+        let cache = self.try_open()?.ok()?;
+        let digest = cache.remembered_digest(wasm_path, &stamp)?;
+        let component = cache.mapped(engine, &digest)?;
+        self.loaded()
+            .insert(wasm_path.to_path_buf(), (stamp.0, digest));
+        Some(component)
     }
 
     /// Loads the component at `wasm_path`; a core module is made into a
@@ -204,6 +227,16 @@ impl CompileCache {
 }
 
 impl Opened<'_> {
+    /// The entry for `digest`, mapped, if it is there and its seal verifies.
+    fn mapped(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let entry = self.dir.join(format!("{}.cwasm", key(engine, digest)));
+        self.verified(&entry, &entry.with_extension("cwasm.seal"))
+            .ok()?;
+        // SAFETY: as in `load_entry`: the seal verified is one only this host
+        // can make, for an engine with the same compatibility hash.
+        unsafe { Component::deserialize_file(engine, &entry) }.ok()
+    }
+
     /// The entry for `digest`: mapped if its seal verifies, else compiled
     /// from `bytes` (or what `read` gives) and stored.
     fn load_entry(
@@ -509,6 +542,50 @@ mod tests {
         std::fs::write(&entry, &bytes).unwrap();
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Recompiled);
         assert_eq!(cache.load(&engine, &src).unwrap().1, Origin::Cache);
+    }
+
+    /// What a start maps beside the linker: only what a load would take
+    /// from the cache as it is, never a compile, never a changed file's
+    /// old code, never an entry whose seal fails.
+    #[test]
+    fn load_if_cached_takes_only_a_verified_entry_of_the_file_as_it_is() {
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CompileCache::new(Some(dir.clone()));
+        let (empty, exports_f) = two_components();
+        let src = tmp.path().join("c.wasm");
+        std::fs::write(&src, &exports_f).unwrap();
+        assert!(
+            cache.load_if_cached(&engine, &src).is_none(),
+            "not compiled yet"
+        );
+        assert!(entries(&dir).is_empty(), "load_if_cached compiled");
+
+        cache.load(&engine, &src).unwrap();
+        let next = CompileCache::new(Some(dir.clone()));
+        let c = next.load_if_cached(&engine, &src).expect("a cache hit");
+        assert!(c.get_export_index(None, "f").is_some());
+        // Its identity is the digest, as after a load.
+        let digest = hex::encode(Sha256::digest(&exports_f));
+        assert_eq!(next.identity(&src), digest.as_bytes());
+
+        // The file changed: its old code is not taken.
+        std::fs::write(&src, &empty).unwrap();
+        assert!(next.load_if_cached(&engine, &src).is_none());
+        // Back as it was, but the entry was tampered with: refused, and
+        // left for `load` to replace.
+        std::fs::write(&src, &exports_f).unwrap();
+        cache.load(&engine, &src).unwrap();
+        let entry = entries(&dir).pop().unwrap();
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        assert!(CompileCache::new(Some(dir.clone()))
+            .load_if_cached(&engine, &src)
+            .is_none());
+        assert_eq!(next.load(&engine, &src).unwrap().1, Origin::Recompiled);
     }
 
     /// On a runtime the digest's record is written after the load, on the
