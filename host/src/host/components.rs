@@ -61,9 +61,10 @@ pub struct ComponentSet {
 /// another thread makes the linker, so that the first request does not
 /// wait for both one after the other. Only cache hits are taken (a miss
 /// would mean compiling, which the background loader does after the
-/// start), and components with dependencies are left out (they are
-/// composed at every load). Anything not taken is loaded as before, and
-/// any error is found and reported there.
+/// start). The caller gives no component with dependencies: those are
+/// composed at every load, so their file alone is not what runs.
+/// Anything not taken is loaded as before, and any error is found and
+/// reported there.
 pub fn prefetch<'a>(
     engine: &Engine,
     cache: &CompileCache,

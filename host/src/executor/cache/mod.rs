@@ -227,11 +227,17 @@ impl CompileCache {
 }
 
 impl Opened<'_> {
+    /// The entry file for `digest` under `engine`, and its seal's file.
+    fn entry_files(&self, engine: &Engine, digest: &str) -> (PathBuf, PathBuf) {
+        let entry = self.dir.join(format!("{}.cwasm", key(engine, digest)));
+        let seal_file = entry.with_extension("cwasm.seal");
+        (entry, seal_file)
+    }
+
     /// The entry for `digest`, mapped, if it is there and its seal verifies.
     fn mapped(&self, engine: &Engine, digest: &str) -> Option<Component> {
-        let entry = self.dir.join(format!("{}.cwasm", key(engine, digest)));
-        self.verified(&entry, &entry.with_extension("cwasm.seal"))
-            .ok()?;
+        let (entry, seal_file) = self.entry_files(engine, digest);
+        self.verified(&entry, &seal_file).ok()?;
         // SAFETY: as in `load_entry`: the seal verified is one only this host
         // can make, for an engine with the same compatibility hash.
         unsafe { Component::deserialize_file(engine, &entry) }.ok()
@@ -248,8 +254,7 @@ impl Opened<'_> {
         wasm_path: &Path,
     ) -> Result<(Component, Origin)> {
         let cache = self;
-        let entry = cache.dir.join(format!("{}.cwasm", key(engine, digest)));
-        let seal_file = entry.with_extension("cwasm.seal");
+        let (entry, seal_file) = cache.entry_files(engine, digest);
         let mut origin = Origin::Compiled;
         if std::fs::symlink_metadata(&entry).is_ok() {
             // An entry the system would not let us read just now (out of
@@ -549,12 +554,9 @@ mod tests {
     /// old code, never an entry whose seal fails.
     #[test]
     fn load_if_cached_takes_only_a_verified_entry_of_the_file_as_it_is() {
-        let engine = Engine::default();
-        let tmp = tempfile::tempdir().unwrap();
+        let (engine, tmp, cache, src) = with_cache();
         let dir = tmp.path().join("cache");
-        let cache = CompileCache::new(Some(dir.clone()));
         let (empty, exports_f) = two_components();
-        let src = tmp.path().join("c.wasm");
         std::fs::write(&src, &exports_f).unwrap();
         assert!(
             cache.load_if_cached(&engine, &src).is_none(),
