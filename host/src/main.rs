@@ -301,12 +301,20 @@ fn up(args: UpArgs) -> Result<ExitCode> {
         .spawn(new_runtime)
         .context("cannot start a thread to build the tokio runtime")?;
     let file = args.manifest.path();
+    // The engine, the start's costliest step, is made meanwhile too, with
+    // the options the command line implies; the host makes another only if
+    // the manifest asks for different ones (its [limits], a Spin app).
+    let early_engine = Arc::new(nebula::executor::EarlyEngine::start(EngineOptions {
+        concurrency: file.file_name().is_some_and(|n| n == "spin.toml"),
+        ..engine_options(&args, &Limits::default())
+    })?);
     let app = match AnyManifest::load(&file)? {
         AnyManifest::Pure(m) => {
             if !args.no_build {
                 nebula::builder::build(&m, &[], true)?;
             }
             let mut opts = host_options(&args, &m.limits, &m.base_dir);
+            opts.early_engine = Some(early_engine);
             // Serve first; `serve` loads them right after, and stops with
             // the error if one cannot be loaded.
             opts.defer_components = true;
@@ -316,7 +324,8 @@ fn up(args: UpArgs) -> Result<ExitCode> {
             if !args.no_build {
                 nebula::builder::build_spin(&m, &[], true)?;
             }
-            let opts = host_options(&args, &m.limits, &m.base_dir);
+            let mut opts = host_options(&args, &m.limits, &m.base_dir);
+            opts.early_engine = Some(early_engine);
             Host::load_spin(m, opts)?
         }
     };
@@ -377,15 +386,9 @@ fn replay(args: ReplayArgs) -> ExitCode {
 /// The command line over the manifest's `[limits]`, over the defaults.
 fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions {
     let ms = std::time::Duration::from_millis;
-    let max_instances = args.max_instances.or(limits.max_instances).unwrap_or(256);
-    let max_memory_mb = args.max_memory_mb.or(limits.max_memory_mb).unwrap_or(64);
     let timeout_ms = args.timeout_ms.or(limits.timeout_ms).unwrap_or(10_000);
     HostOptions {
-        engine: EngineOptions {
-            max_instances,
-            max_memory_bytes: max_memory_mb << 20,
-            ..Default::default()
-        },
+        engine: engine_options(args, limits),
         cache_dir: Some(
             args.cache_dir
                 .clone()
@@ -413,6 +416,19 @@ fn host_options(args: &UpArgs, limits: &Limits, base_dir: &Path) -> HostOptions 
         defer_components: false,
         // A start stops on a database that cannot be opened or migrated.
         defer_database: false,
+        early_engine: None,
+    }
+}
+
+/// The engine the command line over the manifest's `[limits]` asks for
+/// (the host raises its memory cap to the largest component's).
+fn engine_options(args: &UpArgs, limits: &Limits) -> EngineOptions {
+    let max_instances = args.max_instances.or(limits.max_instances).unwrap_or(256);
+    let max_memory_mb = args.max_memory_mb.or(limits.max_memory_mb).unwrap_or(64);
+    EngineOptions {
+        max_instances,
+        max_memory_bytes: max_memory_mb << 20,
+        ..Default::default()
     }
 }
 

@@ -29,7 +29,7 @@ mod wasm_kind;
 pub use cache::{CompileCache, KeptComponents, Origin};
 pub use closed_wasi::{closed_ctx, ClosedOutput, CLOSED_WASI_PACKAGES};
 pub use deadline::Deadlines;
-pub use engine::{new_engine, EngineOptions};
+pub use engine::{new_engine, EarlyEngine, EngineOptions};
 pub use pure::{CallOutput, PureCallError, PureComponent, PureExecutor, PureLinker};
 
 use std::future::Future;

@@ -390,11 +390,16 @@ impl Runtime {
                     .fold(opts.engine.max_memory_bytes, usize::max);
                 // Pure components never use the async ABI; leaving it off saves
                 // ~3 µs per call.
-                let engine = executor::new_engine(&EngineOptions {
+                let wanted = EngineOptions {
                     concurrency: model.is_spin(),
                     max_memory_bytes,
                     ..opts.engine.clone()
-                })?;
+                };
+                let early = opts.early_engine.as_ref().and_then(|e| e.take(&wanted));
+                let engine = match early {
+                    Some(made) => made?,
+                    None => executor::new_engine(&wanted)?,
+                };
                 let deadlines = Deadlines::start(&engine);
                 (engine, deadlines)
             }

@@ -68,6 +68,9 @@ pub struct HostOptions {
     /// and checked at deploy, and a request that needs no data should not
     /// wait for one to open).
     pub defer_database: bool,
+    /// An engine started before the manifest was read (`nebula up`): the
+    /// host uses it if it was made with the options the app resolves to.
+    pub early_engine: Option<std::sync::Arc<crate::executor::EarlyEngine>>,
 }
 
 /// An engine shared by many hosts, with the ticker that gives its calls
@@ -142,6 +145,7 @@ impl Default for HostOptions {
             record_all: false,
             defer_components: false,
             defer_database: false,
+            early_engine: None,
         }
     }
 }
